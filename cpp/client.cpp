@@ -1,0 +1,307 @@
+#include "client.h"
+
+#include "runtime.h"
+#include "xml.h"
+
+#include <aws/common/byte_buf.h>
+#include <aws/common/error.h>
+#include <aws/io/retry_strategy.h>
+#include <aws/io/tls_channel_handler.h>
+
+#include <pybind11/pybind11.h>
+
+#include <arpa/inet.h>
+#include <stdexcept>
+
+namespace py = pybind11;
+
+namespace s3tc {
+namespace {
+
+aws_byte_cursor cursor(const std::string &text) { return aws_byte_cursor_from_array(text.data(), text.size()); }
+
+std::string to_string(aws_byte_cursor value) { return std::string(reinterpret_cast<const char *>(value.ptr), value.len); }
+
+std::string encode(const std::string &text, bool keep_slash) {
+    aws_byte_buf out;
+    aws_byte_buf_init(&out, aws_default_allocator(), text.size() * 3 + 1);
+    aws_byte_cursor in = cursor(text);
+    if (keep_slash) {
+        aws_byte_buf_append_encoding_uri_path(&out, &in);
+    } else {
+        aws_byte_buf_append_encoding_uri_param(&out, &in);
+    }
+    std::string encoded(reinterpret_cast<const char *>(out.buffer), out.len);
+    aws_byte_buf_clean_up(&out);
+    return encoded;
+}
+
+bool is_ip_address(const std::string &host) {
+    unsigned char scratch[sizeof(in6_addr)];
+    std::string bare = host;
+    if (bare.size() > 2 && bare.front() == '[' && bare.back() == ']') bare = bare.substr(1, bare.size() - 2);
+    return inet_pton(AF_INET, bare.c_str(), scratch) == 1 || inet_pton(AF_INET6, bare.c_str(), scratch) == 1;
+}
+
+uint64_t parse_u64(const std::string &text) {
+    try {
+        return text.empty() ? 0 : std::stoull(text);
+    } catch (const std::exception &) {
+        return 0;
+    }
+}
+
+// Where each key's element lives in a ListObjectsV2 response.
+const std::set<std::string> list_containers = {"ListBucketResult", "Contents", "CommonPrefixes", "Owner"};
+
+}  // namespace
+
+RequestTarget::RequestTarget(aws_http_message *message, const std::string &endpoint_uri)
+    : message_(message), endpoint_text_(endpoint_uri), endpoint_{} {
+    aws_byte_cursor text = cursor(endpoint_text_);
+    if (aws_uri_init_parse(&endpoint_, aws_default_allocator(), &text) != AWS_OP_SUCCESS) {
+        aws_http_message_release(message_);
+        throw std::invalid_argument("invalid endpoint URI: " + endpoint_uri);
+    }
+}
+
+RequestTarget::~RequestTarget() {
+    aws_uri_clean_up(&endpoint_);
+    aws_http_message_release(message_);
+}
+
+void RequestTarget::apply(aws_s3_meta_request_options &options) {
+    options.message = message_;
+    options.endpoint = &endpoint_;
+}
+
+Client::Client(ClientConfig config) : config_(std::move(config)) {
+    Runtime &runtime = Runtime::current();
+
+    if (config_.endpoint.empty()) {
+        scheme_ = "https";
+        host_ = "s3." + config_.region + ".amazonaws.com";
+        path_style_ = config_.force_path_style;
+    } else {
+        aws_uri parsed;
+        aws_byte_cursor text = cursor(config_.endpoint);
+        if (aws_uri_init_parse(&parsed, runtime.allocator, &text) != AWS_OP_SUCCESS) {
+            throw std::invalid_argument("endpoint '" + config_.endpoint +
+                                        "' is not a URI; give one like https://s3.example.com or http://127.0.0.1:9000");
+        }
+        scheme_ = to_string(*aws_uri_scheme(&parsed));
+        host_ = to_string(*aws_uri_host_name(&parsed));
+        port_ = aws_uri_port(&parsed);
+        aws_uri_clean_up(&parsed);
+        for (auto &c : scheme_) c = static_cast<char>(tolower(c));
+        if ((scheme_ != "http" && scheme_ != "https") || host_.empty()) {
+            throw std::invalid_argument("endpoint '" + config_.endpoint +
+                                        "' must start with http:// or https:// and name a host");
+        }
+        // Virtual-hosted names cannot resolve under an IP address or localhost.
+        path_style_ = config_.force_path_style || is_ip_address(host_) || host_ == "localhost";
+    }
+
+    if (!config_.unsigned_requests) {
+        aws_credentials_provider_chain_default_options chain = {};
+        chain.bootstrap = runtime.bootstrap;
+        chain.tls_ctx = runtime.tls;
+        if (!config_.profile.empty()) chain.profile_name_override = cursor(config_.profile);
+        credentials_ = aws_credentials_provider_new_chain_default(runtime.allocator, &chain);
+        if (credentials_ == nullptr) {
+            throw std::runtime_error("cannot set up AWS credentials: " + describe_crt_error(aws_last_error()));
+        }
+        aws_s3_init_default_signing_config(&signing_, cursor(config_.region), credentials_);
+    }
+
+    aws_tls_connection_options_init_from_ctx(&tls_, runtime.tls);
+
+    aws_s3_client_config client_config = {};
+    client_config.region = cursor(config_.region);
+    client_config.client_bootstrap = runtime.bootstrap;
+    client_config.tls_mode = AWS_MR_TLS_ENABLED;  // used only for https endpoints
+    client_config.tls_connection_options = &tls_;
+    client_config.signing_config = config_.unsigned_requests ? nullptr : &signing_;
+    client_config.part_size = config_.part_size;
+    client_config.throughput_target_gbps = config_.throughput_target_gbps;
+    if (config_.max_attempts <= 1) {
+        aws_no_retry_options no_retry = {};
+        retry_ = aws_retry_strategy_new_no_retry(runtime.allocator, &no_retry);
+        client_config.retry_strategy = retry_;
+    } else {
+        client_config.retry_config.max_retries = static_cast<size_t>(config_.max_attempts - 1);
+    }
+    client_config.enable_read_backpressure = true;
+    client_config.initial_read_window =
+        static_cast<size_t>(config_.read_window != 0 ? config_.read_window : 8 * config_.part_size);
+
+    client_ = aws_s3_client_new(runtime.allocator, &client_config);
+    if (client_ == nullptr) {
+        int error = aws_last_error();
+        this->~Client();
+        throw std::invalid_argument("cannot create the S3 client: " + describe_crt_error(error));
+    }
+}
+
+Client::~Client() {
+    // Releases are asynchronous: requests still in flight keep what they need alive.
+    if (client_ != nullptr) aws_s3_client_release(client_);
+    if (retry_ != nullptr) aws_retry_strategy_release(retry_);
+    if (credentials_ != nullptr) aws_credentials_provider_release(credentials_);
+    aws_tls_connection_options_clean_up(&tls_);
+    client_ = nullptr;
+    retry_ = nullptr;
+    credentials_ = nullptr;
+}
+
+std::string Client::object_uri(const std::string &bucket, const std::string &key) const {
+    std::string authority = host_;
+    if (port_ != 0) authority += ":" + std::to_string(port_);
+    // Dotted bucket names break the TLS certificate of virtual-hosted names: use path style for them.
+    const bool path_style = path_style_ || (scheme_ == "https" && bucket.find('.') != std::string::npos);
+    if (path_style) {
+        std::string path = "/" + bucket;
+        if (!key.empty()) path += "/" + encode(key, true);
+        return scheme_ + "://" + authority + path;
+    }
+    return scheme_ + "://" + bucket + "." + authority + "/" + encode(key, true);
+}
+
+std::unique_ptr<RequestTarget> Client::target(const char *method, const std::string &bucket, const std::string &key,
+                                              const std::string &query) const {
+    const std::string uri = object_uri(bucket, key);
+    // Split "scheme://authority/path" into the endpoint and the request path.
+    const size_t path_start = uri.find('/', uri.find("://") + 3);
+    std::string endpoint = path_start == std::string::npos ? uri : uri.substr(0, path_start);
+    std::string path = path_start == std::string::npos ? "/" : uri.substr(path_start);
+    if (!query.empty()) path += "?" + query;
+
+    aws_http_message *message = aws_http_message_new_request(aws_default_allocator());
+    aws_http_message_set_request_method(message, aws_byte_cursor_from_c_str(method));
+    aws_http_message_set_request_path(message, cursor(path));
+    aws_http_headers *headers = aws_http_message_get_headers(message);
+    if (!config_.user_agent.empty()) {
+        aws_http_headers_set(headers, aws_byte_cursor_from_c_str("User-Agent"), cursor(config_.user_agent));
+    }
+    if (config_.requester_pays) {
+        aws_http_headers_set(headers, aws_byte_cursor_from_c_str("x-amz-request-payer"),
+                             aws_byte_cursor_from_c_str("requester"));
+    }
+    return std::make_unique<RequestTarget>(message, endpoint);
+}
+
+OperationContext Client::context(const std::string &operation, const std::string &bucket,
+                                 const std::string &key) const {
+    OperationContext context;
+    context.operation = operation;
+    context.bucket = bucket;
+    context.key = key;
+    context.endpoint = config_.endpoint.empty() ? scheme_ + "://" + host_ : config_.endpoint;
+    context.max_attempts = config_.max_attempts;
+    return context;
+}
+
+std::shared_ptr<BufferedRequest> Client::run(const std::string &operation, const std::string &bucket,
+                                             const std::string &key, RequestTarget &target, RunOptions extra) {
+    auto request = std::make_shared<BufferedRequest>();
+    request->context = context(operation, bucket, key);
+    aws_s3_meta_request_options options = {};
+    options.type = extra.type;
+    if (extra.type == AWS_S3_META_REQUEST_TYPE_DEFAULT) options.operation_name = cursor(operation);
+    if (!extra.copy_source_uri.empty()) options.copy_source_uri = cursor(extra.copy_source_uri);
+    if (extra.body) {
+        request->request_body = std::move(*extra.body);
+        // A non-null pointer tells the CRT there is a body, even an empty one.
+        static const uint8_t no_bytes = 0;
+        const uint8_t *data = request->request_body.empty() ? &no_bytes : request->request_body.data();
+        options.request_body = aws_byte_cursor_from_array(data, request->request_body.size());
+    }
+    target.apply(options);
+    request->start(client_, options);
+    request->wait_finished();
+    request->throw_if_failed();
+    return request;
+}
+
+ObjectInfo Client::head_object(const std::string &bucket, const std::string &key) {
+    auto target_ = target("HEAD", bucket, key);
+    auto request = run("HeadObject", bucket, key, *target_);
+    ObjectInfo info;
+    info.key = key;
+    info.size = parse_u64(header_value(request->headers, "Content-Length"));
+    info.etag = header_value(request->headers, "ETag");
+    info.last_modified = header_value(request->headers, "Last-Modified");
+    info.storage_class = header_value(request->headers, "x-amz-storage-class");
+    return info;
+}
+
+void Client::delete_object(const std::string &bucket, const std::string &key) {
+    auto target_ = target("DELETE", bucket, key);
+    run("DeleteObject", bucket, key, *target_);
+}
+
+void Client::copy_object(const std::string &src_bucket, const std::string &src_key, const std::string &dst_bucket,
+                         const std::string &dst_key) {
+    auto target_ = target("PUT", dst_bucket, dst_key);
+    aws_http_headers_set(aws_http_message_get_headers(target_->message()),
+                         aws_byte_cursor_from_c_str("x-amz-copy-source"),
+                         cursor(src_bucket + "/" + encode(src_key, true)));
+    RunOptions extra;
+    extra.type = AWS_S3_META_REQUEST_TYPE_COPY_OBJECT;
+    extra.copy_source_uri = object_uri(src_bucket, src_key);
+    run("CopyObject", dst_bucket, dst_key, *target_, std::move(extra));
+}
+
+ListPage Client::list_objects(const std::string &bucket, const std::string &prefix, const std::string &delimiter,
+                              int max_keys, const std::string &continuation_token) {
+    std::string query = "list-type=2&max-keys=" + std::to_string(max_keys);
+    if (!prefix.empty()) query += "&prefix=" + encode(prefix, false);
+    if (!delimiter.empty()) query += "&delimiter=" + encode(delimiter, false);
+    if (!continuation_token.empty()) query += "&continuation-token=" + encode(continuation_token, false);
+    auto target_ = target("GET", bucket, "", query);
+    auto request = run("ListObjectsV2", bucket, "", *target_);
+
+    XmlElement root;
+    if (!parse_xml(request->response_body, list_containers, root) || root.name != "ListBucketResult") {
+        Outcome bad;
+        bad.error_code = AWS_ERROR_S3_INVALID_RESPONSE_STATUS;
+        S3Error error = make_s3_error(request->context, bad);
+        error.code = "MalformedResponse";
+        error.message = "MalformedResponse: listing s3://" + bucket + "/" + prefix +
+                        " returned a response that is not a ListObjectsV2 result; is the endpoint an S3 API?";
+        throw error;
+    }
+    ListPage page;
+    for (const auto &element : root.children) {
+        if (element.name == "Contents") {
+            ObjectInfo info;
+            info.key = element.child_text("Key");
+            info.etag = element.child_text("ETag");
+            info.size = parse_u64(element.child_text("Size"));
+            info.last_modified = element.child_text("LastModified");
+            info.storage_class = element.child_text("StorageClass");
+            page.objects.push_back(std::move(info));
+        } else if (element.name == "CommonPrefixes") {
+            page.common_prefixes.push_back(element.child_text("Prefix"));
+        } else if (element.name == "NextContinuationToken") {
+            page.next_continuation_token = element.text;
+        }
+    }
+    if (root.child_text("IsTruncated") != "true") page.next_continuation_token.clear();
+    return page;
+}
+
+void Client::put_small_object(const std::string &bucket, const std::string &key, std::vector<uint8_t> body,
+                              const std::string &storage_class) {
+    auto target_ = target("PUT", bucket, key);
+    aws_http_headers *headers = aws_http_message_get_headers(target_->message());
+    aws_http_headers_set(headers, aws_byte_cursor_from_c_str("Content-Length"), cursor(std::to_string(body.size())));
+    if (!storage_class.empty()) {
+        aws_http_headers_set(headers, aws_byte_cursor_from_c_str("x-amz-storage-class"), cursor(storage_class));
+    }
+    RunOptions extra;
+    extra.body = std::move(body);
+    run("PutObject", bucket, key, *target_, std::move(extra));
+}
+
+}  // namespace s3tc

@@ -1,0 +1,110 @@
+// The native S3 client: one aws_s3_client, its credentials, and the small one-shot operations.
+#pragma once
+
+#include "object_info.h"
+#include "request.h"
+
+#include <aws/auth/credentials.h>
+#include <aws/auth/signing_config.h>
+#include <aws/common/uri.h>
+#include <aws/http/request_response.h>
+#include <aws/io/tls_channel_handler.h>
+#include <aws/s3/s3_client.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace s3tc {
+
+struct ClientConfig {
+    std::string region;
+    std::string endpoint;  // "" for AWS's regional endpoint
+    double throughput_target_gbps = 10.0;
+    uint64_t part_size = 8ull << 20;
+    bool unsigned_requests = false;
+    bool force_path_style = false;
+    int max_attempts = 10;
+    std::string profile;
+    std::string user_agent;
+    bool requester_pays = false;
+    uint64_t read_window = 0;  // bytes a streaming GET may buffer ahead; 0 picks 8 parts
+};
+
+struct ListPage {
+    std::vector<ObjectInfo> objects;
+    std::vector<std::string> common_prefixes;
+    std::string next_continuation_token;  // "" on the last page
+};
+
+// An HTTP request aimed at one bucket and key, ready to hand to the CRT.
+class RequestTarget {
+public:
+    RequestTarget(aws_http_message *message, const std::string &endpoint_uri);
+    ~RequestTarget();
+    RequestTarget(const RequestTarget &) = delete;
+    RequestTarget &operator=(const RequestTarget &) = delete;
+
+    // Points `options` at this target; the target must outlive the call that makes the meta request.
+    void apply(aws_s3_meta_request_options &options);
+    aws_http_message *message() { return message_; }
+
+private:
+    aws_http_message *message_;
+    std::string endpoint_text_;
+    aws_uri endpoint_;
+};
+
+// How Client::run sends a request beyond its method and target.
+struct RunOptions {
+    aws_s3_meta_request_type type = AWS_S3_META_REQUEST_TYPE_DEFAULT;
+    std::string copy_source_uri;
+    std::optional<std::vector<uint8_t>> body;
+};
+
+class Client {
+public:
+    explicit Client(ClientConfig config);
+    ~Client();
+    Client(const Client &) = delete;
+    Client &operator=(const Client &) = delete;
+
+    const ClientConfig &config() const { return config_; }
+    aws_s3_client *handle() const { return client_; }
+
+    // A request for `method` on bucket/key ("" key for the bucket itself); `query` without "?".
+    std::unique_ptr<RequestTarget> target(const char *method, const std::string &bucket, const std::string &key,
+                                          const std::string &query = "") const;
+    OperationContext context(const std::string &operation, const std::string &bucket, const std::string &key) const;
+    // The URI of bucket/key on this client's endpoint, e.g. for a copy source.
+    std::string object_uri(const std::string &bucket, const std::string &key) const;
+
+    // Each blocks with the GIL released and raises S3Error on failure.
+    ObjectInfo head_object(const std::string &bucket, const std::string &key);
+    void delete_object(const std::string &bucket, const std::string &key);
+    void copy_object(const std::string &src_bucket, const std::string &src_key, const std::string &dst_bucket,
+                     const std::string &dst_key);
+    ListPage list_objects(const std::string &bucket, const std::string &prefix, const std::string &delimiter,
+                          int max_keys, const std::string &continuation_token);
+    void put_small_object(const std::string &bucket, const std::string &key, std::vector<uint8_t> body,
+                          const std::string &storage_class);
+
+private:
+    // Runs one request to completion, collecting its response.
+    std::shared_ptr<BufferedRequest> run(const std::string &operation, const std::string &bucket,
+                                         const std::string &key, RequestTarget &target, RunOptions extra = {});
+
+    ClientConfig config_;
+    std::string scheme_;
+    std::string host_;
+    uint32_t port_ = 0;
+    bool path_style_ = false;
+    aws_credentials_provider *credentials_ = nullptr;
+    aws_signing_config_aws signing_{};
+    aws_tls_connection_options tls_{};
+    aws_retry_strategy *retry_ = nullptr;
+    aws_s3_client *client_ = nullptr;
+};
+
+}  // namespace s3tc

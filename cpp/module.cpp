@@ -1,0 +1,123 @@
+// Python bindings of the native module. Behaviour lives in the other files; this one only binds.
+#include "buffer.h"
+#include "client.h"
+#include "errors.h"
+#include "get.h"
+#include "put.h"
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+namespace py = pybind11;
+using namespace s3tc;
+
+namespace {
+
+// A Python buffer held for the duration of one call.
+class BufferView {
+public:
+    BufferView(const py::object &source, bool writable) {
+        if (PyObject_GetBuffer(source.ptr(), &view_, writable ? PyBUF_WRITABLE : PyBUF_SIMPLE) != 0) {
+            throw py::error_already_set();
+        }
+    }
+    ~BufferView() { PyBuffer_Release(&view_); }
+    uint8_t *data() { return static_cast<uint8_t *>(view_.buf); }
+    size_t size() const { return static_cast<size_t>(view_.len); }
+
+private:
+    Py_buffer view_;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+    m.doc() = "The native S3 engine of s3torchconnector, over the AWS Common Runtime. Internal API.";
+    register_s3_exception(m);
+
+    py::class_<Buffer, std::shared_ptr<Buffer>>(m, "Buffer", py::buffer_protocol())
+        .def("__len__", &Buffer::size)
+        .def_buffer([](Buffer &buffer) {
+            return py::buffer_info(buffer.data(), 1, py::format_descriptor<uint8_t>::format(), 1,
+                                   {static_cast<py::ssize_t>(buffer.size())}, {1}, false);
+        });
+
+    py::class_<ObjectInfo>(m, "ObjectInfo")
+        .def_readonly("key", &ObjectInfo::key)
+        .def_readonly("etag", &ObjectInfo::etag)
+        .def_readonly("size", &ObjectInfo::size)
+        .def_readonly("last_modified", &ObjectInfo::last_modified)
+        .def_readonly("storage_class", &ObjectInfo::storage_class);
+
+    py::class_<ListPage>(m, "ListPage")
+        .def_readonly("objects", &ListPage::objects)
+        .def_readonly("common_prefixes", &ListPage::common_prefixes)
+        .def_readonly("next_continuation_token", &ListPage::next_continuation_token);
+
+    py::class_<GetStream>(m, "GetObjectStream")
+        .def("info", &GetStream::info)
+        .def("read_all", &GetStream::read_all)
+        .def("next_chunk", &GetStream::next_chunk)
+        .def("readinto",
+             [](GetStream &stream, const py::object &target) {
+                 BufferView view(target, true);
+                 return stream.readinto(view.data(), view.size());
+             })
+        .def("close", &GetStream::close);
+
+    py::class_<PutStream>(m, "PutObjectStream")
+        .def("write",
+             [](PutStream &stream, const py::object &data) {
+                 BufferView view(data, false);
+                 stream.write(view.data(), view.size());
+                 return view.size();
+             })
+        .def("close", &PutStream::close)
+        .def("abort", &PutStream::abort)
+        .def_property_readonly("bytes_written", &PutStream::bytes_written);
+
+    py::class_<Client, std::shared_ptr<Client>>(m, "NativeClient")
+        .def(py::init([](const std::string &region, const std::string &endpoint, double throughput_target_gbps,
+                         uint64_t part_size, bool unsigned_requests, bool force_path_style, int max_attempts,
+                         const std::string &profile, const std::string &user_agent, bool requester_pays,
+                         uint64_t read_window) {
+                 ClientConfig config;
+                 config.region = region;
+                 config.endpoint = endpoint;
+                 config.throughput_target_gbps = throughput_target_gbps;
+                 config.part_size = part_size;
+                 config.unsigned_requests = unsigned_requests;
+                 config.force_path_style = force_path_style;
+                 config.max_attempts = max_attempts;
+                 config.profile = profile;
+                 config.user_agent = user_agent;
+                 config.requester_pays = requester_pays;
+                 config.read_window = read_window;
+                 return std::make_shared<Client>(std::move(config));
+             }),
+             py::arg("region"), py::arg("endpoint") = "", py::arg("throughput_target_gbps") = 10.0,
+             py::arg("part_size") = 8ull << 20, py::arg("unsigned") = false, py::arg("force_path_style") = false,
+             py::arg("max_attempts") = 10, py::arg("profile") = "", py::arg("user_agent") = "",
+             py::arg("requester_pays") = false, py::arg("read_window") = 0)
+        .def(
+            "get_object",
+            [](std::shared_ptr<Client> client, const std::string &bucket, const std::string &key,
+               std::optional<uint64_t> start, std::optional<uint64_t> end, bool whole) {
+                return std::make_unique<GetStream>(std::move(client), bucket, key, start, end, whole);
+            },
+            py::arg("bucket"), py::arg("key"), py::arg("start") = py::none(), py::arg("end") = py::none(),
+            py::arg("whole") = false)
+        .def(
+            "put_object",
+            [](std::shared_ptr<Client> client, const std::string &bucket, const std::string &key,
+               const std::string &storage_class) {
+                return std::make_unique<PutStream>(std::move(client), bucket, key, storage_class);
+            },
+            py::arg("bucket"), py::arg("key"), py::arg("storage_class") = "")
+        .def("head_object", &Client::head_object, py::arg("bucket"), py::arg("key"))
+        .def("delete_object", &Client::delete_object, py::arg("bucket"), py::arg("key"))
+        .def("copy_object", &Client::copy_object, py::arg("src_bucket"), py::arg("src_key"), py::arg("dst_bucket"),
+             py::arg("dst_key"))
+        .def("list_objects", &Client::list_objects, py::arg("bucket"), py::arg("prefix") = "",
+             py::arg("delimiter") = "", py::arg("max_keys") = 1000, py::arg("continuation_token") = "");
+}

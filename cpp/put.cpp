@@ -1,0 +1,133 @@
+#include "put.h"
+
+#include "wait.h"
+
+#include <aws/io/future.h>
+
+#include <pybind11/pybind11.h>
+
+#include <stdexcept>
+
+namespace s3tc {
+namespace {
+
+// Completion of one aws_s3_meta_request_write(), seen through a condition variable.
+struct WriteCompletion {
+    std::mutex mutex;
+    std::condition_variable done_changed;
+    bool done = false;
+
+    static void on_done(void *user_data) {
+        auto *holder = static_cast<std::shared_ptr<WriteCompletion> *>(user_data);
+        {
+            std::lock_guard<std::mutex> lock((*holder)->mutex);
+            (*holder)->done = true;
+            (*holder)->done_changed.notify_all();
+        }
+        delete holder;
+    }
+};
+
+}  // namespace
+
+PutStream::PutStream(std::shared_ptr<Client> client, std::string bucket, std::string key, std::string storage_class)
+    : client_(std::move(client)), bucket_(std::move(bucket)), key_(std::move(key)),
+      storage_class_(std::move(storage_class)) {}
+
+PutStream::~PutStream() {
+    // Dropped without close(): the upload must not complete.
+    if (upload_ && !ended_) upload_->cancel();
+}
+
+void PutStream::start_multipart() {
+    auto target = client_->target("PUT", bucket_, key_);
+    if (!storage_class_.empty()) {
+        aws_http_headers_set(aws_http_message_get_headers(target->message()),
+                             aws_byte_cursor_from_c_str("x-amz-storage-class"),
+                             aws_byte_cursor_from_array(storage_class_.data(), storage_class_.size()));
+    }
+    upload_ = std::make_shared<MetaRequest>();
+    upload_->context = client_->context("PutObject", bucket_, key_);
+    aws_s3_meta_request_options options = {};
+    options.type = AWS_S3_META_REQUEST_TYPE_PUT_OBJECT;
+    options.send_using_async_writes = true;
+    target->apply(options);
+    upload_->start(client_->handle(), options);
+}
+
+void PutStream::send(const uint8_t *data, size_t size, bool eof) {
+    aws_s3_meta_request *handle;
+    {
+        std::lock_guard<std::mutex> lock(upload_->mutex);
+        handle = upload_->handle;
+    }
+    if (handle == nullptr) {  // the upload already ended, e.g. CreateMultipartUpload failed
+        upload_->wait_finished();
+        upload_->throw_if_failed();
+        throw std::logic_error("the upload ended before all data was written");
+    }
+    aws_future_void *future = aws_s3_meta_request_write(handle, aws_byte_cursor_from_array(data, size), eof);
+    auto completion = std::make_shared<WriteCompletion>();
+    aws_future_void_register_callback(future, WriteCompletion::on_done,
+                                      new std::shared_ptr<WriteCompletion>(completion));
+    {
+        pybind11::gil_scoped_release no_gil;
+        std::unique_lock<std::mutex> lock(completion->mutex);
+        wait_interruptibly(lock, completion->done_changed, [&] { return completion->done; }, [&] {
+            upload_->cancel();
+            // The CRT may still read `data` until the write completes; the caller's buffer must outlive that.
+            std::unique_lock<std::mutex> relock(completion->mutex);
+            completion->done_changed.wait(relock, [&] { return completion->done; });
+            ended_ = true;
+        });
+    }
+    const int error = aws_future_void_get_error(future);
+    aws_future_void_release(future);
+    if (error != 0) {
+        // A failed write means the meta request is finishing; its outcome says why.
+        upload_->wait_finished();
+        ended_ = true;
+        upload_->throw_if_failed();
+        Outcome outcome;
+        outcome.error_code = error;
+        throw make_s3_error(upload_->context, outcome);
+    }
+}
+
+void PutStream::write(const uint8_t *data, size_t size) {
+    if (ended_) throw std::logic_error("write to an upload that was closed or aborted");
+    bytes_written_ += size;
+    if (!upload_) {
+        if (pending_.size() + size <= client_->config().part_size) {
+            pending_.insert(pending_.end(), data, data + size);
+            return;
+        }
+        start_multipart();
+        if (!pending_.empty()) send(pending_.data(), pending_.size(), false);
+        std::vector<uint8_t>().swap(pending_);
+    }
+    if (size > 0) send(data, size, false);
+}
+
+void PutStream::close() {
+    if (ended_) return;
+    ended_ = true;
+    if (!upload_) {
+        client_->put_small_object(bucket_, key_, std::move(pending_), storage_class_);
+        return;
+    }
+    send(nullptr, 0, true);
+    upload_->wait_finished();
+    upload_->throw_if_failed();
+}
+
+void PutStream::abort() {
+    ended_ = true;
+    std::vector<uint8_t>().swap(pending_);
+    if (upload_) {
+        upload_->cancel();
+        upload_->wait_finished();  // the CRT aborts the multipart upload before it finishes
+    }
+}
+
+}  // namespace s3tc

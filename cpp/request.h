@@ -1,0 +1,76 @@
+// One CRT meta request and the state its callbacks share with the Python-facing object.
+#pragma once
+
+#include "errors.h"
+
+#include <aws/s3/s3_client.h>
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace s3tc {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// The value of header `name` (case-insensitive), or "" when absent.
+std::string header_value(const Headers &headers, const std::string &name);
+
+// Lives until the CRT's shutdown callback, so callbacks never outlive it, whatever the
+// Python side does (drop the stream, fork, exit).
+class MetaRequest : public std::enable_shared_from_this<MetaRequest> {
+public:
+    virtual ~MetaRequest();
+
+    // Makes the meta request. Fills in the callbacks and user data of `options`.
+    // Throws S3Error when the CRT refuses the options.
+    void start(aws_s3_client *client, aws_s3_meta_request_options &options);
+
+    // Asks the CRT to stop; the finish callback still comes.
+    void cancel();
+
+    // Blocks (GIL released, Ctrl-C honoured) until the finish callback ran.
+    // An interrupt cancels the request and waits for the CRT to let go of it.
+    void wait_finished();
+
+    // Throws the S3Error of a failed request, after it finished.
+    void throw_if_failed() const;
+
+    OperationContext context;
+
+    std::mutex mutex;
+    std::condition_variable changed;
+    bool headers_received = false;
+    int status = 0;
+    Headers headers;
+    bool finished = false;
+    Outcome outcome;
+    aws_s3_meta_request *handle = nullptr;
+
+protected:
+    // Called on CRT threads with `mutex` held. Return an AWS error code to fail the request, 0 to go on.
+    virtual int on_headers() { return 0; }
+    virtual int on_body(aws_byte_cursor data, uint64_t offset);
+    virtual void on_finished() {}
+
+private:
+    static int headers_callback(aws_s3_meta_request *, const aws_http_headers *, int, void *);
+    static int body_callback(aws_s3_meta_request *, const aws_byte_cursor *, uint64_t, void *);
+    static void finish_callback(aws_s3_meta_request *, const aws_s3_meta_request_result *, void *);
+    static void shutdown_callback(void *);
+};
+
+// A request whose whole response body is collected in memory (HEAD, DELETE, LIST, small PUT, COPY).
+class BufferedRequest : public MetaRequest {
+public:
+    std::string response_body;
+    std::vector<uint8_t> request_body;  // must stay alive while the CRT sends it
+
+protected:
+    int on_body(aws_byte_cursor data, uint64_t offset) override;
+};
+
+}  // namespace s3tc

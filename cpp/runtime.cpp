@@ -1,0 +1,89 @@
+#include "runtime.h"
+
+#include <aws/common/error.h>
+#include <aws/io/channel_bootstrap.h>
+#include <aws/io/event_loop.h>
+#include <aws/io/host_resolver.h>
+#include <aws/io/tls_channel_handler.h>
+#include <aws/s3/s3.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+#include <unistd.h>
+
+namespace s3tc {
+namespace {
+
+std::mutex runtime_mutex;
+Runtime *runtime = nullptr;
+
+aws_tls_ctx *new_tls_context(aws_allocator *allocator) {
+    aws_tls_ctx_options options;
+    aws_tls_ctx_options_init_default_client(&options, allocator);
+    // Honour a private CA bundle the way boto3 and the AWS CLI do.
+    const char *ca_bundle = std::getenv("AWS_CA_BUNDLE");
+    if (ca_bundle != nullptr && *ca_bundle != '\0' &&
+        aws_tls_ctx_options_override_default_trust_store_from_path(&options, nullptr, ca_bundle) != AWS_OP_SUCCESS) {
+        aws_tls_ctx_options_clean_up(&options);
+        throw std::runtime_error(std::string("cannot load AWS_CA_BUNDLE ") + ca_bundle + ": " +
+                                 describe_crt_error(aws_last_error()));
+    }
+    aws_tls_ctx *tls = aws_tls_client_ctx_new(allocator, &options);
+    aws_tls_ctx_options_clean_up(&options);
+    if (tls == nullptr) {
+        throw std::runtime_error("cannot create the TLS context: " + describe_crt_error(aws_last_error()));
+    }
+    return tls;
+}
+
+Runtime *new_runtime() {
+    static bool library_ready = false;
+    aws_allocator *allocator = aws_default_allocator();
+    if (!library_ready) {
+        aws_s3_library_init(allocator);
+        library_ready = true;
+    }
+    auto *rt = new Runtime();
+    rt->allocator = allocator;
+    rt->pid = static_cast<int>(getpid());
+
+    aws_event_loop_group_options loop_options = {};
+    loop_options.loop_count = 0;  // one per core
+    rt->event_loops = aws_event_loop_group_new(allocator, &loop_options);
+    if (rt->event_loops == nullptr) {
+        throw std::runtime_error("cannot start the CRT event loops: " + describe_crt_error(aws_last_error()));
+    }
+    aws_host_resolver_default_options resolver_options = {};
+    resolver_options.max_entries = 64;
+    resolver_options.el_group = rt->event_loops;
+    rt->resolver = aws_host_resolver_new_default(allocator, &resolver_options);
+
+    aws_client_bootstrap_options bootstrap_options = {};
+    bootstrap_options.event_loop_group = rt->event_loops;
+    bootstrap_options.host_resolver = rt->resolver;
+    rt->bootstrap = aws_client_bootstrap_new(allocator, &bootstrap_options);
+    if (rt->resolver == nullptr || rt->bootstrap == nullptr) {
+        throw std::runtime_error("cannot start the CRT resolver: " + describe_crt_error(aws_last_error()));
+    }
+    rt->tls = new_tls_context(allocator);
+    return rt;
+}
+
+}  // namespace
+
+Runtime &Runtime::current() {
+    std::lock_guard<std::mutex> lock(runtime_mutex);
+    if (runtime == nullptr || runtime->pid != static_cast<int>(getpid())) {
+        // In a forked child the parent's runtime is left alone on purpose: releasing it would
+        // wait for threads that were not copied by fork.
+        runtime = new_runtime();
+    }
+    return *runtime;
+}
+
+std::string describe_crt_error(int error_code) {
+    return std::string(aws_error_name(error_code)) + ": " + aws_error_str(error_code);
+}
+
+}  // namespace s3tc

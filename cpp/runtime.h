@@ -1,0 +1,30 @@
+// The CRT's process-wide machinery: event loop threads, DNS resolver, TLS context.
+#pragma once
+
+#include <string>
+
+struct aws_allocator;
+struct aws_event_loop_group;
+struct aws_host_resolver;
+struct aws_client_bootstrap;
+struct aws_tls_ctx;
+
+namespace s3tc {
+
+struct Runtime {
+    aws_allocator *allocator = nullptr;
+    aws_event_loop_group *event_loops = nullptr;
+    aws_host_resolver *resolver = nullptr;
+    aws_client_bootstrap *bootstrap = nullptr;
+    aws_tls_ctx *tls = nullptr;
+    int pid = 0;
+
+    // The runtime of the calling process, made on first use. A forked child gets a new one:
+    // the parent's event loop threads do not exist in the child.
+    static Runtime &current();
+};
+
+// The CRT's name and description of an error code, e.g. "AWS_IO_SOCKET_TIMEOUT: socket operation timed out".
+std::string describe_crt_error(int error_code);
+
+}  // namespace s3tc
