@@ -75,7 +75,7 @@ void RequestTarget::apply(aws_s3_meta_request_options &options) {
     options.endpoint = &endpoint_;
 }
 
-Client::Client(ClientConfig config) : config_(std::move(config)) {
+Client::Client(ClientConfig config) : config_(std::move(config)), pid_(current_pid()) {
     Runtime &runtime = Runtime::current();
 
     if (config_.endpoint.empty()) {
@@ -138,12 +138,17 @@ Client::Client(ClientConfig config) : config_(std::move(config)) {
     client_ = aws_s3_client_new(runtime.allocator, &client_config);
     if (client_ == nullptr) {
         int error = aws_last_error();
-        this->~Client();
+        release_crt_objects();
         throw std::invalid_argument("cannot create the S3 client: " + describe_crt_error(error));
     }
 }
 
 Client::~Client() {
+    if (!created_in_this_process(pid_)) return;  // a forked child: the parent's CRT threads are not here
+    release_crt_objects();
+}
+
+void Client::release_crt_objects() {
     // Releases are asynchronous: requests still in flight keep what they need alive.
     if (client_ != nullptr) aws_s3_client_release(client_);
     if (retry_ != nullptr) aws_retry_strategy_release(retry_);

@@ -95,6 +95,8 @@ private:
     std::shared_ptr<BufferedRequest> run(const std::string &operation, const std::string &bucket,
                                          const std::string &key, RequestTarget &target, RunOptions extra = {});
 
+    void release_crt_objects();
+
     ClientConfig config_;
     std::string scheme_;
     std::string host_;
@@ -105,6 +107,7 @@ private:
     aws_tls_connection_options tls_{};
     aws_retry_strategy *retry_ = nullptr;
     aws_s3_client *client_ = nullptr;
+    int pid_ = 0;
 };
 
 }  // namespace s3tc

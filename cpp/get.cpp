@@ -1,5 +1,6 @@
 #include "get.h"
 
+#include "runtime.h"
 #include "wait.h"
 
 #include <aws/common/error.h>
@@ -31,6 +32,24 @@ uint64_t parse_u64(const std::string &text) {
 uint64_t total_from_content_range(const std::string &content_range) {
     const size_t slash = content_range.rfind('/');
     return slash == std::string::npos ? 0 : parse_u64(content_range.substr(slash + 1));
+}
+
+// With the download finished in whole mode: what the caller has not read yet, without a copy
+// when that is all of it. Marks it read.
+std::shared_ptr<Buffer> take_whole_rest(Download &d) {
+    if (!d.whole_buffer) return std::make_shared<Buffer>(0);
+    const uint64_t offset = d.consumed - (d.whole_base - d.range_start);
+    std::shared_ptr<Buffer> rest;
+    if (offset == 0) {
+        rest = std::move(d.whole_buffer);
+    } else {
+        rest = std::make_shared<Buffer>(static_cast<size_t>(d.whole_buffer->size() - offset));
+        std::memcpy(rest->data(), d.whole_buffer->data() + offset, rest->size());
+    }
+    d.consumed += rest->size();
+    d.whole_buffer = std::make_shared<Buffer>(0);
+    d.whole_base = d.range_start + d.consumed;
+    return rest;
 }
 
 }  // namespace
@@ -109,7 +128,7 @@ void Download::on_finished() {
 
 GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, const std::string &key,
                      std::optional<uint64_t> start, std::optional<uint64_t> end, bool whole)
-    : client_(std::move(client)), download_(std::make_shared<Download>()) {
+    : client_(std::move(client)), download_(std::make_shared<Download>()), pid_(current_pid()) {
     if (start && end && *end < *start) {
         throw std::invalid_argument("range end " + std::to_string(*end) + " is before its start " +
                                     std::to_string(*start));
@@ -143,7 +162,10 @@ GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, 
     }
 }
 
-GetStream::~GetStream() { download_->cancel(); }
+GetStream::~GetStream() {
+    // In a forked child the request belongs to the parent's CRT threads, which do not exist here.
+    if (created_in_this_process(pid_)) download_->cancel();
+}
 
 void GetStream::wait_for(const std::function<bool()> &ready) {
     py::gil_scoped_release no_gil;
@@ -176,46 +198,55 @@ std::shared_ptr<Buffer> GetStream::read_all() {
     wait_for([&d] { return d.finished; });
     std::lock_guard<std::mutex> lock(d.mutex);
     throw_if_failed_locked();
-    std::shared_ptr<Buffer> body = std::move(d.whole_buffer);
-    d.whole_buffer = std::make_shared<Buffer>(0);  // a second read_all finds nothing left
-    return body ? body : std::make_shared<Buffer>(0);
+    return take_whole_rest(d);
 }
 
 std::shared_ptr<Buffer> GetStream::next_chunk() {
     if (empty_range_) return nullptr;
     Download &d = *download_;
-    if (d.whole) throw std::logic_error("next_chunk() on a download that reads the whole object");
     wait_for([&d] { return !d.chunks.empty() || d.finished; });
     std::lock_guard<std::mutex> lock(d.mutex);
+    if (d.whole) {  // the body is one buffer: hand out what is left of it once
+        throw_if_failed_locked();
+        std::shared_ptr<Buffer> rest = take_whole_rest(d);
+        return rest->size() == 0 ? nullptr : rest;
+    }
     if (d.chunks.empty()) {
         throw_if_failed_locked();
         return nullptr;
     }
     std::shared_ptr<Buffer> chunk = std::move(d.chunks.front());
     d.chunks.pop_front();
+    const size_t chunk_size = chunk->size();
     if (d.front_used > 0) {  // partly read through readinto: hand out the rest only
-        auto rest = std::make_shared<Buffer>(chunk->size() - d.front_used);
+        auto rest = std::make_shared<Buffer>(chunk_size - d.front_used);
         std::memcpy(rest->data(), chunk->data() + d.front_used, rest->size());
-        d.consumed += rest->size();
         d.front_used = 0;
-        d.open_window(chunk->size());
-        return rest;
+        chunk = std::move(rest);
     }
     d.consumed += chunk->size();
-    d.open_window(chunk->size());
+    d.open_window(chunk_size);
     return chunk;
 }
 
 size_t GetStream::readinto(uint8_t *out, size_t size) {
     if (empty_range_ || size == 0) return 0;
     Download &d = *download_;
-    if (d.whole) throw std::logic_error("readinto() on a download that reads the whole object");
     size_t copied = 0;
     py::gil_scoped_release no_gil;
     std::unique_lock<std::mutex> lock(d.mutex);
     while (copied < size) {
         wait_interruptibly(lock, d.changed, [&d] { return !d.chunks.empty() || d.finished; },
                            [&d] { d.cancel(); });
+        if (d.whole) {  // finished: copy from the whole buffer
+            throw_if_failed_locked();
+            const uint64_t offset = d.consumed - (d.whole_base - d.range_start);
+            const size_t available = d.whole_buffer ? static_cast<size_t>(d.whole_buffer->size() - offset) : 0;
+            const size_t n = std::min(size - copied, available);
+            if (n > 0) std::memcpy(out + copied, d.whole_buffer->data() + offset, n);
+            d.consumed += n;
+            return copied + n;
+        }
         if (d.chunks.empty()) {
             throw_if_failed_locked();
             break;

@@ -72,6 +72,7 @@ private:
     std::shared_ptr<Client> client_;
     std::shared_ptr<Download> download_;
     bool empty_range_ = false;
+    int pid_;
 };
 
 }  // namespace s3tc

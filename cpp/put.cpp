@@ -1,5 +1,6 @@
 #include "put.h"
 
+#include "runtime.h"
 #include "wait.h"
 
 #include <aws/io/future.h>
@@ -32,11 +33,12 @@ struct WriteCompletion {
 
 PutStream::PutStream(std::shared_ptr<Client> client, std::string bucket, std::string key, std::string storage_class)
     : client_(std::move(client)), bucket_(std::move(bucket)), key_(std::move(key)),
-      storage_class_(std::move(storage_class)) {}
+      storage_class_(std::move(storage_class)), pid_(current_pid()) {}
 
 PutStream::~PutStream() {
     // Dropped without close(): the upload must not complete.
-    if (upload_ && !ended_) upload_->cancel();
+    // (In a forked child the upload belongs to the parent's CRT threads: leave it alone.)
+    if (upload_ && !ended_ && created_in_this_process(pid_)) upload_->cancel();
 }
 
 void PutStream::start_multipart() {

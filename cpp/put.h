@@ -40,6 +40,7 @@ private:
     std::shared_ptr<MetaRequest> upload_;
     uint64_t bytes_written_ = 0;
     bool ended_ = false;
+    int pid_;
 };
 
 }  // namespace s3tc

@@ -46,7 +46,7 @@ Runtime *new_runtime() {
     }
     auto *rt = new Runtime();
     rt->allocator = allocator;
-    rt->pid = static_cast<int>(getpid());
+    rt->pid = current_pid();
 
     aws_event_loop_group_options loop_options = {};
     loop_options.loop_count = 0;  // one per core
@@ -74,13 +74,17 @@ Runtime *new_runtime() {
 
 Runtime &Runtime::current() {
     std::lock_guard<std::mutex> lock(runtime_mutex);
-    if (runtime == nullptr || runtime->pid != static_cast<int>(getpid())) {
+    if (runtime == nullptr || !created_in_this_process(runtime->pid)) {
         // In a forked child the parent's runtime is left alone on purpose: releasing it would
         // wait for threads that were not copied by fork.
         runtime = new_runtime();
     }
     return *runtime;
 }
+
+int current_pid() { return static_cast<int>(getpid()); }
+
+bool created_in_this_process(int pid) { return pid == current_pid(); }
 
 std::string describe_crt_error(int error_code) {
     return std::string(aws_error_name(error_code)) + ": " + aws_error_str(error_code);

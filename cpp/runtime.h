@@ -24,6 +24,11 @@ struct Runtime {
     static Runtime &current();
 };
 
+int current_pid();
+// False in a forked child for objects the parent made: their CRT threads were not copied,
+// so releasing or cancelling them could block forever. They are left as they are.
+bool created_in_this_process(int pid);
+
 // The CRT's name and description of an error code, e.g. "AWS_IO_SOCKET_TIMEOUT: socket operation timed out".
 std::string describe_crt_error(int error_code);
 
