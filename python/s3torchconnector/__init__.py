@@ -1,1 +1,22 @@
+"""Fast S3 datasets, readers, writers and checkpoints for PyTorch, over the AWS Common Runtime."""
 
+from ._native import S3Exception
+from ._s3client import S3ClientConfig
+from ._version import __version__
+from .s3checkpoint import S3Checkpoint
+from .s3iterable_dataset import S3IterableDataset
+from .s3map_dataset import S3MapDataset
+from .s3reader import S3Reader, S3ReaderConstructor
+from .s3writer import S3Writer
+
+__all__ = [
+    "S3IterableDataset",
+    "S3MapDataset",
+    "S3Checkpoint",
+    "S3Reader",
+    "S3ReaderConstructor",
+    "S3Writer",
+    "S3Exception",
+    "S3ClientConfig",
+    "__version__",
+]

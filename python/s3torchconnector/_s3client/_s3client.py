@@ -1,0 +1,211 @@
+"""S3Client: the user-facing client, one native client per process, readers and writers on top."""
+
+import logging
+import os
+import threading
+from functools import partial
+from typing import Iterator, Optional
+
+from .. import _native
+from .._user_agent import UserAgent
+from ..s3reader import S3Reader, S3ReaderConstructor
+from ..s3reader.protocol import S3ReaderConstructorProtocol
+from ..s3writer import S3Writer
+from .._validation import check_bucket, check_key
+from .object_info import HeadObjectResult, ListObjectResult, ObjectInfo
+from .s3client_config import S3ClientConfig
+
+log = logging.getLogger(__name__)
+
+_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+
+
+def _resolve_endpoint(endpoint: Optional[str]) -> str:
+    """An explicit endpoint wins; otherwise the variables boto3 and the AWS CLI honour."""
+    if endpoint:
+        return endpoint
+    for variable in _ENDPOINT_VARIABLES:
+        value = os.environ.get(variable)
+        if value:
+            return value
+    return ""
+
+
+class S3Client:
+    """A client for one region (and optionally one endpoint).
+
+    Safe to share between threads and to pass to DataLoader workers: each process builds its own
+    native client on first use, so fork, spawn and forkserver all work.
+    """
+
+    def __init__(
+        self,
+        region: str,
+        *,
+        endpoint: Optional[str] = None,
+        user_agent: Optional[UserAgent] = None,
+        s3client_config: Optional[S3ClientConfig] = None,
+    ):
+        if not isinstance(region, str) or not region:
+            raise ValueError(f"region must be a non-empty string such as 'us-east-1', got {region!r}")
+        if endpoint is not None and not isinstance(endpoint, str):
+            raise TypeError(f"endpoint must be a string URL, got {type(endpoint).__name__}")
+        if s3client_config is not None and not isinstance(s3client_config, S3ClientConfig):
+            raise TypeError(
+                f"s3client_config must be an S3ClientConfig, got {type(s3client_config).__name__}"
+            )
+        self._region = region
+        self._endpoint = endpoint
+        self._user_agent_prefix = (user_agent or UserAgent()).prefix
+        self._s3client_config = s3client_config or S3ClientConfig()
+        self._lock = threading.Lock()
+        self._native_client: Optional[_native.NativeClient] = None
+        self._client_pid: Optional[int] = None
+
+    @property
+    def region(self) -> str:
+        return self._region
+
+    @property
+    def endpoint(self) -> Optional[str]:
+        return self._endpoint
+
+    @property
+    def s3client_config(self) -> S3ClientConfig:
+        return self._s3client_config
+
+    @property
+    def user_agent_prefix(self) -> str:
+        return self._user_agent_prefix
+
+    @property
+    def _client(self) -> _native.NativeClient:
+        pid = os.getpid()
+        if self._client_pid != pid:
+            with self._lock:
+                if self._client_pid != pid:
+                    # A forked child inherits the parent's native client, whose threads it lacks.
+                    self._native_client = self._build_native_client()
+                    self._client_pid = pid
+        return self._native_client
+
+    def _build_native_client(self) -> _native.NativeClient:
+        config = self._s3client_config
+        return _native.NativeClient(
+            self._region,
+            endpoint=_resolve_endpoint(self._endpoint),
+            throughput_target_gbps=float(config.throughput_target_gbps),
+            part_size=config.part_size,
+            unsigned=config.unsigned,
+            force_path_style=config.force_path_style,
+            max_attempts=config.max_attempts,
+            profile=config.profile or "",
+            user_agent=self._user_agent_prefix,
+            requester_pays=config.requester_pays,
+        )
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_native_client"] = None
+        state["_client_pid"] = None
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def get_object(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        object_info: Optional[HeadObjectResult] = None,
+        reader_constructor: Optional[S3ReaderConstructorProtocol] = None,
+    ) -> S3Reader:
+        """A reader of s3://bucket/key. Nothing is sent until the first read."""
+        check_bucket(bucket)
+        check_key(key)
+        log.debug("GetObject s3://%s/%s", bucket, key)
+        if object_info is None:
+            get_object_info = partial(self.head_object, bucket, key)
+        else:
+            get_object_info = partial(_identity, object_info)
+        constructor = reader_constructor or S3ReaderConstructor.default()
+        return constructor(
+            bucket=bucket,
+            key=key,
+            get_object_info=get_object_info,
+            get_stream=partial(self._get_object_stream, bucket, key),
+        )
+
+    def _get_object_stream(
+        self, bucket: str, key: str, start: Optional[int] = None, end: Optional[int] = None
+    ) -> "_native.GetObjectStream":
+        """A native download of bytes [start, end) of the object (all of it by default).
+
+        Without a range it is fetched as one buffer: parts land at their offsets as they arrive.
+        """
+        if start is not None and start < 0 or end is not None and end < 0:
+            raise ValueError(f"a byte range cannot be negative, got start={start} end={end}")
+        if start is not None and end is not None and end < start:
+            raise ValueError(f"range end {end} is before its start {start}")
+        whole = start is None and end is None
+        return self._client.get_object(bucket, key, start, end, whole)
+
+    def put_object(self, bucket: str, key: str, storage_class: Optional[str] = None) -> S3Writer:
+        """A writer of s3://bucket/key; the object appears when the writer is closed."""
+        check_bucket(bucket)
+        check_key(key)
+        if storage_class is not None and (not isinstance(storage_class, str) or not storage_class):
+            raise ValueError(f"storage_class must be a non-empty string such as 'STANDARD', got {storage_class!r}")
+        log.debug("PutObject s3://%s/%s", bucket, key)
+        return S3Writer(self._client.put_object(bucket, key, storage_class or ""), bucket=bucket, key=key)
+
+    def list_objects(
+        self, bucket: str, prefix: str = "", delimiter: str = "", max_keys: int = 1000
+    ) -> Iterator[ListObjectResult]:
+        """Pages of ListObjectsV2, fetched one at a time as the iteration reaches them."""
+        check_bucket(bucket)
+        if not isinstance(prefix, str) or not isinstance(delimiter, str):
+            raise TypeError("prefix and delimiter must be strings")
+        if isinstance(max_keys, bool) or not isinstance(max_keys, int) or not 1 <= max_keys <= 1000:
+            raise ValueError(f"max_keys must be an integer from 1 to 1000, got {max_keys!r}")
+        log.debug("ListObjectsV2 s3://%s/%s", bucket, prefix)
+        return self._list_pages(bucket, prefix, delimiter, max_keys)
+
+    def _list_pages(self, bucket, prefix, delimiter, max_keys) -> Iterator[ListObjectResult]:
+        token = ""
+        while True:
+            page = self._client.list_objects(bucket, prefix, delimiter, max_keys, token)
+            yield ListObjectResult(
+                [
+                    ObjectInfo(o.key, o.etag, o.size, o.last_modified, o.storage_class)
+                    for o in page.objects
+                ],
+                list(page.common_prefixes),
+            )
+            token = page.next_continuation_token
+            if not token:
+                return
+
+    def head_object(self, bucket: str, key: str) -> HeadObjectResult:
+        check_bucket(bucket)
+        check_key(key)
+        info = self._client.head_object(bucket, key)
+        return HeadObjectResult(info.etag, info.size, info.last_modified, info.storage_class)
+
+    def delete_object(self, bucket: str, key: str) -> None:
+        check_bucket(bucket)
+        check_key(key)
+        self._client.delete_object(bucket, key)
+
+    def copy_object(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
+        for bucket, key in ((src_bucket, src_key), (dst_bucket, dst_key)):
+            check_bucket(bucket)
+            check_key(key)
+        self._client.copy_object(src_bucket, src_key, dst_bucket, dst_key)
+
+
+def _identity(value):
+    return value

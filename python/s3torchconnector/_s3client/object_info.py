@@ -1,0 +1,81 @@
+"""What S3 reports about objects: ObjectInfo (listing), HeadObjectResult (HEAD), ListObjectResult (a page)."""
+
+import calendar
+import email.utils
+import time
+from typing import List, Optional
+
+
+def _epoch_seconds(timestamp: str) -> int:
+    """S3 sends ISO 8601 in listings and RFC 1123 in headers; both become seconds since the epoch."""
+    if not timestamp:
+        return 0
+    if "T" in timestamp:
+        return calendar.timegm(time.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S"))
+    parsed = email.utils.parsedate_tz(timestamp)
+    return int(email.utils.mktime_tz(parsed)) if parsed else 0
+
+
+class HeadObjectResult:
+    """Metadata of one object, as HeadObject returns it."""
+
+    __slots__ = ("etag", "size", "_last_modified", "storage_class", "restore_status")
+
+    def __init__(
+        self,
+        etag: str,
+        size: int,
+        last_modified: str = "",
+        storage_class: Optional[str] = None,
+        restore_status=None,
+    ):
+        self.etag = etag
+        self.size = size
+        self._last_modified = last_modified
+        self.storage_class = storage_class or None
+        self.restore_status = restore_status
+
+    @property
+    def last_modified(self) -> int:
+        """Seconds since the epoch."""
+        return _epoch_seconds(self._last_modified)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(etag={self.etag!r}, size={self.size})"
+
+
+class ObjectInfo(HeadObjectResult):
+    """One object of a listing: its key plus HeadObjectResult's fields."""
+
+    __slots__ = ("key",)
+
+    def __init__(
+        self,
+        key: str,
+        etag: str,
+        size: int,
+        last_modified: str = "",
+        storage_class: Optional[str] = None,
+        restore_status=None,
+    ):
+        super().__init__(etag, size, last_modified, storage_class, restore_status)
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"ObjectInfo(key={self.key!r}, etag={self.etag!r}, size={self.size})"
+
+    def __reduce__(self):
+        return (
+            ObjectInfo,
+            (self.key, self.etag, self.size, self._last_modified, self.storage_class),
+        )
+
+
+class ListObjectResult:
+    """One page of ListObjectsV2."""
+
+    __slots__ = ("object_info", "common_prefixes")
+
+    def __init__(self, object_info: List[ObjectInfo], common_prefixes: List[str]):
+        self.object_info = object_info
+        self.common_prefixes = common_prefixes

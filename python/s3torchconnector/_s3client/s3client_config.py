@@ -1,0 +1,75 @@
+"""S3ClientConfig: the knobs of the native S3 client, checked when made."""
+
+from dataclasses import dataclass
+from typing import Optional
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+MIN_PART_SIZE = 5 * MIB  # S3's smallest multipart part
+MAX_PART_SIZE = 5 * GIB  # S3's largest part
+
+
+@dataclass(frozen=True)
+class S3ClientConfig:
+    """Settings for the S3 client.
+
+    Args:
+        throughput_target_gbps: the throughput (gigabits per second) the client sizes its
+            connection pool for. 10.0 by default.
+        part_size: bytes per part of multipart uploads and ranged downloads, 5 MiB to 5 GiB.
+            8 MiB by default.
+        unsigned: send anonymous, unsigned requests (public buckets).
+        force_path_style: address buckets as ``endpoint/bucket/key`` instead of
+            ``bucket.endpoint/key``.
+        max_attempts: attempts per request for errors worth retrying (throttling,
+            5xx, dropped connections), at least 1.
+        profile: the named profile of the shared AWS config and credentials files.
+        requester_pays: accept the charges of requester-pays buckets.
+    """
+
+    throughput_target_gbps: float = 10.0
+    part_size: int = 8 * MIB
+    unsigned: bool = False
+    force_path_style: bool = False
+    max_attempts: int = 10
+    profile: Optional[str] = None
+    requester_pays: bool = False
+
+    def __post_init__(self):
+        _check_type("throughput_target_gbps", self.throughput_target_gbps, (int, float))
+        if not self.throughput_target_gbps > 0:
+            raise ValueError(
+                f"throughput_target_gbps must be positive, got {self.throughput_target_gbps}"
+            )
+        _check_type("part_size", self.part_size, int)
+        if not MIN_PART_SIZE <= self.part_size <= MAX_PART_SIZE:
+            raise ValueError(
+                f"part_size must be between 5 MiB ({MIN_PART_SIZE}) and 5 GiB ({MAX_PART_SIZE}) "
+                f"bytes, got {self.part_size}"
+            )
+        _check_type("unsigned", self.unsigned, bool)
+        _check_type("force_path_style", self.force_path_style, bool)
+        _check_type("max_attempts", self.max_attempts, int)
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.profile is not None:
+            _check_type("profile", self.profile, str)
+        _check_type("requester_pays", self.requester_pays, bool)
+        if self.requester_pays and self.unsigned:
+            raise ValueError(
+                "requester_pays needs signed requests: S3 bills the requester by its credentials, "
+                "so it cannot be combined with unsigned=True"
+            )
+
+
+def _check_type(name: str, value, expected) -> None:
+    # bool is an int in Python; a flag passed as a number (or a number as a flag) is a mistake.
+    if isinstance(value, bool) and expected is not bool and bool not in _as_tuple(expected):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not isinstance(value, expected):
+        names = " or ".join(t.__name__ for t in _as_tuple(expected))
+        raise TypeError(f"{name} must be {names}, got {type(value).__name__} {value!r}")
+
+
+def _as_tuple(expected):
+    return expected if isinstance(expected, tuple) else (expected,)

@@ -1,0 +1,41 @@
+"""S3Checkpoint: torch.save and torch.load straight to and from S3 URIs."""
+
+from typing import Optional
+
+from ._s3client import S3Client, S3ClientConfig
+from ._s3uri import parse_s3_uri
+from ._user_agent import UserAgent
+from .s3reader import S3Reader, S3ReaderConstructor
+from .s3reader.protocol import S3ReaderConstructorProtocol
+from .s3writer import S3Writer
+
+
+class S3Checkpoint:
+    """``with checkpoint.writer(uri) as f: torch.save(state, f)`` and
+    ``with checkpoint.reader(uri) as f: torch.load(f)``.
+    """
+
+    def __init__(
+        self,
+        region: str,
+        endpoint: Optional[str] = None,
+        s3client_config: Optional[S3ClientConfig] = None,
+        reader_constructor: Optional[S3ReaderConstructorProtocol] = None,
+    ):
+        self.region = region
+        self.endpoint = endpoint
+        self._reader_constructor = reader_constructor or S3ReaderConstructor.default()
+        self._client = S3Client(
+            region,
+            endpoint=endpoint,
+            user_agent=UserAgent(["checkpoint"]),
+            s3client_config=s3client_config,
+        )
+
+    def reader(self, s3_uri: str) -> S3Reader:
+        bucket, key = parse_s3_uri(s3_uri)
+        return self._client.get_object(bucket, key, reader_constructor=self._reader_constructor)
+
+    def writer(self, s3_uri: str) -> S3Writer:
+        bucket, key = parse_s3_uri(s3_uri)
+        return self._client.put_object(bucket, key)

@@ -1,0 +1,164 @@
+"""S3IterableDataset: streams the objects under a prefix (or a list of URIs), in order."""
+
+from collections import deque
+from typing import Any, Callable, Iterable, Iterator, Optional, Tuple, Union
+
+import torch.distributed
+import torch.utils.data
+
+from ._s3client import S3Client, S3ClientConfig
+from ._s3dataset_common import (
+    S3BucketKeyData,
+    check_transform,
+    identity,
+    objects_from_uris,
+    objects_under_prefix,
+)
+from ._user_agent import UserAgent
+from .s3reader import S3Reader
+from .s3reader.protocol import S3ReaderConstructorProtocol
+
+DEFAULT_PREFETCH = 64
+DEFAULT_PREFETCH_BYTES = 256 * 1024 * 1024
+
+
+class S3IterableDataset(torch.utils.data.IterableDataset):
+    """Yields ``transform(reader)`` for each object, in listing order.
+
+    The next ``prefetch`` objects (at most ``prefetch_bytes`` of them by their listed sizes) are
+    already being fetched while the current one is consumed, so many small objects do not wait
+    on one request at a time. With ``enable_sharding=True`` the objects are split across
+    DataLoader workers and ``torch.distributed`` ranks: each is read once per epoch in all.
+    """
+
+    def __init__(
+        self,
+        region: str,
+        *,
+        get_dataset_objects: Callable[[S3Client], Iterable[S3BucketKeyData]],
+        endpoint: Optional[str] = None,
+        transform: Callable[[S3Reader], Any] = identity,
+        s3client_config: Optional[S3ClientConfig] = None,
+        enable_sharding: bool = False,
+        reader_constructor: Optional[S3ReaderConstructorProtocol] = None,
+        prefetch: int = DEFAULT_PREFETCH,
+        prefetch_bytes: int = DEFAULT_PREFETCH_BYTES,
+    ):
+        check_transform(transform)
+        if not isinstance(enable_sharding, bool):
+            raise TypeError(f"enable_sharding must be a bool, got {enable_sharding!r}")
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
+            raise ValueError(f"prefetch must be a non-negative int (0 turns it off), got {prefetch!r}")
+        if isinstance(prefetch_bytes, bool) or not isinstance(prefetch_bytes, int) or prefetch_bytes < 0:
+            raise ValueError(f"prefetch_bytes must be a non-negative int, got {prefetch_bytes!r}")
+        self._get_dataset_objects = get_dataset_objects
+        self._transform = transform
+        self._reader_constructor = reader_constructor
+        self._enable_sharding = enable_sharding
+        self._prefetch = prefetch
+        self._prefetch_bytes = prefetch_bytes
+        self._client = S3Client(
+            region, endpoint=endpoint, user_agent=UserAgent(["iterable"]), s3client_config=s3client_config
+        )
+
+    @property
+    def region(self) -> str:
+        return self._client.region
+
+    @property
+    def endpoint(self) -> Optional[str]:
+        return self._client.endpoint
+
+    @classmethod
+    def from_objects(
+        cls,
+        object_uris: Union[str, Iterable[str]],
+        *,
+        region: str,
+        endpoint: Optional[str] = None,
+        transform: Callable[[S3Reader], Any] = identity,
+        s3client_config: Optional[S3ClientConfig] = None,
+        enable_sharding: bool = False,
+        reader_constructor: Optional[S3ReaderConstructorProtocol] = None,
+        **options,
+    ) -> "S3IterableDataset":
+        """A dataset of the objects named by ``object_uris`` (``s3://bucket/key`` each)."""
+        return cls(
+            region,
+            get_dataset_objects=objects_from_uris(object_uris),
+            endpoint=endpoint,
+            transform=transform,
+            s3client_config=s3client_config,
+            enable_sharding=enable_sharding,
+            reader_constructor=reader_constructor,
+            **options,
+        )
+
+    @classmethod
+    def from_prefix(
+        cls,
+        s3_uri: str,
+        *,
+        region: str,
+        endpoint: Optional[str] = None,
+        transform: Callable[[S3Reader], Any] = identity,
+        s3client_config: Optional[S3ClientConfig] = None,
+        enable_sharding: bool = False,
+        reader_constructor: Optional[S3ReaderConstructorProtocol] = None,
+        **options,
+    ) -> "S3IterableDataset":
+        """A dataset of every object whose key starts with the prefix of ``s3_uri``."""
+        return cls(
+            region,
+            get_dataset_objects=objects_under_prefix(s3_uri),
+            endpoint=endpoint,
+            transform=transform,
+            s3client_config=s3client_config,
+            enable_sharding=enable_sharding,
+            reader_constructor=reader_constructor,
+            **options,
+        )
+
+    def __iter__(self) -> Iterator[Any]:
+        objects: Iterable[S3BucketKeyData] = self._get_dataset_objects(self._client)
+        if self._enable_sharding:
+            shard, shard_count = _current_shard()
+            objects = (o for i, o in enumerate(objects) if i % shard_count == shard)
+        readers = ((self._reader(o), o.object_info.size if o.object_info else 0) for o in objects)
+        return (self._transform(r) for r in self._read_ahead(readers))
+
+    def _reader(self, item: S3BucketKeyData) -> S3Reader:
+        return self._client.get_object(
+            item.bucket, item.key, object_info=item.object_info, reader_constructor=self._reader_constructor
+        )
+
+    def _read_ahead(self, readers: Iterator[Tuple[S3Reader, int]]) -> Iterator[S3Reader]:
+        """Yields the readers in order while keeping the next ones' requests in flight.
+
+        Sizes come from the listing (0 when objects were named without one).
+        """
+        pending: deque = deque()
+        pending_bytes = 0
+        for reader, size in readers:
+            while pending and (len(pending) >= self._prefetch or pending_bytes + size > self._prefetch_bytes):
+                ready, ready_size = pending.popleft()
+                pending_bytes -= ready_size
+                yield ready
+            if self._prefetch == 0:
+                yield reader
+                continue
+            reader.prefetch()
+            pending.append((reader, size))
+            pending_bytes += size
+        while pending:
+            yield pending.popleft()[0]
+
+
+def _current_shard():
+    """(this worker's shard, number of shards) over DataLoader workers and distributed ranks."""
+    worker = torch.utils.data.get_worker_info()
+    worker_id, worker_count = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+    rank, world_size = 0, 1
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return rank * worker_count + worker_id, world_size * worker_count

@@ -1,0 +1,46 @@
+"""S3ReaderConstructor: picks the reader strategy S3Client builds for each object."""
+
+from functools import partial
+from typing import Optional
+
+from .protocol import S3ReaderConstructorProtocol
+from .ranged import RangedS3Reader
+from .sequential import SequentialS3Reader
+
+
+class S3ReaderConstructor:
+    """Factories for reader constructors, passed as ``reader_constructor=`` to datasets,
+    S3Client and checkpoints.
+
+    - ``sequential()``: fetch the whole object into one buffer (default). Best for whole reads.
+    - ``range_based(buffer_size)``: fetch only the byte ranges read. Best for sparse reads of
+      large objects.
+    """
+
+    @staticmethod
+    def sequential() -> S3ReaderConstructorProtocol:
+        return partial(SequentialS3Reader)
+
+    @staticmethod
+    def range_based(buffer_size: Optional[int] = None) -> S3ReaderConstructorProtocol:
+        """``buffer_size``: bytes fetched for reads smaller than it (8 MiB when None, 0 for none)."""
+        if buffer_size is not None and (
+            isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 0
+        ):
+            raise ValueError(f"buffer_size must be a non-negative int or None, got {buffer_size!r}")
+        return partial(RangedS3Reader, buffer_size=buffer_size)
+
+    @staticmethod
+    def default() -> S3ReaderConstructorProtocol:
+        return S3ReaderConstructor.sequential()
+
+    @staticmethod
+    def get_reader_type_string(constructor: Optional[S3ReaderConstructorProtocol]) -> str:
+        if constructor is None:
+            return "sequential"
+        func = getattr(constructor, "func", None)
+        if func is RangedS3Reader:
+            return "range_based"
+        if func is SequentialS3Reader:
+            return "sequential"
+        return getattr(constructor, "reader_type", "unknown")

@@ -1,0 +1,95 @@
+"""S3Reader: the file-like interface every reader strategy implements."""
+
+import io
+from abc import abstractmethod
+from typing import Optional
+
+
+class S3Reader(io.BufferedIOBase):
+    """A read-only, seekable file over one S3 object. Requests start at the first read."""
+
+    def __init__(self, bucket: str, key: str):
+        super().__init__()
+        self._bucket = bucket
+        self._key = key
+
+    @property
+    def bucket(self) -> str:
+        return self._bucket
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self._bucket}/{self._key}"
+
+    def prefetch(self) -> None:
+        """Start fetching now, so a later read waits less. Readers that fetch on demand ignore it."""
+
+    @abstractmethod
+    def read(self, size: Optional[int] = None) -> bytes: ...
+
+    @abstractmethod
+    def readinto(self, buf) -> int: ...
+
+    @abstractmethod
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int: ...
+
+    @abstractmethod
+    def tell(self) -> int: ...
+
+    def read1(self, size: int = -1) -> bytes:
+        return self.read(size)
+
+    def readinto1(self, buf) -> int:
+        return self.readinto(buf)
+
+    def readable(self) -> bool:
+        self._check_not_closed()
+        return True
+
+    def seekable(self) -> bool:
+        self._check_not_closed()
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    def _check_not_closed(self) -> None:
+        if self.closed:
+            raise ValueError(f"I/O operation on a closed S3Reader ({self.uri})")
+
+
+def check_read_size(size) -> Optional[int]:
+    """read(size) takes None or an int; negative means 'to the end'. Returns None for 'to the end'."""
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError(f"read size must be an int or None, got {type(size).__name__}")
+    return None if size < 0 else size
+
+
+def resolve_seek(offset, whence, position: int, size_of) -> int:
+    """The new position for seek(offset, whence), kept within [0, size] like the original reader.
+
+    ``size_of`` is called only when the object's size is needed.
+    """
+    if isinstance(offset, bool) or not isinstance(offset, int):
+        raise TypeError(f"seek offset must be an int, got {type(offset).__name__}")
+    if whence == io.SEEK_SET:
+        if offset < 0:
+            raise ValueError(f"negative seek position {offset}")
+        target = offset
+    elif whence == io.SEEK_CUR:
+        target = position + offset
+    elif whence == io.SEEK_END:
+        target = size_of() + offset
+    else:
+        raise ValueError(f"invalid whence ({whence}): use io.SEEK_SET, io.SEEK_CUR or io.SEEK_END")
+    if target < 0:
+        raise ValueError(f"seek would move before the start of the object (position {target})")
+    if target <= position:  # the position is never past the end, so neither is this
+        return target
+    return min(target, size_of())
