@@ -1,0 +1,84 @@
+"""The native S3 engine (C++ over the AWS Common Runtime). Internal: use S3Client and friends.
+
+Every blocking call releases the GIL and raises KeyboardInterrupt on Ctrl-C, cancelling its request.
+"""
+
+from typing import List, Optional
+
+class S3Exception(Exception):
+    """An S3 request failed."""
+
+    code: str  # S3 error code ("NoSuchKey", "AccessDenied", ...) or CRT error name
+    status: int  # HTTP status, 0 when no response arrived
+    bucket: str
+    key: str
+    request_id: str
+    operation: str  # "GetObject", "PutObject", ...
+
+class Buffer:
+    """Bytes owned by the native module, exposed through the buffer protocol (memoryview(buf))."""
+
+    def __len__(self) -> int: ...
+
+class ObjectInfo:
+    key: str
+    etag: str
+    size: int
+    last_modified: str  # as S3 sent it
+    storage_class: str  # "" when S3 did not say
+
+class ListPage:
+    objects: List[ObjectInfo]
+    common_prefixes: List[str]
+    next_continuation_token: str  # "" on the last page
+
+class GetObjectStream:
+    """A download started when made. Reads take bytes in order; errors surface at the first read."""
+
+    def info(self) -> ObjectInfo:
+        """Waits for the response headers; size is the whole object's size."""
+    def read_all(self) -> Buffer:
+        """The rest of the body as one buffer, allocated once at its final size."""
+    def next_chunk(self) -> Optional[Buffer]:
+        """The next chunk in order, or None at the end. Memory is bounded by the read window."""
+    def readinto(self, buffer: object) -> int:
+        """Fills a writable buffer; returns the bytes written, fewer only at the end."""
+    def close(self) -> None: ...
+
+class PutObjectStream:
+    """An upload: small objects go up in one request, larger ones as a parallel multipart upload."""
+
+    bytes_written: int
+    def write(self, data: object) -> int:
+        """Takes any contiguous buffer; it may be reused once this returns."""
+    def close(self) -> None:
+        """Completes the upload."""
+    def abort(self) -> None:
+        """Cancels the upload: no object, no multipart upload left behind."""
+
+class NativeClient:
+    def __init__(
+        self,
+        region: str,
+        endpoint: str = "",
+        throughput_target_gbps: float = 10.0,
+        part_size: int = 8388608,
+        unsigned: bool = False,
+        force_path_style: bool = False,
+        max_attempts: int = 10,
+        profile: str = "",
+        user_agent: str = "",
+        requester_pays: bool = False,
+        read_window: int = 0,
+    ) -> None: ...
+    def get_object(
+        self, bucket: str, key: str, start: Optional[int] = None, end: Optional[int] = None, whole: bool = False
+    ) -> GetObjectStream:
+        """Bytes [start, end) of the object; ``whole`` fetches parts out of order into one buffer."""
+    def put_object(self, bucket: str, key: str, storage_class: str = "") -> PutObjectStream: ...
+    def head_object(self, bucket: str, key: str) -> ObjectInfo: ...
+    def delete_object(self, bucket: str, key: str) -> None: ...
+    def copy_object(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None: ...
+    def list_objects(
+        self, bucket: str, prefix: str = "", delimiter: str = "", max_keys: int = 1000, continuation_token: str = ""
+    ) -> ListPage: ...
