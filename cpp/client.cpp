@@ -1,6 +1,7 @@
 #include "client.h"
 
 #include "runtime.h"
+#include "single_attempt_retry.h"
 #include "xml.h"
 
 #include <aws/common/byte_buf.h>
@@ -11,6 +12,7 @@
 #include <pybind11/pybind11.h>
 
 #include <arpa/inet.h>
+#include <algorithm>
 #include <stdexcept>
 
 namespace py = pybind11;
@@ -52,6 +54,17 @@ uint64_t parse_u64(const std::string &text) {
 }
 
 // Where each key's element lives in a ListObjectsV2 response.
+aws_s3_checksum_algorithm checksum_algorithm(const std::string &name) {
+    if (name == "CRC32C") return AWS_SCA_CRC32C;
+    if (name == "CRC32") return AWS_SCA_CRC32;
+    if (name == "CRC64NVME") return AWS_SCA_CRC64NVME;
+    if (name == "SHA1") return AWS_SCA_SHA1;
+    if (name == "SHA256") return AWS_SCA_SHA256;
+    if (name.empty()) return AWS_SCA_NONE;
+    throw std::invalid_argument("unknown checksum algorithm '" + name +
+                                "': use CRC32C, CRC32, CRC64NVME, SHA1, SHA256 or none");
+}
+
 const std::set<std::string> list_containers = {"ListBucketResult", "Contents", "CommonPrefixes", "Owner"};
 
 }  // namespace
@@ -102,6 +115,8 @@ Client::Client(ClientConfig config) : config_(std::move(config)), pid_(current_p
         path_style_ = config_.force_path_style || is_ip_address(host_) || host_ == "localhost";
     }
 
+    checksum_algorithm(config_.upload_checksum);  // refuse an unknown name now, not at the first upload
+
     if (!config_.unsigned_requests) {
         aws_credentials_provider_chain_default_options chain = {};
         chain.bootstrap = runtime.bootstrap;
@@ -125,11 +140,11 @@ Client::Client(ClientConfig config) : config_(std::move(config)), pid_(current_p
     client_config.part_size = config_.part_size;
     client_config.throughput_target_gbps = config_.throughput_target_gbps;
     if (config_.max_attempts <= 1) {
-        aws_no_retry_options no_retry = {};
-        retry_ = aws_retry_strategy_new_no_retry(runtime.allocator, &no_retry);
+        retry_ = new_single_attempt_retry_strategy(runtime.allocator, runtime.event_loops);
         client_config.retry_strategy = retry_;
     } else {
-        client_config.retry_config.max_retries = static_cast<size_t>(config_.max_attempts - 1);
+        // The CRT's backoff strategy accepts at most 63 retries.
+        client_config.retry_config.max_retries = static_cast<size_t>(std::min(config_.max_attempts - 1, 63));
     }
     client_config.enable_read_backpressure = true;
     client_config.initial_read_window =
@@ -195,6 +210,20 @@ std::unique_ptr<RequestTarget> Client::target(const char *method, const std::str
     return std::make_unique<RequestTarget>(message, endpoint);
 }
 
+void Client::apply_checksums(aws_s3_meta_request_options &options, aws_s3_checksum_config &storage,
+                             bool upload) const {
+    storage = {};
+    if (upload) {
+        storage.checksum_algorithm = checksum_algorithm(config_.upload_checksum);
+        if (storage.checksum_algorithm == AWS_SCA_NONE) return;
+        storage.location = AWS_SCL_TRAILER;  // computed while streaming, verified by S3
+    } else {
+        if (!config_.validate_checksums) return;
+        storage.validate_response_checksum = true;
+    }
+    options.checksum_config = &storage;
+}
+
 OperationContext Client::context(const std::string &operation, const std::string &bucket,
                                  const std::string &key) const {
     OperationContext context;
@@ -221,6 +250,8 @@ std::shared_ptr<BufferedRequest> Client::run(const std::string &operation, const
         const uint8_t *data = request->request_body.empty() ? &no_bytes : request->request_body.data();
         options.request_body = aws_byte_cursor_from_array(data, request->request_body.size());
     }
+    aws_s3_checksum_config checksums;
+    if (extra.upload) apply_checksums(options, checksums, true);
     target.apply(options);
     request->start(client_, options);
     request->wait_finished();
@@ -306,6 +337,7 @@ void Client::put_small_object(const std::string &bucket, const std::string &key,
     }
     RunOptions extra;
     extra.body = std::move(body);
+    extra.upload = true;
     run("PutObject", bucket, key, *target_, std::move(extra));
 }
 

@@ -30,6 +30,8 @@ struct ClientConfig {
     std::string user_agent;
     bool requester_pays = false;
     uint64_t read_window = 0;  // bytes a streaming GET may buffer ahead; 0 picks 8 parts
+    std::string upload_checksum = "CRC32C";  // sent with every upload for S3 to verify; "" for none
+    bool validate_checksums = true;          // check downloads against the object's checksum, if any
 };
 
 struct ListPage {
@@ -61,6 +63,7 @@ struct RunOptions {
     aws_s3_meta_request_type type = AWS_S3_META_REQUEST_TYPE_DEFAULT;
     std::string copy_source_uri;
     std::optional<std::vector<uint8_t>> body;
+    bool upload = false;  // carries object data: gets the upload checksum
 };
 
 class Client {
@@ -76,6 +79,8 @@ public:
     // A request for `method` on bucket/key ("" key for the bucket itself); `query` without "?".
     std::unique_ptr<RequestTarget> target(const char *method, const std::string &bucket, const std::string &key,
                                           const std::string &query = "") const;
+    // Fills `storage` and points `options` at it, for an upload or a download.
+    void apply_checksums(aws_s3_meta_request_options &options, aws_s3_checksum_config &storage, bool upload) const;
     OperationContext context(const std::string &operation, const std::string &bucket, const std::string &key) const;
     // The URI of bucket/key on this client's endpoint, e.g. for a copy source.
     std::string object_uri(const std::string &bucket, const std::string &key) const;

@@ -154,6 +154,8 @@ GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, 
     options.type = AWS_S3_META_REQUEST_TYPE_GET_OBJECT;
     // In whole mode each part lands at its own offset, so it need not wait for the part before it.
     options.out_of_order_delivery = whole ? AWS_TRIBOOL_TRUE : AWS_TRIBOOL_UNSET;
+    aws_s3_checksum_config checksums;
+    client_->apply_checksums(options, checksums, false);
     target->apply(options);
     download_->start(client_->handle(), options);
     if (whole) {

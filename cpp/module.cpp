@@ -80,7 +80,7 @@ PYBIND11_MODULE(_native, m) {
         .def(py::init([](const std::string &region, const std::string &endpoint, double throughput_target_gbps,
                          uint64_t part_size, bool unsigned_requests, bool force_path_style, int max_attempts,
                          const std::string &profile, const std::string &user_agent, bool requester_pays,
-                         uint64_t read_window) {
+                         uint64_t read_window, const std::string &upload_checksum, bool validate_checksums) {
                  ClientConfig config;
                  config.region = region;
                  config.endpoint = endpoint;
@@ -93,12 +93,15 @@ PYBIND11_MODULE(_native, m) {
                  config.user_agent = user_agent;
                  config.requester_pays = requester_pays;
                  config.read_window = read_window;
+                 config.upload_checksum = upload_checksum;
+                 config.validate_checksums = validate_checksums;
                  return std::make_shared<Client>(std::move(config));
              }),
              py::arg("region"), py::arg("endpoint") = "", py::arg("throughput_target_gbps") = 10.0,
              py::arg("part_size") = 8ull << 20, py::arg("unsigned") = false, py::arg("force_path_style") = false,
              py::arg("max_attempts") = 10, py::arg("profile") = "", py::arg("user_agent") = "",
-             py::arg("requester_pays") = false, py::arg("read_window") = 0)
+             py::arg("requester_pays") = false, py::arg("read_window") = 0, py::arg("upload_checksum") = "CRC32C",
+             py::arg("validate_checksums") = true)
         .def(
             "get_object",
             [](std::shared_ptr<Client> client, const std::string &bucket, const std::string &key,

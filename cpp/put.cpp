@@ -53,6 +53,8 @@ void PutStream::start_multipart() {
     aws_s3_meta_request_options options = {};
     options.type = AWS_S3_META_REQUEST_TYPE_PUT_OBJECT;
     options.send_using_async_writes = true;
+    aws_s3_checksum_config checksums;
+    client_->apply_checksums(options, checksums, true);
     target->apply(options);
     upload_->start(client_->handle(), options);
 }

@@ -102,6 +102,8 @@ class S3Client:
             profile=config.profile or "",
             user_agent=self._user_agent_prefix,
             requester_pays=config.requester_pays,
+            upload_checksum=config.upload_checksum or "",
+            validate_checksums=config.validate_checksums,
         )
 
     def __getstate__(self):

@@ -7,6 +7,7 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 MIN_PART_SIZE = 5 * MIB  # S3's smallest multipart part
 MAX_PART_SIZE = 5 * GIB  # S3's largest part
+CHECKSUM_ALGORITHMS = ("CRC32C", "CRC32", "CRC64NVME", "SHA1", "SHA256")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class S3ClientConfig:
             5xx, dropped connections), at least 1.
         profile: the named profile of the shared AWS config and credentials files.
         requester_pays: accept the charges of requester-pays buckets.
+        upload_checksum: the checksum sent with every uploaded part for S3 to verify:
+            "CRC32C" (default), "CRC32", "CRC64NVME", "SHA1", "SHA256", or None for none.
+        validate_checksums: verify downloads against the checksum S3 returns, when it has one.
     """
 
     throughput_target_gbps: float = 10.0
@@ -34,6 +38,8 @@ class S3ClientConfig:
     max_attempts: int = 10
     profile: Optional[str] = None
     requester_pays: bool = False
+    upload_checksum: Optional[str] = "CRC32C"
+    validate_checksums: bool = True
 
     def __post_init__(self):
         _check_type("throughput_target_gbps", self.throughput_target_gbps, (int, float))
@@ -55,6 +61,12 @@ class S3ClientConfig:
         if self.profile is not None:
             _check_type("profile", self.profile, str)
         _check_type("requester_pays", self.requester_pays, bool)
+        if self.upload_checksum is not None and self.upload_checksum not in CHECKSUM_ALGORITHMS:
+            raise ValueError(
+                f"upload_checksum must be one of {', '.join(CHECKSUM_ALGORITHMS)} or None, "
+                f"got {self.upload_checksum!r}"
+            )
+        _check_type("validate_checksums", self.validate_checksums, bool)
         if self.requester_pays and self.unsigned:
             raise ValueError(
                 "requester_pays needs signed requests: S3 bills the requester by its credentials, "
