@@ -117,17 +117,21 @@ Client::Client(ClientConfig config) : config_(std::move(config)), pid_(current_p
 
     checksum_algorithm(config_.upload_checksum);  // refuse an unknown name now, not at the first upload
 
-    if (!config_.unsigned_requests) {
+    if (config_.unsigned_requests) {
+        // Anonymous credentials make the signer leave requests unsigned.
+        aws_credentials_provider_shutdown_options no_shutdown = {};
+        credentials_ = aws_credentials_provider_new_anonymous(runtime.allocator, &no_shutdown);
+    } else {
         aws_credentials_provider_chain_default_options chain = {};
         chain.bootstrap = runtime.bootstrap;
         chain.tls_ctx = runtime.tls;
         if (!config_.profile.empty()) chain.profile_name_override = cursor(config_.profile);
         credentials_ = aws_credentials_provider_new_chain_default(runtime.allocator, &chain);
-        if (credentials_ == nullptr) {
-            throw std::runtime_error("cannot set up AWS credentials: " + describe_crt_error(aws_last_error()));
-        }
-        aws_s3_init_default_signing_config(&signing_, cursor(config_.region), credentials_);
     }
+    if (credentials_ == nullptr) {
+        throw std::runtime_error("cannot set up AWS credentials: " + describe_crt_error(aws_last_error()));
+    }
+    aws_s3_init_default_signing_config(&signing_, cursor(config_.region), credentials_);
 
     aws_tls_connection_options_init_from_ctx(&tls_, runtime.tls);
 
@@ -136,7 +140,7 @@ Client::Client(ClientConfig config) : config_(std::move(config)), pid_(current_p
     client_config.client_bootstrap = runtime.bootstrap;
     client_config.tls_mode = AWS_MR_TLS_ENABLED;  // used only for https endpoints
     client_config.tls_connection_options = &tls_;
-    client_config.signing_config = config_.unsigned_requests ? nullptr : &signing_;
+    client_config.signing_config = &signing_;
     client_config.part_size = config_.part_size;
     client_config.throughput_target_gbps = config_.throughput_target_gbps;
     if (config_.max_attempts <= 1) {
@@ -285,7 +289,17 @@ void Client::copy_object(const std::string &src_bucket, const std::string &src_k
     RunOptions extra;
     extra.type = AWS_S3_META_REQUEST_TYPE_COPY_OBJECT;
     extra.copy_source_uri = object_uri(src_bucket, src_key);
-    run("CopyObject", dst_bucket, dst_key, *target_, std::move(extra));
+    try {
+        run("CopyObject", dst_bucket, dst_key, *target_, std::move(extra));
+    } catch (S3Error &error) {
+        if (error.code == "NoSuchKey") {  // the destination need not exist: it is the source that is missing
+            error.bucket = src_bucket;
+            error.key = src_key;
+            error.message = "NoSuchKey: copy source s3://" + src_bucket + "/" + src_key + " does not exist (HTTP " +
+                            std::to_string(error.status) + ")";
+        }
+        throw;
+    }
 }
 
 ListPage Client::list_objects(const std::string &bucket, const std::string &prefix, const std::string &delimiter,

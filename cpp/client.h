@@ -31,7 +31,7 @@ struct ClientConfig {
     bool requester_pays = false;
     uint64_t read_window = 0;  // bytes a streaming GET may buffer ahead; 0 picks 8 parts
     std::string upload_checksum = "CRC32C";  // sent with every upload for S3 to verify; "" for none
-    bool validate_checksums = true;          // check downloads against the object's checksum, if any
+    bool validate_checksums = false;  // check downloads against the object's checksum (costs a HEAD when the size is unknown)
 };
 
 struct ListPage {

@@ -82,6 +82,13 @@ std::string explain_crt_error(int error_code, const OperationContext &context) {
             return uri_of(context) + " was overwritten while it was being read; read it again";
         case AWS_ERROR_S3_RESPONSE_CHECKSUM_MISMATCH:
             return "the bytes of " + uri_of(context) + " did not match their checksum";
+        case AWS_ERROR_S3_MISSING_ETAG:
+        case AWS_ERROR_S3_MISSING_CONTENT_RANGE_HEADER:
+        case AWS_ERROR_S3_INVALID_CONTENT_RANGE_HEADER:
+        case AWS_ERROR_S3_MISSING_CONTENT_LENGTH_HEADER:
+        case AWS_ERROR_S3_INVALID_CONTENT_LENGTH_HEADER:
+        case AWS_ERROR_S3_MISSING_UPLOAD_ID:
+            return where + " did not answer " + context.operation + " like S3 does; is the endpoint an S3 API?";
         case AWS_ERROR_HTTP_RESPONSE_FIRST_BYTE_TIMEOUT:
         case AWS_ERROR_HTTP_CONNECTION_CLOSED:
         case AWS_ERROR_HTTP_SERVER_CLOSED:

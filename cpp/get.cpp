@@ -154,6 +154,8 @@ GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, 
     options.type = AWS_S3_META_REQUEST_TYPE_GET_OBJECT;
     // In whole mode each part lands at its own offset, so it need not wait for the part before it.
     options.out_of_order_delivery = whole ? AWS_TRIBOOL_TRUE : AWS_TRIBOOL_UNSET;
+    // No object_size_hint: in aws-c-s3 0.38 the single-part path it selects dereferences missing
+    // response headers when that first request fails or is cancelled (a crash on a CRT thread).
     aws_s3_checksum_config checksums;
     client_->apply_checksums(options, checksums, false);
     target->apply(options);

@@ -101,7 +101,7 @@ PYBIND11_MODULE(_native, m) {
              py::arg("part_size") = 8ull << 20, py::arg("unsigned") = false, py::arg("force_path_style") = false,
              py::arg("max_attempts") = 10, py::arg("profile") = "", py::arg("user_agent") = "",
              py::arg("requester_pays") = false, py::arg("read_window") = 0, py::arg("upload_checksum") = "CRC32C",
-             py::arg("validate_checksums") = true)
+             py::arg("validate_checksums") = false)
         .def(
             "get_object",
             [](std::shared_ptr<Client> client, const std::string &bucket, const std::string &key,

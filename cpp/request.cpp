@@ -100,6 +100,8 @@ int MetaRequest::headers_callback(aws_s3_meta_request *, const aws_http_headers 
     std::lock_guard<std::mutex> lock(self.mutex);
     self.headers = copy_headers(headers);
     self.status = status;
+    // An error response's headers are not the object's: the failure arrives with the finish callback.
+    if (status >= 300) return AWS_OP_SUCCESS;
     self.headers_received = true;
     int error = self.on_headers();
     self.changed.notify_all();

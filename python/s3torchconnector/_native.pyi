@@ -70,9 +70,16 @@ class NativeClient:
         user_agent: str = "",
         requester_pays: bool = False,
         read_window: int = 0,
+        upload_checksum: str = "CRC32C",
+        validate_checksums: bool = False,
     ) -> None: ...
     def get_object(
-        self, bucket: str, key: str, start: Optional[int] = None, end: Optional[int] = None, whole: bool = False
+        self,
+        bucket: str,
+        key: str,
+        start: Optional[int] = None,
+        end: Optional[int] = None,
+        whole: bool = False,
     ) -> GetObjectStream:
         """Bytes [start, end) of the object; ``whole`` fetches parts out of order into one buffer."""
     def put_object(self, bucket: str, key: str, storage_class: str = "") -> PutObjectStream: ...

@@ -1,6 +1,6 @@
 """What both dataset kinds share: the objects they read, and how a reader becomes a sample."""
 
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Union
+from typing import Any, Iterable, Iterator, NamedTuple, Optional, Union
 
 from ._s3client import S3Client
 from ._s3client.object_info import ObjectInfo
@@ -17,33 +17,36 @@ def identity(obj: Any) -> Any:
     return obj
 
 
-def objects_under_prefix(s3_uri: str) -> Callable[[S3Client], Iterator[S3BucketKeyData]]:
-    """A lister of every object under ``s3_uri``; the URI is checked now, S3 is asked later."""
-    bucket, prefix = parse_s3_uri(s3_uri)
+class ObjectsUnderPrefix:
+    """Lists every object under ``s3_uri``; the URI is checked now, S3 is asked when called.
 
-    def list_objects(client: S3Client) -> Iterator[S3BucketKeyData]:
-        for page in client.list_objects(bucket, prefix):
+    A plain class (not a closure) so that datasets pickle into spawned DataLoader workers.
+    """
+
+    def __init__(self, s3_uri: str):
+        self.bucket, self.prefix = parse_s3_uri(s3_uri)
+
+    def __call__(self, client: S3Client) -> Iterator[S3BucketKeyData]:
+        for page in client.list_objects(self.bucket, self.prefix):
             for info in page.object_info:
-                yield S3BucketKeyData(bucket, info.key, info)
-
-    return list_objects
+                yield S3BucketKeyData(self.bucket, info.key, info)
 
 
-def objects_from_uris(object_uris: Union[str, Iterable[str]]) -> Callable[[S3Client], Iterator[S3BucketKeyData]]:
-    """A lister of the given object URIs, each checked now."""
-    if isinstance(object_uris, str):
-        object_uris = [object_uris]
-    objects = []
-    for uri in object_uris:
-        bucket, key = parse_s3_uri(uri)
-        if not key:
-            raise ValueError(f"{uri!r} names a bucket, not an object: use 's3://bucket/key'")
-        objects.append(S3BucketKeyData(bucket, key))
+class ObjectsFromUris:
+    """The objects named by ``object_uris``, each URI checked now."""
 
-    def list_objects(client: S3Client) -> Iterator[S3BucketKeyData]:
-        return iter(objects)
+    def __init__(self, object_uris: Union[str, Iterable[str]]):
+        if isinstance(object_uris, str):
+            object_uris = [object_uris]
+        self.objects = []
+        for uri in object_uris:
+            bucket, key = parse_s3_uri(uri)
+            if not key:
+                raise ValueError(f"{uri!r} names a bucket, not an object: use 's3://bucket/key'")
+            self.objects.append(S3BucketKeyData(bucket, key))
 
-    return list_objects
+    def __call__(self, client: S3Client) -> Iterator[S3BucketKeyData]:
+        return iter(self.objects)
 
 
 def check_transform(transform) -> None:

@@ -1,5 +1,6 @@
 """S3Checkpoint: torch.save and torch.load straight to and from S3 URIs."""
 
+import dataclasses
 from typing import Optional
 
 from ._s3client import S3Client, S3ClientConfig
@@ -25,11 +26,14 @@ class S3Checkpoint:
         self.region = region
         self.endpoint = endpoint
         self._reader_constructor = reader_constructor or S3ReaderConstructor.default()
+        config = s3client_config or S3ClientConfig()
+        if config.validate_checksums is None:  # a corrupt checkpoint costs a run: verify by default
+            config = dataclasses.replace(config, validate_checksums=True)
         self._client = S3Client(
             region,
             endpoint=endpoint,
             user_agent=UserAgent(["checkpoint"]),
-            s3client_config=s3client_config,
+            s3client_config=config,
         )
 
     def reader(self, s3_uri: str) -> S3Reader:

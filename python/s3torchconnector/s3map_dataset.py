@@ -9,8 +9,8 @@ from ._s3dataset_common import (
     S3BucketKeyData,
     check_transform,
     identity,
-    objects_from_uris,
-    objects_under_prefix,
+    ObjectsFromUris,
+    ObjectsUnderPrefix,
 )
 from ._user_agent import UserAgent
 from .s3reader import S3Reader
@@ -66,7 +66,7 @@ class S3MapDataset(torch.utils.data.Dataset):
         """A dataset of the objects named by ``object_uris`` (``s3://bucket/key`` each)."""
         return cls(
             region,
-            get_dataset_objects=objects_from_uris(object_uris),
+            get_dataset_objects=ObjectsFromUris(object_uris),
             endpoint=endpoint,
             transform=transform,
             s3client_config=s3client_config,
@@ -87,7 +87,7 @@ class S3MapDataset(torch.utils.data.Dataset):
         """A dataset of every object whose key starts with the prefix of ``s3_uri``."""
         return cls(
             region,
-            get_dataset_objects=objects_under_prefix(s3_uri),
+            get_dataset_objects=ObjectsUnderPrefix(s3_uri),
             endpoint=endpoint,
             transform=transform,
             s3client_config=s3client_config,

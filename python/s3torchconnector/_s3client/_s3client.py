@@ -103,7 +103,7 @@ class S3Client:
             user_agent=self._user_agent_prefix,
             requester_pays=config.requester_pays,
             upload_checksum=config.upload_checksum or "",
-            validate_checksums=config.validate_checksums,
+            validate_checksums=bool(config.validate_checksums),
         )
 
     def __getstate__(self):
@@ -142,7 +142,11 @@ class S3Client:
         )
 
     def _get_object_stream(
-        self, bucket: str, key: str, start: Optional[int] = None, end: Optional[int] = None
+        self,
+        bucket: str,
+        key: str,
+        start: Optional[int] = None,
+        end: Optional[int] = None,
     ) -> "_native.GetObjectStream":
         """A native download of bytes [start, end) of the object (all of it by default).
 

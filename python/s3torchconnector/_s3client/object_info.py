@@ -10,7 +10,7 @@ def _epoch_seconds(timestamp: str) -> int:
     """S3 sends ISO 8601 in listings and RFC 1123 in headers; both become seconds since the epoch."""
     if not timestamp:
         return 0
-    if "T" in timestamp:
+    if timestamp[:4].isdigit():  # "2026-11-23T23:14:27.000Z"; RFC 1123 starts with the weekday
         return calendar.timegm(time.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S"))
     parsed = email.utils.parsedate_tz(timestamp)
     return int(email.utils.mktime_tz(parsed)) if parsed else 0

@@ -28,7 +28,9 @@ class S3ClientConfig:
         requester_pays: accept the charges of requester-pays buckets.
         upload_checksum: the checksum sent with every uploaded part for S3 to verify:
             "CRC32C" (default), "CRC32", "CRC64NVME", "SHA1", "SHA256", or None for none.
-        validate_checksums: verify downloads against the checksum S3 returns, when it has one.
+        validate_checksums: verify downloads against the checksum S3 keeps for the object, when
+            it has one. None (default) means on for S3Checkpoint and off elsewhere: for an object
+            whose size is not known it costs one HEAD request.
     """
 
     throughput_target_gbps: float = 10.0
@@ -39,7 +41,7 @@ class S3ClientConfig:
     profile: Optional[str] = None
     requester_pays: bool = False
     upload_checksum: Optional[str] = "CRC32C"
-    validate_checksums: bool = True
+    validate_checksums: Optional[bool] = None
 
     def __post_init__(self):
         _check_type("throughput_target_gbps", self.throughput_target_gbps, (int, float))
@@ -66,7 +68,8 @@ class S3ClientConfig:
                 f"upload_checksum must be one of {', '.join(CHECKSUM_ALGORITHMS)} or None, "
                 f"got {self.upload_checksum!r}"
             )
-        _check_type("validate_checksums", self.validate_checksums, bool)
+        if self.validate_checksums is not None:
+            _check_type("validate_checksums", self.validate_checksums, bool)
         if self.requester_pays and self.unsigned:
             raise ValueError(
                 "requester_pays needs signed requests: S3 bills the requester by its credentials, "
