@@ -1,0 +1,410 @@
+"""What S3Client reports when things go wrong: S3 errors, unreachable or non-S3 endpoints, bad arguments."""
+
+import http.server
+import threading
+import uuid
+
+import pytest
+
+from s3torchconnector import S3Exception
+from s3torchconnector import _native
+from s3torchconnector._s3client import S3Client, S3ClientConfig
+
+MIB = 1024 * 1024
+PART = 5 * MIB
+REFUSING_ENDPOINT = "http://127.0.0.1:1"  # nothing listens on port 1
+
+
+@pytest.fixture(scope="module")
+def client(s3_endpoint) -> S3Client:
+    return S3Client("us-east-1", endpoint=s3_endpoint, s3client_config=S3ClientConfig(part_size=PART))
+
+
+@pytest.fixture
+def missing_bucket() -> str:
+    return f"missing-{uuid.uuid4().hex[:12]}"
+
+
+def call_with_deadline(function, seconds: float = 60):
+    """Runs function in a thread; returns what it raised (or returned). Fails if it hangs."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = function()
+        except BaseException as error:  # noqa: BLE001 - handed back to the test
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"the call did not return within {seconds} s"
+    return outcome
+
+
+def expect_s3_exception(function, seconds: float = 60) -> S3Exception:
+    outcome = call_with_deadline(function, seconds)
+    assert "error" in outcome, f"expected an S3Exception, the call returned {outcome.get('value')!r}"
+    error = outcome["error"]
+    assert isinstance(error, S3Exception), f"expected an S3Exception, got {type(error).__name__}: {error}"
+    return error
+
+
+def write_object(client, bucket, key, size):
+    with client.put_object(bucket, key) as writer:
+        writer.write(b"x" * size)
+
+
+# ---------------------------------------------------------------- S3 error responses
+
+
+def test_s3_exception_is_exported():
+    assert issubclass(S3Exception, Exception)
+    assert S3Exception is _native.S3Exception
+
+
+def test_get_missing_key(s3, client):
+    error = expect_s3_exception(lambda: client.get_object(s3.bucket, "no/such key").read())
+    assert error.code == "NoSuchKey"
+    assert error.status == 404
+    assert error.bucket == s3.bucket
+    assert error.key == "no/such key"
+    assert error.operation == "GetObject"
+    assert s3.uri("no/such key") in str(error)
+
+
+def test_ranged_get_missing_key(s3, client):
+    error = expect_s3_exception(lambda: client._get_object_stream(s3.bucket, "nokey", 0, 10).read_all())
+    assert (error.code, error.status, error.bucket, error.key) == ("NoSuchKey", 404, s3.bucket, "nokey")
+    assert s3.uri("nokey") in str(error)
+
+
+@pytest.mark.parametrize("span", [(None, None), (0, 100)], ids=["whole-object", "ranged"])
+@pytest.mark.parametrize("whole", [False, True], ids=["streaming", "whole"])
+@pytest.mark.parametrize("how", ["info", "read_all", "next_chunk", "readinto"])
+def test_native_stream_missing_key_raises_from_every_read(s3, how, whole, span):
+    native = _native.NativeClient("us-east-1", endpoint=s3.endpoint)
+    # Repeated: the answer must not depend on how the response races the call.
+    for attempt in range(15):
+        stream = native.get_object(s3.bucket, "nokey", *span, whole)
+        calls = {
+            "info": stream.info,
+            "read_all": stream.read_all,
+            "next_chunk": stream.next_chunk,
+            "readinto": lambda: stream.readinto(bytearray(10)),
+        }
+        outcome = call_with_deadline(calls[how])
+        assert "error" in outcome, (
+            f"attempt {attempt}: {how}() of a missing key returned {outcome.get('value')!r} instead of raising"
+        )
+        error = outcome["error"]
+        assert isinstance(error, S3Exception), repr(error)
+        assert (error.code, error.status) == ("NoSuchKey", 404)
+
+
+def test_head_missing_key(s3, client):
+    error = expect_s3_exception(lambda: client.head_object(s3.bucket, "nokey"))
+    assert (error.code, error.status, error.bucket, error.key) == ("NoSuchKey", 404, s3.bucket, "nokey")
+    assert error.operation == "HeadObject"
+    assert s3.uri("nokey") in str(error)
+
+
+def test_reader_size_of_missing_key(s3, client):
+    reader = client.get_object(s3.bucket, "nokey")
+    error = expect_s3_exception(lambda: reader.seek(0, 2))  # SEEK_END needs the size: a HEAD
+    assert error.status == 404
+
+
+def test_get_missing_bucket(client, missing_bucket):
+    error = expect_s3_exception(lambda: client.get_object(missing_bucket, "k").read())
+    assert (error.code, error.status, error.bucket) == ("NoSuchBucket", 404, missing_bucket)
+    assert missing_bucket in str(error)
+
+
+def test_ranged_get_missing_bucket(client, missing_bucket):
+    error = expect_s3_exception(lambda: client._get_object_stream(missing_bucket, "k", 0, 10).read_all())
+    assert (error.code, error.status, error.bucket) == ("NoSuchBucket", 404, missing_bucket)
+
+
+def test_list_missing_bucket(client, missing_bucket):
+    error = expect_s3_exception(lambda: list(client.list_objects(missing_bucket)))
+    assert (error.code, error.status, error.bucket) == ("NoSuchBucket", 404, missing_bucket)
+    assert error.operation == "ListObjectsV2"
+    assert missing_bucket in str(error)
+
+
+@pytest.mark.parametrize("size", [10, 2 * PART + 1], ids=["single-put", "multipart"])
+def test_put_missing_bucket(client, missing_bucket, size):
+    error = expect_s3_exception(lambda: write_object(client, missing_bucket, "k", size))
+    assert (error.code, error.status, error.bucket, error.key) == ("NoSuchBucket", 404, missing_bucket, "k")
+    assert error.operation == "PutObject"
+
+
+def test_delete_missing_bucket(client, missing_bucket):
+    error = expect_s3_exception(lambda: client.delete_object(missing_bucket, "k"))
+    assert (error.code, error.status) == ("NoSuchBucket", 404)
+
+
+def test_copy_missing_source(s3, client):
+    error = expect_s3_exception(lambda: client.copy_object(s3.bucket, "no-source", s3.bucket, "dst"))
+    assert (error.code, error.status) == ("NoSuchKey", 404)
+    assert s3.uri("no-source") in str(error), "the error must name the object that is missing"
+    assert s3.keys() == []
+
+
+def test_copy_to_missing_bucket(s3, client, missing_bucket):
+    s3.put("src", b"1")
+    error = expect_s3_exception(lambda: client.copy_object(s3.bucket, "src", missing_bucket, "dst"))
+    assert (error.code, error.status) == ("NoSuchBucket", 404)
+
+
+def test_client_works_after_errors(s3, client):
+    for _ in range(3):
+        expect_s3_exception(lambda: client.get_object(s3.bucket, "nokey").read())
+    s3.put("k", b"fine")
+    assert client.get_object(s3.bucket, "k").read() == b"fine"
+
+
+# ---------------------------------------------------------------- unreachable endpoint
+
+
+@pytest.fixture(scope="module")
+def refusing_client() -> S3Client:
+    return S3Client("us-east-1", endpoint=REFUSING_ENDPOINT, s3client_config=S3ClientConfig(max_attempts=2))
+
+
+@pytest.mark.parametrize("operation", ["get", "ranged-get", "head", "list", "put", "put-multipart", "delete"])
+def test_connection_refused(refusing_client, operation):
+    c = refusing_client
+    calls = {
+        "get": lambda: c.get_object("bucket", "key").read(),
+        "ranged-get": lambda: c._get_object_stream("bucket", "key", 0, 10).read_all(),
+        "head": lambda: c.head_object("bucket", "key"),
+        "list": lambda: list(c.list_objects("bucket")),
+        "put": lambda: write_object(c, "bucket", "key", 10),
+        "put-multipart": lambda: write_object(c, "bucket", "key", PART + 1),
+        "delete": lambda: c.delete_object("bucket", "key"),
+    }
+    error = expect_s3_exception(calls[operation])
+    assert "127.0.0.1:1" in str(error)
+    assert "refused" in str(error).lower()
+    assert error.status == 0
+    assert error.bucket == "bucket"
+
+
+def test_connection_refused_single_attempt():
+    c = S3Client("us-east-1", endpoint=REFUSING_ENDPOINT, s3client_config=S3ClientConfig(max_attempts=1))
+    error = expect_s3_exception(lambda: c.head_object("bucket", "key"))
+    assert REFUSING_ENDPOINT in str(error)
+
+
+# ---------------------------------------------------------------- an endpoint that is not S3
+
+
+def html_server(protocol: str):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = protocol
+        body = b"<html><body><h1>Welcome</h1>This is not S3.</body></html>"
+
+        def _answer(self, send_body=True):
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(self.body)))
+            self.end_headers()
+            if send_body:
+                self.wfile.write(self.body)
+
+        def do_HEAD(self):
+            self._answer(send_body=False)
+
+        do_GET = do_PUT = do_POST = do_DELETE = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture(scope="module", params=["HTTP/1.1", "HTTP/1.0"])
+def html_client(request):
+    server = html_server(request.param)
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    yield S3Client("us-east-1", endpoint=endpoint, s3client_config=S3ClientConfig(part_size=PART, max_attempts=1))
+    server.shutdown()
+    server.server_close()
+
+
+def test_not_s3_list(html_client):
+    error = expect_s3_exception(lambda: list(html_client.list_objects("bucket", prefix="p/")))
+    assert error.bucket == "bucket"
+    assert "s3://bucket/p/" in str(error)
+    assert "S3" in str(error)
+
+
+@pytest.mark.parametrize("read", ["reader", "ranged-small", "ranged-large"])
+def test_not_s3_get(html_client, read):
+    calls = {
+        "reader": lambda: html_client.get_object("bucket", "key").read(),
+        "ranged-small": lambda: bytes(html_client._get_object_stream("bucket", "key", 0, 10).read_all()),
+        "ranged-large": lambda: bytes(html_client._get_object_stream("bucket", "key", 0, 1000).read_all()),
+    }
+    error = expect_s3_exception(calls[read])
+    assert (error.bucket, error.key, error.operation) == ("bucket", "key", "GetObject")
+    assert "s3://bucket/key" in str(error) or "127.0.0.1" in str(error)
+
+
+def test_not_s3_multipart_put(html_client):
+    error = expect_s3_exception(lambda: write_object(html_client, "bucket", "key", PART + 1))
+    assert (error.bucket, error.key, error.operation) == ("bucket", "key", "PutObject")
+
+
+# ---------------------------------------------------------------- bad arguments, refused before any request
+
+# A client whose every request would fail with an S3Exception: a TypeError/ValueError proves that
+# the argument was rejected before anything was sent.
+@pytest.fixture(scope="module")
+def offline() -> S3Client:
+    return S3Client("us-east-1", endpoint=REFUSING_ENDPOINT, s3client_config=S3ClientConfig(max_attempts=1))
+
+
+BAD_BUCKETS = [
+    ("", ValueError),
+    ("bad bucket", ValueError),
+    ("bucket/with/slash", ValueError),
+    ("-leading-dash", ValueError),
+    ("bücket", ValueError),
+    ("b" * 256, ValueError),
+    (None, TypeError),
+    (123, TypeError),
+    (b"bucket", TypeError),
+]
+BAD_KEYS = [
+    ("", ValueError),
+    ("k" * 1025, ValueError),
+    ("ü" * 513, ValueError),  # 1026 UTF-8 bytes
+    (None, TypeError),
+    (5, TypeError),
+    (b"key", TypeError),
+]
+
+
+def operations(client, bucket, key):
+    return {
+        "get_object": lambda: client.get_object(bucket, key),
+        "put_object": lambda: client.put_object(bucket, key),
+        "head_object": lambda: client.head_object(bucket, key),
+        "delete_object": lambda: client.delete_object(bucket, key),
+        "copy_object-source": lambda: client.copy_object(bucket, key, "good-bucket", "good-key"),
+        "copy_object-destination": lambda: client.copy_object("good-bucket", "good-key", bucket, key),
+    }
+
+
+@pytest.mark.parametrize("bucket,expected", BAD_BUCKETS, ids=repr)
+@pytest.mark.parametrize("operation", list(operations(None, "b", "k")) + ["list_objects"])
+def test_bad_bucket(offline, operation, bucket, expected):
+    calls = operations(offline, bucket, "key")
+    calls["list_objects"] = lambda: offline.list_objects(bucket)
+    with pytest.raises(expected) as raised:
+        calls[operation]()
+    if expected is ValueError:
+        assert repr(bucket) in str(raised.value), "the error names the bad bucket"
+
+
+@pytest.mark.parametrize("key,expected", BAD_KEYS, ids=lambda v: repr(v)[:20])
+@pytest.mark.parametrize("operation", list(operations(None, "b", "k")))
+def test_bad_key(offline, operation, key, expected):
+    with pytest.raises(expected):
+        operations(offline, "bucket", key)[operation]()
+
+
+def test_longest_key_is_accepted(s3, client):
+    key = "k" * 1024
+    write_object(client, s3.bucket, key, 3)
+    assert s3.get(key) == b"xxx"
+
+
+@pytest.mark.parametrize(
+    "start,end",
+    [(-1, None), (None, -1), (-5, -1), (10, 5), (1, 0)],
+)
+def test_bad_range(offline, start, end):
+    with pytest.raises(ValueError):
+        offline._get_object_stream("bucket", "key", start, end)
+
+
+def test_native_bad_range():
+    native = _native.NativeClient("us-east-1", endpoint=REFUSING_ENDPOINT, max_attempts=1)
+    with pytest.raises(ValueError):
+        native.get_object("bucket", "key", 10, 5, False)
+    with pytest.raises(TypeError):
+        native.get_object("bucket", "key", -1, None, False)
+
+
+@pytest.mark.parametrize("max_keys", [0, -1, 1001, 5000, True, 1.5, "10", None])
+def test_bad_max_keys(offline, max_keys):
+    with pytest.raises(ValueError):
+        offline.list_objects("bucket", max_keys=max_keys)
+
+
+@pytest.mark.parametrize("argument", ["prefix", "delimiter"])
+@pytest.mark.parametrize("value", [None, 5, b"p/"])
+def test_bad_prefix_or_delimiter(offline, argument, value):
+    with pytest.raises(TypeError):
+        offline.list_objects("bucket", **{argument: value})
+
+
+@pytest.mark.parametrize("storage_class", ["", 5, b"STANDARD"])
+def test_bad_storage_class(offline, storage_class):
+    with pytest.raises(ValueError):
+        offline.put_object("bucket", "key", storage_class=storage_class)
+
+
+@pytest.mark.parametrize(
+    "kwargs,expected",
+    [
+        ({"region": ""}, ValueError),
+        ({"region": None}, ValueError),
+        ({"region": 5}, ValueError),
+        ({"region": "us-east-1", "endpoint": 5}, TypeError),
+        ({"region": "us-east-1", "endpoint": b"http://x"}, TypeError),
+        ({"region": "us-east-1", "s3client_config": {"part_size": PART}}, TypeError),
+    ],
+)
+def test_bad_client_arguments(kwargs, expected):
+    region = kwargs.pop("region")
+    with pytest.raises(expected):
+        S3Client(region, **kwargs)
+
+
+@pytest.mark.parametrize("endpoint", ["ftp://host", "not a url", "s3://bucket", "http://"])
+def test_bad_endpoint(endpoint):
+    client = S3Client("us-east-1", endpoint=endpoint)
+    with pytest.raises(ValueError) as raised:
+        client.head_object("bucket", "key")
+    assert endpoint in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"part_size": PART - 1}, {"part_size": 0}, {"max_attempts": 0}, {"throughput_target_gbps": 0},
+     {"unsigned": True, "requester_pays": True}],
+)
+def test_bad_config_values(kwargs):
+    with pytest.raises(ValueError):
+        S3ClientConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"part_size": float(PART)}, {"part_size": str(PART)}, {"max_attempts": 2.0}, {"unsigned": 1},
+     {"force_path_style": "yes"}, {"profile": 5}, {"requester_pays": None}],
+)
+def test_bad_config_types(kwargs):
+    with pytest.raises(TypeError):
+        S3ClientConfig(**kwargs)

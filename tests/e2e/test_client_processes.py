@@ -1,0 +1,277 @@
+"""S3Client across processes: fork, spawn and forkserver children, interpreter exit with requests in
+flight, and Ctrl-C during a request."""
+
+import hashlib
+import multiprocessing
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from s3torchconnector._s3client import S3Client, S3ClientConfig
+
+MIB = 1024 * 1024
+PART = 5 * MIB
+SUBPROCESS_TIMEOUT = 90
+
+
+def pattern(size: int, seed: int) -> bytes:
+    block = hashlib.sha256(str(seed).encode()).digest() * 4096  # 128 KiB
+    return (block * (size // len(block) + 1))[:size]
+
+
+def child_read_write(client, bucket, read_key, read_sha256, read_size, write_key, write_size, seed):
+    """Runs in the child: reads what the parent wrote, writes an object of its own."""
+    data = client.get_object(bucket, read_key).read()
+    assert len(data) == read_size, f"read {len(data)} bytes, expected {read_size}"
+    assert hashlib.sha256(data).hexdigest() == read_sha256, "the child read different bytes"
+    head = bytes(client._get_object_stream(bucket, read_key, 0, 100).read_all())
+    assert head == data[:100]
+    with client.put_object(bucket, write_key) as writer:
+        body = pattern(write_size, seed)
+        for start in range(0, write_size, MIB):
+            writer.write(body[start : start + MIB])
+    keys = [o.key for page in client.list_objects(bucket, prefix=write_key) for o in page.object_info]
+    assert keys == [write_key], keys
+    assert client.head_object(bucket, write_key).size == write_size
+
+
+@pytest.fixture(scope="module")
+def client(s3_endpoint) -> S3Client:
+    return S3Client("us-east-1", endpoint=s3_endpoint, s3client_config=S3ClientConfig(part_size=PART))
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_client_in_child_processes(s3, client, method):
+    # The parent uses the client first, so a native client exists before the children start.
+    source = pattern(PART + 12345, seed=1)
+    with client.put_object(s3.bucket, "from-parent") as writer:
+        writer.write(source)
+    assert client.get_object(s3.bucket, "from-parent").read() == source
+
+    children = 2 if method == "fork" else 1
+    context = multiprocessing.get_context(method)
+    processes = [
+        context.Process(
+            target=child_read_write,
+            args=(client, s3.bucket, "from-parent", hashlib.sha256(source).hexdigest(), len(source),
+                  f"from-child-{i}", PART + 1000 * (i + 1), 100 + i),
+        )
+        for i in range(children)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(SUBPROCESS_TIMEOUT)
+        alive = process.is_alive()
+        if alive:
+            process.kill()
+            process.join()
+        assert not alive, f"a {method} child did not finish within {SUBPROCESS_TIMEOUT} s"
+        assert process.exitcode == 0, f"a {method} child failed with exit code {process.exitcode}"
+
+    for i in range(children):
+        expected = pattern(PART + 1000 * (i + 1), 100 + i)
+        assert s3.get(f"from-child-{i}") == expected
+        assert client.get_object(s3.bucket, f"from-child-{i}").read() == expected  # the parent still works
+    with client.put_object(s3.bucket, "parent-after") as writer:
+        writer.write(source)
+    assert s3.get("parent-after") == source
+    assert s3.multipart_uploads() == []
+
+
+def test_client_pickles_without_its_native_client(client, s3):
+    import pickle
+
+    s3.put("k", b"pickled")
+    assert client.get_object(s3.bucket, "k").read() == b"pickled"
+    copy = pickle.loads(pickle.dumps(client))
+    assert (copy.region, copy.endpoint, copy.s3client_config) == (client.region, client.endpoint, client.s3client_config)
+    assert copy.get_object(s3.bucket, "k").read() == b"pickled"
+    assert client.get_object(s3.bucket, "k").read() == b"pickled"
+
+
+# ---------------------------------------------------------------- interpreter exit with requests in flight
+
+
+def run_python(code: str, *args, timeout=SUBPROCESS_TIMEOUT) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code), *args],
+            capture_output=True, text=True, timeout=timeout, env=os.environ.copy(),
+        )
+    except subprocess.TimeoutExpired as expired:
+        pytest.fail(f"the interpreter did not exit within {timeout} s; stderr: {expired.stderr!r}")
+
+
+EXIT_IN_FLIGHT = """
+    import sys
+    from s3torchconnector._s3client import S3Client, S3ClientConfig
+    endpoint, bucket = sys.argv[1:3]
+    client = S3Client("us-east-1", endpoint=endpoint, s3client_config=S3ClientConfig(part_size=5 * 1024 * 1024))
+    whole = client._get_object_stream(bucket, "big")
+    streaming = client._get_object_stream(bucket, "big", 0, None)
+    assert len(streaming.next_chunk()) > 0
+    reader = client.get_object(bucket, "big")
+    reader.prefetch()
+    writer = client.put_object(bucket, "unfinished")
+    writer.write(b"x" * (12 * 1024 * 1024))
+    print("requests in flight", flush=True)
+"""
+
+
+def test_exit_with_requests_in_flight(s3):
+    s3.put("big", os.urandom(30 * MIB))
+    result = run_python(EXIT_IN_FLIGHT, s3.endpoint, s3.bucket)
+    assert "requests in flight" in result.stdout, result.stderr
+    assert result.returncode == 0, result.stderr
+    assert "unfinished" not in s3.keys(), "an unclosed writer must not publish its object at exit"
+
+
+class StallingServer:
+    """Accepts connections and reads requests, never answers."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.request_seen = threading.Event()
+        self.connections = []
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self):
+        while not self._stop:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections.append(connection)
+            threading.Thread(target=self._drain, args=(connection,), daemon=True).start()
+
+    def _drain(self, connection):
+        try:
+            while connection.recv(65536):
+                self.request_seen.set()
+        except OSError:
+            pass
+
+    def close(self):
+        self._stop = True
+        self.listener.close()
+        for connection in self.connections:
+            connection.close()
+
+
+@pytest.fixture
+def stalling_server():
+    server = StallingServer()
+    yield server
+    server.close()
+
+
+EXIT_WITH_BLOCKED_THREAD = """
+    import sys, threading, time
+    from s3torchconnector._s3client import S3Client, S3ClientConfig
+    client = S3Client("us-east-1", endpoint=sys.argv[1], s3client_config=S3ClientConfig(max_attempts=1))
+    thread = threading.Thread(target=lambda: client.get_object("bucket", "key").read(), daemon=True)
+    thread.start()
+    time.sleep(1)
+    print("exiting", flush=True)
+"""
+
+
+def test_exit_while_a_daemon_thread_waits_on_a_request(stalling_server):
+    result = run_python(EXIT_WITH_BLOCKED_THREAD, stalling_server.endpoint)
+    assert stalling_server.request_seen.is_set()
+    assert "exiting" in result.stdout, result.stderr
+    assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------- Ctrl-C
+
+# Runs each operation against its own stalling server. Every interrupt but the last is caught (the
+# client must stay usable after one); the last propagates, as an uncaught Ctrl-C does.
+INTERRUPTED = """
+    import sys
+    from s3torchconnector._s3client import S3Client, S3ClientConfig
+
+    def run(operation, endpoint):
+        client = S3Client("us-east-1", endpoint=endpoint,
+                          s3client_config=S3ClientConfig(max_attempts=1, part_size=5 * 1024 * 1024))
+        if operation == "read":
+            client.get_object("bucket", "large-object").read()
+        elif operation == "streaming-read":
+            client._get_object_stream("bucket", "large-object", 0, None).next_chunk()
+        elif operation == "head":
+            client.head_object("bucket", "key")
+        elif operation == "multipart-put":
+            with client.put_object("bucket", "key") as writer:
+                for _ in range(4):
+                    writer.write(b"x" * (5 * 1024 * 1024))
+
+    pairs = list(zip(sys.argv[1::2], sys.argv[2::2]))
+    for index, (operation, endpoint) in enumerate(pairs):
+        try:
+            run(operation, endpoint)
+            print("finished without an interrupt", operation, flush=True)
+        except KeyboardInterrupt:
+            if index == len(pairs) - 1:
+                raise
+            print("interrupted", operation, flush=True)
+"""
+
+# One per kind of native wait: a whole read, a streaming read, a one-shot request, an upload's
+# write. "read" goes last: its KeyboardInterrupt is the one that ends the interpreter.
+INTERRUPTED_OPERATIONS = ["streaming-read", "head", "multipart-put", "read"]
+
+
+def test_ctrl_c_interrupts_a_stalled_request():
+    servers = [StallingServer() for _ in INTERRUPTED_OPERATIONS]
+    arguments = [a for op, server in zip(INTERRUPTED_OPERATIONS, servers) for a in (op, server.endpoint)]
+    process = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(INTERRUPTED), *arguments],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+    )
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line.strip()) for line in process.stdout], daemon=True).start()
+    deadline = time.monotonic() + SUBPROCESS_TIMEOUT
+    try:
+        for operation, server in zip(INTERRUPTED_OPERATIONS, servers):
+            while not server.request_seen.is_set():
+                assert process.poll() is None, f"{operation}: exited early: {process.stderr.read()[-3000:]}"
+                assert time.monotonic() < deadline, f"{operation}: no request reached the server"
+                time.sleep(0.05)
+            time.sleep(1)  # the request is in flight and stalled
+            process.send_signal(signal.SIGINT)
+            if operation == INTERRUPTED_OPERATIONS[-1]:
+                break
+            try:
+                line = lines.get(timeout=max(1, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail(f"{operation}: Ctrl-C did not interrupt the waiting call")
+            assert line == f"interrupted {operation}", line
+        try:
+            _, stderr = process.communicate(timeout=max(1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{INTERRUPTED_OPERATIONS[-1]}: the interpreter did not exit after Ctrl-C")
+        assert process.returncode != 0
+        assert "KeyboardInterrupt" in stderr, stderr[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for server in servers:
+            server.close()

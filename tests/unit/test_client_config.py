@@ -1,0 +1,231 @@
+"""S3ClientConfig, UserAgent and parse_s3_uri: no network."""
+
+import dataclasses
+import platform
+import sys
+
+import pytest
+
+from s3torchconnector import S3ClientConfig as ExportedConfig
+from s3torchconnector._s3client import S3Client, S3ClientConfig
+from s3torchconnector._s3uri import parse_s3_uri
+from s3torchconnector._user_agent import UserAgent
+from s3torchconnector._version import __version__
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+
+# ---------------------------------------------------------------- S3ClientConfig
+
+
+def test_defaults():
+    config = S3ClientConfig()
+    assert config.throughput_target_gbps == 10.0
+    assert config.part_size == 8 * MIB
+    assert config.unsigned is False
+    assert config.force_path_style is False
+    assert config.max_attempts == 10
+    assert config.profile is None
+    assert config.requester_pays is False
+
+
+def test_exported_at_package_level():
+    assert ExportedConfig is S3ClientConfig
+
+
+def test_all_fields_settable():
+    config = S3ClientConfig(
+        throughput_target_gbps=2.5, part_size=16 * MIB, unsigned=True, force_path_style=True,
+        max_attempts=3, profile="dev",
+    )
+    assert (config.throughput_target_gbps, config.part_size, config.unsigned, config.force_path_style,
+            config.max_attempts, config.profile) == (2.5, 16 * MIB, True, True, 3, "dev")
+
+
+def test_frozen_and_comparable():
+    config = S3ClientConfig(part_size=16 * MIB)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.part_size = 32 * MIB
+    assert config == S3ClientConfig(part_size=16 * MIB)
+    assert config != S3ClientConfig()
+    assert hash(config) == hash(S3ClientConfig(part_size=16 * MIB))
+
+
+@pytest.mark.parametrize("part_size", [5 * MIB, 5 * MIB + 1, 8 * MIB, GIB, 5 * GIB])
+def test_part_size_within_bounds(part_size):
+    assert S3ClientConfig(part_size=part_size).part_size == part_size
+
+
+@pytest.mark.parametrize("part_size", [5 * MIB - 1, 1, 0, -1, -5 * MIB, 5 * GIB + 1, 10 * GIB])
+def test_part_size_out_of_bounds(part_size):
+    with pytest.raises(ValueError) as raised:
+        S3ClientConfig(part_size=part_size)
+    assert "part_size" in str(raised.value)
+    assert str(part_size) in str(raised.value)
+
+
+@pytest.mark.parametrize("part_size", [8.0 * MIB, "8388608", None, True])
+def test_part_size_type(part_size):
+    with pytest.raises(TypeError) as raised:
+        S3ClientConfig(part_size=part_size)
+    assert "part_size" in str(raised.value)
+
+
+@pytest.mark.parametrize("max_attempts", [1, 2, 10, 100])
+def test_max_attempts_valid(max_attempts):
+    assert S3ClientConfig(max_attempts=max_attempts).max_attempts == max_attempts
+
+
+@pytest.mark.parametrize("max_attempts", [0, -1])
+def test_max_attempts_too_small(max_attempts):
+    with pytest.raises(ValueError) as raised:
+        S3ClientConfig(max_attempts=max_attempts)
+    assert "max_attempts" in str(raised.value)
+
+
+@pytest.mark.parametrize("max_attempts", [1.0, "3", None, True, False])
+def test_max_attempts_type(max_attempts):
+    with pytest.raises(TypeError) as raised:
+        S3ClientConfig(max_attempts=max_attempts)
+    assert "max_attempts" in str(raised.value)
+
+
+@pytest.mark.parametrize("gbps", [0, 0.0, -1, -0.5, float("nan")])
+def test_throughput_not_positive(gbps):
+    with pytest.raises(ValueError) as raised:
+        S3ClientConfig(throughput_target_gbps=gbps)
+    assert "throughput_target_gbps" in str(raised.value)
+
+
+@pytest.mark.parametrize("gbps", ["10", None, True])
+def test_throughput_type(gbps):
+    with pytest.raises(TypeError):
+        S3ClientConfig(throughput_target_gbps=gbps)
+
+
+def test_throughput_accepts_int():
+    assert S3ClientConfig(throughput_target_gbps=25).throughput_target_gbps == 25
+
+
+@pytest.mark.parametrize("field", ["unsigned", "force_path_style", "requester_pays"])
+@pytest.mark.parametrize("value", [1, 0, "true", None])
+def test_flags_must_be_bool(field, value):
+    with pytest.raises(TypeError) as raised:
+        S3ClientConfig(**{field: value})
+    assert field in str(raised.value)
+
+
+@pytest.mark.parametrize("profile", [5, b"dev", ["dev"]])
+def test_profile_type(profile):
+    with pytest.raises(TypeError):
+        S3ClientConfig(profile=profile)
+
+
+def test_requester_pays_with_unsigned_is_rejected():
+    with pytest.raises(ValueError) as raised:
+        S3ClientConfig(requester_pays=True, unsigned=True)
+    assert "requester_pays" in str(raised.value) and "unsigned" in str(raised.value)
+    assert S3ClientConfig(requester_pays=True).requester_pays is True
+    assert S3ClientConfig(unsigned=True).unsigned is True
+
+
+def test_client_keeps_its_config():
+    config = S3ClientConfig(part_size=6 * MIB)
+    assert S3Client("us-east-1", s3client_config=config).s3client_config is config
+    assert S3Client("us-east-1").s3client_config == S3ClientConfig()
+
+
+def test_client_is_lazy():
+    # No endpoint is contacted (nor parsed) until the first request.
+    client = S3Client("us-east-1", endpoint="http://127.0.0.1:1")
+    assert client.endpoint == "http://127.0.0.1:1"
+    assert client._native_client is None
+
+
+# ---------------------------------------------------------------- UserAgent
+
+
+def test_user_agent_prefix():
+    import torch  # noqa: F401 - its version is part of the prefix once imported
+
+    prefix = UserAgent().prefix
+    assert prefix.startswith(f"s3torchconnector/{__version__} ")
+    parts = prefix.split(" ")
+    v = sys.version_info
+    assert f"py/{v.major}.{v.minor}.{v.micro}" in parts
+    assert f"torch/{torch.__version__}" in parts
+    assert f"os/{platform.system().lower()}" in parts
+    assert f"md/arch#{platform.machine().lower()}" in parts
+    assert "(" not in prefix
+
+
+def test_user_agent_comments():
+    prefix = UserAgent(["lightning/2.1", "my-app"]).prefix
+    assert prefix.startswith(f"s3torchconnector/{__version__} ")
+    assert prefix.endswith(" (lightning/2.1; my-app)")
+    assert UserAgent([]).prefix == UserAgent().prefix
+    assert UserAgent(None).prefix == UserAgent().prefix
+
+
+@pytest.mark.parametrize("comments", ["my-app", ("a", "b"), ["ok", 5], [None], 7])
+def test_user_agent_bad_comments(comments):
+    with pytest.raises(ValueError):
+        UserAgent(comments)
+
+
+def test_client_user_agent_prefix():
+    client = S3Client("us-east-1", user_agent=UserAgent(["custom"]))
+    assert client.user_agent_prefix == UserAgent(["custom"]).prefix
+    assert S3Client("us-east-1").user_agent_prefix == UserAgent().prefix
+
+
+# ---------------------------------------------------------------- parse_s3_uri
+
+
+@pytest.mark.parametrize(
+    "uri,expected",
+    [
+        ("s3://bucket/key", ("bucket", "key")),
+        ("s3://bucket/a/b/c.txt", ("bucket", "a/b/c.txt")),
+        ("s3://bucket/", ("bucket", "")),
+        ("s3://bucket", ("bucket", "")),
+        ("s3://bucket/prefix/", ("bucket", "prefix/")),
+        ("s3://my.dotted-bucket_1/k", ("my.dotted-bucket_1", "k")),
+        ("s3://bucket/with space/ü+%=~*'\"", ("bucket", "with space/ü+%=~*'\"")),
+        ("s3://bucket//leading-slash", ("bucket", "/leading-slash")),
+        ("s3://bucket/key?x=1#frag", ("bucket", "key?x=1#frag")),
+    ],
+)
+def test_parse_good_uris(uri, expected):
+    assert parse_s3_uri(uri) == expected
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "bucket/key",
+        "/bucket/key",
+        "http://bucket/key",
+        "s3:/bucket/key",
+        "s3:bucket/key",
+        "S3://bucket/key",
+        "",
+        "s3://",
+        "s3:///key",
+        "s3://bad bucket/key",
+        "s3://bu$ket/key",
+        "s3://-bucket/key",
+        "s3://bücket/key",
+    ],
+)
+def test_parse_bad_uris(uri):
+    with pytest.raises(ValueError) as raised:
+        parse_s3_uri(uri)
+    assert repr(uri) in str(raised.value), "the error names the URI"
+
+
+@pytest.mark.parametrize("uri", [None, 5, b"s3://bucket/key"])
+def test_parse_non_string(uri):
+    with pytest.raises(TypeError):
+        parse_s3_uri(uri)
