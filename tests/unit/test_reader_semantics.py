@@ -1,0 +1,349 @@
+"""Reader semantics without a server: seek/read-size rules, reader-type names, and both reader
+strategies over an in-memory fake of the native download streams."""
+
+import io
+from functools import partial
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from s3torchconnector import S3Reader, S3ReaderConstructor
+from s3torchconnector.s3reader import RangedS3Reader, SequentialS3Reader
+from s3torchconnector.s3reader.s3reader import check_read_size, resolve_seek
+
+
+def _size(n):
+    return lambda: n
+
+
+def _no_size():
+    raise AssertionError("the object's size was asked for although it was not needed")
+
+
+# --------------------------------------------------------------------------- resolve_seek
+
+
+@pytest.mark.parametrize(
+    "offset, whence, position, size, expected",
+    [
+        (0, io.SEEK_SET, 5, 10, 0),
+        (7, io.SEEK_SET, 0, 10, 7),
+        (10, io.SEEK_SET, 0, 10, 10),
+        (11, io.SEEK_SET, 0, 10, 10),  # past the end: clamped to the size
+        (10**12, io.SEEK_SET, 3, 10, 10),
+        (0, io.SEEK_CUR, 4, 10, 4),
+        (3, io.SEEK_CUR, 4, 10, 7),
+        (-4, io.SEEK_CUR, 4, 10, 0),
+        (100, io.SEEK_CUR, 4, 10, 10),
+        (0, io.SEEK_END, 0, 10, 10),
+        (-10, io.SEEK_END, 0, 10, 0),
+        (-3, io.SEEK_END, 0, 10, 7),
+        (5, io.SEEK_END, 0, 10, 10),
+        (0, io.SEEK_END, 0, 0, 0),
+        (0, io.SEEK_SET, 0, 0, 0),
+        (1, io.SEEK_SET, 0, 0, 0),
+    ],
+)
+def test_resolve_seek_positions(offset, whence, position, size, expected):
+    assert resolve_seek(offset, whence, position, _size(size)) == expected
+
+
+@pytest.mark.parametrize(
+    "offset, whence, position, size",
+    [
+        (-1, io.SEEK_SET, 0, 10),
+        (-1, io.SEEK_SET, 5, 10),
+        (-5, io.SEEK_CUR, 4, 10),
+        (-11, io.SEEK_END, 0, 10),
+        (-1, io.SEEK_END, 0, 0),
+    ],
+)
+def test_resolve_seek_negative_result_raises_value_error(offset, whence, position, size):
+    with pytest.raises(ValueError):
+        resolve_seek(offset, whence, position, _size(size))
+
+
+@pytest.mark.parametrize("whence", [3, -1, 42])
+def test_resolve_seek_invalid_whence_raises_value_error(whence):
+    with pytest.raises(ValueError):
+        resolve_seek(0, whence, 0, _size(10))
+
+
+@pytest.mark.parametrize("offset", [1.0, "1", None, True])
+def test_resolve_seek_non_int_offset_raises_type_error(offset):
+    with pytest.raises(TypeError):
+        resolve_seek(offset, io.SEEK_SET, 0, _size(10))
+
+
+@pytest.mark.parametrize(
+    "offset, whence, position",
+    [(0, io.SEEK_SET, 0), (2, io.SEEK_SET, 5), (5, io.SEEK_SET, 5), (-3, io.SEEK_CUR, 5), (0, io.SEEK_CUR, 5)],
+)
+def test_resolve_seek_backwards_does_not_need_the_size(offset, whence, position):
+    # Seeking back (or nowhere) must not cost a HEAD request.
+    expected = position + offset if whence == io.SEEK_CUR else offset
+    assert resolve_seek(offset, whence, position, _no_size) == expected
+
+
+@given(
+    size=st.integers(0, 10_000),
+    position=st.integers(0, 10_000),
+    offset=st.integers(-20_000, 20_000),
+    whence=st.sampled_from([io.SEEK_SET, io.SEEK_CUR, io.SEEK_END]),
+)
+@settings(max_examples=200, deadline=None)
+def test_resolve_seek_matches_a_clamped_model(size, position, offset, whence):
+    position = min(position, size)
+    base = {io.SEEK_SET: 0, io.SEEK_CUR: position, io.SEEK_END: size}[whence]
+    target = base + offset
+    if target < 0:
+        with pytest.raises(ValueError):
+            resolve_seek(offset, whence, position, _size(size))
+    else:
+        assert resolve_seek(offset, whence, position, _size(size)) == min(target, size)
+
+
+# --------------------------------------------------------------------------- check_read_size
+
+
+@pytest.mark.parametrize("size, expected", [(None, None), (-1, None), (-100, None), (0, 0), (1, 1), (10**9, 10**9)])
+def test_check_read_size(size, expected):
+    assert check_read_size(size) == expected
+
+
+@pytest.mark.parametrize("size", [1.5, "3", b"3", True, False, [1]])
+def test_check_read_size_rejects_non_int(size):
+    with pytest.raises(TypeError):
+        check_read_size(size)
+
+
+# --------------------------------------------------------------------------- reader type strings
+
+
+def test_reader_type_string_for_built_in_constructors():
+    get = S3ReaderConstructor.get_reader_type_string
+    assert get(None) == "sequential"
+    assert get(S3ReaderConstructor.default()) == "sequential"
+    assert get(S3ReaderConstructor.sequential()) == "sequential"
+    assert get(S3ReaderConstructor.range_based()) == "range_based"
+    assert get(S3ReaderConstructor.range_based(buffer_size=0)) == "range_based"
+    assert get(S3ReaderConstructor.range_based(buffer_size=1000)) == "range_based"
+
+
+def test_reader_type_string_for_custom_constructors():
+    get = S3ReaderConstructor.get_reader_type_string
+
+    def custom(bucket, key, get_object_info, get_stream):
+        raise NotImplementedError
+
+    custom.reader_type = "mine"
+    assert get(custom) == "mine"
+    assert get(lambda **kwargs: None) == "unknown"
+
+
+@pytest.mark.parametrize("buffer_size", [-1, 1.5, "10", True])
+def test_range_based_rejects_bad_buffer_size(buffer_size):
+    with pytest.raises(ValueError):
+        S3ReaderConstructor.range_based(buffer_size=buffer_size)
+
+
+# --------------------------------------------------------------------------- readers over a fake S3
+
+
+class _Info:
+    def __init__(self, size):
+        self.size = size
+
+
+class _Stream:
+    """Stands in for a native GetObjectStream of data[start:end]."""
+
+    def __init__(self, data: bytes):
+        self._data = data
+        self._offset = 0
+        self.closed = False
+
+    def read_all(self):
+        out = self._data[self._offset :]
+        self._offset = len(self._data)
+        return out
+
+    def readinto(self, buf):
+        view = memoryview(buf).cast("B")
+        n = min(len(view), len(self._data) - self._offset)
+        view[:n] = self._data[self._offset : self._offset + n]
+        self._offset += n
+        return n
+
+    def close(self):
+        self.closed = True
+
+
+class _FakeObject:
+    """Counts the requests a reader makes."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.heads = 0
+        self.gets = []  # (start, end) of each GET, None for whole-object
+
+    def get_object_info(self):
+        self.heads += 1
+        return _Info(len(self.data))
+
+    def get_stream(self, start=None, end=None):
+        self.gets.append((start, end))
+        if start is None and end is None:
+            return _Stream(self.data)
+        return _Stream(self.data[start:end])
+
+    def reader(self, constructor) -> S3Reader:
+        return constructor(
+            bucket="bucket", key="some/key", get_object_info=self.get_object_info, get_stream=self.get_stream
+        )
+
+
+CONSTRUCTORS = {
+    "sequential": S3ReaderConstructor.sequential(),
+    "range_based": S3ReaderConstructor.range_based(),
+    "range_based_0": S3ReaderConstructor.range_based(buffer_size=0),
+    "range_based_1000": S3ReaderConstructor.range_based(buffer_size=1000),
+    "range_based_7": S3ReaderConstructor.range_based(buffer_size=7),
+}
+
+
+class _ClampedModel(io.BytesIO):
+    """io.BytesIO whose seeks clamp to the size and refuse negative targets, like the product."""
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        size = len(self.getbuffer())
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.tell(), io.SEEK_END: size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative position")
+        return super().seek(min(base + offset, size))
+
+
+_ops = st.one_of(
+    st.tuples(st.just("read"), st.one_of(st.none(), st.integers(-2, 3000))),
+    st.tuples(st.just("read_noarg")),
+    st.tuples(st.just("readinto"), st.integers(0, 3000)),
+    st.tuples(st.just("seek"), st.integers(-3000, 3000), st.sampled_from([io.SEEK_SET, io.SEEK_CUR, io.SEEK_END])),
+    st.tuples(st.just("tell")),
+)
+
+
+def _apply(target, op):
+    kind = op[0]
+    if kind == "read":
+        return target.read(op[1])
+    if kind == "read_noarg":
+        return target.read()
+    if kind == "readinto":
+        buf = bytearray(op[1])
+        n = target.readinto(buf)
+        return n, bytes(buf[:n])
+    if kind == "seek":
+        return target.seek(op[1], op[2])
+    return target.tell()
+
+
+def run_against_model(reader, data, ops):
+    model = _ClampedModel(data)
+    for op in ops:
+        try:
+            expected = _apply(model, op)
+        except ValueError:
+            with pytest.raises(ValueError):
+                _apply(reader, op)
+        else:
+            assert _apply(reader, op) == expected, op
+        assert reader.tell() == model.tell(), op
+    assert reader.read() == model.read()
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRUCTORS))
+@given(data=st.binary(max_size=2500), ops=st.lists(_ops, max_size=25))
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_reader_matches_bytesio_model_over_fake_s3(name, data, ops):
+    reader = _FakeObject(data).reader(CONSTRUCTORS[name])
+    run_against_model(reader, data, ops)
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRUCTORS))
+def test_reader_file_interface(name):
+    fake = _FakeObject(b"0123456789")
+    reader = fake.reader(CONSTRUCTORS[name])
+    assert isinstance(reader, io.BufferedIOBase)
+    assert isinstance(reader, S3Reader)
+    assert reader.bucket == "bucket" and reader.key == "some/key"
+    assert reader.readable() and reader.seekable()
+    assert not reader.writable()
+    assert not reader.closed
+    assert reader.read(4) == b"0123"
+    assert reader.read(-1) == b"456789"
+    assert reader.read() == b""
+    assert reader.read(10) == b""
+    reader.close()
+    assert reader.closed
+    for call in (reader.read, reader.tell, lambda: reader.seek(0), lambda: reader.readinto(bytearray(2))):
+        with pytest.raises(ValueError):
+            call()
+    reader.close()  # closing twice is harmless
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRUCTORS))
+def test_reader_is_a_context_manager(name):
+    with _FakeObject(b"abc").reader(CONSTRUCTORS[name]) as reader:
+        assert reader.read() == b"abc"
+    assert reader.closed
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRUCTORS))
+def test_creating_a_reader_sends_nothing(name):
+    fake = _FakeObject(b"abc")
+    fake.reader(CONSTRUCTORS[name])
+    assert fake.heads == 0 and fake.gets == []
+
+
+def test_sequential_reader_fetches_the_object_once():
+    data = bytes(range(256)) * 40
+    fake = _FakeObject(data)
+    reader = fake.reader(S3ReaderConstructor.sequential())
+    out = b"".join(iter(lambda: reader.read(100), b""))
+    reader.seek(0)
+    assert reader.read() == data
+    assert out == data
+    assert fake.gets == [(None, None)]
+
+
+def test_range_based_reader_serves_small_reads_from_one_buffered_request():
+    data = bytes(range(256)) * 40  # 10240 bytes
+    fake = _FakeObject(data)
+    reader = fake.reader(S3ReaderConstructor.range_based(buffer_size=4096))
+    assert reader.read(10) == data[:10]
+    assert reader.read(10) == data[10:20]
+    assert len(fake.gets) == 1
+    start, end = fake.gets[0]
+    assert start == 0 and end - start <= 4096
+
+
+def test_range_based_reader_without_buffer_fetches_only_what_is_read():
+    data = bytes(range(256)) * 40
+    fake = _FakeObject(data)
+    reader = fake.reader(S3ReaderConstructor.range_based(buffer_size=0))
+    reader.seek(1000)
+    assert reader.read(24) == data[1000:1024]
+    assert reader.seek(-10, io.SEEK_END) == len(data) - 10
+    assert reader.read(100) == data[-10:]
+    fetched = sum(end - start for start, end in fake.gets)
+    assert fetched == 34
+
+
+def test_range_based_reader_memory_is_bounded_by_buffer_size():
+    data = bytes(5000)
+    fake = _FakeObject(data)
+    reader = fake.reader(S3ReaderConstructor.range_based(buffer_size=100))
+    for _ in range(50):
+        assert reader.read(7) == bytes(7)
+    assert all(end - start <= 100 for start, end in fake.gets)
