@@ -3,6 +3,7 @@
 from functools import partial
 from typing import Optional
 
+from .dcp_optimized import DEFAULT_MAX_GAP_SIZE, DCPOptimizedConstructor
 from .protocol import S3ReaderConstructorProtocol
 from .ranged import RangedS3Reader
 from .sequential import SequentialS3Reader
@@ -15,6 +16,8 @@ class S3ReaderConstructor:
     - ``sequential()``: fetch the whole object into one buffer (default). Best for whole reads.
     - ``range_based(buffer_size)``: fetch only the byte ranges read. Best for sparse reads of
       large objects.
+    - ``dcp_optimized(max_gap_size)``: for PyTorch Distributed Checkpoint loads: fetch only the byte
+      ranges the load plan reads (the default of ``s3torchconnector.dcp.S3StorageReader``).
     """
 
     @staticmethod
@@ -31,6 +34,12 @@ class S3ReaderConstructor:
         return partial(RangedS3Reader, buffer_size=buffer_size)
 
     @staticmethod
+    def dcp_optimized(max_gap_size: int = DEFAULT_MAX_GAP_SIZE) -> S3ReaderConstructorProtocol:
+        """``max_gap_size``: planned ranges at most this many bytes apart share one request (32 MiB
+        by default). Objects without planned ranges (e.g. ``.metadata``) are read sequentially."""
+        return DCPOptimizedConstructor(max_gap_size=max_gap_size)
+
+    @staticmethod
     def default() -> S3ReaderConstructorProtocol:
         return S3ReaderConstructor.sequential()
 
@@ -38,6 +47,8 @@ class S3ReaderConstructor:
     def get_reader_type_string(constructor: Optional[S3ReaderConstructorProtocol]) -> str:
         if constructor is None:
             return "sequential"
+        if isinstance(constructor, DCPOptimizedConstructor):
+            return "dcp_optimized"
         func = getattr(constructor, "func", None)
         if func is RangedS3Reader:
             return "range_based"
