@@ -169,6 +169,9 @@ class _Stream:
         self._offset = len(self._data)
         return out
 
+    def read_all_bytes(self):
+        return bytes(self.read_all())
+
     def readinto(self, buf):
         view = memoryview(buf).cast("B")
         n = min(len(view), len(self._data) - self._offset)
