@@ -6,6 +6,9 @@ from typing import Callable, Optional
 from .s3reader import S3Reader, check_read_size, resolve_seek
 
 DEFAULT_BUFFER_SIZE = 8 * 1024 * 1024
+# A buffer fill is fetched as concurrent ranged GETs of this size: on S3 one connection gives
+# ~90 MB/s after ~20 ms to first byte, so eight 1 MiB requests fill 8 MiB about 3x sooner than one.
+FILL_SEGMENT_SIZE = 1024 * 1024
 
 
 class RangedS3Reader(S3Reader):
@@ -99,7 +102,19 @@ class RangedS3Reader(S3Reader):
 
     def _fill_buffer(self, position: int) -> None:
         end = min(self._size(), position + self._buffer_size)
-        self._buffer = memoryview(self._get_stream(position, end).read_all())
+        buffer = memoryview(bytearray(end - position))
+        # Every segment's request starts before the first is waited on.
+        segments = [
+            (start, min(start + FILL_SEGMENT_SIZE, end), self._get_stream(start, min(start + FILL_SEGMENT_SIZE, end)))
+            for start in range(position, end, FILL_SEGMENT_SIZE)
+        ]
+        filled = 0
+        for start, stop, stream in segments:
+            received = stream.readinto(buffer[start - position : stop - position])
+            filled += received
+            if received < stop - start:
+                break  # the object is shorter than it was said to be
+        self._buffer = buffer[:filled]
         self._buffer_start = position
 
     def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
