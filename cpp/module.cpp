@@ -57,6 +57,17 @@ PYBIND11_MODULE(_native, m) {
     py::class_<GetStream>(m, "GetObjectStream")
         .def("info", &GetStream::info)
         .def("read_all", &GetStream::read_all)
+        .def("read_all_bytes",
+             [](GetStream &stream) {
+                 // The body lands directly in a new bytes object: no copy for a caller that wants bytes.
+                 const uint64_t size = stream.remaining();
+                 auto body = py::reinterpret_steal<py::bytes>(
+                     PyBytes_FromStringAndSize(nullptr, static_cast<py::ssize_t>(size)));
+                 if (!body) throw py::error_already_set();
+                 prefer_huge_pages(PyBytes_AS_STRING(body.ptr()), size);
+                 stream.receive_rest(reinterpret_cast<uint8_t *>(PyBytes_AS_STRING(body.ptr())), size);
+                 return body;
+             })
         .def("next_chunk", &GetStream::next_chunk)
         .def("readinto",
              [](GetStream &stream, const py::object &target) {
