@@ -1,20 +1,14 @@
 """S3IterableDataset: streams the objects under a prefix (or a list of URIs), in order."""
 
 from collections import deque
-from typing import Any, Callable, Iterable, Iterator, Optional, Tuple, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Tuple
 
 import torch.distributed
 import torch.utils.data
 
 from ._s3client import S3Client, S3ClientConfig
-from ._s3dataset_common import (
-    S3BucketKeyData,
-    check_transform,
-    identity,
-    ObjectsFromUris,
-    ObjectsUnderPrefix,
-)
-from ._user_agent import UserAgent
+from ._s3dataset_common import S3BucketKeyData, identity
+from .s3dataset_base import S3DatasetBase
 from .s3reader import S3Reader
 from .s3reader.protocol import S3ReaderConstructorProtocol
 
@@ -22,13 +16,14 @@ DEFAULT_PREFETCH = 64
 DEFAULT_PREFETCH_BYTES = 256 * 1024 * 1024
 
 
-class S3IterableDataset(torch.utils.data.IterableDataset):
+class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
     """Yields ``transform(reader)`` for each object, in listing order.
 
     The next ``prefetch`` objects (at most ``prefetch_bytes`` of them by their listed sizes) are
     already being fetched while the current one is consumed, so many small objects do not wait
     on one request at a time. With ``enable_sharding=True`` the objects are split across
     DataLoader workers and ``torch.distributed`` ranks: each is read once per epoch in all.
+    Make one with ``from_prefix`` or ``from_objects``.
     """
 
     def __init__(
@@ -44,80 +39,24 @@ class S3IterableDataset(torch.utils.data.IterableDataset):
         prefetch: int = DEFAULT_PREFETCH,
         prefetch_bytes: int = DEFAULT_PREFETCH_BYTES,
     ):
-        check_transform(transform)
         if not isinstance(enable_sharding, bool):
             raise TypeError(f"enable_sharding must be a bool, got {enable_sharding!r}")
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
             raise ValueError(f"prefetch must be a non-negative int (0 turns it off), got {prefetch!r}")
         if isinstance(prefetch_bytes, bool) or not isinstance(prefetch_bytes, int) or prefetch_bytes < 0:
             raise ValueError(f"prefetch_bytes must be a non-negative int, got {prefetch_bytes!r}")
-        self._get_dataset_objects = get_dataset_objects
-        self._transform = transform
-        self._reader_constructor = reader_constructor
+        super().__init__(
+            region,
+            get_dataset_objects=get_dataset_objects,
+            endpoint=endpoint,
+            transform=transform,
+            s3client_config=s3client_config,
+            reader_constructor=reader_constructor,
+            kind="iterable",
+        )
         self._enable_sharding = enable_sharding
         self._prefetch = prefetch
         self._prefetch_bytes = prefetch_bytes
-        self._client = S3Client(
-            region, endpoint=endpoint, user_agent=UserAgent(["iterable"]), s3client_config=s3client_config
-        )
-
-    @property
-    def region(self) -> str:
-        return self._client.region
-
-    @property
-    def endpoint(self) -> Optional[str]:
-        return self._client.endpoint
-
-    @classmethod
-    def from_objects(
-        cls,
-        object_uris: Union[str, Iterable[str]],
-        *,
-        region: str,
-        endpoint: Optional[str] = None,
-        transform: Callable[[S3Reader], Any] = identity,
-        s3client_config: Optional[S3ClientConfig] = None,
-        enable_sharding: bool = False,
-        reader_constructor: Optional[S3ReaderConstructorProtocol] = None,
-        **options,
-    ) -> "S3IterableDataset":
-        """A dataset of the objects named by ``object_uris`` (``s3://bucket/key`` each)."""
-        return cls(
-            region,
-            get_dataset_objects=ObjectsFromUris(object_uris),
-            endpoint=endpoint,
-            transform=transform,
-            s3client_config=s3client_config,
-            enable_sharding=enable_sharding,
-            reader_constructor=reader_constructor,
-            **options,
-        )
-
-    @classmethod
-    def from_prefix(
-        cls,
-        s3_uri: str,
-        *,
-        region: str,
-        endpoint: Optional[str] = None,
-        transform: Callable[[S3Reader], Any] = identity,
-        s3client_config: Optional[S3ClientConfig] = None,
-        enable_sharding: bool = False,
-        reader_constructor: Optional[S3ReaderConstructorProtocol] = None,
-        **options,
-    ) -> "S3IterableDataset":
-        """A dataset of every object whose key starts with the prefix of ``s3_uri``."""
-        return cls(
-            region,
-            get_dataset_objects=ObjectsUnderPrefix(s3_uri),
-            endpoint=endpoint,
-            transform=transform,
-            s3client_config=s3client_config,
-            enable_sharding=enable_sharding,
-            reader_constructor=reader_constructor,
-            **options,
-        )
 
     def __iter__(self) -> Iterator[Any]:
         objects: Iterable[S3BucketKeyData] = self._get_dataset_objects(self._client)
@@ -126,11 +65,6 @@ class S3IterableDataset(torch.utils.data.IterableDataset):
             objects = (o for i, o in enumerate(objects) if i % shard_count == shard)
         readers = ((self._reader(o), o.object_info.size if o.object_info else 0) for o in objects)
         return (self._transform(r) for r in self._read_ahead(readers))
-
-    def _reader(self, item: S3BucketKeyData) -> S3Reader:
-        return self._client.get_object(
-            item.bucket, item.key, object_info=item.object_info, reader_constructor=self._reader_constructor
-        )
 
     def _read_ahead(self, readers: Iterator[Tuple[S3Reader, int]]) -> Iterator[S3Reader]:
         """Yields the readers in order while keeping the next ones' requests in flight.

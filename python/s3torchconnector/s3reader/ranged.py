@@ -1,9 +1,8 @@
 """RangedS3Reader: fetches only the byte ranges that reads ask for."""
 
-import io
 from typing import Callable, Optional
 
-from .s3reader import S3Reader, check_read_size, resolve_seek
+from .s3reader import S3Reader, check_read_size
 
 DEFAULT_BUFFER_SIZE = 8 * 1024 * 1024
 # A buffer fill is fetched as concurrent ranged GETs of this size: on S3 one connection gives
@@ -36,7 +35,6 @@ class RangedS3Reader(S3Reader):
         self._buffer_size = buffer_size
         self._buffer = memoryview(b"")
         self._buffer_start = 0
-        self._position = 0
         self._object_size: Optional[int] = None
 
     def _size(self) -> int:
@@ -116,15 +114,6 @@ class RangedS3Reader(S3Reader):
                 break  # the object is shorter than it was said to be
         self._buffer = buffer[:filled]
         self._buffer_start = position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
-        self._check_not_closed()
-        self._position = resolve_seek(offset, whence, self._position, self._size)
-        return self._position
-
-    def tell(self) -> int:
-        self._check_not_closed()
-        return self._position
 
     def close(self) -> None:
         self._buffer = memoryview(b"")

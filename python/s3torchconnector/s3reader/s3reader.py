@@ -12,6 +12,7 @@ class S3Reader(io.BufferedIOBase):
         super().__init__()
         self._bucket = bucket
         self._key = key
+        self._position = 0
 
     @property
     def bucket(self) -> str:
@@ -35,10 +36,17 @@ class S3Reader(io.BufferedIOBase):
     def readinto(self, buf) -> int: ...
 
     @abstractmethod
-    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int: ...
+    def _size(self) -> int:
+        """The object's size, fetched only when a seek needs it."""
 
-    @abstractmethod
-    def tell(self) -> int: ...
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        self._check_not_closed()
+        self._position = resolve_seek(offset, whence, self._position, self._size)
+        return self._position
+
+    def tell(self) -> int:
+        self._check_not_closed()
+        return self._position
 
     def read1(self, size: int = -1) -> bytes:
         return self.read(size)

@@ -1,15 +1,14 @@
 """SequentialS3Reader: fetches the whole object once, in parallel parts, into one buffer."""
 
-import io
 from typing import Callable, Optional
 
-from .s3reader import S3Reader, check_read_size, resolve_seek
+from .s3reader import S3Reader, check_read_size
 
 
 class SequentialS3Reader(S3Reader):
-    """Reads the whole object into one native buffer (parts are written straight to their
-    offsets as they arrive) and serves reads and seeks from it. Best for reading objects whole:
-    samples, checkpoints.
+    """Reads the whole object into one bytes object (parts are written straight to their offsets
+    as they arrive) and serves reads and seeks from it; ``read()`` of all of it returns that
+    object without a copy. Best for reading objects whole: samples, checkpoints.
     """
 
     def __init__(self, bucket: str, key: str, get_object_info: Callable, get_stream: Callable):
@@ -17,8 +16,8 @@ class SequentialS3Reader(S3Reader):
         self._get_object_info = get_object_info
         self._get_stream = get_stream
         self._stream = None
-        self._body: Optional[memoryview] = None
-        self._position = 0
+        self._body: Optional[bytes] = None
+        self._view: Optional[memoryview] = None
 
     def prefetch(self) -> None:
         if self._stream is None and self._body is None and not self.closed:
@@ -27,9 +26,10 @@ class SequentialS3Reader(S3Reader):
     def _load(self) -> memoryview:
         if self._body is None:
             self.prefetch()
-            self._body = memoryview(self._stream.read_all())
+            self._body = self._stream.read_all_bytes()
+            self._view = memoryview(self._body)
             self._stream = None
-        return self._body
+        return self._view
 
     def _size(self) -> int:
         if self._body is not None:
@@ -46,7 +46,7 @@ class SequentialS3Reader(S3Reader):
         end = len(body) if size is None else min(len(body), self._position + size)
         if end <= self._position:
             return b""
-        data = body[self._position : end].tobytes()
+        data = self._body if (self._position, end) == (0, len(body)) else body[self._position : end].tobytes()
         self._position = end
         return data
 
@@ -59,19 +59,11 @@ class SequentialS3Reader(S3Reader):
         self._position += n
         return n
 
-    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
-        self._check_not_closed()
-        self._position = resolve_seek(offset, whence, self._position, self._size)
-        return self._position
-
-    def tell(self) -> int:
-        self._check_not_closed()
-        return self._position
-
     def close(self) -> None:
         if not self.closed:
             if self._stream is not None:
                 self._stream.close()
             self._stream = None
             self._body = None
+            self._view = None
         super().close()

@@ -1,0 +1,100 @@
+"""What S3MapDataset and S3IterableDataset share: the client, the objects, the transform, and
+the ``from_objects`` / ``from_prefix`` constructors."""
+
+from typing import Any, Callable, Iterable, Optional, Union
+
+from ._s3client import S3Client, S3ClientConfig
+from ._s3dataset_common import (
+    ObjectsFromUris,
+    ObjectsUnderPrefix,
+    S3BucketKeyData,
+    check_transform,
+    identity,
+)
+from ._user_agent import UserAgent
+from .s3reader import S3Reader
+from .s3reader.protocol import S3ReaderConstructorProtocol
+
+
+class S3DatasetBase:
+    def __init__(
+        self,
+        region: str,
+        *,
+        get_dataset_objects: Callable[[S3Client], Iterable[S3BucketKeyData]],
+        endpoint: Optional[str],
+        transform: Callable[[S3Reader], Any],
+        s3client_config: Optional[S3ClientConfig],
+        reader_constructor: Optional[S3ReaderConstructorProtocol],
+        kind: str,
+    ):
+        check_transform(transform)
+        self._get_dataset_objects = get_dataset_objects
+        self._transform = transform
+        self._reader_constructor = reader_constructor
+        self._client = S3Client(
+            region, endpoint=endpoint, user_agent=UserAgent([kind]), s3client_config=s3client_config
+        )
+
+    @property
+    def region(self) -> str:
+        return self._client.region
+
+    @property
+    def endpoint(self) -> Optional[str]:
+        return self._client.endpoint
+
+    @classmethod
+    def from_objects(
+        cls,
+        object_uris: Union[str, Iterable[str]],
+        *,
+        region: str,
+        endpoint: Optional[str] = None,
+        transform: Callable[[S3Reader], Any] = identity,
+        s3client_config: Optional[S3ClientConfig] = None,
+        reader_constructor: Optional[S3ReaderConstructorProtocol] = None,
+        **options,
+    ):
+        """A dataset of the objects named by ``object_uris`` (``s3://bucket/key`` each).
+
+        ``options`` are the dataset kind's own (``enable_sharding``, ``prefetch``...)."""
+        return cls(
+            region,
+            get_dataset_objects=ObjectsFromUris(object_uris),
+            endpoint=endpoint,
+            transform=transform,
+            s3client_config=s3client_config,
+            reader_constructor=reader_constructor,
+            **options,
+        )
+
+    @classmethod
+    def from_prefix(
+        cls,
+        s3_uri: str,
+        *,
+        region: str,
+        endpoint: Optional[str] = None,
+        transform: Callable[[S3Reader], Any] = identity,
+        s3client_config: Optional[S3ClientConfig] = None,
+        reader_constructor: Optional[S3ReaderConstructorProtocol] = None,
+        **options,
+    ):
+        """A dataset of every object whose key starts with the prefix of ``s3_uri``.
+
+        ``options`` are the dataset kind's own (``enable_sharding``, ``prefetch``...)."""
+        return cls(
+            region,
+            get_dataset_objects=ObjectsUnderPrefix(s3_uri),
+            endpoint=endpoint,
+            transform=transform,
+            s3client_config=s3client_config,
+            reader_constructor=reader_constructor,
+            **options,
+        )
+
+    def _reader(self, item: S3BucketKeyData) -> S3Reader:
+        return self._client.get_object(
+            item.bucket, item.key, object_info=item.object_info, reader_constructor=self._reader_constructor
+        )
