@@ -8,6 +8,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 #include <stdexcept>
@@ -34,42 +35,24 @@ uint64_t total_from_content_range(const std::string &content_range) {
     return slash == std::string::npos ? 0 : parse_u64(content_range.substr(slash + 1));
 }
 
-// With the download finished in whole mode: what the caller has not read yet, without a copy
-// when that is all of it. Marks it read.
-std::shared_ptr<Buffer> take_whole_rest(Download &d) {
-    if (!d.whole_buffer) return std::make_shared<Buffer>(0);
-    const uint64_t offset = d.consumed - (d.whole_base - d.range_start);
-    std::shared_ptr<Buffer> rest;
-    if (offset == 0) {
-        rest = std::move(d.whole_buffer);
-    } else {
-        rest = std::make_shared<Buffer>(static_cast<size_t>(d.whole_buffer->size() - offset));
-        std::memcpy(rest->data(), d.whole_buffer->data() + offset, rest->size());
-    }
-    d.consumed += rest->size();
-    d.whole_buffer = std::make_shared<Buffer>(0);
-    d.whole_base = d.range_start + d.consumed;
-    return rest;
-}
-
 }  // namespace
 
 void Download::open_window(uint64_t bytes) {
     if (handle != nullptr && !finished && bytes > 0) aws_s3_meta_request_increment_read_window(handle, bytes);
 }
 
-void Download::become_whole() {
-    const uint64_t remaining = content_length - consumed;
-    whole_buffer = std::make_shared<Buffer>(static_cast<size_t>(remaining));
-    whole_base = range_start + consumed;
-    size_t at = 0;
-    for (auto &chunk : chunks) {
-        const size_t n = chunk->size() - front_used;
-        std::memcpy(whole_buffer->data() + at, chunk->data() + front_used, n);
-        at += n;
-        front_used = 0;
+void Download::attach(uint8_t *target, uint64_t size) {
+    const uint64_t base = read_position();
+    for (const Chunk &chunk : chunks) {
+        const uint64_t end = chunk.offset + chunk.data->size();
+        const uint64_t start = std::max(chunk.offset, base);
+        if (end > start && end - base <= size) {
+            std::memcpy(target + (start - base), chunk.data->data() + (start - chunk.offset), end - start);
+        }
     }
     chunks.clear();
+    destination = target;
+    destination_size = size;
     whole = true;
     open_window(unlimited_window);
 }
@@ -81,31 +64,23 @@ int Download::on_headers() {
     info.etag = header_value(headers, "ETag");
     info.last_modified = header_value(headers, "Last-Modified");
     info.storage_class = header_value(headers, "x-amz-storage-class");
-    if (whole) {
-        try {
-            whole_buffer = std::make_shared<Buffer>(static_cast<size_t>(content_length));
-        } catch (const std::bad_alloc &) {
-            return AWS_ERROR_OOM;
-        }
-        whole_base = range_start;
-    }
     return 0;
 }
 
 int Download::on_body(aws_byte_cursor data, uint64_t offset) {
     delivered += data.len;
-    if (whole) {
-        if (!whole_buffer) return AWS_ERROR_S3_CANCELED;  // closed by the caller
-        if (offset < whole_base || offset - whole_base + data.len > whole_buffer->size()) {
+    if (destination != nullptr) {
+        const uint64_t base = read_position();
+        if (offset < base || offset - base + data.len > destination_size) {
             return AWS_ERROR_S3_INCORRECT_CONTENT_LENGTH;
         }
-        std::memcpy(whole_buffer->data() + (offset - whole_base), data.ptr, data.len);
+        std::memcpy(destination + (offset - base), data.ptr, data.len);
         return 0;
     }
     try {
         auto chunk = std::make_shared<Buffer>(data.len);
         std::memcpy(chunk->data(), data.ptr, data.len);
-        chunks.push_back(std::move(chunk));
+        chunks.push_back(Chunk{offset, std::move(chunk)});
     } catch (const std::bad_alloc &) {
         return AWS_ERROR_OOM;
     }
@@ -118,7 +93,6 @@ void Download::on_finished() {
         outcome = Outcome();
         headers_received = true;
         content_length = 0;
-        if (whole) whole_buffer = std::make_shared<Buffer>(0);
         return;
     }
     if (outcome.ok() && delivered != content_length) {
@@ -190,81 +164,112 @@ ObjectInfo GetStream::info() {
     return d.info;
 }
 
-std::shared_ptr<Buffer> GetStream::read_all() {
-    if (empty_range_) return std::make_shared<Buffer>(0);
+uint64_t GetStream::remaining() {
+    if (empty_range_) return 0;
+    if (staged_) return staged_->size() - staged_used_;
     Download &d = *download_;
     wait_for([&d] { return d.headers_received || d.finished; });
-    {
-        std::lock_guard<std::mutex> lock(d.mutex);
-        throw_if_failed_locked();
-        if (!d.whole) d.become_whole();
-    }
-    wait_for([&d] { return d.finished; });
     std::lock_guard<std::mutex> lock(d.mutex);
     throw_if_failed_locked();
-    return take_whole_rest(d);
+    return d.content_length - d.consumed;
+}
+
+void GetStream::receive_rest(uint8_t *target, uint64_t size) {
+    if (staged_) {  // already received: what is left of it
+        std::memcpy(target, staged_->data() + staged_used_, static_cast<size_t>(size));
+        staged_.reset();
+        return;
+    }
+    if (empty_range_ || size == 0) return;
+    Download &d = *download_;
+    {
+        std::lock_guard<std::mutex> lock(d.mutex);
+        d.attach(target, size);
+    }
+    try {
+        wait_for([&d] { return d.finished; });
+    } catch (...) {
+        std::lock_guard<std::mutex> lock(d.mutex);
+        d.detach();  // the caller's memory may go away as soon as we return
+        throw;
+    }
+    std::lock_guard<std::mutex> lock(d.mutex);
+    d.detach();
+    throw_if_failed_locked();
+    d.consumed += size;
+}
+
+std::shared_ptr<Buffer> GetStream::read_all() {
+    const uint64_t size = remaining();
+    auto body = std::make_shared<Buffer>(static_cast<size_t>(size));
+    receive_rest(body->data(), size);
+    return body;
 }
 
 std::shared_ptr<Buffer> GetStream::next_chunk() {
     if (empty_range_) return nullptr;
     Download &d = *download_;
-    wait_for([&d] { return !d.chunks.empty() || d.finished; });
-    std::lock_guard<std::mutex> lock(d.mutex);
-    if (d.whole) {  // the body is one buffer: hand out what is left of it once
-        throw_if_failed_locked();
-        std::shared_ptr<Buffer> rest = take_whole_rest(d);
+    if (d.whole || staged_) {  // parts arrive out of order: the rest is one chunk
+        std::shared_ptr<Buffer> rest = read_all();
         return rest->size() == 0 ? nullptr : rest;
     }
+    wait_for([&d] { return !d.chunks.empty() || d.finished; });
+    std::lock_guard<std::mutex> lock(d.mutex);
     if (d.chunks.empty()) {
         throw_if_failed_locked();
         return nullptr;
     }
-    std::shared_ptr<Buffer> chunk = std::move(d.chunks.front());
+    Chunk chunk = std::move(d.chunks.front());
     d.chunks.pop_front();
-    const size_t chunk_size = chunk->size();
-    if (d.front_used > 0) {  // partly read through readinto: hand out the rest only
-        auto rest = std::make_shared<Buffer>(chunk_size - d.front_used);
-        std::memcpy(rest->data(), chunk->data() + d.front_used, rest->size());
-        d.front_used = 0;
-        chunk = std::move(rest);
+    const size_t chunk_size = chunk.data->size();
+    const uint64_t skip = d.read_position() - chunk.offset;  // partly read through readinto
+    std::shared_ptr<Buffer> rest = chunk.data;
+    if (skip > 0) {
+        rest = std::make_shared<Buffer>(chunk_size - skip);
+        std::memcpy(rest->data(), chunk.data->data() + skip, rest->size());
     }
-    d.consumed += chunk->size();
+    d.consumed += rest->size();
     d.open_window(chunk_size);
-    return chunk;
+    return rest;
 }
 
 size_t GetStream::readinto(uint8_t *out, size_t size) {
     if (empty_range_ || size == 0) return 0;
     Download &d = *download_;
+    if (d.whole && !staged_) {
+        const uint64_t rest = remaining();
+        if (size >= rest) {  // it all fits: receive it straight into the caller's buffer
+            receive_rest(out, rest);
+            return static_cast<size_t>(rest);
+        }
+        staged_ = read_all();
+        staged_used_ = 0;
+    }
+    if (staged_) {
+        const size_t n = std::min(size, staged_->size() - staged_used_);
+        std::memcpy(out, staged_->data() + staged_used_, n);
+        staged_used_ += n;
+        return n;
+    }
     size_t copied = 0;
     py::gil_scoped_release no_gil;
     std::unique_lock<std::mutex> lock(d.mutex);
     while (copied < size) {
         wait_interruptibly(lock, d.changed, [&d] { return !d.chunks.empty() || d.finished; },
                            [&d] { d.cancel(); });
-        if (d.whole) {  // finished: copy from the whole buffer
-            throw_if_failed_locked();
-            const uint64_t offset = d.consumed - (d.whole_base - d.range_start);
-            const size_t available = d.whole_buffer ? static_cast<size_t>(d.whole_buffer->size() - offset) : 0;
-            const size_t n = std::min(size - copied, available);
-            if (n > 0) std::memcpy(out + copied, d.whole_buffer->data() + offset, n);
-            d.consumed += n;
-            return copied + n;
-        }
         if (d.chunks.empty()) {
             throw_if_failed_locked();
             break;
         }
-        Buffer &front = *d.chunks.front();
-        const size_t n = std::min(size - copied, front.size() - d.front_used);
-        std::memcpy(out + copied, front.data() + d.front_used, n);
+        Chunk &front = d.chunks.front();
+        const size_t used = static_cast<size_t>(d.read_position() - front.offset);
+        const size_t n = std::min(size - copied, front.data->size() - used);
+        std::memcpy(out + copied, front.data->data() + used, n);
         copied += n;
-        d.front_used += n;
         d.consumed += n;
-        if (d.front_used == front.size()) {
-            d.open_window(front.size());
+        if (used + n == front.data->size()) {
+            d.open_window(front.data->size());
             d.chunks.pop_front();
-            d.front_used = 0;
         }
     }
     return copied;
@@ -273,8 +278,9 @@ size_t GetStream::readinto(uint8_t *out, size_t size) {
 void GetStream::close() {
     download_->cancel();
     std::lock_guard<std::mutex> lock(download_->mutex);
+    download_->detach();
     download_->chunks.clear();
-    download_->whole_buffer.reset();
+    staged_.reset();
 }
 
 }  // namespace s3tc

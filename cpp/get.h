@@ -8,33 +8,44 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 
 namespace s3tc {
 
-// The CRT side of a download. Memory is bounded by the read window while streaming; once the
-// caller wants the whole body it goes straight into one buffer of its final size.
+// A received piece of the body, not yet handed to the caller.
+struct Chunk {
+    uint64_t offset;  // object offset of data[0]
+    std::shared_ptr<Buffer> data;
+};
+
+// The CRT side of a download. While streaming, received chunks wait in a queue whose size the read
+// window bounds. Once the caller gives a destination for the rest of the body, queued chunks are
+// copied there and every later part is copied straight to its offset in it.
 class Download : public MetaRequest {
 public:
     uint64_t range_start = 0;  // object offset of the first byte asked for
     bool ranged = false;
+    bool whole = false;  // the caller wants the rest in one piece: parts may arrive out of order
 
-    bool whole = false;                // bytes go into `whole_buffer` at their offset
-    std::shared_ptr<Buffer> whole_buffer;
-    uint64_t whole_base = 0;           // object offset of whole_buffer[0]
-    uint64_t delivered = 0;            // bytes received in total
+    std::deque<Chunk> chunks;
+    uint64_t consumed = 0;  // bytes handed to the caller so far
+    uint64_t delivered = 0;  // bytes received in total
 
-    std::deque<std::shared_ptr<Buffer>> chunks;  // streaming: received, not yet read
-    size_t front_used = 0;                       // bytes of chunks.front() already read
-    uint64_t consumed = 0;                       // bytes handed to the caller while streaming
+    uint8_t *destination = nullptr;  // where the rest goes, once given; owned by the caller
+    uint64_t destination_size = 0;
 
     uint64_t content_length = 0;
     ObjectInfo info;
 
-    // With `mutex` held: switch to whole-body mode, moving what is queued into the buffer.
-    void become_whole();
+    // With `mutex` held: the next unread object offset.
+    uint64_t read_position() const { return range_start + consumed; }
+    // With `mutex` held: send the rest of the body to `target` (`size` bytes), starting with what is queued.
+    void attach(uint8_t *target, uint64_t size);
+    // With `mutex` held: stop writing to the destination (the caller is about to drop it).
+    void detach() { destination = nullptr; }
     // With `mutex` held: let the CRT fetch `bytes` more.
     void open_window(uint64_t bytes);
 
@@ -47,7 +58,7 @@ protected:
 class GetStream {
 public:
     // `end` is exclusive; no `start` means from the first byte, no `end` means to the last.
-    // `whole` asks for one buffer of the whole body (parts may arrive out of order).
+    // `whole` says the caller will want the body in one piece: parts are then fetched out of order.
     GetStream(std::shared_ptr<Client> client, const std::string &bucket, const std::string &key,
               std::optional<uint64_t> start, std::optional<uint64_t> end, bool whole);
     ~GetStream();
@@ -56,7 +67,12 @@ public:
 
     // Waits for the response headers. Size is the whole object's size.
     ObjectInfo info();
-    // The rest of the body in one buffer.
+    // Waits for the headers; the number of body bytes not read yet.
+    uint64_t remaining();
+    // Receives the rest of the body into `target` (`remaining()` bytes), which must stay valid
+    // until this returns. Each part is copied once, straight to its offset.
+    void receive_rest(uint8_t *target, uint64_t size);
+    // The rest of the body in one native buffer.
     std::shared_ptr<Buffer> read_all();
     // The next chunk, or nullptr at the end.
     std::shared_ptr<Buffer> next_chunk();
@@ -71,6 +87,8 @@ private:
 
     std::shared_ptr<Client> client_;
     std::shared_ptr<Download> download_;
+    std::shared_ptr<Buffer> staged_;  // whole mode, read in pieces: the rest, received at once
+    size_t staged_used_ = 0;
     bool empty_range_ = false;
     int pid_;
 };

@@ -39,6 +39,8 @@ class GetObjectStream:
         """Waits for the response headers; size is the whole object's size."""
     def read_all(self) -> Buffer:
         """The rest of the body as one buffer, allocated once at its final size."""
+    def read_all_bytes(self) -> bytes:
+        """The rest of the body as a bytes object, each part copied once straight into it."""
     def next_chunk(self) -> Optional[Buffer]:
         """The next chunk in order, or None at the end. Memory is bounded by the read window."""
     def readinto(self, buffer: object) -> int:

@@ -1,6 +1,6 @@
 """The shape of a reader constructor: called by S3Client with the object and how to fetch it."""
 
-from typing import Callable, Optional, Protocol, Union
+from typing import Callable, Optional, Protocol
 
 from .s3reader import S3Reader
 
