@@ -111,7 +111,11 @@ py::object &s3_exception_type() {
 
 }  // namespace
 
-S3Error make_s3_error(const OperationContext &context, const Outcome &outcome) {
+S3Error make_s3_error(const OperationContext &context, const Outcome &given) {
+    Outcome outcome = given;
+    // When retries run out on throttling or server errors the CRT reports its own code and no status.
+    if (outcome.status == 0 && outcome.error_code == AWS_ERROR_S3_SLOW_DOWN) outcome.status = 503;
+    if (outcome.status == 0 && outcome.error_code == AWS_ERROR_S3_INTERNAL_ERROR) outcome.status = 500;
     S3Error error;
     error.status = outcome.status;
     error.bucket = context.bucket;
@@ -131,7 +135,10 @@ S3Error make_s3_error(const OperationContext &context, const Outcome &outcome) {
         error.message = error.code + ": " + explain_service_error(error.code, server_message, context) +
                         " (HTTP " + std::to_string(outcome.status);
         if (!error.request_id.empty()) error.message += ", request id " + error.request_id;
-        error.message += ")";
+        if (outcome.error_code == AWS_ERROR_S3_SLOW_DOWN || outcome.error_code == AWS_ERROR_S3_INTERNAL_ERROR) {
+            error.message.pop_back();
+            error.message += "; gave up after up to " + std::to_string(context.max_attempts) + " attempts)";
+        }
         return error;
     }
 

@@ -64,7 +64,6 @@ PYBIND11_MODULE(_native, m) {
                  auto body = py::reinterpret_steal<py::bytes>(
                      PyBytes_FromStringAndSize(nullptr, static_cast<py::ssize_t>(size)));
                  if (!body) throw py::error_already_set();
-                 prefer_huge_pages(PyBytes_AS_STRING(body.ptr()), size);
                  stream.receive_rest(reinterpret_cast<uint8_t *>(PyBytes_AS_STRING(body.ptr())), size);
                  return body;
              })

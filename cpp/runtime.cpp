@@ -7,7 +7,9 @@
 #include <aws/io/tls_channel_handler.h>
 #include <aws/s3/s3.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <thread>
 #include <mutex>
 #include <stdexcept>
 #include <unistd.h>
@@ -49,7 +51,9 @@ Runtime *new_runtime() {
     rt->pid = current_pid();
 
     aws_event_loop_group_options loop_options = {};
-    loop_options.loop_count = 0;  // one per core
+    // One loop per CPU: given 0, the CRT takes half the CPUs, a single thread on a 2-core machine,
+    // and that one thread then caps a download well below what the machine can do.
+    loop_options.loop_count = static_cast<uint16_t>(std::max(1u, std::thread::hardware_concurrency()));
     rt->event_loops = aws_event_loop_group_new(allocator, &loop_options);
     if (rt->event_loops == nullptr) {
         throw std::runtime_error("cannot start the CRT event loops: " + describe_crt_error(aws_last_error()));
