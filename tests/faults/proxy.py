@@ -1,0 +1,425 @@
+"""A test-only fault-injecting HTTP proxy on 127.0.0.1, between the client under test and moto.
+
+Each request from the client is read whole (headers plus a Content-Length or chunked body, forwarded
+byte for byte, aws-chunked trailers included), matched against the rules in order, and then either
+forwarded to the upstream server on a fresh connection or answered with a fault:
+
+- ``error(503, "SlowDown")`` / ``error(500, "InternalError")``: an S3 XML error body, keep-alive;
+- ``reset()``: the connection is reset (RST) before any response byte;
+- ``truncate(n)``: the upstream response's headers (full Content-Length) and ``n`` body bytes, then
+  the connection is closed;
+- ``stall(seconds)``: nothing is sent for ``seconds`` (or until the proxy stops), then a reset.
+
+Any fault may carry a ``before`` hook, run (with the request) before the fault or the forward.
+Client connections are HTTP/1.1 keep-alive. Every request is logged in ``proxy.log``.
+"""
+
+import http.client
+import socket
+import struct
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+_SOCKET_TIMEOUT = 60.0  # no proxy thread waits on a peer longer than this
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
+
+
+@dataclass
+class Request:
+    """What a rule sees of one request."""
+
+    method: str
+    target: str  # as sent: path plus query, percent-encoded
+    path: str  # percent-decoded path
+    raw_path: str  # path as sent, still percent-encoded
+    query: Dict[str, str]
+    headers: Dict[str, str]  # lower-case names
+    body_length: int
+    attempt: int  # how many earlier requests had the same method, target and Range
+    index: int  # position among all requests the proxy received
+
+    @property
+    def range(self) -> Optional[str]:
+        return self.headers.get("range")
+
+    @property
+    def range_start(self) -> Optional[int]:
+        value = self.range
+        if not value or not value.startswith("bytes="):
+            return None
+        first = value[len("bytes=") :].split("-", 1)[0]
+        return int(first) if first.isdigit() else None
+
+    def is_get_of(self, key: str) -> bool:
+        return self.method == "GET" and self.path.endswith("/" + key) and not self.query
+
+    def is_upload_part(self) -> bool:
+        return self.method == "PUT" and "partNumber" in self.query and "uploadId" in self.query
+
+
+@dataclass
+class Fault:
+    kind: str  # "forward", "error", "reset", "truncate", "stall"
+    status: int = 0
+    code: str = ""
+    after_bytes: int = 0
+    seconds: float = 0.0
+    forward_first: bool = False  # for "reset": send the request upstream before resetting
+    before: Optional[Callable[[Request], None]] = None
+
+
+def forward(before: Optional[Callable[[Request], None]] = None) -> Fault:
+    return Fault("forward", before=before)
+
+
+def error(status: int = 503, code: str = "SlowDown") -> Fault:
+    return Fault("error", status=status, code=code)
+
+
+def reset(forward_first: bool = False) -> Fault:
+    return Fault("reset", forward_first=forward_first)
+
+
+def truncate(after_bytes: int) -> Fault:
+    return Fault("truncate", after_bytes=after_bytes)
+
+
+def stall(seconds: float) -> Fault:
+    return Fault("stall", seconds=seconds)
+
+
+@dataclass
+class Rule:
+    """Applies ``fault`` to requests for which ``match(request)`` is true and ``when(n)`` is true,
+    n counting this rule's matches from 0; at most ``limit`` times when given."""
+
+    match: Callable[[Request], bool]
+    fault: Fault
+    when: Callable[[int], bool] = lambda n: True
+    limit: Optional[int] = None
+    matched: int = 0
+    fired: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def decide(self, request: Request) -> Optional[Fault]:
+        if not self.match(request):
+            return None
+        with self.lock:
+            n = self.matched
+            self.matched += 1
+            if (self.limit is None or self.fired < self.limit) and self.when(n):
+                self.fired += 1
+                return self.fault
+        return None
+
+
+@dataclass
+class LogEntry:
+    request: Request
+    action: str
+    status: int = 0
+
+
+_ERROR_MESSAGES = {
+    "SlowDown": "Please reduce your request rate.",
+    "InternalError": "We encountered an internal error. Please try again.",
+}
+
+
+def error_body(code: str, resource: str) -> bytes:
+    message = _ERROR_MESSAGES.get(code, "Injected fault.")
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{message}</Message>"
+        f"<Resource>{resource}</Resource><RequestId>FAULTPROXY0000001</RequestId></Error>"
+    ).encode()
+
+
+class FaultProxy:
+    def __init__(self, upstream: str):
+        parsed = urllib.parse.urlsplit(upstream)
+        self.upstream_host = parsed.hostname
+        self.upstream_port = parsed.port or 80
+        self.rules: List[Rule] = []
+        self.log: List[LogEntry] = []
+        self._lock = threading.Lock()
+        self._attempts: Dict[tuple, int] = {}
+        self._stopping = threading.Event()
+        self._connections: List[socket.socket] = []
+        self._threads: List[threading.Thread] = []
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(128)
+        self._listener.settimeout(0.1)  # close() does not wake accept(): poll for stop()
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._acceptor = threading.Thread(target=self._accept_loop, name="fault-proxy-accept", daemon=True)
+        self._acceptor.start()
+
+    # ------------------------------------------------------------------ configuration
+
+    def add(self, match: Callable[[Request], bool], fault: Fault, *, when=None, limit=None) -> Rule:
+        rule = Rule(match, fault, when or (lambda n: True), limit)
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        with self._lock:
+            self.rules.clear()
+
+    def requests(self, predicate: Callable[[Request], bool] = lambda r: True) -> List[LogEntry]:
+        with self._lock:
+            return [entry for entry in self.log if predicate(entry.request)]
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._acceptor.join(5)
+        try:
+            self._listener.close()
+        except OSError:
+            pass
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked reading it
+            except OSError:
+                pass
+            _hard_close(connection)
+        for thread in list(self._threads):
+            thread.join(5)
+
+    def __enter__(self) -> "FaultProxy":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _accept_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            connection.settimeout(_SOCKET_TIMEOUT)
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._connections.append(connection)
+            thread = threading.Thread(target=self._serve, args=(connection,), name="fault-proxy-conn", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    # ------------------------------------------------------------------ one client connection
+
+    def _serve(self, connection: socket.socket) -> None:
+        reader = connection.makefile("rb")
+        graceful = True  # an orderly close (FIN) unless a fault asks for a reset
+        try:
+            while not self._stopping.is_set():
+                head = _read_head(reader)
+                if head is None:
+                    return
+                request_line, header_list = head
+                method, target, _version = request_line.split(" ", 2)
+                headers = {name.lower(): value for name, value in header_list}
+                if headers.get("expect", "").lower() == "100-continue":
+                    connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    header_list = [(n, v) for n, v in header_list if n.lower() != "expect"]
+                body = _read_body(reader, headers)
+                request = self._describe(method, target, headers, len(body))
+                fault = self._decide(request)
+                if fault is not None and fault.before is not None:
+                    fault.before(request)
+                kind = fault.kind if fault is not None else "forward"
+                if kind == "error":
+                    payload = error_body(fault.code, request.raw_path)
+                    self._record(request, f"error {fault.status} {fault.code}", fault.status)
+                    _send_response(
+                        connection,
+                        fault.status,
+                        "Service Unavailable" if fault.status == 503 else "Internal Server Error",
+                        [("Content-Type", "application/xml"), ("x-amz-request-id", "FAULTPROXY0000001")],
+                        b"" if method == "HEAD" else payload,
+                        len(payload),
+                    )
+                    continue
+                if kind == "reset":
+                    if fault.forward_first:
+                        self._upstream(method, target, header_list, body)
+                    self._record(request, "reset")
+                    graceful = False
+                    return
+                if kind == "stall":
+                    self._record(request, f"stall {fault.seconds}s")
+                    self._stopping.wait(fault.seconds)
+                    graceful = False
+                    return
+                status, reason, response_headers, response_body = self._upstream(method, target, header_list, body)
+                if kind == "truncate":
+                    self._record(request, f"truncate after {fault.after_bytes} bytes", status)
+                    _send_response(
+                        connection, status, reason, response_headers, response_body[: fault.after_bytes],
+                        len(response_body), method=method, truncated=True,
+                    )
+                    return
+                self._record(request, "forward", status)
+                _send_response(connection, status, reason, response_headers, response_body, len(response_body), method=method)
+        except (OSError, ValueError, http.client.HTTPException):
+            graceful = False
+            return
+        finally:
+            try:
+                reader.close()
+            except OSError:
+                pass
+            if graceful:
+                _soft_close(connection)
+            else:
+                _hard_close(connection)
+            with self._lock:
+                if connection in self._connections:
+                    self._connections.remove(connection)
+
+    def _describe(self, method: str, target: str, headers: Dict[str, str], body_length: int) -> Request:
+        split = urllib.parse.urlsplit(target)
+        query = {k: v for k, v in urllib.parse.parse_qsl(split.query, keep_blank_values=True)}
+        identity = (method, target, headers.get("range"))
+        with self._lock:
+            attempt = self._attempts.get(identity, 0)
+            self._attempts[identity] = attempt + 1
+            index = len(self.log)
+        return Request(
+            method=method,
+            target=target,
+            path=urllib.parse.unquote(split.path),
+            raw_path=split.path,
+            query=query,
+            headers=headers,
+            body_length=body_length,
+            attempt=attempt,
+            index=index,
+        )
+
+    def _decide(self, request: Request) -> Optional[Fault]:
+        with self._lock:
+            rules = list(self.rules)
+        for rule in rules:
+            fault = rule.decide(request)
+            if fault is not None:
+                return fault
+        return None
+
+    def _record(self, request: Request, action: str, status: int = 0) -> None:
+        with self._lock:
+            self.log.append(LogEntry(request, action, status))
+
+    def _upstream(self, method, target, header_list, body):
+        upstream = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=_SOCKET_TIMEOUT)
+        try:
+            upstream.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+            for name, value in header_list:
+                upstream.putheader(name, value)
+            upstream.endheaders(body if body else None)
+            response = upstream.getresponse()
+            payload = response.read()
+            return response.status, response.reason, response.getheaders(), payload
+        finally:
+            upstream.close()
+
+
+# ---------------------------------------------------------------------- wire helpers
+
+
+def _read_head(reader):
+    line = reader.readline(65537)
+    while line in (b"\r\n", b"\n"):
+        line = reader.readline(65537)
+    if not line:
+        return None
+    request_line = line.decode("latin-1").rstrip("\r\n")
+    header_list = []
+    while True:
+        line = reader.readline(65537)
+        if not line:
+            return None
+        if line in (b"\r\n", b"\n"):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        header_list.append((name.strip(), value.strip()))
+    return request_line, header_list
+
+
+def _read_exactly(reader, n: int) -> bytes:
+    data = reader.read(n)
+    if data is None or len(data) != n:
+        raise ValueError("the client closed the connection inside a body")
+    return data
+
+
+def _read_body(reader, headers: Dict[str, str]) -> bytes:
+    """The body exactly as sent: Content-Length bytes, or the raw chunked encoding with trailers."""
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        raw = bytearray()
+        while True:
+            size_line = reader.readline(65537)
+            raw += size_line
+            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while True:  # trailers, then the empty line
+                    line = reader.readline(65537)
+                    raw += line
+                    if line in (b"\r\n", b"\n", b""):
+                        return bytes(raw)
+            raw += _read_exactly(reader, size + 2)
+    length = int(headers.get("content-length", "0") or 0)
+    return _read_exactly(reader, length) if length else b""
+
+
+def _send_response(connection, status, reason, headers, body, content_length, *, method="GET", truncated=False):
+    lines = [f"HTTP/1.1 {status} {reason}"]
+    keeps_length = method == "HEAD" or status in (204, 304) or status < 200
+    for name, value in headers:
+        lower = name.lower()
+        if lower in _HOP_BY_HOP:
+            continue
+        if lower == "content-length" and not keeps_length:
+            continue
+        lines.append(f"{name}: {value}")
+    if not keeps_length:
+        lines.append(f"Content-Length: {content_length}")
+    if truncated:
+        lines.append("Connection: close")
+    payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    connection.sendall(payload + body)
+
+
+def _hard_close(connection: socket.socket) -> None:
+    """Closes with an RST: the peer sees a reset, not an orderly end."""
+    try:
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    try:
+        connection.close()
+    except OSError:
+        pass
+
+
+def _soft_close(connection: socket.socket) -> None:
+    """Closes in order: what was sent arrives, then the peer sees the end of the stream."""
+    try:
+        connection.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    try:
+        connection.close()
+    except OSError:
+        pass

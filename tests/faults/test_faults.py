@@ -1,0 +1,434 @@
+"""Faults between the client and S3 (through tests/faults/proxy.py): retried to the right bytes, or
+an S3Exception that says why; never short, mixed or leaked data. Plus literal keys."""
+
+import hashlib
+import random
+import threading
+
+import pytest
+
+from s3torchconnector import S3Exception
+from s3torchconnector._s3client import S3Client, S3ClientConfig
+from s3torchconnector.s3reader import S3ReaderConstructor
+
+from .proxy import FaultProxy, error, forward, reset, stall, truncate
+
+MIB = 1024 * 1024
+PART = 5 * MIB
+SIZE = 3 * PART + 123_457  # three whole parts and a ragged one
+DEADLINE = 60  # seconds any single call may take before the test fails as a hang
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def payload(size: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def sha(data) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def call_with_deadline(function, seconds: float = DEADLINE):
+    """Runs function in a thread; returns {"value": ...} or {"error": ...}. Fails if it hangs."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = function()
+        except BaseException as caught:  # noqa: BLE001 - handed back to the test
+            outcome["error"] = caught
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"the call did not return within {seconds} s"
+    return outcome
+
+
+def returns(function, seconds: float = DEADLINE):
+    outcome = call_with_deadline(function, seconds)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def raises_s3_exception(function, seconds: float = DEADLINE) -> S3Exception:
+    outcome = call_with_deadline(function, seconds)
+    assert "error" in outcome, "expected an S3Exception, the call succeeded"
+    caught = outcome["error"]
+    assert isinstance(caught, S3Exception), f"expected an S3Exception, got {type(caught).__name__}: {caught}"
+    return caught
+
+
+def client_for(proxy: FaultProxy, region: str, max_attempts: int = 10) -> S3Client:
+    return S3Client(
+        region,
+        endpoint=proxy.url,
+        s3client_config=S3ClientConfig(part_size=PART, max_attempts=max_attempts),
+    )
+
+
+def ranged_get_of(bucket: str, key: str):
+    path = f"/{bucket}/{key}"
+    return lambda r: r.method == "GET" and r.path == path and r.range is not None and not r.query
+
+
+def upload_part_of(bucket: str, key: str, part_numbers=None):
+    path = f"/{bucket}/{key}"
+
+    def match(r):
+        return (
+            r.is_upload_part()
+            and r.path == path
+            and (part_numbers is None or int(r.query["partNumber"]) in part_numbers)
+        )
+
+    return match
+
+
+def read_sequential(client, bucket, key) -> bytes:
+    reader = client.get_object(bucket, key, reader_constructor=S3ReaderConstructor.sequential())
+    with reader:
+        return bytes(reader.read())
+
+
+def read_range_based_whole(client, bucket, key) -> bytes:
+    reader = client.get_object(bucket, key, reader_constructor=S3ReaderConstructor.range_based())
+    with reader:
+        return bytes(reader.read())
+
+
+def read_range_based_pieces(client, bucket, key) -> bytes:
+    """Small reads through the reader's buffer (its fills are concurrent 1 MiB ranged GETs)
+    mixed with large reads that bypass it."""
+    reader = client.get_object(bucket, key, reader_constructor=S3ReaderConstructor.range_based())
+    out = bytearray()
+    sizes = [777_777, 3 * MIB, 1_000_003, 9 * MIB]
+    with reader:
+        i = 0
+        while True:
+            piece = reader.read(sizes[i % len(sizes)])
+            if not piece:
+                break
+            out += piece
+            i += 1
+    return bytes(out)
+
+
+READERS = {
+    "sequential": read_sequential,
+    "range_based": read_range_based_whole,
+    "range_based_pieces": read_range_based_pieces,
+}
+
+GET_FAULTS = {
+    "503_SlowDown": error(503, "SlowDown"),
+    "500_InternalError": error(500, "InternalError"),
+    "reset_before_headers": reset(),
+    "truncated_body": truncate(1000),
+    "truncated_body_empty": truncate(0),
+}
+
+
+@pytest.fixture
+def proxy(s3):
+    with FaultProxy(s3.endpoint) as running:
+        yield running
+
+
+def write(client, bucket, key, data: bytes) -> None:
+    with client.put_object(bucket, key) as writer:
+        view = memoryview(data)
+        for start in range(0, len(data), 3 * MIB + 17):
+            writer.write(view[start : start + 3 * MIB + 17])
+
+
+# ---------------------------------------------------------------------- 1. GET with faults
+
+
+@pytest.mark.parametrize("fault_name", sorted(GET_FAULTS))
+@pytest.mark.parametrize("reader_name", sorted(READERS))
+def test_get_survives_faults_on_every_second_part(s3, proxy, reader_name, fault_name):
+    data = payload(SIZE, seed=1)
+    s3.put("obj.bin", data)
+    # The first attempt of every second ranged GET of the object fails.
+    rule = proxy.add(
+        lambda r: ranged_get_of(s3.bucket, "obj.bin")(r) and r.attempt == 0,
+        GET_FAULTS[fault_name],
+        when=lambda n: n % 2 == 1,
+    )
+    client = client_for(proxy, s3.region)
+
+    got = returns(lambda: READERS[reader_name](client, s3.bucket, "obj.bin"))
+
+    assert rule.fired >= 1, "the fault never fired: the test proved nothing"
+    assert len(got) == len(data)
+    assert sha(got) == sha(data)
+
+
+def test_get_survives_faults_on_the_first_part_and_repeated_faults(s3, proxy):
+    """The first part's request (which also tells the client the object's size) fails twice, and
+    every other part fails once, each with a different fault."""
+    data = payload(SIZE, seed=2)
+    s3.put("obj.bin", data)
+    is_part = ranged_get_of(s3.bucket, "obj.bin")
+    proxy.add(lambda r: is_part(r) and r.range_start == 0 and r.attempt == 0, error(503, "SlowDown"))
+    proxy.add(lambda r: is_part(r) and r.range_start == 0 and r.attempt == 1, truncate(4096))
+    proxy.add(lambda r: is_part(r) and r.range_start == PART and r.attempt == 0, reset())
+    proxy.add(lambda r: is_part(r) and r.range_start == 2 * PART and r.attempt == 0, error(500, "InternalError"))
+    proxy.add(lambda r: is_part(r) and r.range_start == 3 * PART and r.attempt == 0, truncate(10))
+    client = client_for(proxy, s3.region)
+
+    got = returns(lambda: read_sequential(client, s3.bucket, "obj.bin"))
+
+    assert sha(got) == sha(data)
+    faulted = [e for e in proxy.requests(is_part) if e.action != "forward"]
+    assert len(faulted) == 5, [e.action for e in faulted]
+
+
+# ---------------------------------------------------------------------- 2. PUT with faults
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [error(503, "SlowDown"), error(500, "InternalError"), reset(), reset(forward_first=True)],
+    ids=["503", "500", "reset", "reset_after_server_got_it"],
+)
+def test_multipart_put_survives_faults_on_some_parts(s3, proxy, fault):
+    data = payload(SIZE, seed=3)
+    rule = proxy.add(
+        lambda r: upload_part_of(s3.bucket, "up.bin", {2, 4})(r) and r.attempt == 0, fault
+    )
+    client = client_for(proxy, s3.region)
+
+    returns(lambda: write(client, s3.bucket, "up.bin", data))
+
+    assert rule.fired == 2
+    stored = s3.get("up.bin")
+    assert len(stored) == len(data)
+    assert sha(stored) == sha(data)
+    assert s3.multipart_uploads() == []
+
+
+def test_single_put_survives_a_fault(s3, proxy):
+    data = payload(PART // 2, seed=4)
+    path = f"/{s3.bucket}/small.bin"
+    rule = proxy.add(lambda r: r.method == "PUT" and r.path == path and r.attempt == 0, error(503, "SlowDown"))
+    client = client_for(proxy, s3.region)
+
+    returns(lambda: write(client, s3.bucket, "small.bin", data))
+
+    assert rule.fired == 1
+    assert sha(s3.get("small.bin")) == sha(data)
+
+
+def test_multipart_put_failing_on_every_attempt_leaves_nothing(s3, proxy):
+    data = payload(SIZE, seed=5)
+    proxy.add(upload_part_of(s3.bucket, "up.bin", {2}), error(503, "SlowDown"))
+    client = client_for(proxy, s3.region, max_attempts=2)
+
+    caught = raises_s3_exception(lambda: write(client, s3.bucket, "up.bin", data))
+
+    assert caught.bucket == s3.bucket and caught.key == "up.bin"
+    attempts = proxy.requests(upload_part_of(s3.bucket, "up.bin", {2}))
+    assert len(attempts) == 2, f"max_attempts=2 but part 2 was sent {len(attempts)} times"
+    assert "up.bin" not in s3.keys()
+    assert s3.multipart_uploads() == []
+
+
+def test_single_put_failing_on_every_attempt_leaves_nothing(s3, proxy):
+    path = f"/{s3.bucket}/small.bin"
+    proxy.add(lambda r: r.method == "PUT" and r.path == path, error(500, "InternalError"))
+    client = client_for(proxy, s3.region, max_attempts=2)
+
+    caught = raises_s3_exception(lambda: write(client, s3.bucket, "small.bin", payload(1000, seed=6)))
+
+    assert len(proxy.requests(lambda r: r.method == "PUT" and r.path == path)) == 2
+    assert s3.keys() == []
+    assert (caught.code, caught.status) == ("InternalError", 500), str(caught)
+
+
+# ---------------------------------------------------------------------- 3. retries exhausted
+
+
+def test_exhausted_get_names_operation_uri_and_last_error(s3, proxy):
+    s3.put("obj.bin", payload(SIZE, seed=7))
+    proxy.add(ranged_get_of(s3.bucket, "obj.bin"), error(503, "SlowDown"))
+    client = client_for(proxy, s3.region, max_attempts=3)
+
+    caught = raises_s3_exception(lambda: read_sequential(client, s3.bucket, "obj.bin"))
+
+    message = str(caught)
+    assert caught.operation == "GetObject"
+    assert caught.bucket == s3.bucket and caught.key == "obj.bin"
+    assert "GetObject" in message
+    assert f"s3://{s3.bucket}/obj.bin" in message
+    assert "SlowDown" in message or "SLOW_DOWN" in message, message
+    assert len(proxy.requests(ranged_get_of(s3.bucket, "obj.bin"))) == 3
+    # S3Exception's documented attributes: the S3 error code and the HTTP status of the response.
+    assert (caught.code, caught.status) == ("SlowDown", 503), message
+
+
+def test_exhausted_put_names_operation_uri_and_last_error(s3, proxy):
+    proxy.add(upload_part_of(s3.bucket, "up.bin"), error(500, "InternalError"))
+    client = client_for(proxy, s3.region, max_attempts=2)
+
+    caught = raises_s3_exception(lambda: write(client, s3.bucket, "up.bin", payload(SIZE, seed=8)))
+
+    message = str(caught)
+    assert caught.operation == "PutObject"
+    assert f"s3://{s3.bucket}/up.bin" in message
+    assert "PutObject" in message
+    assert "InternalError" in message or "INTERNAL_ERROR" in message, message
+    assert s3.keys() == [] and s3.multipart_uploads() == []
+    assert (caught.code, caught.status) == ("InternalError", 500), message
+
+
+def test_exhausted_connection_faults_name_uri_and_attempts(s3, proxy):
+    s3.put("obj.bin", payload(1000, seed=9))
+    proxy.add(ranged_get_of(s3.bucket, "obj.bin"), reset())
+    client = client_for(proxy, s3.region, max_attempts=3)
+
+    caught = raises_s3_exception(lambda: read_sequential(client, s3.bucket, "obj.bin"))
+
+    message = str(caught)
+    assert caught.operation == "GetObject" and caught.status == 0
+    assert f"s3://{s3.bucket}/obj.bin" in message or s3.endpoint in message or "127.0.0.1" in message
+    assert "3 attempts" in message
+
+
+def test_exhausted_service_error_names_the_number_of_attempts(s3, proxy):
+    """Issue 6: the error names the operation, the URI, the last error *and the number of attempts*."""
+    s3.put("obj.bin", payload(1000, seed=10))
+    proxy.add(ranged_get_of(s3.bucket, "obj.bin"), error(503, "SlowDown"))
+    client = client_for(proxy, s3.region, max_attempts=3)
+
+    caught = raises_s3_exception(lambda: read_sequential(client, s3.bucket, "obj.bin"))
+
+    assert "3 attempts" in str(caught), str(caught)
+
+
+# ---------------------------------------------------------------------- 4. overwritten mid-GET
+
+
+@pytest.mark.parametrize("reader_name", ["sequential", "range_based"])
+def test_object_overwritten_between_parts_raises(s3, proxy, reader_name):
+    old = payload(SIZE, seed=11)
+    new = payload(SIZE, seed=12)
+    s3.put("obj.bin", old)
+
+    def overwrite(_request):
+        s3.put("obj.bin", new)
+
+    is_part = ranged_get_of(s3.bucket, "obj.bin")
+    rule = proxy.add(
+        lambda r: is_part(r) and r.range_start is not None and r.range_start >= PART,
+        forward(before=overwrite),
+        limit=1,
+    )
+    client = client_for(proxy, s3.region)
+
+    outcome = call_with_deadline(lambda: READERS[reader_name](client, s3.bucket, "obj.bin"))
+
+    assert rule.fired == 1
+    if "value" in outcome:
+        got = outcome["value"]
+        which = "the old version" if got == old else "the new version" if got == new else "a MIX of versions"
+        pytest.fail(f"the read returned {len(got)} bytes ({which}) instead of raising S3Exception")
+    caught = outcome["error"]
+    assert isinstance(caught, S3Exception), f"{type(caught).__name__}: {caught}"
+    assert caught.bucket == s3.bucket and caught.key == "obj.bin"
+    assert f"s3://{s3.bucket}/obj.bin" in str(caught)
+
+
+# ---------------------------------------------------------------------- 5. no credentials in errors
+
+
+def test_credentials_never_appear_in_errors(s3, proxy, monkeypatch, caplog):
+    secret = "SeCrEt/Do+Not+Leak+9f3b2c7e1a4d6058"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAULTTESTKEY0001")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "SessionTokenDoNotLeak7c1e")
+    caplog.set_level("DEBUG")
+    s3.put("obj.bin", payload(SIZE, seed=13))
+    proxy.add(lambda r: r.path == f"/{s3.bucket}/slow.bin", error(503, "SlowDown"))
+    proxy.add(lambda r: r.path == f"/{s3.bucket}/reset.bin", reset())
+    proxy.add(lambda r: r.path == f"/{s3.bucket}/cut.bin", truncate(5))
+    client = client_for(proxy, s3.region, max_attempts=1)
+
+    attempts = {
+        "missing key": lambda: read_sequential(client, s3.bucket, "missing.bin"),
+        "missing bucket": lambda: client.head_object("no-such-bucket-fault-test", "k"),
+        "503": lambda: read_sequential(client, s3.bucket, "slow.bin"),
+        "reset": lambda: client.head_object(s3.bucket, "reset.bin"),
+        "truncated": lambda: read_range_based_whole(client, s3.bucket, "cut.bin"),
+        "failed put": lambda: write(client, s3.bucket, "slow.bin", b"x" * 10),
+        "failed list": lambda: list(client.list_objects("no-such-bucket-fault-test")),
+    }
+    s3.put("cut.bin", b"y" * 100)
+    texts = [repr(client), repr(client.s3client_config)]
+    for name, attempt in attempts.items():
+        caught = raises_s3_exception(attempt)
+        texts += [str(caught), repr(caught), repr(caught.args), name]
+        texts += [str(getattr(caught, a, "")) for a in ("code", "bucket", "key", "request_id", "operation")]
+    texts += [record.getMessage() for record in caplog.records]
+
+    # The signed requests really were made with these credentials.
+    assert any("AKIAFAULTTESTKEY0001" in e.request.headers.get("authorization", "") for e in proxy.requests())
+    for text in texts:
+        assert secret not in text
+        assert "SessionTokenDoNotLeak7c1e" not in text
+    for entry in proxy.requests():  # nor on the wire
+        assert secret not in entry.request.target
+        assert all(secret not in value for value in entry.request.headers.values())
+
+
+# ---------------------------------------------------------------------- 6. literal keys
+
+
+LITERAL_KEYS = {
+    "dot_dot": "a/../b.bin",
+    "dot_dot_start": "../escape.bin",
+    "only_dots": "..",
+    "dot_segment": "a/./b.bin",
+    "leading_slash": "/abs/path.bin",
+    "double_slash": "a//b.bin",
+    "control_char": "ctl\x01key.bin",
+    "tab": "tab\tkey.bin",  # ("\n" cannot be tested: moto answers 404 to any key holding it, boto3's too)
+    "percent_and_query": "p%2Fq?x=1#frag.bin",
+    "longest": "k/" + "L" * 1022,
+    "longest_multibyte": "é" * 512,  # 1024 bytes of UTF-8
+}
+
+
+@pytest.mark.parametrize("name", sorted(LITERAL_KEYS))
+def test_key_round_trips_literally(s3, proxy, name):
+    key = LITERAL_KEYS[name]
+    data = payload(1000, seed=14) + key.encode()
+    client = client_for(proxy, s3.region, max_attempts=1)
+
+    returns(lambda: write(client, s3.bucket, key, data))
+
+    assert s3.keys() == [key]  # boto3 sees exactly this key, nothing normalised
+    assert s3.get(key) == data
+    assert returns(lambda: read_sequential(client, s3.bucket, key)) == data
+    assert returns(lambda: client.head_object(s3.bucket, key)).size == len(data)
+    listed = returns(lambda: [o.key for page in client.list_objects(s3.bucket) for o in page.object_info])
+    assert listed == [key]
+
+
+@pytest.mark.parametrize("key", ["k" * 1025, "é" * 512 + "k", "/" + "." * 1024])
+def test_key_over_1024_bytes_is_refused_before_any_request(s3, proxy, key):
+    client = client_for(proxy, s3.region, max_attempts=1)
+    for operation in (
+        lambda: client.put_object(s3.bucket, key),
+        lambda: client.get_object(s3.bucket, key).read(),
+        lambda: client.head_object(s3.bucket, key),
+        lambda: client.delete_object(s3.bucket, key),
+    ):
+        with pytest.raises(ValueError):
+            operation()
+    assert proxy.requests() == []
+    assert s3.keys() == []
