@@ -1,0 +1,86 @@
+"""The peers' Python environments.
+
+- The original s3torchconnector 1.5.0 gets its own venv (bench/.venv-original) made with
+  --system-site-packages, so it uses the installed torch (no CUDA download). Its import name is
+  ours too: the workload script drops our editable install's import hook and path entries when
+  it runs there, and checks that ``s3torchconnector.__file__`` is inside that venv.
+- boto3, s3fs, moto, tqdm and matplotlib in this interpreter, installed with pip when missing.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ORIGINAL_PACKAGES = ["s3torchconnector==1.5.0", "s3torchconnectorclient==1.5.0"]
+# (import name, pip requirement) needed in the main interpreter by the harness and the peers.
+MAIN_PACKAGES = [
+    ("tqdm", "tqdm"),
+    ("matplotlib", "matplotlib"),
+    ("boto3", "boto3"),
+    ("s3fs", "s3fs"),
+    ("moto", "moto[server]>=5"),
+    ("flask", "moto[server]>=5"),
+]
+
+
+def ensure_main_packages(log) -> None:
+    missing = sorted({req for name, req in MAIN_PACKAGES if importlib.util.find_spec(name) is None})
+    if missing:
+        log(f"pip install {' '.join(missing)}")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
+        importlib.invalidate_caches()
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def ensure_original_venv(venv: Path, workload_script: Path, log) -> dict:
+    """The venv of the original 1.5.0; returns what the workload script reports about it."""
+    python = venv_python(venv)
+    info = _probe(python, workload_script) if python.exists() else None
+    if info and info.get("version") == "1.5.0" and info.get("inside_venv"):
+        return info
+    if not python.exists():
+        log(f"creating {venv}")
+        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    log("pip install " + " ".join(ORIGINAL_PACKAGES) + " (--no-deps) into the venv")
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+         "--force-reinstall", *ORIGINAL_PACKAGES],
+        check=True,
+    )
+    info = _probe(python, workload_script)
+    if not info or info.get("version") != "1.5.0" or not info.get("inside_venv"):
+        raise RuntimeError(f"the original 1.5.0 does not import from its venv: {info}")
+    return info
+
+
+def _probe(python: Path, workload_script: Path):
+    out = subprocess.run(
+        [str(python), "-s", str(workload_script), json.dumps({"impl": "original", "workload": "probe"})],
+        capture_output=True, text=True, env=clean_env(),
+    )
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    return {"error": out.stderr[-2000:]}
+
+
+def clean_env() -> dict:
+    """The environment of a workload process: nothing that changes which package is imported."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
+    env["PYTHONNOUSERSITE"] = "1"
+    # Endpoints are passed explicitly; a variable here must not redirect a peer.
+    for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+        env.pop(k, None)
+    for k in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        env.pop(k, None)
+    env["AWS_ACCESS_KEY_ID"] = "testing"  # every request is to 127.0.0.1, unsigned or to moto
+    env["AWS_SECRET_ACCESS_KEY"] = "testing"
+    env["AWS_DEFAULT_REGION"] = "us-east-1"
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    return env

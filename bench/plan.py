@@ -1,0 +1,205 @@
+"""What is measured: the workloads, their sizes (full and --quick), clients and targets."""
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+KIB = 1024
+
+PEERS = ["ours", "original", "boto3", "s3fs", "curl"]
+LABELS = {
+    "ours": "ours",
+    "original": "original 1.5.0",
+    "boto3": "boto3",
+    "s3fs": "s3fs",
+    "curl": "curl (1 conn.)",
+}
+
+
+@dataclass
+class Sizes:
+    big: int  # W1, W1s, W5, W6b
+    stream: int  # W6
+    checkpoint: int  # W3
+    small_count: int  # W2*
+    small_size: int
+    peer_small_limit: int  # boto3/s3fs read the first N small objects only (one at a time)
+    ranges: int  # W5 reads
+    range_size: int
+    list_keys: int  # W4
+    write_check: int  # the moto correctness run
+    reps: int  # repetitions of the fast workloads
+    timeout: int  # seconds per workload process
+
+
+FULL = Sizes(
+    big=1 * GIB, stream=2 * GIB, checkpoint=1 * GIB, small_count=10_000, small_size=100 * KIB,
+    peer_small_limit=1_000, ranges=1_000, range_size=1 * MIB, list_keys=100_000,
+    write_check=256 * MIB, reps=3, timeout=1800,
+)
+QUICK = Sizes(
+    big=256 * MIB, stream=512 * MIB, checkpoint=256 * MIB, small_count=1_000, small_size=100 * KIB,
+    peer_small_limit=200, ranges=100, range_size=1 * MIB, list_keys=10_000,
+    write_check=64 * MIB, reps=1, timeout=600,
+)
+
+
+def human(n: int) -> str:
+    for unit, size in (("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} B"
+
+
+@dataclass
+class Workload:
+    id: str
+    title: str
+    kind: str  # the workload function in workloads.py ("curl" runs in the harness)
+    profile: str  # loopback | s3like | sink | moto
+    metric: str  # MB/s | objects/s | reads/s | keys/s | MiB
+    impls: List[str]
+    reps: int = 1
+    params: Dict = field(default_factory=dict)
+    peer_params: Dict = field(default_factory=dict)  # for boto3/s3fs only
+    target: str = ""
+    check: Optional[Callable[[Dict[str, float]], Optional[bool]]] = None
+    note: str = ""
+    from_runs_of: str = ""  # a row computed from another workload's runs (W6b from W1)
+    value_field: str = ""  # "rss_growth" for memory rows
+    target_value: Optional[float] = None  # memory rows: the bound in MiB, drawn on the chart
+
+
+def _ratio(values, a="ours", b="original"):
+    if values.get(a) is None or not values.get(b):
+        return None
+    return values[a] / values[b]
+
+
+def _at_least(factor):
+    def check(v):
+        r = _ratio(v)
+        return None if r is None else r >= factor
+
+    return check
+
+
+def _w1_check(v):
+    r = _ratio(v)
+    if r is None or not v.get("curl"):
+        return None
+    return r >= 3 and v["ours"] >= 0.7 * v["curl"]
+
+
+def keys(sizes: Sizes) -> Dict[str, str]:
+    def tag(n):
+        return human(n).replace(" ", "").lower()
+
+    return dict(
+        big=f"obj-{tag(sizes.big)}.bin",
+        stream=f"obj-{tag(sizes.stream)}.bin",
+        checkpoint=f"ckpt-{tag(sizes.checkpoint)}.pt",
+        small_prefix=f"small-{sizes.small_count}/",
+    )
+
+
+def build(sizes: Sizes, quick: bool) -> List[Workload]:
+    s = sizes
+    k = keys(sizes)
+    big_key, stream_key, ckpt_key, small_prefix = k["big"], k["stream"], k["checkpoint"], k["small_prefix"]
+    small = dict(prefix=small_prefix, count=s.small_count, object_size=s.small_size)
+    all_peers = ["ours", "original", "boto3", "s3fs"]
+    w = [
+        Workload(
+            "W1", f"one {human(s.big)} object into memory (sequential reader), loopback", "seq_read", "loopback",
+            "MB/s", all_peers + ["curl"], s.reps, dict(key=big_key, size=s.big),
+            target="≥ 70% of curl and ≥ 3x original", check=_w1_check,
+            note="S3MapDataset.from_objects([uri])[0].read(); boto3 get_object().read(); s3fs cat_file",
+        ),
+        Workload(
+            "W1s", f"one {human(s.big)} object into memory (sequential reader), s3like", "seq_read", "s3like",
+            "MB/s", all_peers + ["curl"], s.reps, dict(key=big_key, size=s.big),
+            target="≥ 3x original", check=_at_least(3),
+        ),
+        Workload(
+            "W2", f"{s.small_count:,} objects of {human(s.small_size)}, S3IterableDataset, one process, s3like",
+            "iterable", "s3like", "objects/s", all_peers, 1, dict(small, workers=0),
+            peer_params=dict(limit=s.peer_small_limit),
+            target="≥ 20x original", check=_at_least(20),
+            note=f"from_prefix (listing included), transform=reader.read(); boto3/s3fs: list, then one "
+            f"GET at a time, first {s.peer_small_limit:,} objects",
+        ),
+        Workload(
+            "W2d", "the same through a DataLoader, 4 workers (sharded), s3like", "iterable", "s3like",
+            "objects/s", ["ours", "original"], 1, dict(small, workers=4),
+            target="≥ 5x original", check=_at_least(5), note="batch_size=None; worker start-up included",
+        ),
+        Workload(
+            "W2m", "S3MapDataset through a DataLoader (batch 64, 4 workers, shuffled), s3like", "map", "s3like",
+            "objects/s", ["ours", "original", "boto3"], 1, dict(small, workers=4, batch_size=64),
+            peer_params=dict(limit=4 * s.peer_small_limit),
+            target="≥ 5x original", check=_at_least(5),
+            note=f"boto3: a map-style Dataset with one get_object per item, first {4 * s.peer_small_limit:,} objects",
+        ),
+        Workload(
+            "W3s", f"torch.save of a {human(s.checkpoint)} state dict to the sink", "save", "sink",
+            "MB/s", all_peers, s.reps, dict(key="ckpt/save.pt", size=s.checkpoint),
+            target="≥ 2x original", check=_at_least(2),
+            note="S3Checkpoint.writer; boto3: torch.save to BytesIO + upload_fileobj; s3fs: open('wb')",
+        ),
+        Workload(
+            "W3l", f"torch.load of a {human(s.checkpoint)} checkpoint, loopback", "load", "loopback",
+            "MB/s", all_peers, s.reps, dict(key=ckpt_key, size=s.checkpoint),
+            target="≥ 2x original", check=_at_least(2),
+            note="S3Checkpoint.reader (sequential); boto3: get_object().read() + BytesIO; s3fs: open('rb')",
+        ),
+        Workload(
+            "W3c", f"torch.save of {human(s.write_check)} to moto, read back and compared", "save", "moto",
+            "MB/s", ["ours", "original"], 1, dict(key="ckpt/check.pt", size=s.write_check, verify=True),
+            target="correct (bytes and tensors equal)", check=None,
+            note="correctness run: boto3 reads the object back; tensors compared; and read back via S3Checkpoint.reader",
+        ),
+        Workload(
+            "W4", f"list {s.list_keys:,} keys (moto server)", "list", "moto", "keys/s", all_peers, 1,
+            dict(prefix="keys/", count=s.list_keys), target="(no target; moto's speed dominates)",
+        ),
+        Workload(
+            "W5", f"{s.ranges:,} random {human(s.range_size)} reads in a {human(s.big)} object (range-based reader), s3like",
+            "random_ranges", "s3like", "reads/s", all_peers, 1,
+            dict(key=big_key, size=s.big, count=s.ranges, read_size=s.range_size),
+            target="≥ 2x original", check=_at_least(2),
+            note="S3ReaderConstructor.range_based() with its default 8 MiB buffer; seek + read(1 MiB); "
+            "boto3 get_object(Range=); s3fs cat_file(start, end)",
+        ),
+        Workload(
+            "W5n", "the same with range_based(buffer_size=0): one GET of exactly each read", "random_ranges",
+            "s3like", "reads/s", ["ours", "original"], 1,
+            dict(key=big_key, size=s.big, count=s.ranges, read_size=s.range_size, reader_args=dict(buffer_size=0)),
+            target="(no target; shows what the 8 MiB buffer costs W5)",
+        ),
+        Workload(
+            "W6", f"peak RSS growth streaming a {human(s.stream)} object in 8 MiB reads (range-based), loopback",
+            "stream", "loopback", "MiB", all_peers, 1, dict(key=stream_key, size=s.stream, chunk=8 * MIB),
+            target="< 300 MiB", value_field="rss_growth", target_value=300,
+            check=lambda v: None if v.get("ours") is None else v["ours"] < 300,
+            note="VmHWM (reset before the read) minus VmRSS before it; client start-up included",
+        ),
+        Workload(
+            "W6b", f"peak RSS growth of a sequential read of a {human(s.big)} object (from the W1 runs)",
+            "seq_read", "loopback", "MiB", all_peers, 0, dict(key=big_key, size=s.big),
+            target=f"≤ 1.1x object ({1.1 * s.big / MIB:,.0f} MiB) and < original", value_field="rss_growth",
+            target_value=1.1 * s.big / MIB,
+            from_runs_of="W1",
+            check=lambda v: None if v.get("ours") is None or v.get("original") is None
+            else v["ours"] <= 1.1 * s.big / MIB and v["ours"] < v["original"],
+            note="the largest growth over the W1 runs; .read() returns a bytes object",
+        ),
+    ]
+    return w
+
+
+def data_needed(sizes: Sizes) -> Dict[str, int]:
+    """The generated objects: key -> size."""
+    k = keys(sizes)
+    return {k["big"]: sizes.big, k["stream"]: sizes.stream}

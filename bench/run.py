@@ -1,0 +1,381 @@
+"""python -m bench [--quick]: set up the servers and peers, run every workload, write results.
+
+Writes bench/results/latest.json, latest.md (the table) and latest.png (the chart).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import data as datagen
+from . import peers, plan, report, servers
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+WORKLOADS = HERE / "workloads.py"
+DATA = HERE / "data"  # generated objects (nginx's root) and listing pages; not in git
+LISTS = HERE / "data" / "_lists"
+PREFIX = HERE / ".nginx"  # nginx's prefix dir: config, logs, pid, temp
+VENV = HERE / ".venv-original"
+RESULTS = HERE / "results"
+
+
+def _log(msg: str) -> None:
+    try:
+        from tqdm import tqdm
+
+        tqdm.write(f"[bench] {msg}", file=sys.stderr)
+    except ImportError:
+        print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def run_workload(python: str, spec: dict, timeout: int) -> dict:
+    """One workload in a fresh process (so its memory numbers are its own)."""
+    cmd = [python, "-I", str(WORKLOADS), json.dumps(spec)]
+    started = time.time()
+    load = os.getloadavg()[0]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=peers.clean_env(),
+        cwd=str(HERE), start_new_session=True,
+    )
+    timed_out = False
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(proc.pid, signal.SIGKILL)  # the process group it leads: DataLoader workers too
+        out, err = proc.communicate()
+    result = None
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            result = json.loads(line[len("RESULT "):])
+    ok = result is not None and (proc.returncode == 0 or timed_out)
+    error = None
+    if result is None:
+        error = f"timed out after {timeout} s" if timed_out else (err.strip()[-3000:] or f"exit {proc.returncode}")
+    elif proc.returncode != 0:
+        error = f"exited {proc.returncode} after printing its result" + (" (timed out at exit)" if timed_out else "")
+        ok = True  # the measurement is there; the exit problem is reported beside it
+    return dict(ok=ok, error=error, result=result, wall_s=time.time() - started, load_1m=load,
+                exit_code=proc.returncode, stderr_tail=err.strip()[-1500:] if err else "")
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("torch", "boto3", "s3fs", "moto"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _native_stamp() -> str:
+    """When our native module was last built: the lead rebuilds it in place."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("s3torchconnector._native")
+        if spec and spec.origin:
+            return time.strftime("%H:%M:%S", time.gmtime(os.path.getmtime(spec.origin)))
+    except (ImportError, OSError):
+        pass
+    return "?"
+
+
+def _fingerprint() -> str:
+    return f"{_git()}, native module built {_native_stamp()} UTC"
+
+
+def _git() -> str:
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "python", "cpp"],
+                               capture_output=True, text=True).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except OSError:
+        return "?"
+
+
+def prepare_data(sizes: plan.Sizes, workloads, log) -> dict:
+    """The objects nginx serves; returns key -> path."""
+    bucket_dir = DATA / datagen.BUCKET
+    paths = {}
+    for key, size in plan.data_needed(sizes).items():
+        if datagen.write_random_file(bucket_dir / key, size):
+            log(f"generated s3://{datagen.BUCKET}/{key} ({plan.human(size)})")
+        paths[key] = str(bucket_dir / key)
+    names = plan.keys(sizes)
+    prefix = names["small_prefix"]
+    keys = datagen.write_small_objects(DATA, prefix, sizes.small_count, sizes.small_size)
+    shutil.rmtree(LISTS, ignore_errors=True)
+    datagen.write_listing(LISTS, datagen.BUCKET, prefix, [(k, sizes.small_size) for k in keys])
+    ckpt_key = names["checkpoint"]
+    if datagen.write_checkpoint(bucket_dir / ckpt_key, sizes.checkpoint):
+        log(f"generated s3://{datagen.BUCKET}/{ckpt_key} (torch.save, {plan.human(sizes.checkpoint)})")
+    paths[ckpt_key] = str(bucket_dir / ckpt_key)
+    # The other mode's objects go: the data dir holds one mode's objects (full: about 5 GiB).
+    needed = set(plan.data_needed(sizes)) | {ckpt_key, prefix.rstrip("/")}
+    for entry in bucket_dir.iterdir():
+        if entry.name not in needed:
+            log(f"removing {entry} (not used by this mode)")
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    return paths
+
+
+def check_profiles(nginx: servers.Nginx, key: str, log) -> dict:
+    out = {}
+    for profile in ("loopback", "s3like"):
+        out[profile] = servers.curl_get(f"{nginx.endpoint(profile)}/{datagen.BUCKET}/{key}")
+    s = out["s3like"]
+    ok = 0.015 <= s["ttfb_s"] <= 0.045 and 80e6 <= s["bytes_per_s"] <= 100e6
+    out["s3like_ok"] = ok
+    log(
+        f"curl: loopback {out['loopback']['bytes_per_s'] / 1e6:,.0f} MB/s, ttfb {out['loopback']['ttfb_s'] * 1e3:.1f} ms; "
+        f"s3like {s['bytes_per_s'] / 1e6:,.1f} MB/s, ttfb {s['ttfb_s'] * 1e3:.1f} ms"
+        + ("" if ok else "  <-- s3like is off its 21 ms / ~91 MB/s")
+    )
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="smaller objects and counts: a run of a few minutes")
+    ap.add_argument("--only", help="comma-separated workload ids (W1,W1s,W2,W2d,W2m,W3s,W3l,W3c,W4,W5,W5n,W6,W6b)")
+    ap.add_argument("--impls", help="comma-separated clients (ours,original,boto3,s3fs,curl)")
+    ap.add_argument("--reps", type=int, help="repetitions of the fast workloads (default 3, --quick 1)")
+    ap.add_argument("--out", default=str(RESULTS), help="directory of latest.{json,md,png}")
+    ap.add_argument("--clean", action="store_true", help="delete the generated data and nginx dir at the end")
+    ap.add_argument("--serve", action="store_true",
+                    help="only set up the data and start nginx, print its endpoints and wait (for profiling by hand)")
+    args = ap.parse_args(argv)
+    # Stopped by a signal, still stop nginx and moto (the finally blocks below).
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background by a shell
+        signal.signal(signal.SIGINT, _interrupt)
+    if args.serve:
+        return serve(plan.QUICK if args.quick else plan.FULL)
+
+    t_start = time.time()
+    ours_at_start = _fingerprint()
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    load_before = os.getloadavg()
+    sizes = plan.QUICK if args.quick else plan.FULL
+    if args.reps:
+        sizes.reps = args.reps
+    workloads = plan.build(sizes, args.quick)
+    if args.only:
+        wanted = set(args.only.split(","))
+        if "W6b" in wanted:
+            wanted.add("W1")
+        workloads = [w for w in workloads if w.id in wanted]
+    if args.impls:
+        keep = set(args.impls.split(","))
+        for w in workloads:
+            w.impls = [i for i in w.impls if i in keep]
+    notes = []
+    if args.quick:
+        notes.append(
+            "QUICK run: objects, checkpoints and counts are smaller than the issue's (see the titles); "
+            "one repetition. Run `python -m bench` for the full sizes."
+        )
+
+    # --- set-up (each step idempotent: a second run reuses what the first made)
+    peers.ensure_main_packages(_log)
+    from tqdm import tqdm
+
+    runs_planned = sum(w.reps * len(w.impls) for w in workloads if not w.from_runs_of)
+    bar = tqdm(total=runs_planned + 5, unit="step", desc="set-up", dynamic_ncols=True)
+    nginx_bin = servers.ensure_nginx(_log)
+    bar.update(1)
+    original = None
+    if any("original" in w.impls for w in workloads):
+        original = peers.ensure_original_venv(VENV, WORKLOADS, _log)
+    bar.update(1)
+    bar.set_description("data")
+    paths = prepare_data(sizes, workloads, _log)
+    bar.update(1)
+
+    bar.set_description("servers")
+    nginx = servers.Nginx(nginx_bin, PREFIX, DATA, LISTS)
+    moto = servers.Moto()
+    runs = []
+    meta = {}
+    try:
+        nginx.start()
+        big_key = plan.keys(sizes)["big"]
+        profiles = check_profiles(nginx, big_key, _log)
+        for p in ("loopback", "s3like"):
+            servers.check_read_server(nginx.endpoint(p), datagen.BUCKET, big_key, sizes.big,
+                                      plan.keys(sizes)["small_prefix"])
+        servers.check_sink(nginx.endpoint("sink"))
+        endpoints = {p: nginx.endpoint(p) for p in ("loopback", "s3like", "sink")}
+        if any(w.profile == "moto" for w in workloads):
+            moto.start()
+            t = time.time()
+            moto.fill("bench", "keys/", sizes.list_keys if any(w.id == "W4" for w in workloads) else 1)
+            moto.boto3().create_bucket(Bucket="bench-write")
+            _log(f"moto: {sizes.list_keys:,} keys in {time.time() - t:.0f} s")
+            endpoints["moto"] = moto.endpoint
+        bar.update(1)
+
+        # Can ours make an unsigned client? (The brief: S3ClientConfig(unsigned=True, force_path_style=True).)
+        signed = {"ours": False, "original": False}
+        for impl, python in (("ours", sys.executable), ("original", str(peers.venv_python(VENV)) if original else None)):
+            if python is None:
+                continue
+            chk = run_workload(python, dict(impl=impl, workload="client_check", endpoint=endpoints["loopback"],
+                                            bucket=datagen.BUCKET, key=big_key), 120)
+            if not chk["ok"]:
+                signed[impl] = True
+                msg = chk["error"].strip().splitlines()[-1]
+                notes.append(f"{impl}: S3ClientConfig(unsigned=True) failed ({msg}); its runs use signed requests "
+                             "with dummy keys instead (the servers ignore signatures)")
+                _log(notes[-1])
+        bar.update(1)
+
+        # --- the runs: repetitions interleave the clients so drift in the machine's load hits all
+        for w in workloads:
+            if w.from_runs_of:
+                continue
+            for rep in range(w.reps):
+                for impl in w.impls:
+                    bar.set_description(f"{w.id} {impl}" + (f" #{rep + 1}" if w.reps > 1 else ""))
+                    if impl == "curl":
+                        res = _curl_run(endpoints[w.profile], w)
+                    else:
+                        spec = dict(w.params, impl=impl, workload=w.kind, endpoint=endpoints[w.profile],
+                                    bucket="bench-write" if w.profile == "moto" and w.kind == "save" else datagen.BUCKET,
+                                    signed=signed.get(impl, False))
+                        if impl in ("boto3", "s3fs"):
+                            spec.update(w.peer_params)
+                        if "key" in spec and spec["key"] in paths:
+                            spec["path"] = paths[spec["key"]]
+                        python = str(peers.venv_python(VENV)) if impl == "original" else sys.executable
+                        res = run_workload(python, spec, sizes.timeout)
+                    res.update(workload=w.id, impl=impl, rep=rep)
+                    runs.append(res)
+                    v = report.value_of(w, res) if res["ok"] else None
+                    _log(f"{w.id:4} {impl:8} " + (f"{v:,.1f} {w.metric}" if v is not None else f"FAILED: {(res['error'] or '').strip().splitlines()[-1][:200]}"))
+                    bar.update(1)
+        bar.set_description("report")
+    finally:
+        nginx.stop()
+        moto.stop()
+
+    load_after = os.getloadavg()
+    ours_at_end = _fingerprint()
+    if ours_at_end != ours_at_start:
+        notes.append(f"our package changed during the run (from {ours_at_start} to {ours_at_end}): "
+                     "rows measured before and after the change are mixed")
+    import torch
+
+    meta = dict(
+        quick=args.quick,
+        started=started,
+        duration_s=round(time.time() - t_start, 1),
+        cpus=os.cpu_count(),
+        load_before=" ".join(f"{x:.2f}" for x in load_before),
+        load_after=" ".join(f"{x:.2f}" for x in load_after),
+        python=platform.python_version(),
+        platform=platform.platform(),
+        torch=torch.__version__,
+        ours=f"{_ours_version()} ({ours_at_end})",
+        original=(original or {}).get("version", "not run"),
+        nginx=servers.nginx_version(nginx_bin),
+        versions=_versions(),
+        sizes={k: v for k, v in sizes.__dict__.items()},
+        profiles=profiles,
+        servers_note=(
+            f"nginx on 127.0.0.1: loopback (no shaping; curl {profiles['loopback']['bytes_per_s'] / 1e6:,.0f} MB/s), "
+            f"s3like (ngx.sleep(0.02) in the access phase + limit_rate 90m per connection; curl "
+            f"{profiles['s3like']['ttfb_s'] * 1e3:.1f} ms to first byte, {profiles['s3like']['bytes_per_s'] / 1e6:.1f} MB/s), "
+            "sink (Lua: PutObject and multipart calls answered, bodies read and dropped); moto for W3c and W4. "
+            "Every workload runs in a fresh process."
+        ),
+        notes=notes,
+        signed=signed,
+        load_runs=_load_range(runs),
+    )
+    table = report.rows(workloads, runs)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(dict(meta=meta, rows=table, runs=runs), indent=1, default=str))
+    md = report.markdown(table, meta)
+    (out / "latest.md").write_text(md)
+    report.chart(table, meta, out / "latest.png")
+    bar.update(1)
+    bar.close()
+    print(md)
+    print(f"wrote {out / 'latest.json'}, latest.md, latest.png in {meta['duration_s']:.0f} s; "
+          f"generated data in {DATA}: {datagen.disk_usage(DATA) / 2**30:.1f} GiB"
+          + (" (deleting: --clean)" if args.clean else " (kept for the next run; --clean deletes it)"))
+    if args.clean:
+        shutil.rmtree(DATA, ignore_errors=True)
+        shutil.rmtree(PREFIX, ignore_errors=True)
+    return 0
+
+
+def _load_range(runs) -> str:
+    loads = [r["load_1m"] for r in runs if r.get("load_1m") is not None]
+    return f"{min(loads):.1f}–{max(loads):.1f}" if loads else "?"
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def serve(sizes: plan.Sizes) -> int:
+    peers.ensure_main_packages(_log)
+    workloads = plan.build(sizes, False)
+    prepare_data(sizes, workloads, _log)
+    nginx = servers.Nginx(servers.ensure_nginx(_log), PREFIX, DATA, LISTS)
+    nginx.start()
+    try:
+        for p in ("loopback", "s3like", "sink"):
+            print(f"{p:8} {nginx.endpoint(p)}", flush=True)
+        print(f"objects: s3://{datagen.BUCKET}/" + ", ".join(plan.keys(sizes).values()), flush=True)
+        print("workload spec example: python bench/workloads.py '" + json.dumps(dict(
+            impl="ours", workload="seq_read", endpoint=nginx.endpoint("loopback"), bucket=datagen.BUCKET,
+            key=plan.keys(sizes)["big"], size=sizes.big)) + "'  (Ctrl-C stops nginx)", flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        nginx.stop()
+    return 0
+
+
+def _ours_version() -> str:
+    import importlib.metadata as md
+
+    try:
+        return md.version("s3torchconnector")
+    except md.PackageNotFoundError:
+        return "?"
+
+
+def _curl_run(endpoint: str, w) -> dict:
+    t = time.time()
+    load = os.getloadavg()[0]
+    try:
+        c = servers.curl_get(f"{endpoint}/{datagen.BUCKET}/{w.params['key']}")
+        if int(c["bytes"]) != w.params["size"]:
+            raise RuntimeError(f"curl got {c['bytes']} bytes")
+        res = dict(seconds=c["total_s"], bytes=int(c["bytes"]), ttfb_s=c["ttfb_s"])
+        return dict(ok=True, error=None, result=res, wall_s=time.time() - t, load_1m=load)
+    except Exception as e:  # noqa: BLE001 - reported in the table
+        return dict(ok=False, error=repr(e), result=None, wall_s=time.time() - t, load_1m=load)

@@ -1,0 +1,568 @@
+"""One workload, run by one client, in a fresh process: ``python workloads.py '<json spec>'``.
+
+Runs under both our interpreter and the original 1.5.0's venv (the import name is the same), so
+it imports nothing from the bench package. Prints one line ``RESULT {json}``.
+
+Spec keys: impl (ours | original | boto3 | s3fs), workload, endpoint, bucket, key, size,
+path (the file nginx serves, to check bytes), and the workload's own parameters.
+"""
+
+import io
+import json
+import os
+import random
+import resource
+import sys
+import time
+
+MIB = 1024 * 1024
+REGION = "us-east-1"
+
+
+# ---------------------------------------------------------------- isolation of the two packages
+
+
+def _isolate_original() -> None:
+    """In the original's venv, forget our editable install before anything imports it.
+
+    The venv sees the main site-packages (for torch), whose .pth files install our editable
+    package's import hook (a meta path finder) and put our python/ dir on sys.path.
+    """
+    sys.meta_path[:] = [
+        f for f in sys.meta_path
+        if not (type(f).__module__.startswith("_editable") and "s3torchconnector" in type(f).__module__)
+    ]
+    venv = os.path.realpath(sys.prefix)
+    keep = []
+    for entry in sys.path:
+        real = os.path.realpath(entry) if entry else entry
+        has_ours = entry and os.path.exists(os.path.join(entry, "s3torchconnector", "__init__.py"))
+        if has_ours and not real.startswith(venv):
+            continue
+        keep.append(entry)
+    sys.path[:] = keep
+    for name in list(sys.modules):
+        if name == "s3torchconnector" or name.startswith("s3torchconnector."):
+            del sys.modules[name]
+
+
+def _package_info(impl: str) -> dict:
+    import s3torchconnector
+
+    file = os.path.realpath(s3torchconnector.__file__)
+    return {
+        "version": getattr(s3torchconnector, "__version__", "?"),
+        "module_file": file,
+        "inside_venv": file.startswith(os.path.realpath(sys.prefix)) and sys.prefix != sys.base_prefix,
+        "python": sys.executable,
+    }
+
+
+# ---------------------------------------------------------------- memory and time
+
+
+def _status() -> dict:
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                k, v = line.split(":")
+                out[k] = int(v.split()[0]) * 1024
+    return out
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current RSS
+        return True
+    except OSError:
+        return False
+
+
+class Meter:
+    """Wall time, CPU time and peak RSS growth of the code between start() and stop()."""
+
+    def start(self):
+        self.reset = _reset_peak()
+        self.rss0 = _status()["VmRSS"]
+        self.ru0 = resource.getrusage(resource.RUSAGE_SELF)
+        self.ruc0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.t0 = time.perf_counter()
+
+    def stop(self) -> dict:
+        seconds = time.perf_counter() - self.t0
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        ruc = resource.getrusage(resource.RUSAGE_CHILDREN)
+        st = _status()
+        cpu = (ru.ru_utime - self.ru0.ru_utime) + (ru.ru_stime - self.ru0.ru_stime)
+        cpu_children = (ruc.ru_utime - self.ruc0.ru_utime) + (ruc.ru_stime - self.ruc0.ru_stime)
+        # Without the reset VmHWM may hold an earlier peak (imports): it then overstates growth.
+        return {
+            "seconds": seconds,
+            "cpu_s": cpu,
+            "cpu_children_s": cpu_children,
+            "rss_baseline": self.rss0,
+            "rss_peak": st["VmHWM"],
+            "rss_growth": st["VmHWM"] - self.rss0,
+            "peak_reset": self.reset,
+        }
+
+
+# ---------------------------------------------------------------- clients
+
+
+SPEC = {}
+
+
+def _config():
+    """Unsigned, path-style requests; signed with dummy keys only when the spec says so (the
+    harness falls back to it when an unsigned client cannot be made, and reports that)."""
+    from s3torchconnector import S3ClientConfig
+
+    if SPEC.get("signed"):
+        return S3ClientConfig(force_path_style=True)
+    return S3ClientConfig(unsigned=True, force_path_style=True)
+
+
+def w_client_check(spec, impl):
+    """Can an unsigned client be made and used (one HEAD)?"""
+    client = _s3client(spec["endpoint"])
+    info = client.head_object(spec["bucket"], spec["key"])
+    return {"size": info.size}
+
+
+def _s3client(endpoint):
+    from s3torchconnector._s3client import S3Client
+
+    return S3Client(REGION, endpoint=endpoint, s3client_config=_config())
+
+
+def _boto3(endpoint):
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3", endpoint_url=endpoint, region_name=REGION,
+        config=Config(signature_version=UNSIGNED, s3={"addressing_style": "path"}, max_pool_connections=16),
+    )
+
+
+def _s3fs(endpoint):
+    import s3fs
+
+    return s3fs.S3FileSystem(anon=True, client_kwargs={"endpoint_url": endpoint, "region_name": REGION},
+                             skip_instance_cache=True)
+
+
+def read_all(reader) -> bytes:
+    """The transform of the dataset workloads: the sample's bytes, as a user reads them."""
+    return reader.read()
+
+
+def _check_bytes(path, data, offsets=None):
+    """Spot-check ``data`` against the file nginx serves (start, middle, end, 64 KiB each)."""
+    if not path:
+        return
+    size = len(data)
+    offsets = offsets if offsets is not None else [0, size // 2, max(0, size - 65536)]
+    with open(path, "rb") as f:
+        for off in offsets:
+            f.seek(off)
+            want = f.read(min(65536, size - off))
+            got = bytes(data[off : off + len(want)])
+            if got != want:
+                raise AssertionError(f"bytes at offset {off} differ from the served file")
+
+
+# ---------------------------------------------------------------- workloads
+
+
+def w_probe(spec, impl):
+    return _package_info(impl)
+
+
+def w_seq_read(spec, impl):
+    """One object into memory with a sequential read (what a user does: ``item.read()``)."""
+    uri = f"s3://{spec['bucket']}/{spec['key']}"
+    m = Meter()
+    if impl in ("ours", "original"):
+        from s3torchconnector import S3MapDataset
+
+        ds = S3MapDataset.from_objects([uri], region=REGION, endpoint=spec["endpoint"], s3client_config=_config())
+        m.start()
+        data = ds[0].read()
+    elif impl == "boto3":
+        s3 = _boto3(spec["endpoint"])
+        m.start()
+        data = s3.get_object(Bucket=spec["bucket"], Key=spec["key"])["Body"].read()
+    elif impl == "s3fs":
+        fs = _s3fs(spec["endpoint"])
+        m.start()
+        data = fs.cat_file(f"{spec['bucket']}/{spec['key']}")
+    else:
+        raise ValueError(impl)
+    r = m.stop()
+    if len(data) != spec["size"]:
+        raise AssertionError(f"read {len(data)} bytes, expected {spec['size']}")
+    _check_bytes(spec.get("path"), data)
+    r.update(bytes=len(data), api="S3MapDataset.from_objects([uri])[0].read()" if impl in ("ours", "original") else None)
+    return r
+
+
+def _iterable_dataset(spec, sharding):
+    from s3torchconnector import S3IterableDataset
+
+    return S3IterableDataset.from_prefix(
+        f"s3://{spec['bucket']}/{spec['prefix']}", region=REGION, endpoint=spec["endpoint"],
+        transform=read_all, s3client_config=_config(), enable_sharding=sharding,
+    )
+
+
+def w_iterable(spec, impl):
+    """Many small objects through S3IterableDataset (listing included), one process or a DataLoader."""
+    workers = spec.get("workers", 0)
+    limit = spec.get("limit")  # the peers read the first `limit` objects only
+    m = Meter()
+    count = nbytes = 0
+    if impl in ("ours", "original"):
+        import torch.utils.data
+
+        ds = _iterable_dataset(spec, sharding=workers > 0)
+        m.start()
+        if workers:
+            it = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers)
+        else:
+            it = ds
+        for sample in it:
+            count += 1
+            nbytes += len(sample)
+    elif impl == "boto3":
+        s3 = _boto3(spec["endpoint"])
+        m.start()
+        keys = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=spec["bucket"], Prefix=spec["prefix"]):
+            keys += [o["Key"] for o in page.get("Contents", [])]
+        for key in keys[:limit]:
+            nbytes += len(s3.get_object(Bucket=spec["bucket"], Key=key)["Body"].read())
+            count += 1
+    elif impl == "s3fs":
+        fs = _s3fs(spec["endpoint"])
+        m.start()
+        keys = sorted(fs.find(f"{spec['bucket']}/{spec['prefix']}"))
+        for key in keys[:limit]:
+            nbytes += len(fs.cat_file(key))
+            count += 1
+    else:
+        raise ValueError(impl)
+    r = m.stop()
+    expected = spec["count"] if not limit else min(limit, spec["count"])
+    if count != expected:
+        raise AssertionError(f"got {count} objects, expected {expected}")
+    if nbytes != count * spec["object_size"]:
+        raise AssertionError(f"got {nbytes} bytes for {count} objects of {spec['object_size']}")
+    r.update(count=count, bytes=nbytes)
+    return r
+
+
+class _Boto3MapDataset:
+    """The peer of S3MapDataset that users write by hand: one GetObject per item."""
+
+    def __init__(self, endpoint, bucket, keys):
+        self.endpoint, self.bucket, self.keys = endpoint, bucket, keys
+        self._s3 = None
+
+    def __len__(self):
+        return len(self.keys)
+
+    def __getitem__(self, i):
+        if self._s3 is None:
+            self._s3 = _boto3(self.endpoint)
+        return self._s3.get_object(Bucket=self.bucket, Key=self.keys[i])["Body"].read()
+
+
+def w_map(spec, impl):
+    """S3MapDataset through a DataLoader (shuffled, batch 64, 4 workers), listing included."""
+    import torch
+    import torch.utils.data
+
+    workers, batch = spec.get("workers", 4), spec.get("batch_size", 64)
+    m = Meter()
+    if impl in ("ours", "original"):
+        from s3torchconnector import S3MapDataset
+
+        ds = S3MapDataset.from_prefix(
+            f"s3://{spec['bucket']}/{spec['prefix']}", region=REGION, endpoint=spec["endpoint"],
+            transform=read_all, s3client_config=_config(),
+        )
+        m.start()
+    elif impl == "boto3":
+        m.start()
+        s3 = _boto3(spec["endpoint"])
+        keys = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=spec["bucket"], Prefix=spec["prefix"]):
+            keys += [o["Key"] for o in page.get("Contents", [])]
+        ds = _Boto3MapDataset(spec["endpoint"], spec["bucket"], keys[: spec.get("limit")])
+    else:
+        raise ValueError(impl)
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=batch, shuffle=True, num_workers=workers, generator=torch.Generator().manual_seed(0)
+    )
+    count = nbytes = 0
+    for samples in loader:
+        count += len(samples)
+        nbytes += sum(len(s) for s in samples)
+    r = m.stop()
+    expected = min(spec.get("limit") or spec["count"], spec["count"]) if impl == "boto3" else spec["count"]
+    if count != expected or nbytes != count * spec["object_size"]:
+        raise AssertionError(f"got {count} objects ({nbytes} bytes), expected {expected}")
+    r.update(count=count, bytes=nbytes)
+    return r
+
+
+def _make_state_dict(size):
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    state, left, i = {}, size, 0
+    while left > 0:
+        n = min(left, 64 * MIB) // 4
+        state[f"layer{i}.weight"] = torch.rand(n, generator=g)
+        left -= n * 4
+        i += 1
+    return state
+
+
+def w_save(spec, impl):
+    """torch.save of a state dict of ``size`` bytes straight to the endpoint."""
+    import torch
+
+    state = _make_state_dict(spec["size"])
+    uri = f"s3://{spec['bucket']}/{spec['key']}"
+    m = Meter()
+    if impl in ("ours", "original"):
+        from s3torchconnector import S3Checkpoint
+
+        ckpt = S3Checkpoint(region=REGION, endpoint=spec["endpoint"], s3client_config=_config())
+        m.start()
+        with ckpt.writer(uri) as writer:
+            torch.save(state, writer)
+            written = writer.tell()
+    elif impl == "boto3":
+        s3 = _boto3(spec["endpoint"])
+        m.start()
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        written = buf.tell()
+        buf.seek(0)
+        s3.upload_fileobj(buf, spec["bucket"], spec["key"])
+    elif impl == "s3fs":
+        fs = _s3fs(spec["endpoint"])
+        m.start()
+        with fs.open(f"{spec['bucket']}/{spec['key']}", "wb") as f:
+            torch.save(state, f)
+            written = f.tell()
+    else:
+        raise ValueError(impl)
+    r = m.stop()
+    r.update(bytes=written)
+    if spec.get("verify"):  # the correctness run against moto: read it back with boto3
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=spec["endpoint"], region_name=REGION)
+        body = s3.get_object(Bucket=spec["bucket"], Key=spec["key"])["Body"].read()
+        if len(body) != written:
+            raise AssertionError(f"moto holds {len(body)} bytes, {written} were written")
+        loaded = torch.load(io.BytesIO(body), weights_only=True)
+        if loaded.keys() != state.keys() or not all(torch.equal(loaded[k], state[k]) for k in state):
+            raise AssertionError("the checkpoint read back differs from the one saved")
+        if impl in ("ours", "original"):  # and back through the client's own reader
+            with ckpt.reader(uri) as reader:
+                again = torch.load(reader, weights_only=True)
+            if not all(torch.equal(again[k], state[k]) for k in state):
+                raise AssertionError("the checkpoint read back through S3Checkpoint.reader differs")
+        r["verified"] = True
+    return r
+
+
+def w_load(spec, impl):
+    """torch.load of a checkpoint straight from the endpoint."""
+    import torch
+
+    uri = f"s3://{spec['bucket']}/{spec['key']}"
+    m = Meter()
+    if impl in ("ours", "original"):
+        from s3torchconnector import S3Checkpoint
+
+        ckpt = S3Checkpoint(region=REGION, endpoint=spec["endpoint"], s3client_config=_config())
+        m.start()
+        with ckpt.reader(uri) as reader:
+            state = torch.load(reader, weights_only=True)
+    elif impl == "boto3":
+        s3 = _boto3(spec["endpoint"])
+        m.start()
+        body = s3.get_object(Bucket=spec["bucket"], Key=spec["key"])["Body"].read()
+        state = torch.load(io.BytesIO(body), weights_only=True)
+    elif impl == "s3fs":
+        fs = _s3fs(spec["endpoint"])
+        m.start()
+        with fs.open(f"{spec['bucket']}/{spec['key']}", "rb") as f:
+            state = torch.load(f, weights_only=True)
+    else:
+        raise ValueError(impl)
+    r = m.stop()
+    nbytes = sum(t.numel() * t.element_size() for t in state.values())
+    r.update(bytes=spec["size"], tensor_bytes=nbytes)
+    return r
+
+
+def w_random_ranges(spec, impl):
+    """``count`` reads of ``read_size`` bytes at random offsets (range-based reader)."""
+    rng = random.Random(0)
+    size, n, count = spec["size"], spec["read_size"], spec["count"]
+    offsets = [rng.randrange(0, size - n) for _ in range(count)]
+    m = Meter()
+    if impl in ("ours", "original"):
+        from s3torchconnector import S3ReaderConstructor
+
+        client = _s3client(spec["endpoint"])
+        constructor = S3ReaderConstructor.range_based(**spec.get("reader_args", {}))
+        m.start()
+        reader = client.get_object(spec["bucket"], spec["key"], reader_constructor=constructor)
+
+        def read(off):
+            reader.seek(off)
+            return reader.read(n)
+
+    elif impl == "boto3":
+        s3 = _boto3(spec["endpoint"])
+        m.start()
+
+        def read(off):
+            return s3.get_object(Bucket=spec["bucket"], Key=spec["key"], Range=f"bytes={off}-{off + n - 1}")["Body"].read()
+
+    elif impl == "s3fs":
+        fs = _s3fs(spec["endpoint"])
+        m.start()
+
+        def read(off):
+            return fs.cat_file(f"{spec['bucket']}/{spec['key']}", start=off, end=off + n)
+
+    else:
+        raise ValueError(impl)
+    checked = []
+    for i, off in enumerate(offsets):
+        data = read(off)
+        if len(data) != n:
+            raise AssertionError(f"read {len(data)} bytes at {off}, expected {n}")
+        if i % 50 == 0:
+            checked.append((off, data))
+    r = m.stop()
+    for off, data in checked:
+        with open(spec["path"], "rb") as f:
+            f.seek(off)
+            if f.read(n) != data:
+                raise AssertionError(f"bytes at offset {off} differ from the served file")
+    r.update(count=count, bytes=count * n)
+    return r
+
+
+def w_stream(spec, impl):
+    """A whole object read in ``chunk``-byte reads (range-based reader): peak memory."""
+    chunk = spec["chunk"]
+    m = Meter()
+    total = 0
+    head = None
+    if impl in ("ours", "original"):
+        from s3torchconnector import S3ReaderConstructor
+
+        client = _s3client(spec["endpoint"])
+        m.start()
+        reader = client.get_object(spec["bucket"], spec["key"], reader_constructor=S3ReaderConstructor.range_based())
+        read = reader.read
+    elif impl == "boto3":
+        s3 = _boto3(spec["endpoint"])
+        m.start()
+        read = s3.get_object(Bucket=spec["bucket"], Key=spec["key"])["Body"].read
+    elif impl == "s3fs":
+        fs = _s3fs(spec["endpoint"])
+        m.start()
+        read = fs.open(f"{spec['bucket']}/{spec['key']}", "rb").read
+    else:
+        raise ValueError(impl)
+    while True:
+        data = read(chunk)
+        if not data:
+            break
+        if head is None:
+            head = bytes(data[:65536])
+        total += len(data)
+    r = m.stop()
+    if total != spec["size"]:
+        raise AssertionError(f"streamed {total} bytes, expected {spec['size']}")
+    _check_bytes(spec.get("path"), head, [0])
+    r.update(bytes=total)
+    return r
+
+
+def w_list(spec, impl):
+    """Every key under a prefix."""
+    m = Meter()
+    count = 0
+    if impl in ("ours", "original"):
+        client = _s3client(spec["endpoint"])
+        m.start()
+        for page in client.list_objects(spec["bucket"], spec["prefix"]):
+            count += len(page.object_info)
+    elif impl == "boto3":
+        s3 = _boto3(spec["endpoint"])
+        m.start()
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=spec["bucket"], Prefix=spec["prefix"]):
+            count += len(page.get("Contents", []))
+    elif impl == "s3fs":
+        fs = _s3fs(spec["endpoint"])
+        m.start()
+        count = len(fs.find(f"{spec['bucket']}/{spec['prefix']}"))
+    else:
+        raise ValueError(impl)
+    r = m.stop()
+    if count != spec["count"]:
+        raise AssertionError(f"listed {count} keys, expected {spec['count']}")
+    r.update(count=count)
+    return r
+
+
+WORKLOADS = {
+    "probe": w_probe,
+    "client_check": w_client_check,
+    "seq_read": w_seq_read,
+    "iterable": w_iterable,
+    "map": w_map,
+    "save": w_save,
+    "load": w_load,
+    "random_ranges": w_random_ranges,
+    "stream": w_stream,
+    "list": w_list,
+}
+
+
+def main():
+    spec = json.loads(sys.argv[1])
+    SPEC.update(spec)
+    impl = spec["impl"]
+    if impl == "original":
+        _isolate_original()
+    result = {}
+    if impl in ("ours", "original"):
+        result.update(_package_info(impl))
+        if impl == "original" and not result["inside_venv"]:
+            raise SystemExit(f"the original's workload imported {result['module_file']}, not the venv's package")
+        if impl == "ours" and result["version"] == "1.5.0":
+            raise SystemExit("the 'ours' workload imported the original 1.5.0")
+    result.update(WORKLOADS[spec["workload"]](spec, impl) or {})
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
