@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from s3torchconnector import S3Checkpoint, S3IterableDataset
 from s3torchconnector._s3client import S3Client
+from local_s3 import start_local_s3
 
 CLASSES = 10
 IMAGE_SHAPE = (3, 32, 32)
@@ -63,22 +64,6 @@ def upload_dataset(client: S3Client, bucket: str, prefix: str, samples: int) -> 
         list(tqdm(pool.map(put, range(samples)), total=samples, desc="upload", unit="obj"))
 
 
-def start_local_s3(bucket: str) -> str:
-    import logging
-
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
-    print(f"local S3 server at {endpoint}")
-    return endpoint
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--endpoint", help="S3 endpoint URL; without it a local server is started")
@@ -91,11 +76,6 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.endpoint is None:
-        import os
-
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-        os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
         args.endpoint = start_local_s3(args.bucket)
 
     client = S3Client(args.region, endpoint=args.endpoint)

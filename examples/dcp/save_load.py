@@ -9,8 +9,9 @@ any S3 with --endpoint/--bucket/--prefix/--region (real S3: leave --endpoint out
 """
 
 import argparse
-import logging
 import os
+import pathlib
+import sys
 import tempfile
 from datetime import timedelta
 
@@ -28,6 +29,10 @@ from s3torchconnector.dcp import (
     S3StorageReader,
     S3StorageWriter,
 )
+
+# The examples share one helper for the embedded server.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from local_s3 import start_local_s3  # noqa: E402
 
 WORLD_SIZE = 2
 STRATEGIES = {
@@ -76,20 +81,6 @@ def run(rank: int, args, init_file: str) -> None:
         dist.destroy_process_group()
 
 
-def start_local_s3(bucket: str) -> str:
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
-    print(f"local S3 server at {endpoint}")
-    return endpoint
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--endpoint", help="S3 endpoint URL; without it (and without --bucket) a local server is started")
@@ -102,10 +93,7 @@ def main() -> None:
         args.prefix += "/"
 
     if args.bucket is None:
-        # Dummy credentials for the local server; the ranks inherit them.
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-        os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+        # start_local_s3 sets dummy credentials in the environment; the ranks inherit them.
         args.bucket = "dcp-example"
         args.endpoint = start_local_s3(args.bucket)
 

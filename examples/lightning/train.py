@@ -10,8 +10,9 @@ s3fs this example saves each epoch with trainer.save_checkpoint instead.
 """
 
 import argparse
-import logging
 import os
+import pathlib
+import sys
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -21,6 +22,10 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from s3torchconnector._s3client import S3Client
 from s3torchconnector.lightning import S3LightningCheckpoint
+
+# The examples share one helper for the embedded server.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from local_s3 import start_local_s3  # noqa: E402
 
 
 class Classifier(L.LightningModule):
@@ -87,23 +92,6 @@ def trainer(max_epochs: int, root: str, plugin, callbacks=()) -> L.Trainer:
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-
-
-def start_local_s3(bucket: str) -> str:
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
-    print(f"local S3 server at {endpoint}")
-    return endpoint
 
 
 def main() -> None:
