@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from s3torchconnector import S3ClientConfig, S3Exception, S3Reader, S3ReaderConstructor
 from s3torchconnector._s3client import S3Client
+from reader_model import ClampedBytesIO, apply_operation
 
 MIB = 1024 * 1024
 REGION = "us-east-1"
@@ -61,17 +62,6 @@ def objects(s3_endpoint):
     return Objects(s3_endpoint)
 
 
-class ClampedBytesIO(io.BytesIO):
-    """The model: io.BytesIO whose seeks clamp to the size and refuse negative targets."""
-
-    def seek(self, offset, whence=io.SEEK_SET):
-        size = len(self.getbuffer())
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.tell(), io.SEEK_END: size}[whence]
-        if base + offset < 0:
-            raise ValueError(f"negative seek position {base + offset}")
-        return super().seek(min(base + offset, size))
-
-
 def _operation(size):
     """Operations whose sizes and offsets are around the object's size."""
     n = st.one_of(st.integers(0, 1100), st.integers(0, size + 1100))
@@ -83,21 +73,6 @@ def _operation(size):
         st.tuples(st.just("seek"), offset, st.sampled_from([io.SEEK_SET, io.SEEK_CUR, io.SEEK_END])),
         st.tuples(st.just("tell")),
     )
-
-
-def _apply(target, op):
-    kind = op[0]
-    if kind == "read":
-        return target.read(op[1])
-    if kind == "read()":
-        return target.read()
-    if kind == "readinto":
-        buf = bytearray(op[1])
-        n = target.readinto(buf)
-        return n, bytes(buf[:n])
-    if kind == "seek":
-        return target.seek(op[1], op[2])
-    return target.tell()
 
 
 @pytest.mark.parametrize("size_name", list(SIZES))
@@ -112,12 +87,12 @@ def test_reader_matches_bytesio_model(objects, constructor_name, size_name, data
     reader = objects.reader(size_name, CONSTRUCTORS[constructor_name](), with_info)
     for op in ops:
         try:
-            expected = _apply(model, op)
+            expected = apply_operation(model, op)
         except ValueError:
             with pytest.raises(ValueError):
-                _apply(reader, op)
+                apply_operation(reader, op)
         else:
-            actual = _apply(reader, op)
+            actual = apply_operation(reader, op)
             assert actual == expected, f"{op} differs"
         assert reader.tell() == model.tell(), f"position after {op}"
     assert reader.read() == model.read()
