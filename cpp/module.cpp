@@ -4,6 +4,7 @@
 #include "errors.h"
 #include "get.h"
 #include "put.h"
+#include "wait.h"
 
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -34,6 +35,7 @@ private:
 PYBIND11_MODULE(_native, m) {
     m.doc() = "The native S3 engine of s3torchconnector, over the AWS Common Runtime. Internal API.";
     register_s3_exception(m);
+    remember_main_thread();
 
     py::class_<Buffer, std::shared_ptr<Buffer>>(m, "Buffer", py::buffer_protocol())
         .def("__len__", &Buffer::size)
