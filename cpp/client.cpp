@@ -6,6 +6,7 @@
 
 #include <aws/common/byte_buf.h>
 #include <aws/common/error.h>
+#include <aws/http/connection.h>
 #include <aws/io/retry_strategy.h>
 #include <aws/io/tls_channel_handler.h>
 
@@ -150,6 +151,10 @@ Client::Client(ClientConfig config) : config_(std::move(config)), pid_(current_p
         // The CRT's backoff strategy accepts at most 63 retries.
         client_config.retry_config.max_retries = static_cast<size_t>(std::min(config_.max_attempts - 1, 63));
     }
+    aws_http_connection_monitoring_options monitoring = {};  // the CRT copies it
+    monitoring.minimum_throughput_bytes_per_second = config_.min_throughput_bytes_per_second;
+    monitoring.allowable_throughput_failure_interval_seconds = config_.stall_timeout_seconds;
+    client_config.monitoring_options = &monitoring;
     client_config.enable_read_backpressure = true;
     client_config.initial_read_window =
         static_cast<size_t>(config_.read_window != 0 ? config_.read_window : 8 * config_.part_size);

@@ -32,6 +32,10 @@ struct ClientConfig {
     uint64_t read_window = 0;  // bytes a streaming GET may buffer ahead; 0 picks 8 parts
     std::string upload_checksum = "CRC32C";  // sent with every upload for S3 to verify; "" for none
     bool validate_checksums = false;  // check downloads against the object's checksum (costs a HEAD when the size is unknown)
+    // A connection moving fewer than `min_throughput_bytes_per_second` for `stall_timeout_seconds` while a request
+    // waits on it is dropped, and the request retried: a stalled or trickling server cannot hang a read or write.
+    uint32_t stall_timeout_seconds = 30;
+    uint64_t min_throughput_bytes_per_second = 1;
 };
 
 struct ListPage {

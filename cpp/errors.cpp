@@ -76,6 +76,10 @@ std::string explain_crt_error(int error_code, const OperationContext &context) {
         case AWS_IO_TLS_ERROR_DEFAULT_TRUST_STORE_NOT_FOUND:
             return "the TLS handshake with " + where +
                    " failed; if it uses a private certificate authority, set AWS_CA_BUNDLE";
+        case AWS_ERROR_HTTP_CHANNEL_THROUGHPUT_FAILURE:
+            return "the connection to " + where + " stalled during " + context.operation + " of " + uri_of(context) +
+                   ": it moved fewer than S3ClientConfig.min_throughput_bytes_per_second for "
+                   "stall_timeout_seconds";
         case AWS_ERROR_S3_CANCELED:
             return context.operation + " of " + uri_of(context) + " was cancelled";
         case AWS_ERROR_S3_OBJECT_MODIFIED:
@@ -145,8 +149,10 @@ S3Error make_s3_error(const OperationContext &context, const Outcome &given) {
     error.code = aws_error_name(outcome.error_code);
     error.message = error.code + ": " + explain_crt_error(outcome.error_code, context) + " (" +
                     aws_error_str(outcome.error_code);
-    if (context.max_attempts > 0 && !is_credentials_error(outcome.error_code) &&
-        outcome.error_code != AWS_ERROR_S3_CANCELED) {
+    // Retrying cannot help these, so the CRT does not: the attempt count would mislead.
+    const bool retried = !is_credentials_error(outcome.error_code) && outcome.error_code != AWS_ERROR_S3_CANCELED &&
+                         outcome.error_code != AWS_ERROR_S3_OBJECT_MODIFIED;
+    if (context.max_attempts > 0 && retried) {
         error.message += "; gave up after up to " + std::to_string(context.max_attempts) + " attempts";
     }
     error.message += ")";

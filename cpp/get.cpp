@@ -64,6 +64,8 @@ int Download::on_headers() {
     info.etag = header_value(headers, "ETag");
     info.last_modified = header_value(headers, "Last-Modified");
     info.storage_class = header_value(headers, "x-amz-storage-class");
+    // Servers that ignore If-Match are caught here; so are requests sent before the first ETag was known.
+    if (version && !version->matches(info.etag)) return AWS_ERROR_S3_OBJECT_MODIFIED;
     return 0;
 }
 
@@ -101,7 +103,8 @@ void Download::on_finished() {
 }
 
 GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, const std::string &key,
-                     std::optional<uint64_t> start, std::optional<uint64_t> end, bool whole)
+                     std::optional<uint64_t> start, std::optional<uint64_t> end, bool whole,
+                     std::shared_ptr<ObjectVersion> version)
     : client_(std::move(client)), download_(std::make_shared<Download>()), pid_(current_pid()) {
     if (start && end && *end < *start) {
         throw std::invalid_argument("range end " + std::to_string(*end) + " is before its start " +
@@ -112,6 +115,7 @@ GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, 
     download_->whole = whole;
     download_->range_start = start.value_or(0);
     download_->ranged = start.has_value() || end.has_value();
+    download_->version = std::move(version);
     if (end && *end == download_->range_start) {
         empty_range_ = true;  // nothing to fetch
         return;
@@ -123,6 +127,11 @@ GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, 
         if (end) range += std::to_string(*end - 1);
         aws_http_headers_set(aws_http_message_get_headers(target->message()), aws_byte_cursor_from_c_str("Range"),
                              aws_byte_cursor_from_array(range.data(), range.size()));
+    }
+    const std::string pinned_etag = download_->version ? download_->version->etag() : "";
+    if (!pinned_etag.empty()) {
+        aws_http_headers_set(aws_http_message_get_headers(target->message()), aws_byte_cursor_from_c_str("If-Match"),
+                             aws_byte_cursor_from_array(pinned_etag.data(), pinned_etag.size()));
     }
     aws_s3_meta_request_options options = {};
     options.type = AWS_S3_META_REQUEST_TYPE_GET_OBJECT;

@@ -4,6 +4,7 @@
 #include "buffer.h"
 #include "client.h"
 #include "object_info.h"
+#include "object_version.h"
 #include "request.h"
 
 #include <cstdint>
@@ -39,6 +40,7 @@ public:
 
     uint64_t content_length = 0;
     ObjectInfo info;
+    std::shared_ptr<ObjectVersion> version;  // the reader's pinned version, if it has one
 
     // With `mutex` held: the next unread object offset.
     uint64_t read_position() const { return range_start + consumed; }
@@ -59,8 +61,10 @@ class GetStream {
 public:
     // `end` is exclusive; no `start` means from the first byte, no `end` means to the last.
     // `whole` says the caller will want the body in one piece: parts are then fetched out of order.
+    // `version`, when given, pins the download to the object version the reader saw first.
     GetStream(std::shared_ptr<Client> client, const std::string &bucket, const std::string &key,
-              std::optional<uint64_t> start, std::optional<uint64_t> end, bool whole);
+              std::optional<uint64_t> start, std::optional<uint64_t> end, bool whole,
+              std::shared_ptr<ObjectVersion> version = nullptr);
     ~GetStream();
     GetStream(const GetStream &) = delete;
     GetStream &operator=(const GetStream &) = delete;

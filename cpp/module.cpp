@@ -56,6 +56,10 @@ PYBIND11_MODULE(_native, m) {
         .def_readonly("common_prefixes", &ListPage::common_prefixes)
         .def_readonly("next_continuation_token", &ListPage::next_continuation_token);
 
+    py::class_<ObjectVersion, std::shared_ptr<ObjectVersion>>(m, "ObjectVersion")
+        .def(py::init<>())
+        .def_property_readonly("etag", &ObjectVersion::etag);
+
     py::class_<GetStream>(m, "GetObjectStream")
         .def("info", &GetStream::info)
         .def("read_all", &GetStream::read_all)
@@ -92,7 +96,8 @@ PYBIND11_MODULE(_native, m) {
         .def(py::init([](const std::string &region, const std::string &endpoint, double throughput_target_gbps,
                          uint64_t part_size, bool unsigned_requests, bool force_path_style, int max_attempts,
                          const std::string &profile, const std::string &user_agent, bool requester_pays,
-                         uint64_t read_window, const std::string &upload_checksum, bool validate_checksums) {
+                         uint64_t read_window, const std::string &upload_checksum, bool validate_checksums,
+                         uint32_t stall_timeout_seconds, uint64_t min_throughput_bytes_per_second) {
                  ClientConfig config;
                  config.region = region;
                  config.endpoint = endpoint;
@@ -107,21 +112,26 @@ PYBIND11_MODULE(_native, m) {
                  config.read_window = read_window;
                  config.upload_checksum = upload_checksum;
                  config.validate_checksums = validate_checksums;
+                 config.stall_timeout_seconds = stall_timeout_seconds;
+                 config.min_throughput_bytes_per_second = min_throughput_bytes_per_second;
                  return std::make_shared<Client>(std::move(config));
              }),
              py::arg("region"), py::arg("endpoint") = "", py::arg("throughput_target_gbps") = 10.0,
              py::arg("part_size") = 8ull << 20, py::arg("unsigned") = false, py::arg("force_path_style") = false,
              py::arg("max_attempts") = 10, py::arg("profile") = "", py::arg("user_agent") = "",
              py::arg("requester_pays") = false, py::arg("read_window") = 0, py::arg("upload_checksum") = "CRC32C",
-             py::arg("validate_checksums") = false)
+             py::arg("validate_checksums") = false, py::arg("stall_timeout_seconds") = 30,
+             py::arg("min_throughput_bytes_per_second") = 1)
         .def(
             "get_object",
             [](std::shared_ptr<Client> client, const std::string &bucket, const std::string &key,
-               std::optional<uint64_t> start, std::optional<uint64_t> end, bool whole) {
-                return std::make_unique<GetStream>(std::move(client), bucket, key, start, end, whole);
+               std::optional<uint64_t> start, std::optional<uint64_t> end, bool whole,
+               std::shared_ptr<ObjectVersion> version) {
+                return std::make_unique<GetStream>(std::move(client), bucket, key, start, end, whole,
+                                                   std::move(version));
             },
             py::arg("bucket"), py::arg("key"), py::arg("start") = py::none(), py::arg("end") = py::none(),
-            py::arg("whole") = false)
+            py::arg("whole") = false, py::arg("version") = py::none())
         .def(
             "put_object",
             [](std::shared_ptr<Client> client, const std::string &bucket, const std::string &key,

@@ -32,6 +32,12 @@ class ListPage:
     common_prefixes: List[str]
     next_continuation_token: str  # "" on the last page
 
+class ObjectVersion:
+    """Shared by the GETs of one reader: the first response's ETag, sent as If-Match by the later
+    ones; a response with another ETag fails the read (the object was overwritten meanwhile)."""
+
+    etag: str  # "" until a response arrives
+
 class GetObjectStream:
     """A download started when made. Reads take bytes in order; errors surface at the first read."""
 
@@ -74,6 +80,8 @@ class NativeClient:
         read_window: int = 0,
         upload_checksum: str = "CRC32C",
         validate_checksums: bool = False,
+        stall_timeout_seconds: int = 30,
+        min_throughput_bytes_per_second: int = 1,
     ) -> None: ...
     def get_object(
         self,
@@ -82,8 +90,10 @@ class NativeClient:
         start: Optional[int] = None,
         end: Optional[int] = None,
         whole: bool = False,
+        version: Optional[ObjectVersion] = None,
     ) -> GetObjectStream:
-        """Bytes [start, end) of the object; ``whole`` fetches parts out of order into one buffer."""
+        """Bytes [start, end) of the object; ``whole`` fetches parts out of order into one buffer;
+        ``version`` pins the request to the ETag the version's first response had (If-Match)."""
     def put_object(self, bucket: str, key: str, storage_class: str = "") -> PutObjectStream: ...
     def head_object(self, bucket: str, key: str) -> ObjectInfo: ...
     def delete_object(self, bucket: str, key: str) -> None: ...

@@ -9,6 +9,8 @@ forwarded to the upstream server on a fresh connection or answered with a fault:
 - ``truncate(n)``: the upstream response's headers (full Content-Length) and ``n`` body bytes, then
   the connection is closed;
 - ``stall(seconds)``: nothing is sent for ``seconds`` (or until the proxy stops), then a reset.
+- ``trickle(bytes_per_second, seconds)``: the upstream response's headers, then its body at
+  ``bytes_per_second`` for at most ``seconds`` (or until the client gives up), then a reset.
 
 Any fault may carry a ``before`` hook, run (with the request) before the fault or the forward.
 Client connections are HTTP/1.1 keep-alive. Every request is logged in ``proxy.log``.
@@ -61,8 +63,9 @@ class Request:
 
 @dataclass
 class Fault:
-    kind: str  # "forward", "error", "reset", "truncate", "stall"
+    kind: str  # "forward", "error", "reset", "truncate", "stall", "trickle"
     status: int = 0
+    bytes_per_second: int = 0
     code: str = ""
     after_bytes: int = 0
     seconds: float = 0.0
@@ -88,6 +91,10 @@ def truncate(after_bytes: int) -> Fault:
 
 def stall(seconds: float) -> Fault:
     return Fault("stall", seconds=seconds)
+
+
+def trickle(bytes_per_second: int, seconds: float) -> Fault:
+    return Fault("trickle", bytes_per_second=bytes_per_second, seconds=seconds)
 
 
 @dataclass
@@ -270,6 +277,11 @@ class FaultProxy:
                         len(response_body), method=method, truncated=True,
                     )
                     return
+                if kind == "trickle":
+                    self._record(request, f"trickle {fault.bytes_per_second} B/s", status)
+                    self._trickle(connection, status, reason, response_headers, response_body, fault)
+                    graceful = False
+                    return
                 self._record(request, "forward", status)
                 _send_response(connection, status, reason, response_headers, response_body, len(response_body), method=method)
         except (OSError, ValueError, http.client.HTTPException):
@@ -287,6 +299,16 @@ class FaultProxy:
             with self._lock:
                 if connection in self._connections:
                     self._connections.remove(connection)
+
+    def _trickle(self, connection, status, reason, headers, body, fault: Fault) -> None:
+        _send_response(connection, status, reason, headers, b"", len(body))
+        piece = max(1, fault.bytes_per_second // 10)  # ten sends a second
+        sent = 0
+        while sent < len(body) and sent < fault.bytes_per_second * fault.seconds:
+            if self._stopping.wait(0.1):
+                return
+            connection.sendall(body[sent : sent + piece])  # raises once the client has hung up
+            sent += piece
 
     def _describe(self, method: str, target: str, headers: Dict[str, str], body_length: int) -> Request:
         split = urllib.parse.urlsplit(target)

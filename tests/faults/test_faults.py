@@ -3,15 +3,21 @@ an S3Exception that says why; never short, mixed or leaked data. Plus literal ke
 
 import hashlib
 import random
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 
 import pytest
+from torch.utils.data import DataLoader
 
-from s3torchconnector import S3Exception
+from s3torchconnector import S3Exception, S3IterableDataset, S3MapDataset
 from s3torchconnector._s3client import S3Client, S3ClientConfig
 from s3torchconnector.s3reader import S3ReaderConstructor
 
-from .proxy import FaultProxy, error, forward, reset, stall, truncate
+from .proxy import FaultProxy, error, forward, reset, stall, trickle, truncate
 
 MIB = 1024 * 1024
 PART = 5 * MIB
@@ -62,12 +68,16 @@ def raises_s3_exception(function, seconds: float = DEADLINE) -> S3Exception:
     return caught
 
 
-def client_for(proxy: FaultProxy, region: str, max_attempts: int = 10) -> S3Client:
+def client_for(proxy: FaultProxy, region: str, max_attempts: int = 10, **config) -> S3Client:
     return S3Client(
         region,
         endpoint=proxy.url,
-        s3client_config=S3ClientConfig(part_size=PART, max_attempts=max_attempts),
+        s3client_config=S3ClientConfig(part_size=PART, max_attempts=max_attempts, **config),
     )
+
+
+# A connection moving under 64 KiB/s for 2 s is dropped: short enough for a test, far above a trickle.
+STALL_SETTINGS = dict(stall_timeout_seconds=2, min_throughput_bytes_per_second=64 * 1024)
 
 
 def ranged_get_of(bucket: str, key: str):
@@ -313,7 +323,7 @@ def test_exhausted_service_error_names_the_number_of_attempts(s3, proxy):
 # ---------------------------------------------------------------------- 4. overwritten mid-GET
 
 
-@pytest.mark.parametrize("reader_name", ["sequential", "range_based"])
+@pytest.mark.parametrize("reader_name", ["sequential", "range_based", "range_based_pieces"])
 def test_object_overwritten_between_parts_raises(s3, proxy, reader_name):
     old = payload(SIZE, seed=11)
     new = payload(SIZE, seed=12)
@@ -341,6 +351,30 @@ def test_object_overwritten_between_parts_raises(s3, proxy, reader_name):
     assert isinstance(caught, S3Exception), f"{type(caught).__name__}: {caught}"
     assert caught.bucket == s3.bucket and caught.key == "obj.bin"
     assert f"s3://{s3.bucket}/obj.bin" in str(caught)
+
+
+@pytest.mark.parametrize("buffer_size", [0, MIB], ids=["unbuffered", "buffered"])
+def test_range_based_reader_refuses_an_object_overwritten_between_reads(s3, proxy, buffer_size):
+    """Separate reads of one reader are separate requests: each must still read the version the
+    first one saw, or fail, never mix two versions."""
+    old, new = payload(4 * MIB, seed=19), payload(4 * MIB, seed=20)
+    s3.put("obj.bin", old)
+    client = client_for(proxy, s3.region)
+    reader = client.get_object(
+        s3.bucket, "obj.bin", reader_constructor=S3ReaderConstructor.range_based(buffer_size=buffer_size)
+    )
+    read_size = MIB // 2 if buffer_size else 2 * MIB  # through the buffer, or past it
+    assert returns(lambda: reader.read(read_size)) == old[:read_size]
+    s3.put("obj.bin", new)
+    reader.seek(2 * MIB)  # beyond what the first read fetched
+
+    caught = raises_s3_exception(lambda: reader.read(read_size))
+
+    assert caught.key == "obj.bin"
+    assert "changed while it was being read" in str(caught) or "overwritten" in str(caught), str(caught)
+    gets = proxy.requests(lambda r: r.is_get_of("obj.bin"))
+    assert len(gets) >= 2
+    assert all(e.request.headers.get("if-match") for e in gets[1:]), "later reads were not pinned"
 
 
 # ---------------------------------------------------------------------- 5. no credentials in errors
@@ -432,3 +466,160 @@ def test_key_over_1024_bytes_is_refused_before_any_request(s3, proxy, key):
             operation()
     assert proxy.requests() == []
     assert s3.keys() == []
+
+
+# ---------------------------------------------------------------------- 7. stalls and trickles
+
+SLOW_FAULTS = {"stall": stall(DEADLINE), "trickle_1KBps": trickle(1000, DEADLINE)}
+
+
+@pytest.mark.parametrize("fault_name", sorted(SLOW_FAULTS))
+def test_get_survives_a_stalled_or_trickling_part(s3, proxy, fault_name):
+    data = payload(SIZE, seed=15)
+    s3.put("obj.bin", data)
+    is_second_part = lambda r: ranged_get_of(s3.bucket, "obj.bin")(r) and r.range_start == PART
+    rule = proxy.add(lambda r: is_second_part(r) and r.attempt == 0, SLOW_FAULTS[fault_name])
+    client = client_for(proxy, s3.region, **STALL_SETTINGS)
+
+    got = returns(lambda: read_sequential(client, s3.bucket, "obj.bin"))
+
+    assert rule.fired == 1
+    assert sha(got) == sha(data)
+    assert len(proxy.requests(is_second_part)) == 2, "the slow attempt was not abandoned and retried"
+
+
+@pytest.mark.parametrize("fault_name", sorted(SLOW_FAULTS))
+def test_multipart_put_survives_a_stalled_or_trickling_part(s3, proxy, fault_name):
+    data = payload(SIZE, seed=16)
+    rule = proxy.add(
+        lambda r: upload_part_of(s3.bucket, "up.bin", {2})(r) and r.attempt == 0, SLOW_FAULTS[fault_name]
+    )
+    client = client_for(proxy, s3.region, **STALL_SETTINGS)
+
+    returns(lambda: write(client, s3.bucket, "up.bin", data))
+
+    assert rule.fired == 1
+    assert sha(s3.get("up.bin")) == sha(data)
+    assert s3.multipart_uploads() == []
+
+
+def test_get_stalled_on_every_attempt_fails_instead_of_hanging(s3, proxy):
+    s3.put("obj.bin", payload(1000, seed=17))
+    proxy.add(ranged_get_of(s3.bucket, "obj.bin"), stall(DEADLINE))
+    client = client_for(proxy, s3.region, max_attempts=2, **STALL_SETTINGS)
+
+    caught = raises_s3_exception(lambda: read_sequential(client, s3.bucket, "obj.bin"))
+
+    assert caught.operation == "GetObject" and caught.key == "obj.bin"
+    assert "stall" in str(caught), str(caught)
+    assert "2 attempts" in str(caught), str(caught)
+    assert len(proxy.requests(ranged_get_of(s3.bucket, "obj.bin"))) == 2
+
+
+def test_put_stalled_on_every_attempt_fails_and_leaves_nothing(s3, proxy):
+    proxy.add(upload_part_of(s3.bucket, "up.bin", {1}), stall(DEADLINE))
+    client = client_for(proxy, s3.region, max_attempts=2, **STALL_SETTINGS)
+
+    caught = raises_s3_exception(lambda: write(client, s3.bucket, "up.bin", payload(SIZE, seed=18)))
+
+    assert caught.operation == "PutObject" and caught.key == "up.bin"
+    assert s3.keys() == [] and s3.multipart_uploads() == []
+
+
+# ---------------------------------------------------------------------- 8. through a DataLoader
+
+
+def key_and_sha(reader):
+    return reader.key, sha(reader.read())
+
+
+def keep_list(batch):
+    return batch
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
+@pytest.mark.parametrize("kind", ["map", "iterable"])
+def test_dataloader_workers_survive_faults(s3, proxy, kind):
+    """Every second object GET fails once (throttled, reset or cut short) inside DataLoader worker
+    processes: every sample still arrives once, with exactly its bytes."""
+    expected = {}
+    for i in range(24):
+        data = payload(100_000 + 7_919 * i, seed=100 + i)
+        s3.put(f"train/{i:03d}.bin", data)
+        expected[f"train/{i:03d}.bin"] = sha(data)
+    faults = [error(503, "SlowDown"), reset(), truncate(1000)]
+    rules = [
+        proxy.add(
+            lambda r, i=i: r.method == "GET" and r.path.startswith(f"/{s3.bucket}/train/") and not r.query
+            and r.attempt == 0 and int(r.path[-7:-4]) % 6 == 2 * i + 1,
+            fault,
+        )
+        for i, fault in enumerate(faults)
+    ]
+    uri, config = s3.uri("train/"), S3ClientConfig(max_attempts=3)
+    if kind == "map":
+        dataset = S3MapDataset.from_prefix(uri, region=s3.region, endpoint=proxy.url, transform=key_and_sha,
+                                           s3client_config=config)
+    else:
+        dataset = S3IterableDataset.from_prefix(uri, region=s3.region, endpoint=proxy.url, transform=key_and_sha,
+                                                s3client_config=config, enable_sharding=True)
+    loader = DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=keep_list, timeout=DEADLINE)
+
+    samples = returns(lambda: [sample for batch in loader for sample in batch])
+
+    assert sorted(key for key, _ in samples) == sorted(expected), "missing or repeated samples"
+    assert dict(samples) == expected
+    assert [rule.fired for rule in rules] == [4, 4, 4]
+
+
+# ---------------------------------------------------------------------- 9. interrupted checkpoint writes
+
+SAVE_CHECKPOINT = """
+    import sys, torch
+    from s3torchconnector import S3Checkpoint
+    checkpoint = S3Checkpoint(region="us-east-1", endpoint=sys.argv[1])
+    state = {"weights": torch.arange(6 * 1024 * 1024, dtype=torch.float32)}  # 24 MiB: a multipart upload
+    with checkpoint.writer(sys.argv[2]) as writer:
+        torch.save(state, writer)
+    print("saved", flush=True)
+"""
+
+
+def start_checkpoint_save(proxy, uri) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(SAVE_CHECKPOINT), proxy.url, uri],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_until(condition, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("how", ["ctrl_c", "kill"])
+def test_interrupted_checkpoint_save_keeps_the_previous_checkpoint(s3, proxy, how):
+    """The save's parts hang on the network when the process gets Ctrl-C or is killed: the
+    checkpoint at the key stays the previous one, never a partial one."""
+    previous = payload(1000, seed=21)
+    s3.put("epoch.ckpt", previous)
+    is_part = upload_part_of(s3.bucket, "epoch.ckpt")
+    proxy.add(is_part, stall(DEADLINE))
+    saver = start_checkpoint_save(proxy, s3.uri("epoch.ckpt"))
+    try:
+        wait_until(lambda: proxy.requests(is_part) or saver.poll() is not None, "the first part upload")
+        assert saver.poll() is None, saver.communicate()
+        saver.send_signal(signal.SIGINT if how == "ctrl_c" else signal.SIGKILL)
+        _, stderr = saver.communicate(timeout=DEADLINE)
+    finally:
+        saver.kill()
+
+    assert saver.returncode != 0
+    assert s3.get("epoch.ckpt") == previous
+    if how == "ctrl_c":
+        assert "KeyboardInterrupt" in stderr, stderr
+        # Interrupted, the process still cleans up: no multipart upload is left to bill for.
+        assert s3.multipart_uploads() == []
+

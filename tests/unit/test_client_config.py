@@ -91,6 +91,31 @@ def test_max_attempts_type(max_attempts):
     assert "max_attempts" in str(raised.value)
 
 
+def test_stall_detection_defaults_drop_only_connections_that_move_nothing_for_30_s():
+    config = S3ClientConfig()
+    assert (config.stall_timeout_seconds, config.min_throughput_bytes_per_second) == (30, 1)
+
+
+@pytest.mark.parametrize(
+    "field, value, error",
+    [
+        ("stall_timeout_seconds", 0, ValueError),
+        ("stall_timeout_seconds", -5, ValueError),
+        ("stall_timeout_seconds", 24 * 3600 + 1, ValueError),
+        ("stall_timeout_seconds", 2.5, TypeError),
+        ("stall_timeout_seconds", True, TypeError),
+        ("min_throughput_bytes_per_second", 0, ValueError),
+        ("min_throughput_bytes_per_second", -1, ValueError),
+        ("min_throughput_bytes_per_second", "1", TypeError),
+        ("min_throughput_bytes_per_second", None, TypeError),
+    ],
+)
+def test_stall_detection_settings_refused(field, value, error):
+    with pytest.raises(error) as raised:
+        S3ClientConfig(**{field: value})
+    assert field in str(raised.value)
+
+
 @pytest.mark.parametrize("gbps", [0, 0.0, -1, -0.5, float("nan")])
 def test_throughput_not_positive(gbps):
     with pytest.raises(ValueError) as raised:

@@ -104,6 +104,8 @@ class S3Client:
             requester_pays=config.requester_pays,
             upload_checksum=config.upload_checksum or "",
             validate_checksums=bool(config.validate_checksums),
+            stall_timeout_seconds=config.stall_timeout_seconds,
+            min_throughput_bytes_per_second=config.min_throughput_bytes_per_second,
         )
 
     def __getstate__(self):
@@ -138,7 +140,8 @@ class S3Client:
             bucket=bucket,
             key=key,
             get_object_info=get_object_info,
-            get_stream=partial(self._get_object_stream, bucket, key),
+            # All of one reader's requests read the version of the object its first response came from.
+            get_stream=partial(self._get_object_stream, bucket, key, version=_native.ObjectVersion()),
         )
 
     def _get_object_stream(
@@ -147,6 +150,8 @@ class S3Client:
         key: str,
         start: Optional[int] = None,
         end: Optional[int] = None,
+        *,
+        version: Optional["_native.ObjectVersion"] = None,
     ) -> "_native.GetObjectStream":
         """A native download of bytes [start, end) of the object (all of it by default).
 
@@ -157,7 +162,7 @@ class S3Client:
         if start is not None and end is not None and end < start:
             raise ValueError(f"range end {end} is before its start {start}")
         whole = start is None and end is None
-        return self._client.get_object(bucket, key, start, end, whole)
+        return self._client.get_object(bucket, key, start, end, whole, version)
 
     def put_object(self, bucket: str, key: str, storage_class: Optional[str] = None) -> S3Writer:
         """A writer of s3://bucket/key; the object appears when the writer is closed."""

@@ -8,6 +8,7 @@ GIB = 1024 * MIB
 MIN_PART_SIZE = 5 * MIB  # S3's smallest multipart part
 MAX_PART_SIZE = 5 * GIB  # S3's largest part
 CHECKSUM_ALGORITHMS = ("CRC32C", "CRC32", "CRC64NVME", "SHA1", "SHA256")
+MAX_STALL_TIMEOUT_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ class S3ClientConfig:
         validate_checksums: verify downloads against the checksum S3 keeps for the object, when
             it has one. None (default) means on for S3Checkpoint and off elsewhere: for an object
             whose size is not known it costs one HEAD request.
+        stall_timeout_seconds: a connection that moves fewer than
+            ``min_throughput_bytes_per_second`` for this many seconds while a request waits on it
+            is dropped and the request retried (within ``max_attempts``). 30 by default.
+        min_throughput_bytes_per_second: the throughput below which a connection counts as
+            stalled. 1 by default (only a connection that moves nothing at all is dropped).
     """
 
     throughput_target_gbps: float = 10.0
@@ -42,6 +48,8 @@ class S3ClientConfig:
     requester_pays: bool = False
     upload_checksum: Optional[str] = "CRC32C"
     validate_checksums: Optional[bool] = None
+    stall_timeout_seconds: int = 30
+    min_throughput_bytes_per_second: int = 1
 
     def __post_init__(self):
         _check_type("throughput_target_gbps", self.throughput_target_gbps, (int, float))
@@ -70,6 +78,18 @@ class S3ClientConfig:
             )
         if self.validate_checksums is not None:
             _check_type("validate_checksums", self.validate_checksums, bool)
+        _check_type("stall_timeout_seconds", self.stall_timeout_seconds, int)
+        if not 1 <= self.stall_timeout_seconds <= MAX_STALL_TIMEOUT_SECONDS:
+            raise ValueError(
+                f"stall_timeout_seconds must be from 1 to {MAX_STALL_TIMEOUT_SECONDS}, "
+                f"got {self.stall_timeout_seconds}"
+            )
+        _check_type("min_throughput_bytes_per_second", self.min_throughput_bytes_per_second, int)
+        if self.min_throughput_bytes_per_second < 1:
+            raise ValueError(
+                "min_throughput_bytes_per_second must be at least 1, "
+                f"got {self.min_throughput_bytes_per_second}"
+            )
         if self.requester_pays and self.unsigned:
             raise ValueError(
                 "requester_pays needs signed requests: S3 bills the requester by its credentials, "
