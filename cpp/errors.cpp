@@ -73,9 +73,14 @@ std::string explain_crt_error(int error_code, const OperationContext &context) {
         case AWS_IO_SOCKET_TIMEOUT:
             return "timed out talking to " + where;
         case AWS_IO_TLS_ERROR_NEGOTIATION_FAILURE:
-        case AWS_IO_TLS_ERROR_DEFAULT_TRUST_STORE_NOT_FOUND:
-            return "the TLS handshake with " + where +
-                   " failed; if it uses a private certificate authority, set AWS_CA_BUNDLE";
+        case AWS_IO_TLS_ERROR_DEFAULT_TRUST_STORE_NOT_FOUND: {
+            const std::string bundle = trusted_ca_bundle();
+            const std::string text = "the TLS handshake with " + where +
+                                     " failed: its certificate is not trusted or is not for that host name; ";
+            if (bundle.empty()) return text + "if it uses a private certificate authority, set AWS_CA_BUNDLE";
+            return text + "check that AWS_CA_BUNDLE (" + bundle +
+                   ") holds its certificate authority and that the endpoint names a host its certificate covers";
+        }
         case AWS_ERROR_HTTP_CHANNEL_THROUGHPUT_FAILURE:
             return "the connection to " + where + " stalled during " + context.operation + " of " + uri_of(context) +
                    ": it moved fewer than S3ClientConfig.min_throughput_bytes_per_second for "

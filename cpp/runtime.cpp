@@ -20,21 +20,23 @@ namespace {
 std::mutex runtime_mutex;
 Runtime *runtime = nullptr;
 
-aws_tls_ctx *new_tls_context(aws_allocator *allocator) {
+aws_tls_ctx *new_tls_context(aws_allocator *allocator, const std::string &ca_bundle) {
     aws_tls_ctx_options options;
     aws_tls_ctx_options_init_default_client(&options, allocator);
-    // Honour a private CA bundle the way boto3 and the AWS CLI do.
-    const char *ca_bundle = std::getenv("AWS_CA_BUNDLE");
-    if (ca_bundle != nullptr && *ca_bundle != '\0' &&
-        aws_tls_ctx_options_override_default_trust_store_from_path(&options, nullptr, ca_bundle) != AWS_OP_SUCCESS) {
+    const std::string bad_bundle = "cannot use AWS_CA_BUNDLE " + ca_bundle +
+                                   " (it must be a readable file of PEM certificates): ";
+    if (!ca_bundle.empty() &&
+        aws_tls_ctx_options_override_default_trust_store_from_path(&options, nullptr, ca_bundle.c_str()) !=
+            AWS_OP_SUCCESS) {
         aws_tls_ctx_options_clean_up(&options);
-        throw std::runtime_error(std::string("cannot load AWS_CA_BUNDLE ") + ca_bundle + ": " +
-                                 describe_crt_error(aws_last_error()));
+        throw std::runtime_error(bad_bundle + describe_crt_error(aws_last_error()));
     }
     aws_tls_ctx *tls = aws_tls_client_ctx_new(allocator, &options);
     aws_tls_ctx_options_clean_up(&options);
     if (tls == nullptr) {
-        throw std::runtime_error("cannot create the TLS context: " + describe_crt_error(aws_last_error()));
+        // With a bundle given, it is what the TLS library refused (a damaged or truncated certificate).
+        throw std::runtime_error((ca_bundle.empty() ? std::string("cannot create the TLS context: ") : bad_bundle) +
+                                 describe_crt_error(aws_last_error()));
     }
     return tls;
 }
@@ -46,9 +48,17 @@ Runtime *new_runtime() {
         aws_s3_library_init(allocator);
         library_ready = true;
     }
+    // Honour a private CA bundle the way boto3 and the AWS CLI do. Made first: when it fails, nothing
+    // else (no event loop threads) has been started and left behind.
+    const char *ca_bundle = std::getenv("AWS_CA_BUNDLE");
+    const std::string bundle = ca_bundle == nullptr ? "" : ca_bundle;
+    aws_tls_ctx *tls = new_tls_context(allocator, bundle);
+
     auto *rt = new Runtime();
     rt->allocator = allocator;
     rt->pid = current_pid();
+    rt->tls = tls;
+    rt->ca_bundle = bundle;
 
     aws_event_loop_group_options loop_options = {};
     // One loop per CPU: given 0, the CRT takes half the CPUs, a single thread on a 2-core machine,
@@ -70,7 +80,6 @@ Runtime *new_runtime() {
     if (rt->resolver == nullptr || rt->bootstrap == nullptr) {
         throw std::runtime_error("cannot start the CRT resolver: " + describe_crt_error(aws_last_error()));
     }
-    rt->tls = new_tls_context(allocator);
     return rt;
 }
 
@@ -84,6 +93,11 @@ Runtime &Runtime::current() {
         runtime = new_runtime();
     }
     return *runtime;
+}
+
+std::string trusted_ca_bundle() {
+    std::lock_guard<std::mutex> lock(runtime_mutex);
+    return runtime == nullptr ? "" : runtime->ca_bundle;
 }
 
 int current_pid() { return static_cast<int>(getpid()); }

@@ -17,12 +17,16 @@ struct Runtime {
     aws_host_resolver *resolver = nullptr;
     aws_client_bootstrap *bootstrap = nullptr;
     aws_tls_ctx *tls = nullptr;
+    std::string ca_bundle;  // the AWS_CA_BUNDLE file the TLS context trusts, or "" for the system's store
     int pid = 0;
 
     // The runtime of the calling process, made on first use. A forked child gets a new one:
     // the parent's event loop threads do not exist in the child.
     static Runtime &current();
 };
+
+// The CA bundle the current process's runtime trusts ("" for the system's store, or before any runtime).
+std::string trusted_ca_bundle();
 
 int current_pid();
 // False in a forked child for objects the parent made: their CRT threads were not copied,
