@@ -14,6 +14,8 @@
 
 #include <arpa/inet.h>
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace py = pybind11;
@@ -64,6 +66,28 @@ aws_s3_checksum_algorithm checksum_algorithm(const std::string &name) {
     if (name.empty()) return AWS_SCA_NONE;
     throw std::invalid_argument("unknown checksum algorithm '" + name +
                                 "': use CRC32C, CRC32, CRC64NVME, SHA1, SHA256 or none");
+}
+
+// The CRT sizes its connection pool for large transfers, at 0.4 Gbps a connection (25 for 10 Gbps). Small
+// objects are bound by latency, not bandwidth: a dataset keeps up to 64 GETs in flight, each on a connection
+// of its own, and 25 connections capped it near 25 / 22 ms = 1,100 objects/s against S3-like latency. So the
+// pool gets at least 64 connections, while each single request stays within what the configured target
+// gives it, and so does the pool's memory.
+constexpr double crt_gbps_per_connection = 100.0 / 250;
+constexpr uint32_t min_pool_connections = 64;
+constexpr uint32_t crt_min_connections = 10;
+
+uint32_t connections_for(double throughput_target_gbps) {
+    return std::max(crt_min_connections,
+                    static_cast<uint32_t>(std::ceil(throughput_target_gbps / crt_gbps_per_connection)));
+}
+
+bool memory_limit_set_by_environment() {
+    for (const char *name : {"AWS_CRT_S3_MEMORY_LIMIT_IN_MB", "AWS_CRT_S3_MEMORY_LIMIT_IN_GIB"}) {
+        const char *value = std::getenv(name);
+        if (value != nullptr && *value != '\0') return true;
+    }
+    return false;
 }
 
 const std::set<std::string> list_containers = {"ListBucketResult", "Contents", "CommonPrefixes", "Owner"};
@@ -143,7 +167,12 @@ Client::Client(ClientConfig config) : config_(std::move(config)), pid_(current_p
     client_config.tls_connection_options = &tls_;
     client_config.signing_config = &signing_;
     client_config.part_size = config_.part_size;
-    client_config.throughput_target_gbps = config_.throughput_target_gbps;
+    client_config.throughput_target_gbps =
+        std::max(config_.throughput_target_gbps, min_pool_connections * crt_gbps_per_connection);
+    max_connections_per_request_ = connections_for(config_.throughput_target_gbps);
+    if (!memory_limit_set_by_environment()) {
+        client_config.memory_limit_in_bytes = aws_s3_default_memory_limit_for_throughput(config_.throughput_target_gbps);
+    }
     if (config_.max_attempts <= 1) {
         retry_ = new_single_attempt_retry_strategy(runtime.allocator, runtime.event_loops);
         client_config.retry_strategy = retry_;
@@ -156,8 +185,7 @@ Client::Client(ClientConfig config) : config_(std::move(config)), pid_(current_p
     monitoring.allowable_throughput_failure_interval_seconds = config_.stall_timeout_seconds;
     client_config.monitoring_options = &monitoring;
     client_config.enable_read_backpressure = true;
-    client_config.initial_read_window =
-        static_cast<size_t>(config_.read_window != 0 ? config_.read_window : 8 * config_.part_size);
+    client_config.initial_read_window = static_cast<size_t>(initial_read_window());
 
     client_ = aws_s3_client_new(runtime.allocator, &client_config);
     if (client_ == nullptr) {
@@ -262,7 +290,7 @@ std::shared_ptr<BufferedRequest> Client::run(const std::string &operation, const
     aws_s3_checksum_config checksums;
     if (extra.upload) apply_checksums(options, checksums, true);
     target.apply(options);
-    request->start(client_, options);
+    request->start(*this, options);
     request->wait_finished();
     request->throw_if_failed();
     return request;

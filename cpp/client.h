@@ -79,6 +79,10 @@ public:
 
     const ClientConfig &config() const { return config_; }
     aws_s3_client *handle() const { return client_; }
+    // The connections one request (a large GET or upload) may use: what the throughput target gives.
+    uint32_t max_connections_per_request() const { return max_connections_per_request_; }
+    // The read window every download starts with.
+    uint64_t initial_read_window() const { return config_.read_window != 0 ? config_.read_window : 8 * config_.part_size; }
 
     // A request for `method` on bucket/key ("" key for the bucket itself); `query` without "?".
     std::unique_ptr<RequestTarget> target(const char *method, const std::string &bucket, const std::string &key,
@@ -116,6 +120,7 @@ private:
     aws_tls_connection_options tls_{};
     aws_retry_strategy *retry_ = nullptr;
     aws_s3_client *client_ = nullptr;
+    uint32_t max_connections_per_request_ = 0;
     int pid_ = 0;
 };
 

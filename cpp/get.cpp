@@ -18,8 +18,6 @@ namespace py = pybind11;
 namespace s3tc {
 namespace {
 
-// The CRT caps its own window arithmetic; this is "no limit" without risking overflow.
-constexpr uint64_t unlimited_window = 1ull << 62;
 
 uint64_t parse_u64(const std::string &text) {
     try {
@@ -43,18 +41,23 @@ void Download::open_window(uint64_t bytes) {
 
 void Download::attach(uint8_t *target, uint64_t size) {
     const uint64_t base = read_position();
+    uint64_t drained = 0;
     for (const Chunk &chunk : chunks) {
         const uint64_t end = chunk.offset + chunk.data->size();
         const uint64_t start = std::max(chunk.offset, base);
         if (end > start && end - base <= size) {
             std::memcpy(target + (start - base), chunk.data->data() + (start - chunk.offset), end - start);
         }
+        drained += chunk.data->size();
     }
     chunks.clear();
     destination = target;
     destination_size = size;
     whole = true;
-    open_window(unlimited_window);
+    // Parts fetched ahead of the copying cost memory on top of the destination: at most a tenth of it, but
+    // never less than the window this download started with, nor more than one part per connection.
+    const uint64_t ahead = std::clamp(size / 10, initial_window, std::max(initial_window, max_window));
+    open_window(drained + (ahead - initial_window));
 }
 
 int Download::on_headers() {
@@ -69,14 +72,19 @@ int Download::on_headers() {
     return 0;
 }
 
-int Download::on_body(aws_byte_cursor data, uint64_t offset) {
+int Download::on_body(aws_byte_cursor data, uint64_t offset, aws_s3_buffer_ticket *ticket) {
     delivered += data.len;
     if (destination != nullptr) {
         const uint64_t base = read_position();
         if (offset < base || offset - base + data.len > destination_size) {
             return AWS_ERROR_S3_INCORRECT_CONTENT_LENGTH;
         }
-        std::memcpy(destination + (offset - base), data.ptr, data.len);
+        if (ticket != nullptr) {
+            to_copy.emplace_back(offset, data, ticket);
+        } else {
+            std::memcpy(destination + (offset - base), data.ptr, data.len);
+            open_window(data.len);
+        }
         return 0;
     }
     try {
@@ -116,6 +124,8 @@ GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, 
     download_->range_start = start.value_or(0);
     download_->ranged = start.has_value() || end.has_value();
     download_->version = std::move(version);
+    download_->initial_window = client_->initial_read_window();
+    download_->max_window = uint64_t{client_->max_connections_per_request()} * client_->config().part_size;
     if (end && *end == download_->range_start) {
         empty_range_ = true;  // nothing to fetch
         return;
@@ -142,11 +152,7 @@ GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, 
     aws_s3_checksum_config checksums;
     client_->apply_checksums(options, checksums, false);
     target->apply(options);
-    download_->start(client_->handle(), options);
-    if (whole) {
-        std::lock_guard<std::mutex> lock(download_->mutex);
-        download_->open_window(unlimited_window);
-    }
+    download_->start(*client_, options);
 }
 
 GetStream::~GetStream() {
@@ -196,7 +202,7 @@ void GetStream::receive_rest(uint8_t *target, uint64_t size) {
         d.attach(target, size);
     }
     try {
-        wait_for([&d] { return d.finished; });
+        copy_parts_until_finished(target);
     } catch (...) {
         std::lock_guard<std::mutex> lock(d.mutex);
         d.detach();  // the caller's memory may go away as soon as we return
@@ -206,6 +212,25 @@ void GetStream::receive_rest(uint8_t *target, uint64_t size) {
     d.detach();
     throw_if_failed_locked();
     d.consumed += size;
+}
+
+void GetStream::copy_parts_until_finished(uint8_t *target) {
+    Download &d = *download_;
+    py::gil_scoped_release no_gil;
+    std::unique_lock<std::mutex> lock(d.mutex);
+    const uint64_t base = d.read_position();
+    for (;;) {
+        wait_interruptibly(lock, d.changed, [&d] { return !d.to_copy.empty() || d.finished; },
+                           [&d] { d.cancel(); });
+        if (d.to_copy.empty()) return;  // finished, and every part is in
+        PartBuffer part = std::move(d.to_copy.front());
+        d.to_copy.pop_front();
+        lock.unlock();
+        std::memcpy(target + (part.offset() - base), part.bytes().ptr, part.bytes().len);
+        part.reset();  // back to the pool before the lock, which the CRT's threads want
+        lock.lock();
+        d.open_window(part.bytes().len);
+    }
 }
 
 std::shared_ptr<Buffer> GetStream::read_all() {

@@ -5,6 +5,7 @@
 #include "client.h"
 #include "object_info.h"
 #include "object_version.h"
+#include "part_buffer.h"
 #include "request.h"
 
 #include <cstdint>
@@ -37,7 +38,12 @@ public:
 
     uint8_t *destination = nullptr;  // where the rest goes, once given; owned by the caller
     uint64_t destination_size = 0;
+    // Parts for the destination, still in the CRT's buffers: the caller's waiting thread copies them in,
+    // which leaves the CRT's one delivery thread free to hand over the next part.
+    std::deque<PartBuffer> to_copy;
 
+    uint64_t initial_window = 0;  // bytes the CRT may fetch ahead of delivery before the window is opened
+    uint64_t max_window = 0;  // the most a whole-object download fetches ahead: one part per connection
     uint64_t content_length = 0;
     ObjectInfo info;
     std::shared_ptr<ObjectVersion> version;  // the reader's pinned version, if it has one
@@ -47,13 +53,16 @@ public:
     // With `mutex` held: send the rest of the body to `target` (`size` bytes), starting with what is queued.
     void attach(uint8_t *target, uint64_t size);
     // With `mutex` held: stop writing to the destination (the caller is about to drop it).
-    void detach() { destination = nullptr; }
+    void detach() {
+        destination = nullptr;
+        to_copy.clear();
+    }
     // With `mutex` held: let the CRT fetch `bytes` more.
     void open_window(uint64_t bytes);
 
 protected:
     int on_headers() override;
-    int on_body(aws_byte_cursor data, uint64_t offset) override;
+    int on_body(aws_byte_cursor data, uint64_t offset, aws_s3_buffer_ticket *ticket) override;
     void on_finished() override;
 };
 
@@ -87,6 +96,8 @@ public:
 
 private:
     void wait_for(const std::function<bool()> &ready);
+    // Copies parts into the attached destination as they arrive, until the download finished.
+    void copy_parts_until_finished(uint8_t *target);
     void throw_if_failed_locked();
 
     std::shared_ptr<Client> client_;

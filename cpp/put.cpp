@@ -56,7 +56,7 @@ void PutStream::start_multipart() {
     aws_s3_checksum_config checksums;
     client_->apply_checksums(options, checksums, true);
     target->apply(options);
-    upload_->start(client_->handle(), options);
+    upload_->start(*client_, options);
 }
 
 void PutStream::send(const uint8_t *data, size_t size, bool eof) {

@@ -1,5 +1,6 @@
 #include "request.h"
 
+#include "client.h"
 #include "wait.h"
 
 #include <pybind11/pybind11.h>
@@ -45,15 +46,16 @@ MetaRequest::~MetaRequest() {
     if (handle != nullptr) aws_s3_meta_request_release(handle);
 }
 
-void MetaRequest::start(aws_s3_client *client, aws_s3_meta_request_options &options) {
+void MetaRequest::start(const Client &client, aws_s3_meta_request_options &options) {
+    options.max_active_connections_override = client.max_connections_per_request();
     // The CRT holds this reference through user_data until its shutdown callback.
     auto *keep_alive = new std::shared_ptr<MetaRequest>(shared_from_this());
     options.user_data = keep_alive;
     options.headers_callback = headers_callback;
-    options.body_callback = body_callback;
+    options.body_callback_ex = body_callback;
     options.finish_callback = finish_callback;
     options.shutdown_callback = shutdown_callback;
-    aws_s3_meta_request *made = aws_s3_client_make_meta_request(client, &options);
+    aws_s3_meta_request *made = aws_s3_client_make_meta_request(client.handle(), &options);
     if (made == nullptr) {
         delete keep_alive;
         Outcome refused;
@@ -88,9 +90,9 @@ void MetaRequest::throw_if_failed() const {
     if (!outcome.ok()) throw make_s3_error(context, outcome);
 }
 
-int MetaRequest::on_body(aws_byte_cursor, uint64_t) { return 0; }
+int MetaRequest::on_body(aws_byte_cursor, uint64_t, aws_s3_buffer_ticket *) { return 0; }
 
-int BufferedRequest::on_body(aws_byte_cursor data, uint64_t) {
+int BufferedRequest::on_body(aws_byte_cursor data, uint64_t, aws_s3_buffer_ticket *) {
     response_body.append(reinterpret_cast<const char *>(data.ptr), data.len);
     return 0;
 }
@@ -108,10 +110,11 @@ int MetaRequest::headers_callback(aws_s3_meta_request *, const aws_http_headers 
     return error == 0 ? AWS_OP_SUCCESS : aws_raise_error(error);
 }
 
-int MetaRequest::body_callback(aws_s3_meta_request *, const aws_byte_cursor *body, uint64_t offset, void *user_data) {
+int MetaRequest::body_callback(aws_s3_meta_request *, const aws_byte_cursor *body,
+                               aws_s3_meta_request_receive_body_extra_info info, void *user_data) {
     MetaRequest &self = owner(user_data);
     std::lock_guard<std::mutex> lock(self.mutex);
-    int error = self.on_body(*body, offset);
+    int error = self.on_body(*body, info.range_start, info.ticket);
     self.changed.notify_all();
     return error == 0 ? AWS_OP_SUCCESS : aws_raise_error(error);
 }

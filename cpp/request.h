@@ -14,6 +14,7 @@
 
 namespace s3tc {
 
+class Client;
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 // The value of header `name` (case-insensitive), or "" when absent.
@@ -25,9 +26,9 @@ class MetaRequest : public std::enable_shared_from_this<MetaRequest> {
 public:
     virtual ~MetaRequest();
 
-    // Makes the meta request. Fills in the callbacks and user data of `options`.
+    // Makes the meta request on `client`. Fills in the callbacks, user data and limits of `options`.
     // Throws S3Error when the CRT refuses the options.
-    void start(aws_s3_client *client, aws_s3_meta_request_options &options);
+    void start(const Client &client, aws_s3_meta_request_options &options);
 
     // Asks the CRT to stop; the finish callback still comes.
     void cancel();
@@ -53,12 +54,14 @@ public:
 protected:
     // Called on CRT threads with `mutex` held. Return an AWS error code to fail the request, 0 to go on.
     virtual int on_headers() { return 0; }
-    virtual int on_body(aws_byte_cursor data, uint64_t offset);
+    // `ticket` (may be null) holds the CRT buffer `data` points into; acquire it to keep the bytes past the call.
+    virtual int on_body(aws_byte_cursor data, uint64_t offset, aws_s3_buffer_ticket *ticket);
     virtual void on_finished() {}
 
 private:
     static int headers_callback(aws_s3_meta_request *, const aws_http_headers *, int, void *);
-    static int body_callback(aws_s3_meta_request *, const aws_byte_cursor *, uint64_t, void *);
+    static int body_callback(aws_s3_meta_request *, const aws_byte_cursor *,
+                             aws_s3_meta_request_receive_body_extra_info, void *);
     static void finish_callback(aws_s3_meta_request *, const aws_s3_meta_request_result *, void *);
     static void shutdown_callback(void *);
 };
@@ -70,7 +73,7 @@ public:
     std::vector<uint8_t> request_body;  // must stay alive while the CRT sends it
 
 protected:
-    int on_body(aws_byte_cursor data, uint64_t offset) override;
+    int on_body(aws_byte_cursor data, uint64_t offset, aws_s3_buffer_ticket *ticket) override;
 };
 
 }  // namespace s3tc
