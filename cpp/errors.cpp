@@ -120,6 +120,10 @@ py::object &s3_exception_type() {
 
 }  // namespace
 
+bool retrying_cannot_help(int error_code) {
+    return error_code == AWS_IO_TLS_ERROR_NEGOTIATION_FAILURE || error_code == AWS_IO_TLS_ERROR_DEFAULT_TRUST_STORE_NOT_FOUND;
+}
+
 S3Error make_s3_error(const OperationContext &context, const Outcome &given) {
     Outcome outcome = given;
     // When retries run out on throttling or server errors the CRT reports its own code and no status.
@@ -156,7 +160,7 @@ S3Error make_s3_error(const OperationContext &context, const Outcome &given) {
                     aws_error_str(outcome.error_code);
     // Retrying cannot help these, so the CRT does not: the attempt count would mislead.
     const bool retried = !is_credentials_error(outcome.error_code) && outcome.error_code != AWS_ERROR_S3_CANCELED &&
-                         outcome.error_code != AWS_ERROR_S3_OBJECT_MODIFIED;
+                         outcome.error_code != AWS_ERROR_S3_OBJECT_MODIFIED && !retrying_cannot_help(outcome.error_code);
     if (context.max_attempts > 0 && retried) {
         error.message += "; gave up after up to " + std::to_string(context.max_attempts) + " attempts";
     }

@@ -40,6 +40,11 @@ public:
     const char *what() const noexcept override { return message.c_str(); }
 };
 
+// Errors the CRT retries although no further attempt can succeed: a certificate that is not trusted now
+// will not be on the next attempt, and each refused handshake costs 10-30 s (the TLS library's delay
+// against timing attacks): ten attempts took over three minutes to report a wrong CA bundle.
+bool retrying_cannot_help(int error_code);
+
 // Builds the S3Error for a failed request; the message says what went wrong and how to fix it.
 S3Error make_s3_error(const OperationContext &context, const Outcome &outcome);
 

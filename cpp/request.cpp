@@ -54,6 +54,7 @@ void MetaRequest::start(const Client &client, aws_s3_meta_request_options &optio
     options.headers_callback = headers_callback;
     options.body_callback_ex = body_callback;
     options.finish_callback = finish_callback;
+    options.telemetry_callback = telemetry_callback;
     options.shutdown_callback = shutdown_callback;
     aws_s3_meta_request *made = aws_s3_client_make_meta_request(client.handle(), &options);
     if (made == nullptr) {
@@ -123,6 +124,9 @@ void MetaRequest::finish_callback(aws_s3_meta_request *, const aws_s3_meta_reque
     MetaRequest &self = owner(user_data);
     std::lock_guard<std::mutex> lock(self.mutex);
     self.outcome.error_code = result->error_code;
+    if (result->error_code == AWS_ERROR_S3_CANCELED && self.permanent_error != 0) {
+        self.outcome.error_code = self.permanent_error;  // cancelled by us, for this reason
+    }
     self.outcome.status = result->response_status;
     if (result->error_response_body != nullptr) {
         self.outcome.body.assign(reinterpret_cast<const char *>(result->error_response_body->buffer),
@@ -138,6 +142,19 @@ void MetaRequest::finish_callback(aws_s3_meta_request *, const aws_s3_meta_reque
     }
     self.on_finished();
     self.changed.notify_all();
+}
+
+void MetaRequest::telemetry_callback(aws_s3_meta_request *meta_request, aws_s3_request_metrics *metrics,
+                                     void *user_data) {
+    const int error = aws_s3_request_metrics_get_error_code(metrics);
+    if (!retrying_cannot_help(error)) return;  // the CRT goes on retrying, within max_attempts
+    MetaRequest &self = owner(user_data);
+    {
+        std::lock_guard<std::mutex> lock(self.mutex);
+        if (self.permanent_error != 0) return;
+        self.permanent_error = error;
+    }
+    aws_s3_meta_request_cancel(meta_request);  // runs outside the CRT's lock: telemetry is delivered without it
 }
 
 void MetaRequest::shutdown_callback(void *user_data) { delete static_cast<std::shared_ptr<MetaRequest> *>(user_data); }

@@ -50,6 +50,7 @@ public:
     bool finished = false;
     Outcome outcome;
     aws_s3_meta_request *handle = nullptr;
+    int permanent_error = 0;  // an attempt's error that retrying cannot mend; the request was cancelled for it
 
 protected:
     // Called on CRT threads with `mutex` held. Return an AWS error code to fail the request, 0 to go on.
@@ -63,6 +64,7 @@ private:
     static int body_callback(aws_s3_meta_request *, const aws_byte_cursor *,
                              aws_s3_meta_request_receive_body_extra_info, void *);
     static void finish_callback(aws_s3_meta_request *, const aws_s3_meta_request_result *, void *);
+    static void telemetry_callback(aws_s3_meta_request *, aws_s3_request_metrics *, void *);
     static void shutdown_callback(void *);
 };
 
