@@ -54,6 +54,15 @@ class Request:
         first = value[len("bytes=") :].split("-", 1)[0]
         return int(first) if first.isdigit() else None
 
+    @property
+    def range_length(self) -> Optional[int]:
+        """Bytes asked for by a closed range ("bytes=0-99" asks for 100), else None."""
+        value = self.range
+        if not value or not value.startswith("bytes="):
+            return None
+        first, _, last = value[len("bytes=") :].partition("-")
+        return int(last) - int(first) + 1 if first.isdigit() and last.isdigit() else None
+
     def is_get_of(self, key: str) -> bool:
         return self.method == "GET" and self.path.endswith("/" + key) and not self.query
 
