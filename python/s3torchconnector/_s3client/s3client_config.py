@@ -19,7 +19,8 @@ class S3ClientConfig:
         throughput_target_gbps: the throughput (gigabits per second) the client sizes its
             connection pool for. 10.0 by default.
         part_size: bytes per part of multipart uploads and ranged downloads, 5 MiB to 5 GiB.
-            8 MiB by default.
+            8 MiB by default. Whole-object reads (the sequential reader) use 4 MiB parts: more
+            connections within the same memory.
         unsigned: send anonymous, unsigned requests (public buckets).
         force_path_style: address buckets as ``endpoint/bucket/key`` instead of
             ``bucket.endpoint/key``.
