@@ -23,7 +23,6 @@ import ssl
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import urllib.parse
 import uuid
@@ -33,6 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from loopback_server import LoopbackServer
 
 SUBPROCESS_TIMEOUT = 90  # detects a hang: a scenario takes a few seconds, or one blinding delay (<= 30 s)
 IO_TIMEOUT = 30.0  # no forwarder thread waits on a peer longer than this
@@ -118,10 +118,11 @@ def pki(tmp_path_factory) -> Pki:
 # ---------------------------------------------------------------- the TLS-terminating forwarder
 
 
-class TlsForwarder:
+class TlsForwarder(LoopbackServer):
     """Accepts TLS on 127.0.0.1, and pipes each connection's plaintext to and from the upstream
     HTTP server over a fresh TCP connection. Records how each handshake ended and how many
-    plaintext bytes reached the upstream."""
+    plaintext bytes reached the upstream. The handshake runs in the connection's own thread: a
+    client that stalls or rejects the certificate holds up only its own connection."""
 
     def __init__(self, upstream: str, cert_file: str, key_file: str):
         parsed = urllib.parse.urlsplit(upstream)
@@ -130,53 +131,13 @@ class TlsForwarder:
         self.context.load_cert_chain(cert_file, key_file)
         self.handshakes = []  # "ok", or the server side's error for each connection
         self.bytes_upstream = 0
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._threads = []
-        self._connections = []
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(64)
-        self._listener.settimeout(0.1)  # close() does not wake accept(): poll for stop()
-        self.port = self._listener.getsockname()[1]
+        super().__init__("tls-forwarder")
         self.endpoint = f"https://127.0.0.1:{self.port}"
-        self._acceptor = threading.Thread(target=self._accept_loop, name="tls-forwarder-accept", daemon=True)
-        self._acceptor.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._acceptor.join(5)
-        self._listener.close()
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked on it
-            except OSError:
-                pass
-        for thread in list(self._threads):
-            thread.join(5)
-
-    def _accept_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            # The handshake runs in the connection's thread: a client that stalls or rejects the
-            # certificate holds up only its own connection.
-            thread = threading.Thread(target=self._serve, args=(connection,), name="tls-forwarder-conn", daemon=True)
-            self._threads.append(thread)
-            thread.start()
 
     def _serve(self, raw: socket.socket) -> None:
         raw.settimeout(IO_TIMEOUT)
         tls = self.context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
-        with self._lock:
-            self._connections.append(tls)
+        self._track(tls)
         try:
             tls.do_handshake()
         except (ssl.SSLError, OSError) as error:
@@ -191,8 +152,7 @@ class TlsForwarder:
         except OSError:
             tls.close()
             return
-        with self._lock:
-            self._connections.append(upstream)
+        self._track(upstream)
         try:
             self._pipe(tls, upstream)
         except (ssl.SSLError, OSError):

@@ -24,6 +24,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
+from loopback_server import LoopbackServer
+
 _SOCKET_TIMEOUT = 60.0  # no proxy thread waits on a peer longer than this
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
 
@@ -153,27 +155,16 @@ def error_body(code: str, resource: str) -> bytes:
     ).encode()
 
 
-class FaultProxy:
+class FaultProxy(LoopbackServer):
     def __init__(self, upstream: str):
         parsed = urllib.parse.urlsplit(upstream)
         self.upstream_host = parsed.hostname
         self.upstream_port = parsed.port or 80
         self.rules: List[Rule] = []
         self.log: List[LogEntry] = []
-        self._lock = threading.Lock()
         self._attempts: Dict[tuple, int] = {}
-        self._stopping = threading.Event()
-        self._connections: List[socket.socket] = []
-        self._threads: List[threading.Thread] = []
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(128)
-        self._listener.settimeout(0.1)  # close() does not wake accept(): poll for stop()
-        self.port = self._listener.getsockname()[1]
+        super().__init__("fault-proxy")
         self.url = f"http://127.0.0.1:{self.port}"
-        self._acceptor = threading.Thread(target=self._accept_loop, name="fault-proxy-accept", daemon=True)
-        self._acceptor.start()
 
     # ------------------------------------------------------------------ configuration
 
@@ -191,51 +182,15 @@ class FaultProxy:
         with self._lock:
             return [entry for entry in self.log if predicate(entry.request)]
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._acceptor.join(5)
-        try:
-            self._listener.close()
-        except OSError:
-            pass
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked reading it
-            except OSError:
-                pass
-            _hard_close(connection)
-        for thread in list(self._threads):
-            thread.join(5)
-
-    def __enter__(self) -> "FaultProxy":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def _accept_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            connection.settimeout(_SOCKET_TIMEOUT)
-            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self._connections.append(connection)
-            thread = threading.Thread(target=self._serve, args=(connection,), name="fault-proxy-conn", daemon=True)
-            self._threads.append(thread)
-            thread.start()
+    def _on_stop(self, connection: socket.socket) -> None:
+        _hard_close(connection)
 
     # ------------------------------------------------------------------ one client connection
 
     def _serve(self, connection: socket.socket) -> None:
+        connection.settimeout(_SOCKET_TIMEOUT)
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._track(connection)
         reader = connection.makefile("rb")
         graceful = True  # an orderly close (FIN) unless a fault asks for a reset
         try:
@@ -305,9 +260,7 @@ class FaultProxy:
                 _soft_close(connection)
             else:
                 _hard_close(connection)
-            with self._lock:
-                if connection in self._connections:
-                    self._connections.remove(connection)
+            self._untrack(connection)
 
     def _trickle(self, connection, status, reason, headers, body, fault: Fault) -> None:
         _send_response(connection, status, reason, headers, b"", len(body))
