@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from python_script import run_python
 from s3torchconnector._s3client import S3Client, S3ClientConfig
 
 MIB = 1024 * 1024
@@ -101,16 +102,6 @@ def test_client_pickles_without_its_native_client(client, s3):
 # ---------------------------------------------------------------- interpreter exit with requests in flight
 
 
-def run_python(code: str, *args, timeout=SUBPROCESS_TIMEOUT) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(code), *args],
-            capture_output=True, text=True, timeout=timeout, env=os.environ.copy(),
-        )
-    except subprocess.TimeoutExpired as expired:
-        pytest.fail(f"the interpreter did not exit within {timeout} s; stderr: {expired.stderr!r}")
-
-
 EXIT_IN_FLIGHT = """
     import sys
     from s3torchconnector._s3client import S3Client, S3ClientConfig
@@ -129,7 +120,7 @@ EXIT_IN_FLIGHT = """
 
 def test_exit_with_requests_in_flight(s3):
     s3.put("big", os.urandom(30 * MIB))
-    result = run_python(EXIT_IN_FLIGHT, s3.endpoint, s3.bucket)
+    result = run_python(EXIT_IN_FLIGHT, s3.endpoint, s3.bucket, timeout=SUBPROCESS_TIMEOUT)
     assert "requests in flight" in result.stdout, result.stderr
     assert result.returncode == 0, result.stderr
     assert "unfinished" not in s3.keys(), "an unclosed writer must not publish its object at exit"
@@ -194,7 +185,7 @@ EXIT_WITH_BLOCKED_THREAD = """
 
 
 def test_exit_while_a_daemon_thread_waits_on_a_request(stalling_server):
-    result = run_python(EXIT_WITH_BLOCKED_THREAD, stalling_server.endpoint)
+    result = run_python(EXIT_WITH_BLOCKED_THREAD, stalling_server.endpoint, timeout=SUBPROCESS_TIMEOUT)
     assert stalling_server.request_seen.is_set()
     assert "exiting" in result.stdout, result.stderr
     assert result.returncode == 0, result.stderr

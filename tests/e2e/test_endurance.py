@@ -5,11 +5,9 @@ and writes in flight, in DataLoader workers as well as in the main process."""
 
 import hashlib
 import json
-import os
 import random
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 import traceback
@@ -17,6 +15,7 @@ import uuid
 
 import pytest
 
+from python_script import run_python
 from s3torchconnector import S3ReaderConstructor
 from s3torchconnector._s3client import S3Client, S3ClientConfig
 
@@ -33,25 +32,6 @@ def body(size: int, seed: int) -> bytes:
 
 def sha256(data) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def run_script(code: str, *args, path=None) -> subprocess.CompletedProcess:
-    """Runs `code` in a fresh interpreter (as the file `path` when given): its memory, descriptors
-    and threads are its own, not pytest's or moto's."""
-    if path is not None:
-        path.write_text(textwrap.dedent(code))
-        command = [sys.executable, str(path), *args]
-    else:
-        command = [sys.executable, "-c", textwrap.dedent(code), *args]
-    # A fatal signal in any process of the run prints a traceback to stderr.
-    env = dict(os.environ, PYTHONFAULTHANDLER="1")
-    try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=SUBPROCESS_DEADLINE, env=env)
-    except subprocess.TimeoutExpired as expired:
-        pytest.fail(
-            f"the script did not exit within {SUBPROCESS_DEADLINE} s (a hang);\n"
-            f"stdout: {expired.stdout!r}\nstderr: {expired.stderr!r}"
-        )
 
 
 # For the scripts below: heap_mib(), the bytes malloc has handed out and not got back (all arenas
@@ -247,7 +227,7 @@ def test_twenty_thousand_gets_keep_memory_and_descriptors_flat(s3, tmp_path):
         s3.put(f"soak/{n}", data)
         digests.append(sha256(data))
     counts = (str(SOAK_WARMUP), str(SOAK_TOTAL), str(SOAK_OBJECT_SIZE))
-    result = run_script(SOAK, s3.endpoint, s3.bucket, *counts, *digests)
+    result = run_python(SOAK, s3.endpoint, s3.bucket, *counts, *digests, timeout=SUBPROCESS_DEADLINE)
     samples = last_json_line(result)
     first, last = samples[0], samples[-1]
     assert (first["gets"], last["gets"]) == (SOAK_WARMUP, SOAK_TOTAL)
@@ -311,7 +291,7 @@ CLIENT_HEAP_GROWTH_MIB = 2
 
 def test_two_hundred_clients_made_and_dropped_leak_no_threads_or_descriptors(s3):
     s3.put("object", b"hello")
-    result = run_script(CLIENT_CHURN, s3.endpoint, s3.bucket, str(CLIENTS), str(SETTLE_DEADLINE))
+    result = run_python(CLIENT_CHURN, s3.endpoint, s3.bucket, CLIENTS, SETTLE_DEADLINE, timeout=SUBPROCESS_DEADLINE)
     counts = last_json_line(result)
     before, after = counts["before"], counts["after"]
     print(f"{CLIENTS} clients: {counts}")  # shown with -rP
@@ -429,8 +409,8 @@ def test_exit_with_requests_in_flight_in_dataloader_workers(s3_endpoint, half_re
                                                             start_method, exit_how):
     s3, bucket = half_read_objects
     prefix = f"unfinished/{start_method}/"
-    result = run_script(EXIT_WITH_WORKERS_IN_FLIGHT, s3_endpoint, bucket, start_method, exit_how, prefix,
-                        path=tmp_path / "exit_with_workers_in_flight.py")
+    result = run_python(EXIT_WITH_WORKERS_IN_FLIGHT, s3_endpoint, bucket, start_method, exit_how, prefix,
+                        timeout=SUBPROCESS_DEADLINE, path=tmp_path / "exit_with_workers_in_flight.py")
     output = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-5000:]}"
     assert result.returncode == 0, output
     crashes = [line for line in result.stderr.splitlines() if any(marker in line for marker in CRASH_MARKERS)]
