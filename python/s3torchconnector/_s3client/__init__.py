@@ -1,6 +1,14 @@
 from ._s3client import S3Client
-from ._mock_s3client import MockS3Client
-from .object_info import HeadObjectResult, ListObjectResult, ObjectInfo
+from .list_object_stream import ListObjectStream
+from .object_info import HeadObjectResult, ListObjectResult, ObjectInfo, RestoreStatus
 from .s3client_config import S3ClientConfig
 
-__all__ = ["S3Client", "S3ClientConfig", "ObjectInfo", "HeadObjectResult", "ListObjectResult"]
+__all__ = [
+    "S3Client",
+    "S3ClientConfig",
+    "ObjectInfo",
+    "HeadObjectResult",
+    "ListObjectResult",
+    "ListObjectStream",
+    "RestoreStatus",
+]

@@ -1,4 +1,5 @@
-"""What S3 reports about objects: ObjectInfo (listing), HeadObjectResult (HEAD), ListObjectResult (a page)."""
+"""What S3 reports about objects: ObjectInfo (listing), HeadObjectResult (HEAD), ListObjectResult (a page),
+RestoreStatus (of an archived object)."""
 
 import calendar
 import email.utils
@@ -14,6 +15,20 @@ def _epoch_seconds(timestamp: str) -> int:
         return calendar.timegm(time.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S"))
     parsed = email.utils.parsedate_tz(timestamp)
     return int(email.utils.mktime_tz(parsed)) if parsed else 0
+
+
+class RestoreStatus:
+    """Where a restore from an archive storage class stands: in progress, or done until ``expiry``
+    (seconds since the epoch)."""
+
+    __slots__ = ("in_progress", "expiry")
+
+    def __init__(self, in_progress: bool, expiry: Optional[int]):
+        self.in_progress = in_progress
+        self.expiry = expiry
+
+    def __repr__(self) -> str:
+        return f"RestoreStatus(in_progress={self.in_progress!r}, expiry={self.expiry!r})"
 
 
 class HeadObjectResult:
