@@ -30,7 +30,7 @@ class S3Writer(io.BufferedIOBase):
     def __enter__(self) -> "S3Writer":
         return self
 
-    def __exit__(self, exc_type, exc_value, traceback) -> None:
+    def __exit__(self, exc_type, exc_val, exc_tb) -> None:
         if exc_type is not None:
             self.abort()
         else:

@@ -408,13 +408,20 @@ def test_dcp_optimized_arguments():
     with pytest.raises(ValueError, match="max_gap_size"):
         S3ReaderConstructor.dcp_optimized(max_gap_size=-1)
     with pytest.raises(ValueError, match="max_gap_size"):
-        S3ReaderConstructor.dcp_optimized(max_gap_size=1.5)
+        S3ReaderConstructor.dcp_optimized(max_gap_size=float("nan"))
+    with pytest.raises(ValueError, match="max_gap_size"):
+        S3ReaderConstructor.dcp_optimized(max_gap_size="1")
+    # The original documents float("inf"): every range of a file in one request.
+    assert S3ReaderConstructor.dcp_optimized(max_gap_size=float("inf")).max_gap_size == float("inf")
+    assert [(g.start, g.end) for g in coalesce_ranges([(0, 1), (10**12, 10**12 + 1)], float("inf"))] == [
+        (0, 10**12 + 1)
+    ]
     with pytest.raises(ValueError, match="invalid byte range"):
         coalesce_ranges([(10, 5)], 0)
     with pytest.raises(TypeError):
         S3ReaderConstructor.dcp_optimized().set_file_ranges([(0, 1)])
     groups = coalesce_ranges([ItemRange(0, 10), (10, 20), (25, 30), (100, 110), (5, 8), (40, 40)], 5)
-    assert [(g.start, g.end, len(g.items)) for g in groups] == [(0, 30, 3), (100, 110, 1)]
+    assert [(g.start, g.end, len(g.item_ranges)) for g in groups] == [(0, 30, 3), (100, 110, 1)]
     with pytest.raises(ValueError):
         BinaryPrefixStrategy(min_prefix_length=0)
     with pytest.raises(ValueError):

@@ -7,7 +7,7 @@ import logging
 import os
 import pickle
 from contextlib import contextmanager
-from typing import Dict, Generator, List, Optional, Tuple, Union
+from typing import Generator, List, Optional, Tuple, Union
 
 import torch
 from torch.distributed.checkpoint.filesystem import FileSystemBase, FileSystemReader, FileSystemWriter
@@ -121,9 +121,9 @@ class S3FileSystem(FileSystemBase):
         self._path = path_str
         return path_str
 
-    def rename(self, path: PathLike, new_path: PathLike) -> None:
+    def rename(self, old_path: PathLike, new_path: PathLike) -> None:
         """Copies the object to ``new_path``, then deletes the original (same bucket only)."""
-        old_bucket, old_key = parse_s3_uri(_to_str(path))
+        old_bucket, old_key = parse_s3_uri(_to_str(old_path))
         new_bucket, new_key = parse_s3_uri(_to_str(new_path))
         if old_bucket != new_bucket:
             raise ValueError(
@@ -353,12 +353,7 @@ class S3StorageReader(FileSystemReader):
         constructor = self.fs.reader_constructor
         if not isinstance(constructor, DCPOptimizedConstructor):
             return super().read_data(plan, planner)
-        file_ranges: Dict[str, List[Tuple[int, int]]] = {}
-        for item in plan.items:
-            relative_path, offset, length = self._item_location(item)
-            bucket, key = parse_s3_uri(self.fs.concat_path(self.path, relative_path))
-            file_ranges.setdefault(f"s3://{bucket}/{key}", []).append((offset, offset + length))
-        constructor.set_file_ranges(file_ranges)
+        constructor.set_item_ranges_by_file(plan.items, self.storage_data, self.path)
         try:
             return super().read_data(plan, planner)
         finally:

@@ -1,7 +1,7 @@
 """S3ReaderConstructor: picks the reader strategy S3Client builds for each object."""
 
 from functools import partial
-from typing import Optional
+from typing import Optional, Union
 
 from .dcp_optimized import DEFAULT_MAX_GAP_SIZE, DCPOptimizedConstructor
 from .protocol import S3ReaderConstructorProtocol
@@ -34,9 +34,10 @@ class S3ReaderConstructor:
         return partial(RangedS3Reader, buffer_size=buffer_size)
 
     @staticmethod
-    def dcp_optimized(max_gap_size: int = DEFAULT_MAX_GAP_SIZE) -> S3ReaderConstructorProtocol:
+    def dcp_optimized(max_gap_size: Union[int, float] = DEFAULT_MAX_GAP_SIZE) -> DCPOptimizedConstructor:
         """``max_gap_size``: planned ranges at most this many bytes apart share one request (32 MiB
-        by default). Objects without planned ranges (e.g. ``.metadata``) are read sequentially."""
+        by default; ``float("inf")`` puts all of a file's ranges in one request, 0 none together).
+        Objects without planned ranges (e.g. ``.metadata``) are read sequentially."""
         return DCPOptimizedConstructor(max_gap_size=max_gap_size)
 
     @staticmethod

@@ -25,7 +25,7 @@ DEFAULT_MAX_GAP_SIZE = 32 * 1024 * 1024
 _SKIP_CHUNK = 1024 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass
 class ItemRange:
     """Bytes [start, end) of an object that a load will read."""
 
@@ -33,13 +33,13 @@ class ItemRange:
     end: int
 
 
-@dataclass(frozen=True)
+@dataclass
 class RangeGroup:
     """Ranges fetched by one ranged GET of bytes [start, end)."""
 
     start: int
     end: int
-    items: Tuple[ItemRange, ...]
+    item_ranges: List[ItemRange]
 
 
 RangeLike = Union[ItemRange, Tuple[int, int]]
@@ -82,17 +82,20 @@ def coalesce_ranges(ranges: Iterable[RangeLike], max_gap_size: int) -> List[Rang
     current: List[ItemRange] = []
     for item in normalize_ranges(ranges):
         if current and item.start - current[-1].end > max_gap_size:
-            groups.append(RangeGroup(current[0].start, current[-1].end, tuple(current)))
+            groups.append(RangeGroup(current[0].start, current[-1].end, current))
             current = []
         current.append(item)
     if current:
-        groups.append(RangeGroup(current[0].start, current[-1].end, tuple(current)))
+        groups.append(RangeGroup(current[0].start, current[-1].end, current))
     return groups
 
 
 def _check_max_gap_size(max_gap_size) -> None:
-    if isinstance(max_gap_size, bool) or not isinstance(max_gap_size, int) or max_gap_size < 0:
-        raise ValueError(f"max_gap_size must be a non-negative int (bytes), got {max_gap_size!r}")
+    # A float is allowed for float("inf"): every range of a file in one request, as the original documents.
+    if isinstance(max_gap_size, bool) or not isinstance(max_gap_size, (int, float)) or not max_gap_size >= 0:
+        raise ValueError(
+            f"max_gap_size must be a non-negative number of bytes (float('inf') for no limit), got {max_gap_size!r}"
+        )
 
 
 class DCPOptimizedS3Reader(S3Reader):
@@ -106,20 +109,20 @@ class DCPOptimizedS3Reader(S3Reader):
         self,
         bucket: str,
         key: str,
-        ranges: Sequence[RangeLike],
+        item_ranges: Sequence[RangeLike],
         get_object_info: Callable,
         get_stream: Callable,
-        max_gap_size: int = DEFAULT_MAX_GAP_SIZE,
+        max_gap_size: Union[int, float] = DEFAULT_MAX_GAP_SIZE,
     ):
         super().__init__(bucket, key)
         _check_max_gap_size(max_gap_size)
         self._get_object_info = get_object_info
         self._get_stream = get_stream
         self._max_gap_size = max_gap_size
-        self._groups = coalesce_ranges(ranges, max_gap_size)
-        self._items: List[ItemRange] = [item for group in self._groups for item in group.items]
+        self._groups = coalesce_ranges(item_ranges, max_gap_size)
+        self._items: List[ItemRange] = [item for group in self._groups for item in group.item_ranges]
         self._item_starts = [item.start for item in self._items]
-        self._item_group = [g for g, group in enumerate(self._groups) for _ in group.items]
+        self._item_group = [g for g, group in enumerate(self._groups) for _ in group.item_ranges]
         self._object_size: Optional[int] = None
         self._position = 0
         # The open ranged GET: it has delivered the bytes before _stream_pos, and ends at _stream_end.
@@ -324,36 +327,50 @@ class DCPOptimizedS3Reader(S3Reader):
 class DCPOptimizedConstructor:
     """The reader constructor made by :meth:`S3ReaderConstructor.dcp_optimized`.
 
-    Files whose byte ranges were registered with :meth:`set_file_ranges` get a
-    :class:`DCPOptimizedS3Reader`; every other object (the ``.metadata`` file, objects read
-    outside a planned load) gets a :class:`SequentialS3Reader`.
+    Files whose byte ranges were registered (by :meth:`set_item_ranges_by_file` from a load plan,
+    or :meth:`set_file_ranges`) get a :class:`DCPOptimizedS3Reader`; every other object (the
+    ``.metadata`` file, objects read outside a planned load) gets a :class:`SequentialS3Reader`.
     """
 
     reader_type = "dcp_optimized"
 
-    def __init__(self, max_gap_size: int = DEFAULT_MAX_GAP_SIZE):
+    def __init__(self, max_gap_size: Union[int, float] = DEFAULT_MAX_GAP_SIZE):
         _check_max_gap_size(max_gap_size)
         self._max_gap_size = max_gap_size
-        self._file_ranges: Dict[str, List[ItemRange]] = {}
+        # s3://bucket/key (or a bare key) -> the ranges a load reads of it
+        self._item_ranges_by_file: Dict[str, List[ItemRange]] = {}
 
     @property
-    def max_gap_size(self) -> int:
+    def max_gap_size(self) -> Union[int, float]:
         return self._max_gap_size
+
+    def set_item_ranges_by_file(self, plan_items, storage_data, base_path) -> None:
+        """Registers the ranges a DCP load plan reads: ``plan_items`` are its ``ReadItem``s,
+        ``storage_data`` maps their ``storage_index`` to where each lies (file, offset, length),
+        and ``base_path`` is the checkpoint's ``s3://`` location. Replaces what was registered."""
+        if plan_items and not storage_data:
+            raise ValueError("storage_data must not be empty: it says where each planned item lies")
+        file_ranges: Dict[str, List[Tuple[int, int]]] = {}
+        for item in plan_items or ():
+            info = storage_data[item.storage_index]
+            uri = f"{str(base_path).rstrip('/')}/{info.relative_path.lstrip('/')}"
+            file_ranges.setdefault(uri, []).append((info.offset, info.offset + info.length))
+        self.set_file_ranges(file_ranges)
 
     def set_file_ranges(self, file_ranges: Dict[str, Sequence[RangeLike]]) -> None:
         """Registers the byte ranges to read, per object: keys are ``s3://bucket/key`` URIs (or
         bare keys). Replaces what was registered before."""
         if not isinstance(file_ranges, dict):
             raise TypeError(f"file_ranges must be a dict of URI to ranges, got {type(file_ranges).__name__}")
-        self._file_ranges = {name: normalize_ranges(ranges) for name, ranges in file_ranges.items()}
+        self._item_ranges_by_file = {name: normalize_ranges(ranges) for name, ranges in file_ranges.items()}
 
     def clear_file_ranges(self) -> None:
-        self._file_ranges = {}
+        self._item_ranges_by_file = {}
 
     def ranges_for(self, bucket: str, key: str) -> Optional[List[ItemRange]]:
-        ranges = self._file_ranges.get(f"s3://{bucket}/{key}")
+        ranges = self._item_ranges_by_file.get(f"s3://{bucket}/{key}")
         if ranges is None:
-            ranges = self._file_ranges.get(key)
+            ranges = self._item_ranges_by_file.get(key)
         return ranges
 
     def __call__(self, bucket: str, key: str, get_object_info: Callable, get_stream: Callable) -> S3Reader:
@@ -363,7 +380,7 @@ class DCPOptimizedConstructor:
         return DCPOptimizedS3Reader(
             bucket,
             key,
-            ranges=ranges,
+            item_ranges=ranges,
             get_object_info=get_object_info,
             get_stream=get_stream,
             max_gap_size=self._max_gap_size,

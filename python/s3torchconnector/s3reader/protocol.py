@@ -1,19 +1,43 @@
-"""The shape of a reader constructor: called by S3Client with the object and how to fetch it."""
+"""The shapes of reader constructors: called by S3Client with the object and how to fetch it."""
 
-from typing import Callable, Optional, Protocol
+import os
+from typing import Callable, Dict, List, Optional, Protocol, Union, runtime_checkable
 
+from .dcp_optimized import ItemRange
 from .s3reader import S3Reader
 
 
-class GetStreamFunction(Protocol):
+class GetStreamCallable(Protocol):
+    """Starts a GET of bytes [start, end) of the object (all of it when both are None)."""
+
     def __call__(self, start: Optional[int] = None, end: Optional[int] = None): ...
 
 
+@runtime_checkable
 class S3ReaderConstructorProtocol(Protocol):
     def __call__(
         self,
         bucket: str,
         key: str,
         get_object_info: Callable[[], object],
-        get_stream: GetStreamFunction,
+        get_stream: GetStreamCallable,
     ) -> S3Reader: ...
+
+
+@runtime_checkable
+class DCPS3ReaderConstructorProtocol(Protocol):
+    """A constructor a DCP load tells which byte ranges of each file its plan reads."""
+
+    _item_ranges_by_file: Dict[str, List[ItemRange]]
+
+    def __call__(
+        self,
+        bucket: str,
+        key: str,
+        get_object_info: Callable[[], object],
+        get_stream: GetStreamCallable,
+    ) -> S3Reader: ...
+
+    def set_item_ranges_by_file(
+        self, plan_items: list, storage_data: dict, base_path: Union[str, os.PathLike]
+    ) -> None: ...
