@@ -171,18 +171,20 @@ def test_client_is_lazy():
 # ---------------------------------------------------------------- UserAgent
 
 
-def test_user_agent_prefix():
-    import torch  # noqa: F401 - its version is part of the prefix once imported
+def test_user_agent_prefix_has_the_originals_fields_in_order():
+    import torch
 
     prefix = UserAgent().prefix
-    assert prefix.startswith(f"s3torchconnector/{__version__} ")
-    parts = prefix.split(" ")
+    assert prefix == UserAgent.get_default_prefix()
     v = sys.version_info
-    assert f"py/{v.major}.{v.minor}.{v.micro}" in parts
-    assert f"torch/{torch.__version__}" in parts
-    assert f"os/{platform.system().lower()}" in parts
-    assert f"md/arch#{platform.machine().lower()}" in parts
-    assert "(" not in prefix
+    assert prefix.split(" ") == [
+        f"s3torchconnector/{__version__}",
+        "ua/2.1",
+        f"os/{platform.system().lower()}#{platform.release()}",
+        f"lang/python#{v.major}.{v.minor}.{v.micro}",
+        f"md/arch#{platform.machine().lower()}",
+        f"md/pytorch#{torch.__version__}",
+    ]
 
 
 def test_user_agent_comments():
@@ -191,6 +193,7 @@ def test_user_agent_comments():
     assert prefix.endswith(" (lightning/2.1; my-app)")
     assert UserAgent([]).prefix == UserAgent().prefix
     assert UserAgent(None).prefix == UserAgent().prefix
+    assert UserAgent(["", "x"]).prefix.endswith(" (x)")  # empty comments are left out
 
 
 @pytest.mark.parametrize("comments", ["my-app", ("a", "b"), ["ok", 5], [None], 7])
