@@ -12,7 +12,7 @@ from ._s3dataset_common import (
     identity,
 )
 from ._user_agent import UserAgent
-from .s3reader import S3Reader
+from .s3reader import S3Reader, S3ReaderConstructor
 from .s3reader.protocol import S3ReaderConstructorProtocol
 
 
@@ -20,7 +20,6 @@ class S3DatasetBase:
     def __init__(
         self,
         region: str,
-        *,
         get_dataset_objects: Callable[[S3Client], Iterable[S3BucketKeyData]],
         endpoint: Optional[str],
         transform: Callable[[S3Reader], Any],
@@ -29,11 +28,20 @@ class S3DatasetBase:
         kind: str,
     ):
         check_transform(transform)
+        if not callable(get_dataset_objects):
+            raise TypeError(
+                "get_dataset_objects must be callable (it receives an S3Client and returns the objects); "
+                "or build the dataset with from_prefix or from_objects"
+            )
         self._get_dataset_objects = get_dataset_objects
         self._transform = transform
-        self._reader_constructor = reader_constructor
+        self._reader_constructor = reader_constructor or S3ReaderConstructor.default()
+        reader_type = S3ReaderConstructor.get_reader_type_string(self._reader_constructor)
         self._client = S3Client(
-            region, endpoint=endpoint, user_agent=UserAgent([kind]), s3client_config=s3client_config
+            region,
+            endpoint=endpoint,
+            user_agent=UserAgent([f"md/dataset#{kind} md/reader_type#{reader_type}"]),
+            s3client_config=s3client_config,
         )
 
     @property
@@ -94,7 +102,12 @@ class S3DatasetBase:
             **options,
         )
 
+    def _get_client(self) -> S3Client:
+        """The client every request goes through. As in the original, a test may set ``_client``
+        (to a ``MockS3Client``, say) before the first use."""
+        return self._client
+
     def _reader(self, item: S3BucketKeyData) -> S3Reader:
-        return self._client.get_object(
+        return self._get_client().get_object(
             item.bucket, item.key, object_info=item.object_info, reader_constructor=self._reader_constructor
         )

@@ -29,13 +29,13 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
     def __init__(
         self,
         region: str,
-        *,
         get_dataset_objects: Callable[[S3Client], Iterable[S3BucketKeyData]],
         endpoint: Optional[str] = None,
         transform: Callable[[S3Reader], Any] = identity,
         s3client_config: Optional[S3ClientConfig] = None,
         enable_sharding: bool = False,
         reader_constructor: Optional[S3ReaderConstructorProtocol] = None,
+        *,
         prefetch: int = DEFAULT_PREFETCH,
         prefetch_bytes: int = DEFAULT_PREFETCH_BYTES,
     ):
@@ -57,14 +57,34 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
         self._enable_sharding = enable_sharding
         self._prefetch = prefetch
         self._prefetch_bytes = prefetch_bytes
+        # Taken here, where the process group lives: DataLoader workers started by spawn or
+        # forkserver have none, and get these values with the pickled dataset.
+        self._rank, self._world_size = _process_group() or (0, 1)
+
+    def __getstate__(self):
+        # A process group started after the dataset was built still counts: pickling for spawn and
+        # forkserver workers happens in the process that has it.
+        self._rank, self._world_size = _process_group() or (self._rank, self._world_size)
+        return self.__dict__
 
     def __iter__(self) -> Iterator[Any]:
-        objects: Iterable[S3BucketKeyData] = self._get_dataset_objects(self._client)
+        objects: Iterable[S3BucketKeyData] = self._get_dataset_objects(self._get_client())
         if self._enable_sharding:
-            shard, shard_count = _current_shard()
+            shard, shard_count = self._current_shard()
             objects = (o for i, o in enumerate(objects) if i % shard_count == shard)
         readers = ((self._reader(o), o.object_info.size if o.object_info else 0) for o in objects)
         return (self._transform(r) for r in self._read_ahead(readers))
+
+    def _get_transformed_object(self, bucket_key: S3BucketKeyData) -> Any:
+        return self._transform(self._reader(bucket_key))
+
+    def _current_shard(self) -> Tuple[int, int]:
+        """(this worker's shard, number of shards) over DataLoader workers and distributed ranks."""
+        worker = torch.utils.data.get_worker_info()
+        worker_id, worker_count = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+        rank, world_size = _process_group() or (self._rank, self._world_size)
+        # The original's split: objects dealt to ranks in turn, then each rank's share to its workers.
+        return worker_id * world_size + rank, world_size * worker_count
 
     def _read_ahead(self, readers: Iterator[Tuple[S3Reader, int]]) -> Iterator[S3Reader]:
         """Yields the readers in order while keeping the next ones' requests in flight.
@@ -88,11 +108,8 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
             yield pending.popleft()[0]
 
 
-def _current_shard():
-    """(this worker's shard, number of shards) over DataLoader workers and distributed ranks."""
-    worker = torch.utils.data.get_worker_info()
-    worker_id, worker_count = (worker.id, worker.num_workers) if worker is not None else (0, 1)
-    rank, world_size = 0, 1
+def _process_group() -> Optional[Tuple[int, int]]:
+    """(rank, world size) of this process's torch.distributed group, None where it has none."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return rank * worker_count + worker_id, world_size * worker_count
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return None

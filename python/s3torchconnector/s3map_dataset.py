@@ -1,5 +1,6 @@
 """S3MapDataset: random access to the objects under a prefix (or a list of URIs)."""
 
+import operator
 from typing import Any, Callable, Iterable, List, Optional, Sequence
 
 import torch.utils.data
@@ -23,7 +24,6 @@ class S3MapDataset(S3DatasetBase, torch.utils.data.Dataset):
     def __init__(
         self,
         region: str,
-        *,
         get_dataset_objects: Callable[[S3Client], Iterable[S3BucketKeyData]],
         endpoint: Optional[str] = None,
         transform: Callable[[S3Reader], Any] = identity,
@@ -44,23 +44,25 @@ class S3MapDataset(S3DatasetBase, torch.utils.data.Dataset):
     @property
     def _dataset_objects(self) -> List[S3BucketKeyData]:
         if self._objects is None:
-            self._objects = list(self._get_dataset_objects(self._client))
+            self._objects = list(self._get_dataset_objects(self._get_client()))
         return self._objects
 
     def __len__(self) -> int:
         return len(self._dataset_objects)
 
-    def _reader_at(self, index: int) -> S3Reader:
-        if isinstance(index, bool) or not isinstance(index, int):
-            raise TypeError(f"dataset indices must be integers, got {type(index).__name__}")
-        return self._reader(self._dataset_objects[index])
+    def _get_object(self, i: int) -> S3Reader:
+        try:
+            i = operator.index(i)  # ints, NumPy integers and 0-d tensors, as a list takes them
+        except TypeError:
+            raise TypeError(f"dataset indices must be integers, got {type(i).__name__}") from None
+        return self._reader(self._dataset_objects[i])
 
-    def __getitem__(self, index: int) -> Any:
-        return self._transform(self._reader_at(index))
+    def __getitem__(self, i: int) -> Any:
+        return self._transform(self._get_object(i))
 
     def __getitems__(self, indices: Sequence[int]) -> List[Any]:
         # Start every GET of the batch before the first one is read: they run concurrently.
-        readers = [self._reader_at(i) for i in indices]
+        readers = [self._get_object(i) for i in indices]
         for reader in readers:
             reader.prefetch()
         return [self._transform(reader) for reader in readers]
