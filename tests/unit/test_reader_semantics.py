@@ -1,7 +1,9 @@
 """Reader semantics without a server: seek/read-size rules, reader-type names, and both reader
-strategies over an in-memory fake of the native download streams."""
+strategies over MockS3Client's in-memory bucket (against a BytesIO model) and over a fake of the
+native download streams that counts requests."""
 
 import io
+import random
 from functools import partial
 
 import pytest
@@ -9,7 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from s3torchconnector import S3Reader, S3ReaderConstructor
+from s3torchconnector._s3client import MockS3Client
 from s3torchconnector.s3reader import RangedS3Reader, SequentialS3Reader
+from s3torchconnector.s3reader.ranged import DEFAULT_BUFFER_SIZE, FILL_SEGMENT_SIZE
 from s3torchconnector.s3reader.s3reader import check_read_size, resolve_seek
 from reader_model import ClampedBytesIO, apply_operation
 
@@ -240,12 +244,68 @@ def run_against_model(reader, data, ops):
     assert reader.read() == model.read()
 
 
+def _reader_on_mock(data: bytes, constructor) -> S3Reader:
+    # Through S3Client.get_object, as users get readers: the real request path, S3's range rules.
+    client = MockS3Client("us-east-1", "bucket")
+    client.add_object("some/key", data)
+    return client.get_object("bucket", "some/key", reader_constructor=constructor)
+
+
 @pytest.mark.parametrize("name", sorted(CONSTRUCTORS))
 @given(data=st.binary(max_size=2500), ops=st.lists(_ops, max_size=25))
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_reader_matches_bytesio_model_over_fake_s3(name, data, ops):
-    reader = _FakeObject(data).reader(CONSTRUCTORS[name])
-    run_against_model(reader, data, ops)
+def test_reader_matches_bytesio_model(name, data, ops):
+    run_against_model(_reader_on_mock(data, CONSTRUCTORS[name]), data, ops)
+
+
+# Larger than the range reader's 8 MiB buffer, and not a whole number of its 1 MiB fill segments:
+# buffer fills take several requests, and the last fill of the object is short.
+MIB = 1024 * 1024
+BIG = random.Random(0).randbytes(20 * MIB + 12345)
+
+_big_size = st.one_of(st.integers(0, 5000), st.integers(0, 12 * MIB))
+_big_ops = st.one_of(
+    st.tuples(st.just("read"), st.one_of(st.none(), _big_size)),
+    st.tuples(st.just("readinto"), _big_size),
+    st.tuples(st.just("seek"), st.integers(-25 * MIB, 25 * MIB), st.sampled_from([io.SEEK_SET, io.SEEK_CUR, io.SEEK_END])),
+    st.tuples(st.just("tell")),
+)
+
+
+@given(ops=st.lists(_big_ops, max_size=8))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_range_reader_with_default_buffer_matches_bytesio_model_on_big_objects(ops):
+    run_against_model(_reader_on_mock(BIG, S3ReaderConstructor.range_based()), BIG, ops)
+
+
+def test_range_reader_fills_its_buffer_with_concurrent_segment_requests(monkeypatch):
+    client = MockS3Client("us-east-1", "bucket")
+    client.add_object("big", BIG)
+    engine = client._client
+    requests = []
+
+    def counting_get_object(bucket, key, start=None, end=None, *args):
+        requests.append((start, end))
+        return type(engine).get_object(engine, bucket, key, start, end, *args)
+
+    monkeypatch.setattr(engine, "get_object", counting_get_object)
+    reader = client.get_object("bucket", "big", reader_constructor=S3ReaderConstructor.range_based())
+
+    def segments(start, end):
+        return [(s, min(s + FILL_SEGMENT_SIZE, end)) for s in range(start, end, FILL_SEGMENT_SIZE)]
+
+    assert reader.read(10) == BIG[:10]  # a small read fills the whole 8 MiB buffer
+    assert requests == segments(0, DEFAULT_BUFFER_SIZE)
+    assert reader.read(DEFAULT_BUFFER_SIZE - 10) == BIG[10:DEFAULT_BUFFER_SIZE]  # served from the buffer
+    assert len(requests) == 8
+    requests.clear()
+    reader.seek(16 * MIB)
+    assert reader.read(100) == BIG[16 * MIB : 16 * MIB + 100]  # the last fill stops at the end
+    assert requests == segments(16 * MIB, len(BIG))
+    requests.clear()
+    reader.seek(MIB)
+    assert reader.read(9 * MIB) == BIG[MIB : 10 * MIB]  # a read larger than the buffer goes straight through
+    assert requests == [(MIB, 10 * MIB)]
 
 
 @pytest.mark.parametrize("name", sorted(CONSTRUCTORS))
