@@ -1,0 +1,80 @@
+"""One rank of the distributed sharding test (tests/e2e/test_distributed.py), run as a script so that
+spawn and forkserver DataLoader workers can import its transform.
+
+argv: endpoint bucket prefix start_method. Env: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT.
+Prints one JSON object: {"<case>": [[reader, key, sha256], ...], ...} with what this rank read.
+"""
+
+import hashlib
+import json
+import os
+import sys
+
+import torch.distributed
+from torch.utils.data import ChainDataset, ConcatDataset, DataLoader, DistributedSampler
+
+from s3torchconnector import S3IterableDataset, S3MapDataset, S3ReaderConstructor
+
+REGION = "us-east-1"
+READERS = {
+    "sequential": S3ReaderConstructor.sequential,
+    "range_based": S3ReaderConstructor.range_based,
+    "dcp_optimized": S3ReaderConstructor.dcp_optimized,
+}
+
+
+class Describe:
+    """The transform: which reader read which object, and a digest of the bytes it got."""
+
+    def __init__(self, reader_name):
+        self.reader_name = reader_name
+
+    def __call__(self, reader):
+        return [self.reader_name, reader.key, hashlib.sha256(reader.read()).hexdigest()]
+
+
+def keep_list(batch):
+    return batch
+
+
+def datasets(kind, endpoint, uri):
+    """One dataset per reader kind, all over the same objects."""
+    made = []
+    for name, reader in READERS.items():
+        options = dict(region=REGION, endpoint=endpoint, transform=Describe(name), reader_constructor=reader())
+        if kind == "iterable":
+            made.append(S3IterableDataset.from_prefix(uri, enable_sharding=True, **options))
+        else:
+            made.append(S3MapDataset.from_prefix(uri, **options))
+    return made
+
+
+def read_all(kind, built, num_workers, start_method):
+    context = start_method if num_workers else None
+    loader_options = dict(batch_size=3, collate_fn=keep_list, num_workers=num_workers, multiprocessing_context=context)
+    if kind == "iterable":
+        loader = DataLoader(ChainDataset(built), **loader_options)
+    else:
+        dataset = ConcatDataset(built)
+        loader = DataLoader(dataset, sampler=DistributedSampler(dataset, shuffle=False), **loader_options)
+    return [sample for batch in loader for sample in batch]
+
+
+def main():
+    endpoint, bucket, prefix, start_method = sys.argv[1:5]
+    uri = f"s3://{bucket}/{prefix}"
+    # Built before the process group exists, as some training scripts do: the iterable datasets must
+    # still learn their rank (when pickled for spawned workers, or in this process when iterated).
+    early = datasets("iterable", endpoint, uri)
+    torch.distributed.init_process_group("gloo", rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"]))
+    seen = {}
+    for num_workers in (0, 1, 3):
+        seen[f"iterable-built-before-init-{num_workers}"] = read_all("iterable", early, num_workers, start_method)
+        for kind in ("iterable", "map"):
+            seen[f"{kind}-{num_workers}"] = read_all(kind, datasets(kind, endpoint, uri), num_workers, start_method)
+    print(json.dumps(seen))
+    torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
