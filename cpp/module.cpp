@@ -3,6 +3,7 @@
 #include "client.h"
 #include "errors.h"
 #include "get.h"
+#include "logging.h"
 #include "put.h"
 #include "wait.h"
 
@@ -36,6 +37,34 @@ PYBIND11_MODULE(_native, m) {
     m.doc() = "The native S3 engine of s3torchconnector, over the AWS Common Runtime. Internal API.";
     register_s3_exception(m);
     remember_main_thread();
+
+    m.def("log_targets", &log_targets);
+    m.def(
+        "set_log_levels",
+        [](const std::string &sink, const std::map<std::string, int> &levels) {
+            if (sink != "writer" && sink != "python") throw py::value_error("sink must be 'writer' or 'python'");
+            set_log_levels(sink == "writer" ? LogSink::writer : LogSink::python, levels);
+        },
+        py::arg("sink"), py::arg("levels"));
+    m.def("set_log_directory", &set_log_directory, py::arg("directory"));
+    m.def("log_level", &log_level);
+    m.def(
+        "take_log_records",
+        [](bool wait) {
+            uint64_t dropped = 0;
+            std::vector<LogRecord> records = take_log_records(wait, dropped);
+            py::list out(records.size());
+            size_t i = 0;
+            for (const LogRecord &record : records) {
+                // CRT messages may quote bytes from the wire: never fail on them.
+                auto message = py::reinterpret_steal<py::str>(PyUnicode_DecodeUTF8(
+                    record.message.data(), static_cast<py::ssize_t>(record.message.size()), "replace"));
+                if (!message) throw py::error_already_set();
+                out[i++] = py::make_tuple(*record.target, record.level, record.time, record.thread, message);
+            }
+            return py::make_tuple(out, dropped);
+        },
+        py::arg("wait"));
 
     py::class_<Buffer, std::shared_ptr<Buffer>>(m, "Buffer", py::buffer_protocol())
         .def("__len__", &Buffer::size)

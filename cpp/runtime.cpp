@@ -1,5 +1,7 @@
 #include "runtime.h"
 
+#include "logging.h"
+
 #include <aws/common/error.h>
 #include <aws/io/channel_bootstrap.h>
 #include <aws/io/event_loop.h>
@@ -41,13 +43,19 @@ aws_tls_ctx *new_tls_context(aws_allocator *allocator, const std::string &ca_bun
     return tls;
 }
 
-Runtime *new_runtime() {
-    static bool library_ready = false;
-    aws_allocator *allocator = aws_default_allocator();
+bool library_ready = false;
+
+// With runtime_mutex held.
+void init_library_locked() {
     if (!library_ready) {
-        aws_s3_library_init(allocator);
+        aws_s3_library_init(aws_default_allocator());
         library_ready = true;
     }
+}
+
+Runtime *new_runtime() {
+    aws_allocator *allocator = aws_default_allocator();
+    init_library_locked();
     // Honour a private CA bundle the way boto3 and the AWS CLI do. Made first: when it fails, nothing
     // else (no event loop threads) has been started and left behind.
     const char *ca_bundle = std::getenv("AWS_CA_BUNDLE");
@@ -80,6 +88,9 @@ Runtime *new_runtime() {
     if (rt->resolver == nullptr || rt->bootstrap == nullptr) {
         throw std::runtime_error("cannot start the CRT resolver: " + describe_crt_error(aws_last_error()));
     }
+    log_native(log_level_debug, "CRT runtime started in process %d: %u event loop threads, TLS trusting %s", rt->pid,
+               static_cast<unsigned>(loop_options.loop_count),
+               bundle.empty() ? "the system's certificates" : bundle.c_str());
     return rt;
 }
 
@@ -90,9 +101,18 @@ Runtime &Runtime::current() {
     if (runtime == nullptr || !created_in_this_process(runtime->pid)) {
         // In a forked child the parent's runtime is left alone on purpose: releasing it would
         // wait for threads that were not copied by fork.
+        if (runtime != nullptr) {
+            log_native(log_level_debug, "process %d was forked from process %d: it gets a CRT runtime of its own",
+                       current_pid(), runtime->pid);
+        }
         runtime = new_runtime();
     }
     return *runtime;
+}
+
+void init_crt_library() {
+    std::lock_guard<std::mutex> lock(runtime_mutex);
+    init_library_locked();
 }
 
 std::string trusted_ca_bundle() {

@@ -25,6 +25,9 @@ struct Runtime {
     static Runtime &current();
 };
 
+// Initialises the CRT's libraries (their errors and log subjects) once per process; Runtime::current() does too.
+void init_crt_library();
+
 // The CA bundle the current process's runtime trusts ("" for the system's store, or before any runtime).
 std::string trusted_ca_bundle();
 

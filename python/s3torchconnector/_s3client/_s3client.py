@@ -7,7 +7,7 @@ from contextvars import ContextVar
 from functools import partial
 from typing import Optional
 
-from .. import _native
+from .. import _logging, _native
 from .._user_agent import UserAgent
 from ..s3reader import S3Reader, S3ReaderConstructor
 from ..s3reader.protocol import S3ReaderConstructorProtocol
@@ -87,6 +87,7 @@ class S3Client:
             with self._lock:
                 if self._client_pid != pid:
                     # A forked child inherits the parent's native client, whose threads it lacks.
+                    _logging.configure()  # native logs, as the variables and Python loggers ask
                     self._native_client = self._client_builder()
                     self._client_pid = pid
         return self._native_client
