@@ -3,7 +3,25 @@
 Every blocking call releases the GIL and raises KeyboardInterrupt on Ctrl-C, cancelling its request.
 """
 
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
+
+# Native logs (policy and docs: s3torchconnector._logging). Levels are the CRT's: 0 none, 1 fatal,
+# 2 error, 3 warn, 4 info, 5 debug, 6 trace. Targets: "awscrt::<subject>" per CRT log subject,
+# "awscrt" for subjects without a registered name, "s3torchconnectorclient" for this module's messages.
+
+def log_targets() -> List[str]:
+    """Every log target, in a fixed order."""
+def set_log_levels(sink: str, levels: Dict[str, int]) -> None:
+    """Sets the levels of sink "writer" (stderr or hourly files) or "python" (the queue Python drains);
+    targets not given are off. Installs the CRT logger, once per process, when a level is first above 0."""
+def set_log_directory(directory: str) -> None:
+    """The writer's destination: "" for stderr, or an existing folder for s3torchconnectorclient.log.YYYY-MM-DD-HH files."""
+def log_level() -> int:
+    """The most detailed level of any target in any sink; 0 when nothing is logged (and nothing formatted)."""
+def take_log_records(wait: bool) -> Tuple[List[Tuple[str, int, float, int, str]], int]:
+    """The records queued for Python as (target, level, time, native thread id, message), oldest first, and how many
+    were dropped since the last call (the queue was full). With ``wait``, blocks (GIL released) until there is one;
+    never returns while the interpreter shuts down."""
 
 class S3Exception(Exception):
     """An S3 request failed."""
