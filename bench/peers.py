@@ -1,8 +1,8 @@
 """The peers' Python environments.
 
-- The original s3torchconnector 1.5.0 gets its own venv (bench/.venv-original) made with
-  --system-site-packages, so it uses the installed torch (no CUDA download). Its import name is
-  ours too: the workload script drops our editable install's import hook and path entries when
+- The original s3torchconnector 1.5.0 gets its own venv (bench/.venv-original) that also sees
+  this interpreter's site-packages (a .pth file), so it uses the installed torch (no CUDA download)
+  whether this interpreter is a venv or not. Its import name is ours too: the workload script drops our editable install's import hook and path entries when
   it runs there, and checks that ``s3torchconnector.__file__`` is inside that venv.
 - boto3, s3fs, moto, tqdm and matplotlib in this interpreter, installed with pip when missing.
 """
@@ -10,8 +10,10 @@
 import importlib.util
 import json
 import os
+import site
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 ORIGINAL_PACKAGES = ["s3torchconnector==1.5.0", "s3torchconnectorclient==1.5.0"]
@@ -46,7 +48,8 @@ def ensure_original_venv(venv: Path, workload_script: Path, log) -> dict:
         return info
     if not python.exists():
         log(f"creating {venv}")
-        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        _see_main_site_packages(python)
     log("pip install " + " ".join(ORIGINAL_PACKAGES) + " (--no-deps) into the venv")
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
@@ -57,6 +60,18 @@ def ensure_original_venv(venv: Path, workload_script: Path, log) -> dict:
     if not info or info.get("version") != "1.5.0" or not info.get("inside_venv"):
         raise RuntimeError(f"the original 1.5.0 does not import from its venv: {info}")
     return info
+
+
+def _see_main_site_packages(python: Path) -> None:
+    """--system-site-packages would show the base interpreter's packages, which lack torch when the
+    harness runs from a venv: name this interpreter's own site-packages instead. Its .pth files are
+    not run from there, so our editable install's import hook stays out."""
+    venv_site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    paths = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages()])
+    Path(venv_site, "_bench_main_site_packages.pth").write_text("".join(f"{p}\n" for p in paths))
 
 
 def _probe(python: Path, workload_script: Path):
