@@ -116,7 +116,7 @@ void Download::on_finished() {
 GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, const std::string &key,
                      std::optional<uint64_t> start, std::optional<uint64_t> end, bool whole,
                      std::shared_ptr<ObjectVersion> version)
-    : client_(std::move(client)), download_(std::make_shared<Download>()), pid_(current_pid()) {
+    : client_(std::move(client)), bucket_(bucket), download_(std::make_shared<Download>()), pid_(current_pid()) {
     if (start && end && *end < *start) {
         throw std::invalid_argument("range end " + std::to_string(*end) + " is before its start " +
                                     std::to_string(*start));
@@ -315,6 +315,13 @@ size_t GetStream::readinto(uint8_t *out, size_t size) {
         }
     }
     return copied;
+}
+
+uint64_t GetStream::tell() {
+    std::lock_guard<std::mutex> lock(download_->mutex);
+    // A staged body counts as consumed when it was received; its unread rest is still ahead.
+    const uint64_t staged_unread = staged_ ? staged_->size() - staged_used_ : 0;
+    return download_->read_position() - staged_unread;
 }
 
 void GetStream::close() {

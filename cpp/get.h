@@ -93,6 +93,10 @@ public:
     size_t readinto(uint8_t *out, size_t size);
     // Stops the download.
     void close();
+    // The object offset of the next byte a read would return.
+    uint64_t tell();
+    const std::string &bucket() const { return bucket_; }
+    const std::string &key() const { return download_->info.key; }
 
 private:
     void wait_for(const std::function<bool()> &ready);
@@ -101,6 +105,7 @@ private:
     void throw_if_failed_locked();
 
     std::shared_ptr<Client> client_;
+    std::string bucket_;
     std::shared_ptr<Download> download_;
     std::shared_ptr<Buffer> staged_;  // whole mode, read in pieces: the rest, received at once
     size_t staged_used_ = 0;

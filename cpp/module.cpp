@@ -62,7 +62,7 @@ PYBIND11_MODULE(_native, m) {
                 if (!message) throw py::error_already_set();
                 out[i++] = py::make_tuple(*record.target, record.level, record.time, record.thread, message);
             }
-            return py::make_tuple(out, dropped);
+            return py::make_tuple(out, dropped, batch);
         },
         py::arg("wait"));
 
@@ -107,8 +107,19 @@ PYBIND11_MODULE(_native, m) {
              [](GetStream &stream, const py::object &target) {
                  BufferView view(target, true);
                  return stream.readinto(view.data(), view.size());
-             })
-        .def("close", &GetStream::close);
+             },
+             py::arg("buffer"))
+        .def("close", &GetStream::close)
+        // The original's stream interface: bucket, key, tell() and iteration over the body as bytes chunks.
+        .def_property_readonly("bucket", &GetStream::bucket)
+        .def_property_readonly("key", &GetStream::key)
+        .def("tell", &GetStream::tell)
+        .def("__iter__", [](GetStream &stream) -> GetStream & { return stream; }, py::return_value_policy::reference)
+        .def("__next__", [](GetStream &stream) {
+            std::shared_ptr<Buffer> chunk = stream.next_chunk();
+            if (!chunk) throw py::stop_iteration();
+            return py::bytes(reinterpret_cast<const char *>(chunk->data()), chunk->size());
+        });
 
     py::class_<PutStream>(m, "PutObjectStream")
         .def("write",
@@ -116,10 +127,13 @@ PYBIND11_MODULE(_native, m) {
                  BufferView view(data, false);
                  stream.write(view.data(), view.size());
                  return view.size();
-             })
+             },
+             py::arg("data"))
         .def("close", &PutStream::close)
         .def("abort", &PutStream::abort)
-        .def_property_readonly("bytes_written", &PutStream::bytes_written);
+        .def_property_readonly("bytes_written", &PutStream::bytes_written)
+        .def_property_readonly("bucket", &PutStream::bucket)
+        .def_property_readonly("key", &PutStream::key);
 
     py::class_<Client, std::shared_ptr<Client>>(m, "NativeClient")
         .def(py::init([](const std::string &region, const std::string &endpoint, double throughput_target_gbps,

@@ -26,6 +26,8 @@ public:
     void abort();
 
     uint64_t bytes_written() const { return bytes_written_; }
+    const std::string &bucket() const { return bucket_; }
+    const std::string &key() const { return key_; }
 
 private:
     void start_multipart();

@@ -159,18 +159,19 @@ class InMemoryS3:
         ranged = start is not None or end is not None
         begin = start or 0
         if end is not None and end == begin:
-            return GetStream(ObjectInfo(key, "", 0, "", ""))  # the native client sends no request for it
+            return GetStream(bucket, key, begin, ObjectInfo(key, "", 0, "", ""))  # the native client sends no request
         try:
             stored = self._find("GetObject", bucket, key)
             self._check_version(version, stored, bucket, key)
         except _native.S3Exception as error:
             # Each read raises a fresh copy (with its own traceback), as each native read does.
-            return GetStream(None, failure=partial(copy.copy, error))
+            return GetStream(bucket, key, begin, None, failure=partial(copy.copy, error))
         if ranged and begin >= len(stored.data):
             # S3 answers 416; the native stream makes that an empty read, as a file would.
-            return GetStream(ObjectInfo(key, "", 0, "", ""))
+            return GetStream(bucket, key, begin, ObjectInfo(key, "", 0, "", ""))
         body = memoryview(stored.data)[begin:end]
-        return GetStream(_header_info(key, stored), body, len(body) if whole else self._part_size)
+        chunk_size = len(body) if whole else self._part_size
+        return GetStream(bucket, key, begin, _header_info(key, stored), body, chunk_size)
 
     def put_object(self, bucket: str, key: str, storage_class: str = "") -> "PutStream":
         return PutStream(self, bucket, key, storage_class)
@@ -281,11 +282,17 @@ class GetStream:
 
     def __init__(
         self,
+        bucket: str,
+        key: str,
+        start: int,
         info: Optional[ObjectInfo],
         body: memoryview = memoryview(b""),
         chunk_size: int = 0,
         failure: Optional[Callable[[], Exception]] = None,
     ):
+        self.bucket = bucket
+        self.key = key
+        self._start = start  # object offset of body[0]
         self._info = info
         self._body = body
         self._position = 0
@@ -331,14 +338,27 @@ class GetStream:
         self._body = memoryview(b"")
         self._position = 0
 
+    # The original's stream interface, as the native stream has it too.
+    def tell(self) -> int:
+        return self._start + self._position
+
+    def __iter__(self) -> "GetStream":
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = self.next_chunk()
+        if chunk is None:
+            raise StopIteration
+        return bytes(chunk)
+
 
 class PutStream:
     """Mirrors ``_native.PutObjectStream``: bytes are kept until ``close()`` stores the object."""
 
     def __init__(self, store: InMemoryS3, bucket: str, key: str, storage_class: str):
         self._store = store
-        self._bucket = bucket
-        self._key = key
+        self.bucket = bucket
+        self.key = key
         self._storage_class = storage_class
         self._parts: List[bytes] = []
         self._bytes_written = 0
@@ -363,7 +383,7 @@ class PutStream:
             return
         self._ended = True
         data, self._parts = b"".join(self._parts), []
-        self._store._store(self._bucket, self._key, data, self._storage_class)
+        self._store._store(self.bucket, self.key, data, self._storage_class)
 
     def abort(self) -> None:
         self._ended = True

@@ -38,9 +38,5 @@ class MockS3Client(S3Client):
         """Removes the object ``key``, if there is one."""
         self._mock_client.remove_object(key)
 
-    # S3Client asks one of these for its per-process engine (the name has changed over time).
     def _client_builder(self) -> InMemoryS3:
         return self._mock_client
-
-    def _build_native_client(self) -> InMemoryS3:
-        return self._client_builder()
