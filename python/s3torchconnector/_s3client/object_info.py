@@ -23,7 +23,7 @@ class RestoreStatus:
 
     __slots__ = ("in_progress", "expiry")
 
-    def __init__(self, in_progress: bool, expiry: Optional[int]):
+    def __init__(self, in_progress: bool, expiry: Optional[int] = None):
         self.in_progress = in_progress
         self.expiry = expiry
 
@@ -94,3 +94,6 @@ class ListObjectResult:
     def __init__(self, object_info: List[ObjectInfo], common_prefixes: List[str]):
         self.object_info = object_info
         self.common_prefixes = common_prefixes
+
+    def __repr__(self) -> str:
+        return f"ListObjectResult(object_info={self.object_info!r}, common_prefixes={self.common_prefixes!r})"

@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_GAP_SIZE = 32 * 1024 * 1024
 _SKIP_CHUNK = 1024 * 1024
+# What a failed planned read advises (the original's name for it).
+FALLBACK_GUIDANCE = (
+    "To read the checkpoint without planned ranges, use the generic reader: "
+    "S3StorageReader(region, path, reader_constructor=S3ReaderConstructor.default())"
+)
 
 
 @dataclass
@@ -180,7 +185,8 @@ class DCPOptimizedS3Reader(S3Reader):
             if not n:
                 raise EOFError(
                     f"{self.uri} ended at byte {self._stream_pos + filled}, before the planned range "
-                    f"ending at {self._stream_pos + len(out)}: was the object changed during the load?"
+                    f"ending at {self._stream_pos + len(out)}: was the object changed during the load? "
+                    + FALLBACK_GUIDANCE
                 )
             filled += n
         self._stream_pos += filled
