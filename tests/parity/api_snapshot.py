@@ -97,8 +97,10 @@ def describe_parameters(function, drop_first=False):
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):
-        text = getattr(function, "__text_signature__", None)
-        return {"text_signature": text} if text else None
+        signature = pybind11_signature(function)
+        if signature is None:
+            text = getattr(function, "__text_signature__", None)
+            return {"text_signature": text} if text else None
     parameters = list(signature.parameters.values())
     if drop_first and parameters and parameters[0].kind.name in PARAMETER_KINDS_WITH_SELF:
         parameters = parameters[1:]
@@ -109,6 +111,35 @@ def describe_parameters(function, drop_first=False):
             entry["default"] = normalised_repr(parameter.default)
         described.append(entry)
     return {"parameters": described}
+
+
+def pybind11_signature(function):
+    """pybind11 functions have no signature inspect can read, but their docstring starts with one,
+    e.g. ``write(self: m.PutObjectStream, data: object) -> int``. None when there is none."""
+    first_line = (getattr(function, "__doc__", None) or "").split("\n", 1)[0]
+    match = re.match(r"^\w+\((.*)\)( -> .*)?$", first_line)
+    if not match:
+        return None
+    try:
+        tree = ast.parse(f"def f({match.group(1)}): pass")
+    except SyntaxError:
+        return None
+    arguments = tree.body[0].args
+    defaults = [None] * (len(arguments.args) - len(arguments.defaults)) + arguments.defaults
+    parameters = [
+        inspect.Parameter(argument.arg, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=_pybind11_default(default))
+        for argument, default in zip(arguments.args, defaults)
+    ]
+    return inspect.Signature(parameters)
+
+
+def _pybind11_default(node):
+    if node is None:
+        return inspect.Parameter.empty
+    try:
+        return ast.literal_eval(node)
+    except ValueError:  # a default pybind11 shows as text, e.g. <Kind.X: 1>
+        return ast.unparse(node)
 
 
 def describe_value(value, with_repr=True):
