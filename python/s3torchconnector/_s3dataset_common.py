@@ -1,16 +1,10 @@
 """What both dataset kinds share: the objects they read, and how a reader becomes a sample."""
 
-from typing import Any, Iterable, Iterator, NamedTuple, Optional, Union
+from typing import Any, Iterable, Iterator, Union
 
+from ._s3bucket_key_data import S3BucketKeyData
 from ._s3client import S3Client
-from ._s3client.object_info import ObjectInfo
 from ._s3uri import parse_s3_uri
-
-
-class S3BucketKeyData(NamedTuple):
-    bucket: str
-    key: str
-    object_info: Optional[ObjectInfo] = None
 
 
 def identity(obj: Any) -> Any:
@@ -47,6 +41,17 @@ class ObjectsFromUris:
 
     def __call__(self, client: S3Client) -> Iterator[S3BucketKeyData]:
         return iter(self.objects)
+
+
+# The original's listers, for custom ``get_dataset_objects`` callables such as
+# ``S3MapDataset(region, partial(get_objects_from_prefix, uri))``: module-level functions, so
+# a partial of them pickles into spawned DataLoader workers.
+def get_objects_from_uris(object_uris: Union[str, Iterable[str]], client: S3Client) -> Iterator[S3BucketKeyData]:
+    return ObjectsFromUris(object_uris)(client)
+
+
+def get_objects_from_prefix(s3_uri: str, client: S3Client) -> Iterator[S3BucketKeyData]:
+    return ObjectsUnderPrefix(s3_uri)(client)
 
 
 def check_transform(transform) -> None:

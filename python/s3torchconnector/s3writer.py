@@ -20,6 +20,11 @@ class S3Writer(io.BufferedIOBase):
         self._finished = False
 
     @property
+    def stream(self):
+        """The upload stream this writer writes to (the original's public attribute)."""
+        return self._stream
+
+    @property
     def bucket(self) -> Optional[str]:
         return self._bucket
 

@@ -36,6 +36,10 @@ MODULES = [
     "s3torchconnector.s3checkpoint",
     "s3torchconnector.s3iterable_dataset",
     "s3torchconnector.s3map_dataset",
+    # Private, but where custom get_dataset_objects callables come from:
+    # partial(get_objects_from_prefix, uri), S3BucketKeyData for the objects they yield.
+    "s3torchconnector._s3dataset_common",
+    "s3torchconnector._s3bucket_key_data",
     "s3torchconnector._user_agent",
     "s3torchconnector.dcp",
     "s3torchconnector.dcp.s3_file_system",
@@ -189,6 +193,23 @@ def find_member(cls, name):
     return None
 
 
+def assigned_attributes(klass):
+    """Names assigned as `self.name = ...` in the source of the class's own methods; empty for a
+    class without Python source (a native one)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+    except (OSError, TypeError, SyntaxError):
+        return set()
+    return {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.ctx, ast.Store)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+    }
+
+
 def instance_attributes(cls):
     """Attributes instances get without the class having them: annotated or dataclass fields,
     and `self.name = ...` in the source of the class or a base. A property of 1.5.0 read as an
@@ -197,30 +218,24 @@ def instance_attributes(cls):
     for klass in cls.__mro__:
         names.update(getattr(klass, "__annotations__", {}))
         names.update(getattr(klass, "__dataclass_fields__", {}))
-        try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
-        except (OSError, TypeError, SyntaxError):
-            continue
-        for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.Attribute)
-                and isinstance(node.ctx, ast.Store)
-                and isinstance(node.value, ast.Name)
-                and node.value.id == "self"
-            ):
-                names.add(node.attr)
+        names.update(assigned_attributes(klass))
     return names
 
 
 def class_members(cls):
-    """Members from the class and its own (not third-party) bases; the nearest definition wins."""
+    """Members from the class and its own (not third-party) bases; the nearest definition wins.
+    Public instance attributes (`self.name = ...` in an own class's methods) are members too:
+    users read them (S3Writer.stream, S3Checkpoint.region)."""
     members = {}
-    for klass in cls.__mro__:
-        if not is_own_name(klass.__module__):
-            continue
+    own = [klass for klass in cls.__mro__ if is_own_name(klass.__module__)]
+    for klass in own:
         for name, raw in vars(klass).items():
             if name not in members and is_recorded_member(cls, name, raw):
                 members[name] = describe_member(raw)
+    for klass in own:
+        for name in sorted(assigned_attributes(klass)):
+            if not name.startswith("_"):
+                members.setdefault(name, {"kind": "attribute"})
     return members
 
 
