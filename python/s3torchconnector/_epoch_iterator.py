@@ -71,11 +71,13 @@ class EpochIterator:
         return sample
 
     def state_dict(self) -> dict:
-        if self._samples is None:
-            if self._resume is not None:
-                return self._resume.to_dict()  # not started: it still stands where it was loaded
+        if self._samples is None:  # not started: it stands where it was loaded, or at the start
+            resume = self._resume
+            if resume is not None and resume.shard is not None:
+                return resume.to_dict()
             shard, shards = self._dataset._current_shard()
-            return Position(self._epoch, self._dataset._settings, None, (), shard, shards, 0).to_dict()
+            listing, rounds = (resume.listing, resume.rounds) if resume is not None else (None, ())
+            return Position(self._epoch, self._dataset._settings, listing, rounds, shard, shards, 0).to_dict()
         shard, shards = self._shard
         listing = self._listing.fingerprint()
         return Position(self._epoch, self._dataset._settings, listing, self._rounds, shard, shards, self._yielded).to_dict()
