@@ -37,13 +37,13 @@ def keep_list(batch):
     return batch
 
 
-def datasets(kind, endpoint, uri):
+def datasets(kind, endpoint, uri, **iterable_options):
     """One dataset per reader kind, all over the same objects."""
     made = []
     for name, reader in READERS.items():
         options = dict(region=REGION, endpoint=endpoint, transform=Describe(name), reader_constructor=reader())
         if kind == "iterable":
-            made.append(S3IterableDataset.from_prefix(uri, enable_sharding=True, **options))
+            made.append(S3IterableDataset.from_prefix(uri, enable_sharding=True, **options, **iterable_options))
         else:
             made.append(S3MapDataset.from_prefix(uri, **options))
     return made
@@ -72,6 +72,8 @@ def main():
         seen[f"iterable-built-before-init-{num_workers}"] = read_all("iterable", early, num_workers, start_method)
         for kind in ("iterable", "map"):
             seen[f"{kind}-{num_workers}"] = read_all(kind, datasets(kind, endpoint, uri), num_workers, start_method)
+        shuffled = datasets("iterable", endpoint, uri, shuffle=True, seed=3, shuffle_buffer_size=2)
+        seen[f"iterable-shuffled-{num_workers}"] = read_all("iterable", shuffled, num_workers, start_method)
     print(json.dumps(seen))
     torch.distributed.destroy_process_group()
 

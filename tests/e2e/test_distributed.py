@@ -4,14 +4,10 @@ ranks and workers, every object is read exactly once per epoch, with its bytes."
 
 import collections
 import hashlib
-import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from gloo_ranks import run_ranks
 
 WORLD_SIZE = 3
 # 21 objects: a multiple of 3 ranks (DistributedSampler pads otherwise), and not of 9 shards
@@ -19,37 +15,6 @@ WORLD_SIZE = 3
 N_OBJECTS = 21
 RANK_SCRIPT = Path(__file__).with_name("distributed_rank.py")
 READERS = ("sequential", "range_based", "dcp_optimized")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run_ranks(s3, start_method):
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE=str(WORLD_SIZE))
-    env["PYTHONFAULTHANDLER"] = "1"
-    ranks = [
-        subprocess.Popen(
-            [sys.executable, str(RANK_SCRIPT), s3.endpoint, s3.bucket, "data/", start_method],
-            env=dict(env, RANK=str(rank)),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for rank in range(WORLD_SIZE)
-    ]
-    outputs = []
-    try:
-        for rank, process in enumerate(ranks):
-            stdout, stderr = process.communicate(timeout=600)
-            assert process.returncode == 0, f"rank {rank} failed:\n{stderr[-4000:]}"
-            outputs.append(json.loads(stdout.strip().splitlines()[-1]))
-    finally:
-        for process in ranks:
-            process.kill()
-    return outputs
 
 
 @pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
@@ -61,7 +26,7 @@ def test_every_object_once_across_ranks_and_workers(s3, start_method):
         digests[f"data/{i:03d}.bin"] = hashlib.sha256(body).hexdigest()
     s3.put("elsewhere/not-in-dataset.bin", b"x")
 
-    per_rank = run_ranks(s3, start_method)
+    per_rank = run_ranks(RANK_SCRIPT, [s3.endpoint, s3.bucket, "data/", start_method], WORLD_SIZE)
 
     expected = collections.Counter((reader, key) for reader in READERS for key in digests)
     for case in per_rank[0]:
