@@ -131,6 +131,11 @@ def build(sizes: Sizes, quick: bool) -> List[Workload]:
             f"GET at a time, first {s.peer_small_limit:,} objects",
         ),
         Workload(
+            "W2x", "W2 with shuffle=True (seeded order, listing included)", "iterable", "s3like",
+            "objects/s", ["ours"], 1, dict(small, workers=0, shuffle=True),
+            target="within 10% of W2 (ours)", note="the whole prefix is listed before the first object",
+        ),
+        Workload(
             "W2d", "the same through a DataLoader, 4 workers (sharded), s3like", "iterable", "s3like",
             "objects/s", ["ours", "original"], 1, dict(small, workers=4),
             target="≥ 5x original", check=_at_least(5), note="batch_size=None; worker start-up included",

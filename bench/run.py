@@ -152,7 +152,7 @@ def check_profiles(nginx: servers.Nginx, key: str, log) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smaller objects and counts: a run of a few minutes")
-    ap.add_argument("--only", help="comma-separated workload ids (W1,W1s,W2,W2d,W2m,W3s,W3l,W3c,W4,W5,W5n,W6,W6b)")
+    ap.add_argument("--only", help="comma-separated workload ids (W1,W1s,W2,W2x,W2d,W2m,W3s,W3l,W3c,W4,W5,W5n,W6,W6b)")
     ap.add_argument("--impls", help="comma-separated clients (ours,original,boto3,s3fs,curl)")
     ap.add_argument("--reps", type=int, help="repetitions of the fast workloads (default 3, --quick 1)")
     ap.add_argument("--out", default=str(RESULTS), help="directory of latest.{json,md,png}")

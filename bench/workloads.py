@@ -214,9 +214,11 @@ def w_seq_read(spec, impl):
 def _iterable_dataset(spec, sharding):
     from s3torchconnector import S3IterableDataset
 
+    # Only ours shuffles; the original is never given the argument.
+    shuffle = dict(shuffle=True, seed=0) if spec.get("shuffle") else {}
     return S3IterableDataset.from_prefix(
         f"s3://{spec['bucket']}/{spec['prefix']}", region=REGION, endpoint=spec["endpoint"],
-        transform=read_all, s3client_config=_config(), enable_sharding=sharding,
+        transform=read_all, s3client_config=_config(), enable_sharding=sharding, **shuffle,
     )
 
 
