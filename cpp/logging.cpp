@@ -73,6 +73,7 @@ struct State {
     std::deque<LogRecord> queue;
     size_t queued_bytes = 0;
     uint64_t dropped = 0;
+    uint64_t batches = 0;  // how many waiting takes have returned
 };
 
 void before_fork();
@@ -110,6 +111,7 @@ void after_fork_in_child() {
     s.queue.clear();
     s.queued_bytes = 0;
     s.dropped = 0;
+    s.batches = 0;
     // The old condition variable may count the parent's waiter: replace it rather than destroy it.
     new (&s.queue_ready) std::condition_variable();
     s.queue_mutex.unlock();
@@ -354,7 +356,7 @@ void log_native(int level, const char *format, ...) {
     va_end(args);
 }
 
-std::vector<LogRecord> take_log_records(bool wait, uint64_t &dropped) {
+std::vector<LogRecord> take_log_records(bool wait, uint64_t &dropped, uint64_t &batch) {
     State &s = state();
     std::vector<LogRecord> records;
     auto take = [&] {
@@ -364,6 +366,8 @@ std::vector<LogRecord> take_log_records(bool wait, uint64_t &dropped) {
         s.queued_bytes = 0;
         dropped = s.dropped;
         s.dropped = 0;
+        if (wait) ++s.batches;
+        batch = s.batches;
     };
     if (!wait) {
         std::lock_guard<std::mutex> lock(s.queue_mutex);

@@ -62,6 +62,8 @@ struct LogRecord {
 // The records queued for Python, oldest first, and how many were dropped (the queue was full) since the last call.
 // With `wait`, blocks until there is at least one; the caller holds the GIL, which is released while waiting.
 // Never returns while the interpreter is shutting down (a daemon thread must not take the GIL then).
-std::vector<LogRecord> take_log_records(bool wait, uint64_t &dropped);
+// `batch` numbers the waiting takes: that one's own, or (without `wait`) the last one's, so a caller can tell
+// when the records another thread took before it have been handled.
+std::vector<LogRecord> take_log_records(bool wait, uint64_t &dropped, uint64_t &batch);
 
 }  // namespace s3tc

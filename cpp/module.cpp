@@ -52,7 +52,8 @@ PYBIND11_MODULE(_native, m) {
         "take_log_records",
         [](bool wait) {
             uint64_t dropped = 0;
-            std::vector<LogRecord> records = take_log_records(wait, dropped);
+            uint64_t batch = 0;
+            std::vector<LogRecord> records = take_log_records(wait, dropped, batch);
             py::list out(records.size());
             size_t i = 0;
             for (const LogRecord &record : records) {

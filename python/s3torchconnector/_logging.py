@@ -155,19 +155,26 @@ def native_log_level() -> str:
     return _LEVEL_NAMES[_native.log_level()]
 
 
-# Per process state. A forked child inherits the native levels with these, and starts its own drain.
+# Per process state. A forked child inherits the native levels with these, and starts its own drain
+# when it makes its native client.
 _lock = threading.Lock()
 _targets: Optional[List[str]] = None
 _writer_configured = False
 _applied_python_levels: Optional[Dict[str, int]] = None
-_drain_pid: Optional[int] = None
+_drain_thread: Optional[threading.Thread] = None
+_emitted = threading.Condition()
+_emitted_batch = 0  # the last batch the drain thread has emitted
 _flush_registered = False
 _loggers: Dict[str, logging.Logger] = {}
 
 
 def _after_fork_in_child() -> None:
-    global _lock
-    _lock = threading.Lock()  # another thread may have held it while this process was forked
+    global _lock, _emitted, _emitted_batch, _drain_thread
+    # Another thread may have held these while this process was forked; the drain thread was not copied.
+    _lock = threading.Lock()
+    _emitted = threading.Condition()
+    _emitted_batch = 0
+    _drain_thread = None
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -252,12 +259,11 @@ def _python_levels(targets: List[str]) -> Dict[str, int]:
 
 
 def _start_drain() -> None:
-    global _drain_pid, _flush_registered
-    pid = os.getpid()
-    if _drain_pid == pid:
+    global _drain_thread, _flush_registered
+    if _drain_thread is not None:
         return
-    threading.Thread(target=_drain_forever, name="s3torchconnector-logs", daemon=True).start()
-    _drain_pid = pid
+    _drain_thread = threading.Thread(target=_drain_forever, name="s3torchconnector-logs", daemon=True)
+    _drain_thread.start()
     if not _flush_registered:
         # Records still queued at exit are emitted by the exiting thread (before logging's own shutdown).
         atexit.register(flush)
@@ -265,18 +271,30 @@ def _start_drain() -> None:
 
 
 def _drain_forever() -> None:
+    global _emitted_batch
     while True:
         try:
-            records, dropped = _native.take_log_records(True)
+            records, dropped, batch = _native.take_log_records(True)
+        except Exception:  # not expected; never spin
+            time.sleep(1)
+            continue
+        try:
             _emit(records, dropped)
         except Exception:  # a failing handler must not end the drain
-            logging.getLogger(NATIVE_LOGGER).debug("native log records could not be emitted", exc_info=True)
-            time.sleep(0.1)
+            pass
+        with _emitted:
+            _emitted_batch = batch
+            _emitted.notify_all()
 
 
-def flush() -> None:
-    """Emits the native records waiting for Python logging now, in the calling thread."""
-    records, dropped = _native.take_log_records(False)
+def flush(timeout: float = 10.0) -> None:
+    """Emits the native records waiting for Python logging, and waits (up to `timeout` s) for those the
+    drain thread has taken already: what was logged before the call has reached the handlers."""
+    records, dropped, batch = _native.take_log_records(False)
+    drain = _drain_thread
+    if drain is not None and drain is not threading.current_thread() and drain.is_alive():
+        with _emitted:  # the older records first
+            _emitted.wait_for(lambda: _emitted_batch >= batch, timeout)
     _emit(records, dropped)
 
 

@@ -18,10 +18,11 @@ def set_log_directory(directory: str) -> None:
     """The writer's destination: "" for stderr, or an existing folder for s3torchconnectorclient.log.YYYY-MM-DD-HH files."""
 def log_level() -> int:
     """The most detailed level of any target in any sink; 0 when nothing is logged (and nothing formatted)."""
-def take_log_records(wait: bool) -> Tuple[List[Tuple[str, int, float, int, str]], int]:
-    """The records queued for Python as (target, level, time, native thread id, message), oldest first, and how many
-    were dropped since the last call (the queue was full). With ``wait``, blocks (GIL released) until there is one;
-    never returns while the interpreter shuts down."""
+def take_log_records(wait: bool) -> Tuple[List[Tuple[str, int, float, int, str]], int, int]:
+    """The records queued for Python as (target, level, time, native thread id, message), oldest first; how many
+    were dropped since the last call (the queue was full); and the number of the last waiting take (this one's,
+    with ``wait``). With ``wait``, blocks (GIL released) until there is a record; never returns while the
+    interpreter shuts down."""
 
 class S3Exception(Exception):
     """An S3 request failed."""
