@@ -87,7 +87,7 @@ PYBIND11_MODULE(_native, m) {
         .def_readonly("next_continuation_token", &ListPage::next_continuation_token);
 
     py::class_<ObjectVersion, std::shared_ptr<ObjectVersion>>(m, "ObjectVersion")
-        .def(py::init<>())
+        .def(py::init<std::string>(), py::arg("etag") = "")
         .def_property_readonly("etag", &ObjectVersion::etag);
 
     py::class_<GetStream>(m, "GetObjectStream")

@@ -3,6 +3,7 @@
 
 #include <mutex>
 #include <string>
+#include <utility>
 
 namespace s3tc {
 
@@ -11,6 +12,10 @@ namespace s3tc {
 // So a reader never splices bytes of two versions, even across separate ranged requests.
 class ObjectVersion {
 public:
+    // `etag`, when given, is the version to read from the first request on (one a listing or a
+    // manifest recorded); otherwise the first response decides.
+    explicit ObjectVersion(std::string etag = "") : etag_(std::move(etag)) {}
+
     // The ETag every request must match, or "" while none has answered yet.
     std::string etag() const {
         std::lock_guard<std::mutex> lock(mutex_);

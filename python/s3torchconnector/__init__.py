@@ -8,6 +8,7 @@ from .s3iterable_dataset import S3IterableDataset
 from .s3map_dataset import S3MapDataset
 from .s3reader import S3Reader, S3ReaderConstructor
 from .s3writer import S3Writer
+from .manifest import write_manifest
 
 __all__ = [
     "S3IterableDataset",
@@ -18,5 +19,6 @@ __all__ = [
     "S3Writer",
     "S3Exception",
     "S3ClientConfig",
+    "write_manifest",
     "__version__",
 ]

@@ -55,7 +55,9 @@ class ObjectVersion:
     """Shared by the GETs of one reader: the first response's ETag, sent as If-Match by the later
     ones; a response with another ETag fails the read (the object was overwritten meanwhile)."""
 
-    etag: str  # "" until a response arrives
+    def __init__(self, etag: str = "") -> None:
+        """``etag``: the version to read from the first request on; "" lets the first response decide."""
+    etag: str  # "" until a response arrives, unless given
 
 class GetObjectStream:
     """A download started when made. Reads take bytes in order; errors surface at the first read."""

@@ -1,8 +1,9 @@
 """What S3MapDataset and S3IterableDataset share: the client, the objects, the transform, and
-the ``from_objects`` / ``from_prefix`` constructors."""
+the ``from_objects`` / ``from_prefix`` / ``from_manifest`` constructors."""
 
 from typing import Any, Callable, Iterable, Optional, Union
 
+from ._native import S3Exception
 from ._s3client import S3Client, S3ClientConfig
 from ._s3dataset_common import (
     ObjectsFromUris,
@@ -12,6 +13,7 @@ from ._s3dataset_common import (
     identity,
 )
 from ._user_agent import UserAgent
+from .manifest import ObjectsFromManifest
 from .s3reader import S3Reader, S3ReaderConstructor
 from .s3reader.protocol import S3ReaderConstructorProtocol
 
@@ -67,15 +69,7 @@ class S3DatasetBase:
         """A dataset of the objects named by ``object_uris`` (``s3://bucket/key`` each).
 
         ``options`` are the dataset kind's own (``enable_sharding``, ``prefetch``...)."""
-        return cls(
-            region,
-            get_dataset_objects=ObjectsFromUris(object_uris),
-            endpoint=endpoint,
-            transform=transform,
-            s3client_config=s3client_config,
-            reader_constructor=reader_constructor,
-            **options,
-        )
+        return cls._from_source(ObjectsFromUris(object_uris), region, endpoint, transform, s3client_config, reader_constructor, options)
 
     @classmethod
     def from_prefix(
@@ -92,9 +86,32 @@ class S3DatasetBase:
         """A dataset of every object whose key starts with the prefix of ``s3_uri``.
 
         ``options`` are the dataset kind's own (``enable_sharding``, ``prefetch``...)."""
+        return cls._from_source(ObjectsUnderPrefix(s3_uri), region, endpoint, transform, s3client_config, reader_constructor, options)
+
+    @classmethod
+    def from_manifest(
+        cls,
+        manifest_uri: str,
+        *,
+        region: str,
+        endpoint: Optional[str] = None,
+        transform: Callable[[S3Reader], Any] = identity,
+        s3client_config: Optional[S3ClientConfig] = None,
+        reader_constructor: Optional[S3ReaderConstructorProtocol] = None,
+        **options,
+    ):
+        """A dataset of the objects a manifest lists (see ``s3torchconnector.manifest``), read with
+        one GET instead of listing a prefix. Each object is read at the version the manifest
+        recorded: one changed since fails its read instead of giving other bytes.
+
+        ``options`` are the dataset kind's own (``enable_sharding``, ``shuffle``...)."""
+        return cls._from_source(ObjectsFromManifest(manifest_uri), region, endpoint, transform, s3client_config, reader_constructor, options)
+
+    @classmethod
+    def _from_source(cls, source, region, endpoint, transform, s3client_config, reader_constructor, options):
         return cls(
             region,
-            get_dataset_objects=ObjectsUnderPrefix(s3_uri),
+            get_dataset_objects=source,
             endpoint=endpoint,
             transform=transform,
             s3client_config=s3client_config,
@@ -108,6 +125,23 @@ class S3DatasetBase:
         return self._client
 
     def _reader(self, item: S3BucketKeyData) -> S3Reader:
-        return self._get_client().get_object(
+        # Objects from a manifest are read at the version it recorded; listed ones at whichever is current.
+        client = self._get_client()
+        if getattr(self._get_dataset_objects, "pin_versions", False) and item.object_info is not None:
+            return client._get_object_version(
+                item.bucket, item.key, item.object_info.etag, item.object_info, self._reader_constructor
+            )
+        return client.get_object(
             item.bucket, item.key, object_info=item.object_info, reader_constructor=self._reader_constructor
         )
+
+    def _sample(self, reader: S3Reader) -> Any:
+        """``transform(reader)``; a read refused because the object changed since its manifest was
+        written says so, naming both."""
+        try:
+            return self._transform(reader)
+        except S3Exception as error:
+            source = self._get_dataset_objects
+            if getattr(error, "code", "") == "PreconditionFailed" and isinstance(source, ObjectsFromManifest):
+                raise source.explain_changed(error, reader.bucket, reader.key) from error
+            raise

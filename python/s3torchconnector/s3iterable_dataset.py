@@ -135,10 +135,10 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
 
     def _samples(self, objects: Iterator[S3BucketKeyData]) -> Iterator[Any]:
         readers = ((self._reader(o), o.object_info.size if o.object_info else 0) for o in objects)
-        return (self._transform(r) for r in self._read_ahead(readers))
+        return (self._sample(r) for r in self._read_ahead(readers))
 
     def _get_transformed_object(self, bucket_key: S3BucketKeyData) -> Any:
-        return self._transform(self._reader(bucket_key))
+        return self._sample(self._reader(bucket_key))
 
     def _current_shard(self) -> Tuple[int, int]:
         """(this worker's shard, number of shards) over DataLoader workers and distributed ranks;

@@ -58,11 +58,11 @@ class S3MapDataset(S3DatasetBase, torch.utils.data.Dataset):
         return self._reader(self._dataset_objects[i])
 
     def __getitem__(self, i: int) -> Any:
-        return self._transform(self._get_object(i))
+        return self._sample(self._get_object(i))
 
     def __getitems__(self, indices: Sequence[int]) -> List[Any]:
         # Start every GET of the batch before the first one is read: they run concurrently.
         readers = [self._get_object(i) for i in indices]
         for reader in readers:
             reader.prefetch()
-        return [self._transform(reader) for reader in readers]
+        return [self._sample(reader) for reader in readers]

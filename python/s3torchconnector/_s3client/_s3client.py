@@ -131,6 +131,19 @@ class S3Client:
         reader_constructor: Optional[S3ReaderConstructorProtocol] = None,
     ) -> S3Reader:
         """A reader of s3://bucket/key. Nothing is sent until the first read."""
+        return self._get_object_version(bucket, key, "", object_info, reader_constructor)
+
+    def _get_object_version(
+        self,
+        bucket: str,
+        key: str,
+        etag: str,
+        object_info: Optional[HeadObjectResult] = None,
+        reader_constructor: Optional[S3ReaderConstructorProtocol] = None,
+    ) -> S3Reader:
+        """A reader of the version of s3://bucket/key whose ETag is ``etag`` (a manifest's record):
+        if the object changed since, its first read fails with 412 PreconditionFailed. With ""
+        the reader reads whichever version its first response comes from."""
         check_bucket(bucket)
         check_key(key)
         log.debug("GetObject s3://%s/%s", bucket, key)
@@ -143,7 +156,7 @@ class S3Client:
             bucket=bucket,
             key=key,
             get_object_info=get_object_info,
-            get_stream=_PinnedStreams(self, bucket, key),
+            get_stream=_PinnedStreams(self, bucket, key, etag),
         )
 
     def _get_object_stream(
@@ -213,11 +226,11 @@ class _PinnedStreams:
     """A reader's ``get_stream``: all of its requests read the version of the object that its first
     response came from (sent as If-Match), so an overwrite in between fails instead of mixing two."""
 
-    def __init__(self, client: S3Client, bucket: str, key: str):
+    def __init__(self, client: S3Client, bucket: str, key: str, etag: str = ""):
         self._client = client
         self._bucket = bucket
         self._key = key
-        self._version = _native.ObjectVersion()
+        self._version = _native.ObjectVersion(etag)
 
     def __call__(self, start: Optional[int] = None, end: Optional[int] = None) -> "_native.GetObjectStream":
         token = _pinned_version.set(self._version)

@@ -1,0 +1,215 @@
+"""Listing manifests: a prefix listed once into an S3 object, read back with one GET.
+
+Format (JSON Lines; gzip when the name ends in ``.gz``), so that other tools can write it too:
+
+- an optional first line ``{"s3torchconnector_manifest": 1, "bucket": "data", "prefix": "train/"}``;
+- then one object per line: ``{"key": "train/0001.jpg", "size": 1234, "etag": "\\"9b2c...\\""}``,
+  where ``key`` is in the header's bucket, or ``{"uri": "s3://bucket/key", ...}`` in any bucket.
+  ``size`` (bytes) and ``etag`` are optional but recommended: the size saves a HEAD request when a
+  reader needs it, and the ETag pins the version read, so an object changed since the manifest was
+  written fails its read (S3Exception ``PreconditionFailed``) instead of giving other bytes.
+
+``write_manifest`` (or ``python -m s3torchconnector.manifest s3://bucket/prefix s3://bucket/m.jsonl``)
+writes one; ``S3MapDataset.from_manifest`` and ``S3IterableDataset.from_manifest`` read one.
+"""
+
+import argparse
+import gzip
+import io
+import json
+import sys
+from typing import Iterator, List, Optional
+
+from ._native import S3Exception
+from ._s3bucket_key_data import S3BucketKeyData
+from ._s3client import ObjectInfo, S3Client, S3ClientConfig
+from ._s3uri import parse_s3_uri
+from ._user_agent import UserAgent
+
+HEADER_FIELD = "s3torchconnector_manifest"
+VERSION = 1
+
+
+def write_manifest(
+    prefix_uri: str,
+    manifest_uri: str,
+    *,
+    region: str,
+    endpoint: Optional[str] = None,
+    s3client_config: Optional[S3ClientConfig] = None,
+    progress=None,
+) -> int:
+    """Lists every object under ``prefix_uri`` and writes their manifest to ``manifest_uri``;
+    returns how many objects it lists. ``progress``, if given, is called with the running count.
+    An empty prefix raises ValueError and writes nothing; a failure leaves no manifest behind."""
+    bucket, prefix = parse_s3_uri(prefix_uri)
+    manifest_bucket, manifest_key = parse_s3_uri(manifest_uri)
+    if not manifest_key:
+        raise ValueError(f"{manifest_uri!r} names a bucket, not an object: use 's3://bucket/manifest.jsonl'")
+    client = S3Client(region, endpoint=endpoint, user_agent=UserAgent(["md/manifest"]), s3client_config=s3client_config)
+    s3writer = out = None
+    count = 0
+    try:
+        for page in client.list_objects(bucket, prefix):
+            for info in page.object_info:
+                if s3writer is None:  # opened at the first object: an empty prefix writes nothing
+                    s3writer = client.put_object(manifest_bucket, manifest_key)
+                    out = gzip.GzipFile(fileobj=s3writer, mode="wb") if manifest_key.endswith(".gz") else s3writer
+                    _write_line(out, {HEADER_FIELD: VERSION, "bucket": bucket, "prefix": prefix})
+                _write_line(out, {"key": info.key, "size": info.size, "etag": info.etag})
+                count += 1
+            if progress is not None:
+                progress(count)
+        if s3writer is None:
+            raise ValueError(f"there are no objects under {prefix_uri}: no manifest written")
+        if out is not s3writer:
+            out.close()  # the gzip trailer; GzipFile leaves the file it writes to open
+        s3writer.close()
+    except BaseException:
+        if s3writer is not None:
+            s3writer.abort()
+        raise
+    return count
+
+
+def _write_line(out, entry: dict) -> None:
+    out.write(json.dumps(entry, separators=(",", ":")).encode() + b"\n")
+
+
+class ObjectsFromManifest:
+    """The objects a manifest lists, read with one streamed GET and checked whole before the first
+    is returned: a malformed manifest fails before any training starts. Picklable (by URI)."""
+
+    pin_versions = True  # a reader reads the version the manifest recorded, or fails
+
+    def __init__(self, manifest_uri: str):
+        self.bucket, self.key = parse_s3_uri(manifest_uri)
+        if not self.key:
+            raise ValueError(f"{manifest_uri!r} names a bucket, not a manifest object: use 's3://bucket/m.jsonl'")
+        self.uri = manifest_uri
+
+    def __call__(self, client: S3Client) -> Iterator[S3BucketKeyData]:
+        return iter(self.read(client))
+
+    def read(self, client: S3Client) -> List[S3BucketKeyData]:
+        try:
+            stream = client._get_object_stream(self.bucket, self.key, 0, None)
+            lines = io.BufferedReader(_StreamFile(stream), buffer_size=1 << 20)
+            if self.key.endswith(".gz"):
+                lines = gzip.GzipFile(fileobj=lines, mode="rb")
+            entries = list(self._parse(lines))
+        except S3Exception as error:
+            raise _with_context(error, f"cannot read the manifest {self.uri}: {error}") from error
+        except (OSError, EOFError, UnicodeDecodeError) as error:  # gzip.BadGzipFile is an OSError
+            raise ValueError(f"the manifest {self.uri} is not readable JSON Lines{' (gzip)' if self.key.endswith('.gz') else ''}: {error}") from None
+        if not entries:
+            raise ValueError(f"the manifest {self.uri} lists no objects")
+        return entries
+
+    def _parse(self, lines) -> Iterator[S3BucketKeyData]:
+        bucket = None
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError as error:
+                raise self._bad_line(number, f"not JSON ({error})") from None
+            if not isinstance(entry, dict):
+                raise self._bad_line(number, "not a JSON object")
+            if HEADER_FIELD in entry:
+                if number != 1:
+                    raise self._bad_line(number, "a header line is only allowed first")
+                bucket = entry.get("bucket")
+                if not isinstance(bucket, str) or not bucket:
+                    raise self._bad_line(number, "the header has no bucket")
+                continue
+            yield self._entry(entry, bucket, number)
+
+    def _entry(self, entry: dict, bucket: Optional[str], number: int) -> S3BucketKeyData:
+        if "uri" in entry:
+            try:
+                entry_bucket, key = parse_s3_uri(entry["uri"])
+            except (TypeError, ValueError) as error:
+                raise self._bad_line(number, str(error)) from None
+        elif "key" in entry:
+            if bucket is None:
+                raise self._bad_line(number, "a \"key\" needs a first header line naming its bucket; or give a \"uri\"")
+            entry_bucket, key = bucket, entry["key"]
+        else:
+            raise self._bad_line(number, "no \"uri\" or \"key\"")
+        if not isinstance(key, str) or not key:
+            raise self._bad_line(number, "the object key is empty: an entry names one object, not a bucket")
+        size, etag = entry.get("size"), entry.get("etag", "")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+            raise self._bad_line(number, f"size must be a non-negative integer, got {size!r}")
+        if not isinstance(etag, str):
+            raise self._bad_line(number, f"etag must be a string, got {etag!r}")
+        info = ObjectInfo(key, etag, size) if size is not None else None
+        return S3BucketKeyData(entry_bucket, key, info)
+
+    def _bad_line(self, number: int, problem: str) -> ValueError:
+        return ValueError(f"the manifest {self.uri}, line {number}: {problem}")
+
+    def explain_changed(self, error: S3Exception, bucket: str, key: str) -> S3Exception:
+        """The error of a read refused because the object changed since the manifest recorded it."""
+        return _with_context(
+            error,
+            f"s3://{bucket}/{key} changed since the manifest {self.uri} was written (its ETag no longer "
+            f"matches): write the manifest again, or restore the object ({error})",
+        )
+
+
+class _StreamFile(io.RawIOBase):
+    """A native GET stream as a readable binary file, for BufferedReader and GzipFile."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        return self._stream.readinto(buffer)
+
+
+def _with_context(error: S3Exception, message: str) -> S3Exception:
+    """An S3Exception with a more telling message and the same attributes."""
+    better = S3Exception(message)
+    for name in ("code", "status", "bucket", "key", "request_id", "operation"):
+        if hasattr(error, name):
+            setattr(better, name, getattr(error, name))
+    return better
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m s3torchconnector.manifest",
+        description="List an S3 prefix once and write its manifest (JSON Lines; gzip when the name ends in .gz).",
+    )
+    parser.add_argument("prefix_uri", help="s3://bucket/prefix to list")
+    parser.add_argument("manifest_uri", help="s3://bucket/path/manifest.jsonl[.gz] to write")
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--endpoint", default=None)
+    args = parser.parse_args(argv)
+    progress = _TerminalProgress() if sys.stderr.isatty() else None
+    count = write_manifest(args.prefix_uri, args.manifest_uri, region=args.region, endpoint=args.endpoint, progress=progress)
+    if progress is not None:
+        progress.done()
+    print(f"wrote {args.manifest_uri}: {count:,} objects")
+    return 0
+
+
+class _TerminalProgress:
+    """A one-line count of the objects listed so far, rewritten in place."""
+
+    def __call__(self, count: int) -> None:
+        sys.stderr.write(f"\rlisted {count:,} objects")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        sys.stderr.write("\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

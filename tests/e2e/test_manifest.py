@@ -1,0 +1,146 @@
+"""Listing manifests against a real S3 API (moto over HTTP): written once from a prefix (JSON Lines,
+gzip for .gz, also by the command), read with one GET by both dataset kinds, each object read at
+the version the manifest recorded, and bad manifests refused before any sample is read."""
+
+import gzip
+import json
+import subprocess
+import sys
+from itertools import islice
+
+import pytest
+
+from s3torchconnector import S3Exception, S3IterableDataset, S3MapDataset
+from s3torchconnector.manifest import write_manifest
+
+N = 25
+
+
+def key_and_bytes(reader):
+    return reader.key, reader.read()
+
+
+@pytest.fixture
+def objects(s3):
+    uploaded = {f"train/{i:03d}.bin": f"sample {i} ".encode() * (i + 1) for i in range(N)}
+    for key, body in uploaded.items():
+        s3.put(key, body)
+    s3.put("elsewhere/x.bin", b"not under the prefix")
+    return uploaded
+
+
+def options(s3, **more):
+    return dict(region=s3.region, endpoint=s3.endpoint, transform=key_and_bytes, **more)
+
+
+@pytest.mark.parametrize("name", ["manifest.jsonl", "manifests/train.jsonl.gz"])
+def test_write_then_read_a_manifest(s3, objects, name):
+    counts = []
+    assert write_manifest(s3.uri("train/"), s3.uri(name), region=s3.region, endpoint=s3.endpoint,
+                          progress=counts.append) == N
+    assert counts[-1] == N
+    raw = s3.get(name)
+    text = gzip.decompress(raw) if name.endswith(".gz") else raw
+    lines = [json.loads(line) for line in text.decode().splitlines()]
+    assert lines[0] == {"s3torchconnector_manifest": 1, "bucket": s3.bucket, "prefix": "train/"}
+    listed = {o["Key"]: o for o in s3.boto3.list_objects_v2(Bucket=s3.bucket, Prefix="train/")["Contents"]}
+    assert [(e["key"], e["size"], e["etag"]) for e in lines[1:]] == [
+        (key, listed[key]["Size"], listed[key]["ETag"]) for key in sorted(objects)
+    ]
+
+    mapped = S3MapDataset.from_manifest(s3.uri(name), **options(s3))
+    assert [mapped[i] for i in range(len(mapped))] == sorted(objects.items())
+    iterated = S3IterableDataset.from_manifest(s3.uri(name), **options(s3, shuffle=True, seed=1))
+    assert sorted(iterated) == sorted(objects.items())
+
+
+def test_a_manifest_of_uris_spans_buckets(s3, objects):
+    other = f"{s3.bucket}-b"
+    s3.boto3.create_bucket(Bucket=other)
+    s3.boto3.put_object(Bucket=other, Key="far.bin", Body=b"far away")
+    entries = [{"uri": s3.uri("train/000.bin")}, {"uri": f"s3://{other}/far.bin", "size": 8}]
+    s3.put("uris.jsonl", "".join(json.dumps(e) + "\n" for e in entries).encode())
+    assert list(S3IterableDataset.from_manifest(s3.uri("uris.jsonl"), **options(s3))) == [
+        ("train/000.bin", objects["train/000.bin"]),
+        ("far.bin", b"far away"),
+    ]
+
+
+@pytest.mark.parametrize("kind", [S3MapDataset, S3IterableDataset])
+def test_an_object_changed_since_the_manifest_fails_naming_both(s3, objects, kind):
+    write_manifest(s3.uri("train/"), s3.uri("m.jsonl"), region=s3.region, endpoint=s3.endpoint)
+    s3.put("train/003.bin", b"rewritten after the manifest")
+    dataset = kind.from_manifest(s3.uri("m.jsonl"), **options(s3))
+    samples = iter(dataset) if kind is S3IterableDataset else (dataset[i] for i in range(len(dataset)))
+    assert list(islice(samples, 3)) == sorted(objects.items())[:3]
+    with pytest.raises(S3Exception) as refused:
+        next(samples)
+    message = str(refused.value)
+    assert s3.uri("train/003.bin") in message and s3.uri("m.jsonl") in message
+    assert refused.value.code == "PreconditionFailed" and refused.value.status == 412
+
+
+def test_a_resumed_pass_refuses_a_rewritten_manifest(s3, objects):
+    write_manifest(s3.uri("train/"), s3.uri("m.jsonl"), region=s3.region, endpoint=s3.endpoint)
+    iterator = iter(S3IterableDataset.from_manifest(s3.uri("m.jsonl"), **options(s3, shuffle=True)))
+    list(islice(iterator, 5))
+    state = iterator.state_dict()
+    s3.put("train/999.bin", b"one more")
+    write_manifest(s3.uri("train/"), s3.uri("m.jsonl"), region=s3.region, endpoint=s3.endpoint)
+    resumed = iter(S3IterableDataset.from_manifest(s3.uri("m.jsonl"), **options(s3, shuffle=True)))
+    resumed.load_state_dict(state)
+    with pytest.raises(ValueError, match=f"{N} objects when the state was saved, {N + 1} now"):
+        next(resumed)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "lists no objects"),
+        (b'{"s3torchconnector_manifest": 1, "bucket": "b"}\n', "lists no objects"),
+        (b'{"uri": "s3://b/k"}\nnot json\n', "line 2: not JSON"),
+        (b'{"uri": "s3://b/k"}\n[1, 2]\n', "line 2: not a JSON object"),
+        (b'{"key": "k", "size": 1}\n', "line 1: a \"key\" needs a first header line"),
+        (b'{"uri": "https://b/k"}\n', "line 1: .*is not an S3 URI"),
+        (b'{"uri": "s3://b"}\n', "line 1: the object key is empty"),
+        (b'{"uri": "s3://b/k", "size": -1}\n', "line 1: size must be a non-negative integer"),
+        (b'{"uri": "s3://b/k", "etag": 5}\n', "line 1: etag must be a string"),
+        (b'{"size": 1}\n', "line 1: no \"uri\" or \"key\""),
+        (b'{"uri": "s3://b/k"}\n{"s3torchconnector_manifest": 1, "bucket": "b"}\n', "line 2: a header line is only allowed first"),
+    ],
+)
+def test_bad_manifests_are_refused_before_any_sample(s3, content, message):
+    s3.put("bad.jsonl", content)
+    with pytest.raises(ValueError, match=message) as refused:
+        len(S3MapDataset.from_manifest(s3.uri("bad.jsonl"), **options(s3)))
+    assert s3.uri("bad.jsonl") in str(refused.value)
+    with pytest.raises(ValueError, match=message):
+        next(iter(S3IterableDataset.from_manifest(s3.uri("bad.jsonl"), **options(s3))))
+
+
+def test_a_missing_or_unreadable_manifest_is_refused(s3):
+    with pytest.raises(S3Exception, match="cannot read the manifest .*missing.jsonl.*NoSuchKey") as missing:
+        len(S3MapDataset.from_manifest(s3.uri("missing.jsonl"), **options(s3)))
+    assert missing.value.code == "NoSuchKey"
+    s3.put("plain.jsonl.gz", b'{"uri": "s3://b/k"}\n')
+    with pytest.raises(ValueError, match="not readable JSON Lines \\(gzip\\)"):
+        len(S3MapDataset.from_manifest(s3.uri("plain.jsonl.gz"), **options(s3)))
+    with pytest.raises(ValueError, match="names a bucket"):
+        S3MapDataset.from_manifest(f"s3://{s3.bucket}", **options(s3))
+
+
+def test_an_empty_prefix_writes_no_manifest(s3):
+    with pytest.raises(ValueError, match="no objects under"):
+        write_manifest(s3.uri("nothing/"), s3.uri("m.jsonl"), region=s3.region, endpoint=s3.endpoint)
+    assert s3.keys() == [] and s3.multipart_uploads() == []
+
+
+def test_the_command_writes_a_manifest(s3, objects):
+    done = subprocess.run(
+        [sys.executable, "-m", "s3torchconnector.manifest", s3.uri("train/"), s3.uri("cli.jsonl.gz"),
+         "--region", s3.region, "--endpoint", s3.endpoint],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{N} objects" in done.stdout
+    assert len(gzip.decompress(s3.get("cli.jsonl.gz")).splitlines()) == N + 1
