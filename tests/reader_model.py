@@ -16,15 +16,18 @@ class ClampedBytesIO(io.BytesIO):
 
 
 def apply_operation(target, op):
-    """Runs ("read", n) / ("read()",) / ("readinto", n) / ("seek", offset, whence) / ("tell",)."""
+    """Runs ("read", n) / ("read()",) / ("read1", n) / ("readinto", n) / ("readinto1", n) /
+    ("seek", offset, whence) / ("tell",)."""
     kind = op[0]
     if kind == "read":
         return target.read(op[1])
     if kind == "read()":
         return target.read()
-    if kind == "readinto":
+    if kind == "read1":
+        return target.read1(op[1])
+    if kind in ("readinto", "readinto1"):
         buf = bytearray(op[1])
-        n = target.readinto(buf)
+        n = getattr(target, kind)(buf)
         return n, bytes(buf[:n])
     if kind == "seek":
         return target.seek(op[1], op[2])

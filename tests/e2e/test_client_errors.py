@@ -165,6 +165,67 @@ def test_client_works_after_errors(s3, client):
     assert client.get_object(s3.bucket, "k").read() == b"fine"
 
 
+class ServerResponses:
+    """The responses the in-process local server sends: (method, path, status code, headers).
+
+    moto names its request id header x-amzn-requestid (and repeats it in an error body's
+    <RequestId>); S3 sends x-amz-request-id. With ``like_s3`` the id is also sent under S3's name."""
+
+    def __init__(self, monkeypatch):
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+        self.sent = []
+        self.like_s3 = False
+        serve = DomainDispatcherApplication.__call__
+
+        def recording(app, environ, start_response):
+            def start(status, headers, *args):
+                headers = list(headers)
+                named = {name.lower(): value for name, value in headers}
+                if self.like_s3 and "x-amzn-requestid" in named:
+                    headers.append(("x-amz-request-id", named["x-amzn-requestid"]))
+                self.sent.append((environ["REQUEST_METHOD"], environ["PATH_INFO"], int(status.split()[0]), named))
+                return start_response(status, headers, *args)
+
+            return serve(app, environ, start)
+
+        monkeypatch.setattr(DomainDispatcherApplication, "__call__", recording)
+
+    def request_ids(self, method, key, status):
+        return [
+            headers["x-amzn-requestid"]
+            for sent_method, path, sent_status, headers in self.sent
+            if (sent_method, sent_status) == (method, status) and path.endswith("/" + key)
+        ]
+
+
+@pytest.fixture
+def responses(monkeypatch) -> ServerResponses:
+    return ServerResponses(monkeypatch)
+
+
+def test_error_carries_the_request_id_the_server_sent(s3, client, responses):
+    """The request id is what AWS support asks for: it must be the one of the failed response
+    (here read from the error body, as moto sends no x-amz-request-id), and in the message."""
+    error = expect_s3_exception(lambda: client.get_object(s3.bucket, "no/such key").read())
+    assert error.status == 404
+    sent = responses.request_ids("GET", "no/such key", 404)
+    assert len(sent) == 1 and sent[0], responses.sent
+    assert error.request_id == sent[0]
+    assert f"request id {sent[0]}" in str(error)
+
+
+def test_error_without_a_body_carries_the_request_id_header(s3, client, responses):
+    """A HEAD error has no body: the id comes from the x-amz-request-id header S3 sends with it."""
+    responses.like_s3 = True
+    error = expect_s3_exception(lambda: client.head_object(s3.bucket, "nokey"))
+    assert error.status == 404
+    sent = responses.request_ids("HEAD", "nokey", 404)
+    assert len(sent) == 1 and sent[0], responses.sent
+    assert error.request_id == sent[0]
+    assert f"request id {sent[0]}" in str(error)
+
+
 # ---------------------------------------------------------------- unreachable endpoint
 
 

@@ -356,3 +356,59 @@ def test_datasets_list_past_one_page(s3):
     assert len(dataset) == len(keys)
     assert dataset[-1].key == keys[-1] and dataset[-1].read() == keys[-1].encode()
     assert [item.key for item in _iterable(s3, prefix="many/", prefetch=0)] == keys
+
+
+# --------------------------------------------------------------------------- arguments and properties
+
+KINDS = pytest.mark.parametrize("kind", [S3MapDataset, S3IterableDataset], ids=["map", "iterable"])
+
+
+@KINDS
+def test_datasets_report_their_region_and_endpoint(s3, kind):
+    """What the dataset was made with; no endpoint given reads as None."""
+    dataset = kind.from_prefix(s3.uri("data/"), region="eu-west-2", endpoint=s3.endpoint)
+    assert (dataset.region, dataset.endpoint) == ("eu-west-2", s3.endpoint)
+    default = kind.from_objects([s3.uri("data/a")], region="ap-south-1")
+    assert (default.region, default.endpoint) == ("ap-south-1", None)
+
+
+@KINDS
+@pytest.mark.parametrize("factory", ["from_prefix", "from_objects"])
+@pytest.mark.parametrize("transform", [None, "decode", 42])
+def test_datasets_reject_a_transform_that_is_not_callable(s3, kind, factory, transform):
+    """Caught when the dataset is made, not at the first sample inside a DataLoader worker."""
+    source = s3.uri("data/") if factory == "from_prefix" else [s3.uri("data/a")]
+    with pytest.raises(TypeError, match="transform must be callable"):
+        getattr(kind, factory)(source, region=s3.region, endpoint=s3.endpoint, transform=transform)
+
+
+@KINDS
+@pytest.mark.parametrize("uri", ["s3://bucket", "s3://bucket/"])
+def test_from_objects_rejects_a_bucket_without_a_key(kind, uri):
+    """A bucket is not an object: refused when the dataset is made, not as a failed GET later."""
+    with pytest.raises(ValueError, match="names a bucket, not an object"):
+        kind.from_objects(["s3://bucket/ok", uri], region="us-east-1")
+    with pytest.raises(ValueError, match="names a bucket, not an object"):
+        kind.from_objects(uri, region="us-east-1")
+
+
+@pytest.mark.parametrize("enable_sharding", [1, 0, "yes", None])
+def test_iterable_dataset_rejects_non_bool_enable_sharding(s3, enable_sharding):
+    """Only True or False: a misplaced positional argument must not silently switch sharding."""
+    with pytest.raises(TypeError, match="enable_sharding must be a bool"):
+        _iterable(s3, enable_sharding=enable_sharding)
+
+
+@pytest.mark.parametrize("option", ["prefetch", "prefetch_bytes"])
+@pytest.mark.parametrize("value", [-1, True, 1.5, "8", None])
+def test_iterable_dataset_rejects_bad_prefetch_limits(s3, option, value):
+    """Non-negative ints only, refused at construction rather than misbehaving mid-epoch."""
+    with pytest.raises(ValueError, match=f"{option} must be a non-negative int"):
+        _iterable(s3, **{option: value})
+
+
+def test_iterable_dataset_prefetch_limits_of_zero_are_valid(s3):
+    """0 turns read-ahead off (by count or by bytes): still every object, in order."""
+    objects = sorted(_upload(s3, n=3).items())
+    for options in ({"prefetch": 0}, {"prefetch_bytes": 0}):
+        assert list(_iterable(s3, transform=key_and_bytes, **options)) == objects

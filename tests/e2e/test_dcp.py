@@ -3,9 +3,12 @@ single process and two gloo ranks, every prefix strategy, async_save, the DCP-op
 partial loads (bytes fetched counted at the client), and .metadata written last."""
 
 import io
+import json
 import os
 import subprocess
 import sys
+import threading
+import urllib.request
 import uuid
 from datetime import timedelta
 
@@ -15,12 +18,13 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 import torch.multiprocessing as mp
 
-from s3torchconnector import S3ReaderConstructor
+from s3torchconnector import S3Exception, S3ReaderConstructor
 from s3torchconnector._s3client import S3Client
 from s3torchconnector.dcp import (
     BinaryPrefixStrategy,
     DefaultPrefixStrategy,
     HexPrefixStrategy,
+    NumericPrefixStrategy,
     RoundRobinPrefixStrategy,
     S3FileSystem,
     S3StorageReader,
@@ -48,6 +52,7 @@ STRATEGIES = {
         lambda: HexPrefixStrategy(epoch_num=3, min_prefix_length=4),
         lambda r, n: f"{r % n:x}000/epoch_3/__{r}_",
     ),
+    "numeric": (lambda: NumericPrefixStrategy(16, min_prefix_length=2), lambda r, n: f"{r % n:x}0/__{r}_"),
     "round-robin": (
         lambda: RoundRobinPrefixStrategy(["pa", "pb"], epoch_num=1),
         lambda r, n: f"{['pa', 'pb'][r % 2]}/epoch_1/__{r}_",
@@ -284,25 +289,51 @@ def test_metadata_is_written_last(s3, monkeypatch):
     assert completed[-1] == "order/.metadata"
 
 
-def test_interrupted_save_leaves_no_metadata(s3, monkeypatch):
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.parametrize("failing_thread", ["main", "writer"])
+def test_interrupted_save_leaves_no_metadata(s3, monkeypatch, failing_thread):
+    """An upload failing in either of the two writer threads fails the save and leaves no .metadata.
+
+    FileSystemWriter's extra threads (thread_count > 1) drop their exceptions: only S3StorageWriter's
+    check for missing results turns a failure there into a failed save. The main thread waits at
+    its first upload until the extra thread has opened one, so each thread holds one of the two
+    files and the failure lands in the chosen thread every time."""
     model, optimizer = _model_and_optimizer(0)
     state = {"model": model.state_dict(), "optim": optimizer.state_dict()}
     path = s3.uri("broken")
     dcp.save(state, storage_writer=S3StorageWriter(REGION, path, endpoint=s3.endpoint, thread_count=2))
-    assert "broken/.metadata" in s3.keys()
+    assert sorted(s3.keys()) == ["broken/.metadata", "broken/__0_0.distcp", "broken/__0_1.distcp"]
+    previous = {key: s3.get(key) for key in s3.keys()}
 
-    def fail_second_file(key, writer):
-        if key.endswith("__0_1.distcp"):
+    writer_thread_started = threading.Event()
+    writer_threads = set()
+    failed = []
+
+    def fail_in_chosen_thread(key, writer):
+        if not key.endswith(".distcp"):
+            return
+        in_main = threading.current_thread() is threading.main_thread()
+        if in_main:
+            assert writer_thread_started.wait(60), "the second writer thread never opened an upload"
+        else:
+            writer_threads.add(threading.current_thread())
+            writer_thread_started.set()
+        if in_main == (failing_thread == "main"):
+            failed.append(key)
+
             def write(data):
                 raise OSError("connection lost mid-checkpoint")
 
             writer.write = write
 
-    _record_closes(monkeypatch, on_put=fail_second_file)
+    _record_closes(monkeypatch, on_put=fail_in_chosen_thread)
     with pytest.raises(dcp.CheckpointException, match="connection lost"):
         dcp.save(state, storage_writer=S3StorageWriter(REGION, path, endpoint=s3.endpoint, thread_count=2))
+    for thread in writer_threads:  # a failure in the main thread does not wait for the other upload
+        thread.join(60)
+    assert len(failed) == 1
     assert "broken/.metadata" not in s3.keys()  # the earlier checkpoint's metadata was removed first
-    assert "broken/__0_1.distcp" in s3.keys()  # the previous save's file: never replaced by half a file
+    assert s3.get(failed[0]) == previous[failed[0]]  # the previous save's file, never half a new one
     assert s3.multipart_uploads() == []
     with pytest.raises(dcp.CheckpointException, match="NoSuchKey"):
         dcp.load(state, storage_reader=S3StorageReader(REGION, path, endpoint=s3.endpoint))
@@ -350,6 +381,156 @@ def test_s3_file_system_operations(s3):
     assert S3StorageReader.validate_checkpoint_id(s3.uri("ckpt"))
     assert not S3FileSystem.validate_checkpoint_id("/tmp/ckpt")
     assert not S3FileSystem.validate_checkpoint_id(42)
+
+
+def _moto_auth(endpoint: str, after_requests: str) -> str:
+    """Sets after how many requests moto starts checking credentials ('inf': never), through its
+    own HTTP switch; returns the previous setting."""
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/reset-auth",
+        data=after_requests.encode(),
+        headers={"Content-Type": "text/plain"},  # a form body would be parsed away
+        method="POST",
+    )
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)["PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT"]
+
+
+@pytest.fixture
+def access_denied(s3):
+    """While active, the local server refuses every request with 403: it checks credentials, and
+    the test credentials belong to no one."""
+    previous = _moto_auth(s3.endpoint, "0")
+    try:
+        yield s3
+    finally:
+        _moto_auth(s3.endpoint, previous)
+
+
+def test_exists_raises_errors_other_than_not_found(access_denied):
+    """exists() answers False only for "not found": a refused HEAD (403) must not pass for a
+    missing checkpoint, or a save would carry on and a load would report no checkpoint."""
+    s3 = access_denied
+    fs = S3FileSystem(REGION, s3_client=S3Client(REGION, endpoint=s3.endpoint))
+    with pytest.raises(S3Exception) as error:
+        fs.exists(s3.uri("ckpt/.metadata"))
+    assert error.value.status == 403
+    assert error.value.code == "AccessDenied"
+
+
+class _FailingDeletes:
+    """Makes a client's delete_object fail (as S3 does now and then, with a 500 InternalError) the
+    first ``failures`` times, then delete for real."""
+
+    def __init__(self, client: S3Client, failures: int):
+        self.attempts = []
+        delete = client.delete_object
+
+        def delete_object(bucket, key):
+            self.attempts.append(key)
+            if len(self.attempts) <= failures:
+                error = S3Exception(f"InternalError: DeleteObject of s3://{bucket}/{key} failed (HTTP 500)")
+                error.code, error.status, error.bucket, error.key = "InternalError", 500, bucket, key
+                error.request_id, error.operation = "", "DeleteObject"
+                raise error
+            delete(bucket, key)
+
+        client.delete_object = delete_object
+
+
+def test_rename_retries_a_failed_delete(s3):
+    """DCP renames through copy then delete; a delete that fails once is retried, so the old name
+    does not linger beside the new one."""
+    client = S3Client(REGION, endpoint=s3.endpoint)
+    fs = S3FileSystem(REGION, s3_client=client)
+    s3.put("fs/tmp.bin", b"payload")
+    deletes = _FailingDeletes(client, failures=1)
+    fs.rename(s3.uri("fs/tmp.bin"), s3.uri("fs/final.bin"))
+    assert deletes.attempts == ["fs/tmp.bin", "fs/tmp.bin"]
+    assert s3.keys() == ["fs/final.bin"]
+    assert s3.get("fs/final.bin") == b"payload"
+
+
+def test_rename_gives_up_after_three_failed_deletes(s3):
+    """A delete that keeps failing is reported, after three attempts, and the data is not lost."""
+    client = S3Client(REGION, endpoint=s3.endpoint)
+    fs = S3FileSystem(REGION, s3_client=client)
+    s3.put("fs/tmp.bin", b"payload")
+    deletes = _FailingDeletes(client, failures=3)
+    with pytest.raises(S3Exception, match="InternalError"):
+        fs.rename(s3.uri("fs/tmp.bin"), s3.uri("fs/final.bin"))
+    assert deletes.attempts == ["fs/tmp.bin"] * 3
+    assert sorted(s3.keys()) == ["fs/final.bin", "fs/tmp.bin"]
+    assert s3.get("fs/final.bin") == b"payload"
+
+
+@pytest.mark.parametrize("thread_count", [0, -1, True, 1.5, "2", None])
+def test_writer_rejects_a_bad_thread_count(thread_count):
+    """Refused when the writer is made, before a save has removed the previous checkpoint's metadata."""
+    with pytest.raises(ValueError, match="thread_count"):
+        S3StorageWriter(REGION, "s3://bucket/ckpt", thread_count=thread_count)
+
+
+def test_writer_rejects_a_prefix_strategy_that_is_not_one():
+    """A string where a strategy belongs is refused up front, not called per rank mid-save."""
+    with pytest.raises(TypeError, match="prefix_strategy"):
+        S3StorageWriter(REGION, "s3://bucket/ckpt", prefix_strategy="__0_")
+
+
+class _RankMetadataReader(S3StorageReader):
+    """Reads the metadata file one rank wrote (``__<rank>.metadata``) of a save without collectives."""
+
+    def __init__(self, *args, rank: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._metadata_rank = rank
+
+    def read_metadata(self, *args, **kwargs):
+        return super().read_metadata(rank=self._metadata_rank)
+
+
+def test_save_without_collectives_writes_its_own_metadata(s3, monkeypatch):
+    """use_collectives=False: the rank writes __<rank>.metadata (no shared .metadata), removes its
+    previous one before any data file is written, and the checkpoint loads from it."""
+    model, optimizer = _model_and_optimizer(0)
+    state = {"model": model.state_dict(), "optim": optimizer.state_dict()}
+    path = s3.uri("solo")
+
+    def save():
+        writer = S3StorageWriter(REGION, path, endpoint=s3.endpoint, thread_count=2)
+        dcp.save(state, storage_writer=writer, use_collectives=False)
+
+    save()
+    assert sorted(s3.keys()) == ["solo/__0.metadata", "solo/__0_0.distcp", "solo/__0_1.distcp"]
+
+    metadata_present_at_data_puts = []
+
+    def check(key, writer):
+        if key.endswith(".distcp"):
+            metadata_present_at_data_puts.append("solo/__0.metadata" in s3.keys("solo/"))
+
+    completed = _record_closes(monkeypatch, on_put=check)
+    save()
+    assert metadata_present_at_data_puts == [False, False]
+    assert completed[-1] == "solo/__0.metadata"
+
+    fresh_model, fresh_optimizer = _model_and_optimizer(1)
+    target = {"model": fresh_model.state_dict(), "optim": fresh_optimizer.state_dict()}
+    dcp.load(target, storage_reader=_RankMetadataReader(REGION, path, endpoint=s3.endpoint, rank=0))
+    _assert_equal(model.state_dict(), target["model"], "model")
+    _assert_equal(optimizer.state_dict(), target["optim"], "optim")
+
+
+def test_numeric_prefix_strategy_used_directly():
+    """NumericPrefixStrategy is public: base 2 and 16 as the named strategies, other bases refused."""
+    assert NumericPrefixStrategy(2, prefix_count=8)(5) == BinaryPrefixStrategy(prefix_count=8)(5) == "1010000000/__5_"
+    assert NumericPrefixStrategy(16, prefix_count=32)(26) == HexPrefixStrategy(prefix_count=32)(26)
+    strategy = NumericPrefixStrategy(16, epoch_num=2, min_prefix_length=3, prefix_count=20)
+    assert strategy.generate_prefix(17) == "110/epoch_2/__17_"  # 17 = 0x011, reversed
+    assert strategy(25) == "500/epoch_2/__25_"  # 20 prefixes: rank 25 shares rank 5's
+    assert NumericPrefixStrategy(2, min_prefix_len=2, prefix_count=5)(3) == "110/__3_"  # 5 needs 3 bits
+    for base in (10, 8, 0, "16"):
+        with pytest.raises(ValueError, match="base"):
+            NumericPrefixStrategy(base)
 
 
 def test_dcp_optimized_reader_any_access_pattern(s3, monkeypatch):

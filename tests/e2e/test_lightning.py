@@ -16,10 +16,11 @@ from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.plugins.io import AsyncCheckpointIO  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
-from s3torchconnector import S3Checkpoint, S3Exception  # noqa: E402
+from s3torchconnector import S3Checkpoint, S3ClientConfig, S3Exception  # noqa: E402
 from s3torchconnector.lightning import S3LightningCheckpoint  # noqa: E402
 
 BATCHES_PER_EPOCH = 4
+MIB = 1024 * 1024
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:.*exists and is not empty",  # resuming into the directory of the first run
@@ -116,6 +117,37 @@ def test_save_load_remove(s3):
     with pytest.raises(ValueError, match="s3://"):
         plugin.load_checkpoint("/local/path.ckpt")
     plugin.teardown()
+
+
+def test_load_checkpoint_applies_map_location(s3):
+    """map_location reaches torch.load: a device moves every tensor, a callable sees every storage."""
+    plugin = S3LightningCheckpoint(s3.region, endpoint=s3.endpoint)
+    uri = s3.uri("mapped.ckpt")
+    plugin.save_checkpoint({"weights": torch.arange(6.0), "bias": torch.ones(2)}, uri)
+
+    on_meta = plugin.load_checkpoint(uri, map_location=torch.device("meta"))
+    assert {name: tensor.device.type for name, tensor in on_meta.items()} == {"weights": "meta", "bias": "meta"}
+
+    locations = []
+
+    def record(storage, location):
+        locations.append(location)
+        return storage
+
+    loaded = plugin.load_checkpoint(uri, map_location=record)
+    assert locations == ["cpu", "cpu"]
+    assert torch.equal(loaded["weights"], torch.arange(6.0))
+
+
+def test_s3client_config_reaches_the_client(s3):
+    """The plugin's uploads use the given S3ClientConfig: with 5 MiB parts an 11 MiB checkpoint is
+    stored in three parts (the default 8 MiB parts would make two), as its ETag says."""
+    plugin = S3LightningCheckpoint(s3.region, endpoint=s3.endpoint, s3client_config=S3ClientConfig(part_size=5 * MIB))
+    state = {"weights": torch.zeros(11 * MIB // 4)}  # 11 MiB of float32, plus torch.save framing
+    plugin.save_checkpoint(state, s3.uri("parts.ckpt"))
+    etag = s3.boto3.head_object(Bucket=s3.bucket, Key="parts.ckpt")["ETag"]
+    assert etag.endswith('-3"'), etag
+    assert torch.equal(plugin.load_checkpoint(s3.uri("parts.ckpt"))["weights"], state["weights"])
 
 
 def test_failed_save_leaves_no_object(s3):

@@ -1,7 +1,7 @@
 """S3Reader against the local S3 server: every strategy behaves like a file over the object's bytes.
 
-Random sequences of read/readinto/seek/tell are compared with an io.BytesIO model whose seeks
-clamp to the object's size (as the product promises)."""
+Random sequences of read/read1/readinto/readinto1/seek/tell are compared with an io.BytesIO model
+whose seeks clamp to the object's size (as the product promises)."""
 
 import io
 import os
@@ -69,7 +69,9 @@ def _operation(size):
     return st.one_of(
         st.tuples(st.just("read"), st.one_of(n, st.just(-1), st.none())),
         st.tuples(st.just("read()")),
+        st.tuples(st.just("read1"), st.one_of(n, st.just(-1))),
         st.tuples(st.just("readinto"), n),
+        st.tuples(st.just("readinto1"), n),
         st.tuples(st.just("seek"), offset, st.sampled_from([io.SEEK_SET, io.SEEK_CUR, io.SEEK_END])),
         st.tuples(st.just("tell")),
     )

@@ -207,6 +207,14 @@ def test_checkpoint_round_trips_multipart_state_dict(s3, reader):
     _assert_state_dicts_equal(loaded, state)
 
 
+def test_checkpoint_reports_its_region_and_endpoint(s3):
+    """What it was made with, as the original's attributes; no endpoint given reads as None."""
+    checkpoint = S3Checkpoint(region="eu-north-1", endpoint=s3.endpoint)
+    assert (checkpoint.region, checkpoint.endpoint) == ("eu-north-1", s3.endpoint)
+    default = S3Checkpoint("sa-east-1")
+    assert (default.region, default.endpoint) == ("sa-east-1", None)
+
+
 @pytest.mark.parametrize("uri", ["not-a-uri", "http://bucket/key", "s3:///key", "s3://bad bucket/key"])
 def test_checkpoint_bad_uri_raises_value_error_naming_it(s3, uri):
     checkpoint = S3Checkpoint(region=s3.region, endpoint=s3.endpoint)

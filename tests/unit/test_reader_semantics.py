@@ -1,18 +1,19 @@
-"""Reader semantics without a server: seek/read-size rules, reader-type names, and both reader
-strategies over MockS3Client's in-memory bucket (against a BytesIO model) and over a fake of the
-native download streams that counts requests."""
+"""Reader semantics without a server: seek/read-size rules, reader-type names, and every reader
+strategy (the DCP-optimized one with random planned ranges) over MockS3Client's in-memory bucket
+against a BytesIO model, and over a fake of the native download streams that counts requests."""
 
 import io
 import random
 from functools import partial
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from s3torchconnector import S3Reader, S3ReaderConstructor
 from s3torchconnector._s3client import MockS3Client
 from s3torchconnector.s3reader import RangedS3Reader, SequentialS3Reader
+from s3torchconnector.s3reader.dcp_optimized import DCPOptimizedS3Reader
 from s3torchconnector.s3reader.ranged import DEFAULT_BUFFER_SIZE, FILL_SEGMENT_SIZE
 from s3torchconnector.s3reader.s3reader import check_read_size, resolve_seek
 from reader_model import ClampedBytesIO, apply_operation
@@ -224,7 +225,9 @@ CONSTRUCTORS = {
 _ops = st.one_of(
     st.tuples(st.just("read"), st.one_of(st.none(), st.integers(-2, 3000))),
     st.tuples(st.just("read()")),
+    st.tuples(st.just("read1"), st.one_of(st.none(), st.integers(-2, 3000))),
     st.tuples(st.just("readinto"), st.integers(0, 3000)),
+    st.tuples(st.just("readinto1"), st.integers(0, 3000)),
     st.tuples(st.just("seek"), st.integers(-3000, 3000), st.sampled_from([io.SEEK_SET, io.SEEK_CUR, io.SEEK_END])),
     st.tuples(st.just("tell")),
 )
@@ -256,6 +259,40 @@ def _reader_on_mock(data: bytes, constructor) -> S3Reader:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_reader_matches_bytesio_model(name, data, ops):
     run_against_model(_reader_on_mock(data, CONSTRUCTORS[name]), data, ops)
+
+
+# A DCP data file as a load plan sees it: runs of bytes, each an item the plan reads (True) or one
+# it skips (False). All True: the plan covers the object.
+_segments = st.lists(st.tuples(st.integers(1, 400), st.booleans()), max_size=10)
+
+
+@given(
+    segments=_segments,
+    seed=st.integers(0, 2**32 - 1),
+    max_gap_size=st.sampled_from([0, 1, 100, float("inf")]),
+    ops=st.lists(_ops, max_size=25),
+)
+# Two items apart within one request: reading the second skips the gap's bytes of the stream.
+@example(segments=[(10, True), (10, False), (10, True)], seed=0, max_gap_size=float("inf"), ops=[])
+# A step back to an item whose bytes the open request has already passed: it is fetched again.
+@example(
+    segments=[(10, True)] * 3, seed=0, max_gap_size=float("inf"), ops=[("read", 15), ("seek", 2, 0), ("read", 5)]
+)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_dcp_optimized_reader_matches_bytesio_model(segments, seed, max_gap_size, ops):
+    """The reader DCP loads use answers any sequence of reads and seeks with the object's bytes,
+    whatever the planned ranges and however they are grouped into requests."""
+    body = random.Random(seed).randbytes(sum(length for length, _ in segments))
+    ranges, start = [], 0
+    for length, planned in segments:
+        if planned:
+            ranges.append((start, start + length))
+        start += length
+    constructor = S3ReaderConstructor.dcp_optimized(max_gap_size)
+    constructor.set_file_ranges({"s3://bucket/some/key": ranges})
+    reader = _reader_on_mock(body, constructor)
+    assert isinstance(reader, DCPOptimizedS3Reader)
+    run_against_model(reader, body, ops)
 
 
 # Larger than the range reader's 8 MiB buffer, and not a whole number of its 1 MiB fill segments:
