@@ -7,7 +7,7 @@ loads it into the new pass before its first item, which then continues exactly w
 
 import hashlib
 from itertools import islice, takewhile
-from typing import Any, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import _epoch_order
 from ._iterable_state import Listing, Position, check_listing, check_settings, position_from_dict
@@ -46,17 +46,25 @@ class LazyListing:
 
 
 class EpochIterator:
-    """Yields the dataset's samples for this pass; ``state_dict`` tells how far it got."""
+    """Yields the dataset's samples for this pass; ``state_dict`` tells how far it got.
+
+    The pass reads *units*: objects, each one sample, or tar shards, each many. Where it stands is
+    the number of units this shard finished, plus the samples yielded from the unit it is in.
+    """
 
     def __init__(self, dataset, epoch: int, resume: Optional[Position] = None):
         self._dataset = dataset
         self._epoch = epoch
         self._resume: Optional[Position] = None
-        self._samples: Optional[Iterator[Any]] = None
+        self._units: Optional[Iterator[Tuple[int, Iterator[Tuple[Any, bool]]]]] = None
         self._listing: Optional[LazyListing] = None
         self._rounds = ()
         self._shard = (0, 1)
-        self._yielded = 0
+        self._finished = 0  # units finished in this run
+        self._unit: Optional[Iterator[Tuple[Any, bool]]] = None  # (sample, is it the unit's last)
+        self._current: Optional[int] = None  # listing position of the unit being read
+        self._partial = 0  # samples yielded from it
+        self._skips: Dict[int, int] = {}  # samples to skip, by listing position (read by an earlier run)
         if resume is not None:
             self._load(resume)
 
@@ -64,26 +72,47 @@ class EpochIterator:
         return self
 
     def __next__(self) -> Any:
-        if self._samples is None:
-            self._samples = self._start()
-        sample = next(self._samples)
-        self._yielded += 1
-        return sample
+        if self._units is None:
+            self._units = self._start()
+        while True:
+            if self._unit is None:
+                self._current, samples = next(self._units)  # StopIteration ends the pass
+                self._partial = self._skips.pop(self._current, 0)
+                self._unit = _with_last_flag(islice(samples, self._partial, None))
+            try:
+                sample, last = next(self._unit)
+            except StopIteration:  # a unit with no samples (left)
+                self._finish_unit()
+                continue
+            if last:
+                self._finish_unit()
+            else:
+                self._partial += 1
+            return sample
+
+    def _finish_unit(self) -> None:
+        self._unit, self._current, self._partial = None, None, 0
+        self._finished += 1
 
     def state_dict(self) -> dict:
-        if self._samples is None:  # not started: it stands where it was loaded, or at the start
+        settings = self._dataset._settings
+        if self._units is None:  # not started: it stands where it was loaded, or at the start
             resume = self._resume
             if resume is not None and resume.shard is not None:
                 return resume.to_dict()
             shard, shards = self._dataset._current_shard()
-            listing, rounds = (resume.listing, resume.rounds) if resume is not None else (None, ())
-            return Position(self._epoch, self._dataset._settings, listing, rounds, shard, shards, 0).to_dict()
+            if resume is None:
+                return Position(self._epoch, settings, None, (), shard, shards).to_dict()
+            return Position(self._epoch, settings, resume.listing, resume.rounds, shard, shards,
+                            skips=resume.skips).to_dict()
         shard, shards = self._shard
-        listing = self._listing.fingerprint()
-        return Position(self._epoch, self._dataset._settings, listing, self._rounds, shard, shards, self._yielded).to_dict()
+        return Position(
+            self._epoch, settings, self._listing.fingerprint(), self._rounds, shard, shards, self._finished,
+            current=self._current, partial=self._partial, skips=tuple(sorted(self._skips.items())),
+        ).to_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        if self._samples is not None:
+        if self._units is not None:
             raise RuntimeError("load_state_dict() must come before the first item of the pass is taken")
         self._load(position_from_dict(state))
 
@@ -93,7 +122,7 @@ class EpochIterator:
         self._epoch = position.epoch
         self._dataset._continue_epoch(position.epoch)
 
-    def _start(self) -> Iterator[Any]:
+    def _start(self) -> Iterator[Tuple[int, Iterator[Tuple[Any, bool]]]]:
         dataset = self._dataset
         settings = dataset._settings
         self._listing = listing = LazyListing(dataset._get_dataset_objects(dataset._get_client()))
@@ -102,6 +131,7 @@ class EpochIterator:
         if resume is not None:
             check_listing(resume, listing.fingerprint(), dataset._source_description())
             self._rounds = resume.rounds
+            self._skips = resume.skips_after()
             if resume.shard is not None:
                 if (resume.shard, resume.shards) != (shard, shards):
                     raise ValueError(
@@ -116,14 +146,29 @@ class EpochIterator:
         )
         if not known:
             order = takewhile(listing.has, order)  # a plain pass: read while listing
+        # For tar shards the buffer mixes the samples within each shard instead of the shards.
+        unit_buffer = 0 if settings.shard_format else settings.shuffle_buffer_size
         if self._rounds:
             order = _epoch_order.remaining(
-                order, self._rounds, buffer_size=settings.shuffle_buffer_size, seed=settings.seed, epoch=self._epoch
+                order, self._rounds, buffer_size=unit_buffer, seed=settings.seed, epoch=self._epoch
             )
         positions = _epoch_order.shard_positions(
-            order, shard, shards, buffer_size=settings.shuffle_buffer_size, seed=settings.seed,
+            order, shard, shards, buffer_size=unit_buffer, seed=settings.seed,
             epoch=self._epoch, run=len(self._rounds),
         )
-        self._yielded = skip
-        objects = (listing[position] for position in islice(positions, skip, None))
-        return dataset._samples(objects)
+        self._finished = skip
+        return dataset._units(islice(positions, skip, None), listing, self._epoch)
+
+
+def _with_last_flag(items: Iterator[Any]) -> Iterator[Tuple[Any, bool]]:
+    """(item, whether it is the last): one item of lookahead, so a pass knows a unit is done as soon
+    as its last sample is taken, and a state saved then does not reopen it."""
+    items = iter(items)
+    previous = next(items, _NOTHING)
+    while previous is not _NOTHING:
+        following = next(items, _NOTHING)
+        yield previous, following is _NOTHING
+        previous = following
+
+
+_NOTHING = object()

@@ -6,7 +6,8 @@ randomness from ``random.Random`` seeded by text: the same on every rank, worker
 
 - The epoch's order is the listing order, or with ``shuffle`` a permutation seeded by (seed, epoch).
 - Shard ``j`` of ``S`` takes every S-th position of that order, starting at ``j``.
-- An optional shuffle buffer reorders each shard's stream a little more, seeded by its shard.
+- An optional shuffle buffer reorders each shard's stream a little more, seeded by its shard; for
+  tar shards it reorders the samples within each tar shard instead, seeded by that tar shard.
 - A *round* is one run of the epoch over one layout of shards that stopped part-way (a preempted
   job): it records how many positions each shard had yielded. The positions left after the rounds,
   in epoch order, are dealt to the shards of the next run, whatever their number.
@@ -45,7 +46,15 @@ def shard_positions(
     return _buffer_shuffle(dealt, buffer_size, _rng(seed, epoch, run, shard, shards))
 
 
-def _buffer_shuffle(items: Iterator[int], size: int, rng: random.Random) -> Iterator[int]:
+def shuffled_samples(samples: Iterable, size: int, *, seed: int, epoch: int, position: int) -> Iterator:
+    """The samples of one tar shard through a shuffle buffer seeded by the shard's listing position:
+    the same order whichever worker reads it, so a resume can skip the samples already read."""
+    if size <= 1:
+        return iter(samples)
+    return _buffer_shuffle(iter(samples), size, _rng(seed, epoch, "samples", position))
+
+
+def _buffer_shuffle(items: Iterator, size: int, rng: random.Random) -> Iterator:
     """Each item waits in a buffer of ``size`` and leaves it at a random turn: items move at most
     about ``size`` places, and memory stays bounded for streams of any length."""
     buffer: List[int] = []

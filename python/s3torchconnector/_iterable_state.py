@@ -20,6 +20,7 @@ class Settings:
     shuffle: bool
     seed: int
     shuffle_buffer_size: int
+    shard_format: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,25 @@ class Position:
     rounds: Tuple[Tuple[int, ...], ...] = ()
     shard: Optional[int] = None  # None: any shard of whatever layout reads it next (elastic)
     shards: Optional[int] = None
-    yielded: int = 0
+    yielded: int = 0  # objects (tar shards) this shard finished in this run
+    # Tar shards only: the samples of a shard read part-way, by its position in the listing. `partial`
+    # samples of the object at `current` were yielded; `skips` are read part-way by earlier runs.
+    current: Optional[int] = None
+    partial: int = 0
+    skips: Tuple[Tuple[int, int], ...] = ()
 
     def to_dict(self) -> Dict[str, Any]:
         state = asdict(self)
         state["rounds"] = [list(run) for run in self.rounds]
+        state["skips"] = [list(skip) for skip in self.skips]
         return {"format": FORMAT, "version": VERSION, "kind": "position", **state}
+
+    def skips_after(self) -> Dict[int, int]:
+        """Samples to skip, by listing position, when this position is resumed."""
+        skips = dict(self.skips)
+        if self.current is not None and self.partial:
+            skips[self.current] = self.partial
+        return skips
 
 
 @dataclass
@@ -90,6 +104,7 @@ def position_from_dict(state) -> Position:
         settings = Settings(**state["settings"])
         listing = Listing(**state["listing"]) if state["listing"] is not None else None
         rounds = tuple(tuple(int(n) for n in run) for run in state["rounds"])
+        skips = tuple((int(position), int(count)) for position, count in state.get("skips", ()))
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"corrupt S3IterableDataset state: {error}") from None
     position = Position(
@@ -100,6 +115,9 @@ def position_from_dict(state) -> Position:
         shard=_non_negative_int(state, "shard", optional=True),
         shards=_non_negative_int(state, "shards", optional=True),
         yielded=_non_negative_int(state, "yielded"),
+        current=_non_negative_int(state, "current", optional=True),
+        partial=_non_negative_int(state, "partial"),
+        skips=skips,
     )
     if (position.shard is None) != (position.shards is None) or (
         position.shard is not None and position.shard >= position.shards
@@ -121,7 +139,7 @@ def dataset_state_from_dict(state) -> EpochCounter:
 
 
 def check_settings(position: Position, settings: Settings) -> None:
-    for name in ("shuffle", "seed", "shuffle_buffer_size"):
+    for name in ("shuffle", "seed", "shuffle_buffer_size", "shard_format"):
         saved, ours = getattr(position.settings, name), getattr(settings, name)
         if saved != ours:
             raise ValueError(
@@ -196,9 +214,13 @@ def merge(positions: Iterable[Position]) -> Position:
     if len(listings) > 1:
         raise ValueError("the states were saved against different listings: the dataset changed between them")
     yielded = tuple(by_shard[shard].yielded for shard in range(shards))
+    # Skips no shard used are still owed; each shard's part-read object adds one.
+    skips = set.intersection(*(set(p.skips) for p in positions))
+    skips.update((p.current, p.partial) for p in positions if p.current is not None and p.partial)
     return Position(
         epoch=first.epoch,
         settings=first.settings,
         listing=listings.pop() if listings else None,
         rounds=first.rounds + (yielded,),
+        skips=tuple(sorted(skips)),
     )

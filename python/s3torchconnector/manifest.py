@@ -24,6 +24,7 @@ from ._native import S3Exception
 from ._s3bucket_key_data import S3BucketKeyData
 from ._s3client import ObjectInfo, S3Client, S3ClientConfig
 from ._s3uri import parse_s3_uri
+from ._stream_file import StreamFile
 from ._user_agent import UserAgent
 
 HEADER_FIELD = "s3torchconnector_manifest"
@@ -94,7 +95,7 @@ class ObjectsFromManifest:
     def read(self, client: S3Client) -> List[S3BucketKeyData]:
         try:
             stream = client._get_object_stream(self.bucket, self.key, 0, None)
-            lines = io.BufferedReader(_StreamFile(stream), buffer_size=1 << 20)
+            lines = io.BufferedReader(StreamFile(stream), buffer_size=1 << 20)
             if self.key.endswith(".gz"):
                 lines = gzip.GzipFile(fileobj=lines, mode="rb")
             entries = list(self._parse(lines))
@@ -158,19 +159,6 @@ class ObjectsFromManifest:
             f"s3://{bucket}/{key} changed since the manifest {self.uri} was written (its ETag no longer "
             f"matches): write the manifest again, or restore the object ({error})",
         )
-
-
-class _StreamFile(io.RawIOBase):
-    """A native GET stream as a readable binary file, for BufferedReader and GzipFile."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        return self._stream.readinto(buffer)
 
 
 def _with_context(error: S3Exception, message: str) -> S3Exception:

@@ -1,6 +1,7 @@
 """What S3MapDataset and S3IterableDataset share: the client, the objects, the transform, and
 the ``from_objects`` / ``from_prefix`` / ``from_manifest`` constructors."""
 
+import contextlib
 from typing import Any, Callable, Iterable, Optional, Union
 
 from ._native import S3Exception
@@ -136,12 +137,17 @@ class S3DatasetBase:
         )
 
     def _sample(self, reader: S3Reader) -> Any:
-        """``transform(reader)``; a read refused because the object changed since its manifest was
-        written says so, naming both."""
-        try:
+        with self._reading(reader.bucket, reader.key):
             return self._transform(reader)
+
+    @contextlib.contextmanager
+    def _reading(self, bucket: str, key: str):
+        """Around the reads of one object: a read refused because the object changed since its
+        manifest was written says so, naming both."""
+        try:
+            yield
         except S3Exception as error:
             source = self._get_dataset_objects
             if getattr(error, "code", "") == "PreconditionFailed" and isinstance(source, ObjectsFromManifest):
-                raise source.explain_changed(error, reader.bucket, reader.key) from error
+                raise source.explain_changed(error, bucket, key) from error
             raise

@@ -1,22 +1,27 @@
 """S3IterableDataset: streams the objects under a prefix (or a list of URIs), in listing order or
 a seeded shuffle, and can resume where a pass stopped."""
 
+import io
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator, Optional, Tuple
 
 import torch.distributed
 import torch.utils.data
 
+from . import _epoch_order
 from ._epoch_iterator import EpochIterator
 from ._iterable_state import EpochCounter, Settings, dataset_state_from_dict, find_positions, merge
 from ._s3client import S3Client, S3ClientConfig
 from ._s3dataset_common import ObjectsFromUris, ObjectsUnderPrefix, S3BucketKeyData, identity
+from ._stream_file import StreamFile
+from ._tar_samples import tar_samples
 from .s3dataset_base import S3DatasetBase
 from .s3reader import S3Reader
 from .s3reader.protocol import S3ReaderConstructorProtocol
 
 DEFAULT_PREFETCH = 64
 DEFAULT_PREFETCH_BYTES = 256 * 1024 * 1024
+SHARD_FORMATS = (None, "tar")
 
 
 class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
@@ -47,6 +52,7 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
         shuffle: bool = False,
         seed: int = 0,
         shuffle_buffer_size: int = 0,
+        shard_format: Optional[str] = None,
         prefetch: int = DEFAULT_PREFETCH,
         prefetch_bytes: int = DEFAULT_PREFETCH_BYTES,
     ):
@@ -58,6 +64,8 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
             raise TypeError(f"seed must be an int, got {seed!r}")
         if isinstance(shuffle_buffer_size, bool) or not isinstance(shuffle_buffer_size, int) or shuffle_buffer_size < 0:
             raise ValueError(f"shuffle_buffer_size must be a non-negative int (0 for none), got {shuffle_buffer_size!r}")
+        if shard_format not in SHARD_FORMATS:
+            raise ValueError(f"shard_format must be one of {SHARD_FORMATS}, got {shard_format!r}")
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
             raise ValueError(f"prefetch must be a non-negative int (0 turns it off), got {prefetch!r}")
         if isinstance(prefetch_bytes, bool) or not isinstance(prefetch_bytes, int) or prefetch_bytes < 0:
@@ -72,7 +80,9 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
             kind="iterable",
         )
         self._enable_sharding = enable_sharding
-        self._settings = Settings(shuffle=shuffle, seed=seed, shuffle_buffer_size=shuffle_buffer_size)
+        self._settings = Settings(
+            shuffle=shuffle, seed=seed, shuffle_buffer_size=shuffle_buffer_size, shard_format=shard_format
+        )
         self._epochs = EpochCounter()
         self._prefetch = prefetch
         self._prefetch_bytes = prefetch_bytes
@@ -133,9 +143,25 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
             return "the list of objects"
         return "the dataset's objects"
 
-    def _samples(self, objects: Iterator[S3BucketKeyData]) -> Iterator[Any]:
-        readers = ((self._reader(o), o.object_info.size if o.object_info else 0) for o in objects)
-        return (self._sample(r) for r in self._read_ahead(readers))
+    def _units(self, positions: Iterator[int], listing, epoch: int) -> Iterator[Tuple[int, Iterator[Any]]]:
+        """(listing position, its samples) for each object at ``positions``: an object is one
+        sample, a tar shard many. The next ones' requests are in flight while one is consumed."""
+        items = ((position, listing[position]) for position in positions)
+        if self._settings.shard_format == "tar":
+            shards = ((p, _TarShard(self, item), _listed_size(item)) for p, item in items)
+            for position, shard in self._read_ahead(shards):
+                samples = _epoch_order.shuffled_samples(
+                    shard.samples(), self._settings.shuffle_buffer_size, seed=self._settings.seed, epoch=epoch,
+                    position=position,
+                )
+                yield position, samples
+        else:
+            readers = ((p, self._reader(item), _listed_size(item)) for p, item in items)
+            for position, reader in self._read_ahead(readers):
+                yield position, self._one_sample(reader)
+
+    def _one_sample(self, reader: S3Reader) -> Iterator[Any]:
+        yield self._sample(reader)
 
     def _get_transformed_object(self, bucket_key: S3BucketKeyData) -> Any:
         return self._sample(self._reader(bucket_key))
@@ -151,26 +177,54 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
         # The original's split: objects dealt to ranks in turn, then each rank's share to its workers.
         return worker_id * world_size + rank, world_size * worker_count
 
-    def _read_ahead(self, readers: Iterator[Tuple[S3Reader, int]]) -> Iterator[S3Reader]:
-        """Yields the readers in order while keeping the next ones' requests in flight.
-
-        Sizes come from the listing (0 when objects were named without one).
-        """
+    def _read_ahead(self, entries: Iterator[Tuple[int, Any, int]]) -> Iterator[Tuple[int, Any]]:
+        """Yields (position, reader) in order while keeping the next readers' requests in flight:
+        at most ``prefetch`` of them, and ``prefetch_bytes`` by their listed sizes (0 when unknown)."""
         pending: deque = deque()
         pending_bytes = 0
-        for reader, size in readers:
+        for position, reader, size in entries:
             while pending and (len(pending) >= self._prefetch or pending_bytes + size > self._prefetch_bytes):
-                ready, ready_size = pending.popleft()
+                ready_position, ready, ready_size = pending.popleft()
                 pending_bytes -= ready_size
-                yield ready
+                yield ready_position, ready
             if self._prefetch == 0:
-                yield reader
+                yield position, reader
                 continue
             reader.prefetch()
-            pending.append((reader, size))
+            pending.append((position, reader, size))
             pending_bytes += size
         while pending:
-            yield pending.popleft()[0]
+            ready_position, ready, _ = pending.popleft()
+            yield ready_position, ready
+
+
+class _TarShard:
+    """One tar shard: its GET starts at ``prefetch()`` (or the first read) and streams in order, so
+    memory stays bounded whatever the shard's size."""
+
+    def __init__(self, dataset: S3IterableDataset, item: S3BucketKeyData):
+        self._dataset = dataset
+        self._item = item
+        self._stream = None
+
+    def prefetch(self) -> None:
+        if self._stream is None:
+            item = self._item
+            pinned = getattr(self._dataset._get_dataset_objects, "pin_versions", False) and item.object_info
+            etag = item.object_info.etag if pinned else ""
+            self._stream = self._dataset._get_client()._stream_object(item.bucket, item.key, etag)
+
+    def samples(self) -> Iterator[Any]:
+        item = self._item
+        with self._dataset._reading(item.bucket, item.key):
+            self.prefetch()
+            shard = io.BufferedReader(StreamFile(self._stream), buffer_size=1 << 20)
+            for sample in tar_samples(shard, f"s3://{item.bucket}/{item.key}"):
+                yield self._dataset._transform(sample)
+
+
+def _listed_size(item: S3BucketKeyData) -> int:
+    return item.object_info.size if item.object_info and item.object_info.size else 0
 
 
 def _process_group() -> Optional[Tuple[int, int]]:

@@ -3,6 +3,8 @@ order is a seeded function of the epoch, every object is read once per epoch ove
 shards, a resumed pass continues exactly, an elastic resume reads each unread object once, and a
 state that does not fit is refused with a message that says why."""
 
+import io
+import tarfile
 from itertools import islice
 
 import pytest
@@ -274,3 +276,102 @@ def test_bad_shuffle_arguments_fail_at_construction(options, error):
 def test_bad_epochs_are_refused(epoch):
     with pytest.raises(ValueError, match="epoch"):
         dataset().set_epoch(epoch)
+
+
+# ---------------------------------------------------------------- tar shards: samples inside objects
+
+
+def tar_bytes(samples):
+    """A tar of one '.txt' member per sample name."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name in samples:
+            member = tarfile.TarInfo(f"{name}.txt")
+            member.size = len(name)
+            tar.addfile(member, io.BytesIO(name.encode()))
+    return buffer.getvalue()
+
+
+def sample_key(sample):
+    assert sample["txt"] == sample["__key__"].encode()  # the member's bytes came with it
+    return sample["__key__"]
+
+
+def tar_dataset(shard_sizes, **options):
+    made = S3IterableDataset.from_prefix(
+        f"s3://{BUCKET}/shards/", region="us-east-1", transform=sample_key, shard_format="tar", **options
+    )
+    client = MockS3Client("us-east-1", BUCKET)
+    for shard, size in enumerate(shard_sizes):
+        client.add_object(f"shards/{shard:03d}.tar", tar_bytes([f"s{shard:03d}/{i}" for i in range(size)]))
+    made._client = client
+    return made
+
+
+def all_samples(shard_sizes):
+    return sorted(f"s{shard:03d}/{i}" for shard, size in enumerate(shard_sizes) for i in range(size))
+
+
+def test_tar_shards_yield_their_samples_in_order():
+    assert list(tar_dataset([2, 0, 3])) == ["s000/0", "s000/1", "s002/0", "s002/1", "s002/2"]
+
+
+def test_tar_shards_shuffle_by_shard_then_within_a_shard():
+    sizes = [5] * 8
+    plain = list(tar_dataset(sizes))
+    by_shard = list(tar_dataset(sizes, shuffle=True, seed=1))
+    mixed = list(tar_dataset(sizes, shuffle=True, seed=1, shuffle_buffer_size=3))
+    assert sorted(by_shard) == sorted(mixed) == plain
+    shard_order = [key[:4] for key in by_shard[::5]]
+    assert by_shard == [f"{shard}/{i}" for shard in shard_order for i in range(5)]  # shards stay whole
+    assert mixed != by_shard and [key[:4] for key in mixed[::5]] == shard_order  # mixed within each
+
+
+tar_layouts = st.lists(st.integers(0, 6), min_size=0, max_size=8)
+
+
+@settings(max_examples=50, deadline=None)
+@given(sizes=tar_layouts, shards=st.integers(1, 3), data=st.data(), shuffle=st.booleans(),
+       buffer_size=st.sampled_from([0, 3]))
+def test_a_resumed_tar_pass_continues_from_the_exact_sample(sizes, shards, data, shuffle, buffer_size):
+    options = dict(enable_sharding=True, shuffle=shuffle, seed=9, shuffle_buffer_size=buffer_size)
+    shard = data.draw(st.integers(0, shards - 1))
+    full = list(as_shard(tar_dataset(sizes, **options), shard, shards))
+    stopped = iter(as_shard(tar_dataset(sizes, **options), shard, shards))
+    before = take(stopped, data.draw(st.integers(0, len(full))))
+    resumed = iter(as_shard(tar_dataset(sizes, **options), shard, shards))
+    resumed.load_state_dict(stopped.state_dict())
+    assert before + list(resumed) == full
+
+
+@settings(max_examples=50, deadline=None)
+@given(sizes=tar_layouts, layouts=st.lists(st.integers(1, 4), min_size=2, max_size=3), data=st.data(),
+       shuffle=st.booleans(), buffer_size=st.sampled_from([0, 2]))
+def test_elastic_tar_resumes_read_every_unread_sample_once(sizes, layouts, data, shuffle, buffer_size):
+    """Part-read shards are finished by whichever new worker gets them, from the next sample."""
+    options = dict(enable_sharding=True, shuffle=shuffle, seed=4, shuffle_buffer_size=buffer_size)
+    seen, state = [], None
+    for run, shards in enumerate(layouts):
+        last = run == len(layouts) - 1
+        states = []
+        for shard in range(shards):
+            made = as_shard(tar_dataset(sizes, **options), shard, shards)
+            if state is not None:
+                made.load_state_dict(state)
+            iterator = iter(made)
+            seen += list(iterator) if last else take(iterator, data.draw(st.integers(0, 8)))
+            states.append(iterator.state_dict())
+        state = None if last else S3IterableDataset.elastic_state(states)
+    assert sorted(seen) == all_samples(sizes)
+
+
+def test_a_state_of_objects_does_not_resume_tar_shards():
+    iterator = iter(dataset())
+    take(iterator, 2)
+    with pytest.raises(ValueError, match="shard_format=None, and this one has shard_format='tar'"):
+        iter(tar_dataset([3])).load_state_dict(iterator.state_dict())
+
+
+def test_an_unknown_shard_format_fails_at_construction():
+    with pytest.raises(ValueError, match="shard_format"):
+        dataset(shard_format="zip")

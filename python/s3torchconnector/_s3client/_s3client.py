@@ -159,6 +159,13 @@ class S3Client:
             get_stream=_PinnedStreams(self, bucket, key, etag),
         )
 
+    def _stream_object(self, bucket: str, key: str, etag: str = "") -> "_native.GetObjectStream":
+        """All of s3://bucket/key as one GET that streams in order (parts fetched ahead within the
+        read window, so memory stays bounded), pinned to ``etag`` when given."""
+        check_bucket(bucket)
+        check_key(key)
+        return _PinnedStreams(self, bucket, key, etag)(0, None)
+
     def _get_object_stream(
         self, bucket: str, key: str, start: Optional[int] = None, end: Optional[int] = None
     ) -> "_native.GetObjectStream":
