@@ -520,6 +520,32 @@ def test_save_without_collectives_writes_its_own_metadata(s3, monkeypatch):
     _assert_equal(optimizer.state_dict(), target["optim"], "optim")
 
 
+def _rank_saves_without_collectives(rank, endpoint, bucket, init_file):
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2,
+                            timeout=timedelta(seconds=60))
+    try:
+        state = {f"rank{rank}": torch.full((64,), float(rank + 1))}
+        writer = S3StorageWriter(REGION, f"s3://{bucket}/nocoll", endpoint=endpoint)
+        dcp.save(state, storage_writer=writer, use_collectives=False)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ranks_without_collectives_write_their_own_data_files(s3, tmp_path):
+    """Each rank plans alone without collectives: its data files must carry its own rank's prefix,
+    or one rank overwrites the other's data and its metadata names the wrong file."""
+    mp.spawn(_rank_saves_without_collectives, args=(s3.endpoint, s3.bucket, str(tmp_path / "init")), nprocs=2,
+             join=True)
+    assert sorted(s3.keys("nocoll/")) == [
+        "nocoll/__0.metadata", "nocoll/__0_0.distcp", "nocoll/__1.metadata", "nocoll/__1_0.distcp",
+    ]
+    for rank in (0, 1):
+        target = {f"rank{rank}": torch.zeros(64)}
+        dcp.load(target, storage_reader=_RankMetadataReader(REGION, s3.uri("nocoll"), endpoint=s3.endpoint, rank=rank))
+        assert torch.equal(target[f"rank{rank}"], torch.full((64,), float(rank + 1)))
+
+
 def test_numeric_prefix_strategy_used_directly():
     """NumericPrefixStrategy is public: base 2 and 16 as the named strategies, other bases refused."""
     assert NumericPrefixStrategy(2, prefix_count=8)(5) == BinaryPrefixStrategy(prefix_count=8)(5) == "1010000000/__5_"

@@ -242,8 +242,11 @@ class S3StorageWriter(FileSystemWriter):
     def prepare_global_plan(self, plans: List[SavePlan]) -> List[SavePlan]:
         # Runs on the coordinator after every rank has planned and before any rank writes data.
         self._remove_metadata(None)
+        # Without collectives each rank passes only its own plan, already named in prepare_local_plan:
+        # renaming it by its index here would give every rank rank 0's file names.
         return [
-            dataclasses.replace(plan, storage_data=StorageMetadata(self.prefix_strategy(rank)))
+            plan if plan.storage_data is not None
+            else dataclasses.replace(plan, storage_data=StorageMetadata(self.prefix_strategy(rank)))
             for rank, plan in enumerate(plans)
         ]
 
