@@ -342,10 +342,6 @@ void set_log_directory(const std::string &directory) {
 
 int log_level() { return state().max_level.load(); }
 
-bool native_log_enabled(int level) {
-    return level > AWS_LL_NONE && level <= either_level(state().native_levels.load(std::memory_order_relaxed));
-}
-
 void log_native(int level, const char *format, ...) {
     State &s = state();
     const uint8_t levels = s.native_levels.load(std::memory_order_relaxed);

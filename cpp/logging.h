@@ -47,8 +47,7 @@ void set_log_directory(const std::string &directory);
 // The most detailed level any target has in any sink: none when nothing is logged.
 int log_level();
 
-// Whether a message of this module at `level` would go anywhere; log_native formats and sends it.
-bool native_log_enabled(int level);
+// A message of this module (target native_log_target); formatted only when a sink takes its level.
 void log_native(int level, const char *format, ...) __attribute__((format(printf, 2, 3)));
 
 struct LogRecord {

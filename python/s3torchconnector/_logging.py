@@ -266,7 +266,7 @@ def _start_drain() -> None:
     _drain_thread.start()
     if not _flush_registered:
         # Records still queued at exit are emitted by the exiting thread (before logging's own shutdown).
-        atexit.register(flush)
+        atexit.register(flush, 1.0)
         _flush_registered = True
 
 

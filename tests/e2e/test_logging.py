@@ -3,6 +3,7 @@ them, and the bridge into Python logging. The logger is per process, so each cas
 interpreter against the moto server."""
 
 import json
+import logging
 import os
 import re
 
@@ -375,7 +376,28 @@ def test_bad_filter_syntax(text):
         parse_filter(text)
 
 
-def test_trace_level_is_registered():
-    import logging
+@pytest.mark.parametrize("settings, expected", [
+    ({}, {}),  # the root at WARNING
+    ({"": logging.INFO}, {}),  # an application's root at INFO: the CRT's INFO chatter stays out
+    ({"": logging.DEBUG}, {"awscrt::S3Client": 5, "s3torchconnectorclient": 5}),
+    ({"s3torchconnector": logging.INFO}, {"awscrt::S3Client": 4, "s3torchconnectorclient": 4}),
+    ({"s3torchconnector.crt.dns": TRACE}, {"awscrt::S3Client": 3, "awscrt::dns": 6}),  # the rest: WARNING
+    ({"": logging.DEBUG, "s3torchconnector.crt": logging.CRITICAL}, {"awscrt::S3Client": 1, "awscrt::dns": 1,
+                                                                      "s3torchconnectorclient": 5}),
+])
+def test_python_levels_follow_the_loggers(monkeypatch, settings, expected):
+    from s3torchconnector import _logging
 
+    for name, level in settings.items():
+        monkeypatch.setattr(logging.getLogger(name or None), "level", level)
+    logging.Logger.manager._clear_cache()
+    try:
+        levels = _logging._python_levels(["awscrt::S3Client", "awscrt::dns", "s3torchconnectorclient"])
+    finally:
+        monkeypatch.undo()
+        logging.Logger.manager._clear_cache()
+    assert {target: levels.get(target, 0) for target in expected} == expected
+
+
+def test_trace_level_is_registered():
     assert TRACE == 5 and logging.getLevelName(TRACE) == "TRACE"
