@@ -11,11 +11,20 @@ forwarded to the upstream server on a fresh connection or answered with a fault:
 - ``stall(seconds)``: nothing is sent for ``seconds`` (or until the proxy stops), then a reset.
 - ``trickle(bytes_per_second, seconds)``: the upstream response's headers, then its body at
   ``bytes_per_second`` for at most ``seconds`` (or until the client gives up), then a reset.
+- ``corrupt()``: the upstream response with one byte of its body flipped, length and headers kept.
+- ``synthetic(size)``: answered here, never upstream, as an object of ``size`` bytes of
+  ``synthetic_bytes`` (Range honoured): a large object at no cost to the upstream server.
 
-Any fault may carry a ``before`` hook, run (with the request) before the fault or the forward.
-Client connections are HTTP/1.1 keep-alive. Every request is logged in ``proxy.log``.
+Requests go upstream as sent, but for ``x-amz-checksum-mode``, upper-cased: S3 takes any case (the
+CRT sends "enabled"), moto answers only "ENABLED".
+
+Any fault may carry a ``before`` hook, run (with the request) before the fault or the forward; it
+may block, holding that request back (``proxy.wait_for`` makes a gate of it). Client connections
+are HTTP/1.1 keep-alive. Every request is listed in ``proxy.received()`` as soon as it has been
+read, and logged in ``proxy.log`` once answered.
 """
 
+import hashlib
 import http.client
 import socket
 import struct
@@ -28,6 +37,8 @@ from loopback_server import LoopbackServer
 
 _SOCKET_TIMEOUT = 60.0  # no proxy thread waits on a peer longer than this
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
+_SYNTHETIC_PERIOD = 1024 * 1024 + 7  # synthetic_bytes repeat with this period, off any power of two
+_SYNTHETIC_BLOCK = hashlib.shake_256(b"fault-proxy synthetic object").digest(2 * _SYNTHETIC_PERIOD)
 
 
 @dataclass
@@ -43,6 +54,7 @@ class Request:
     body_length: int
     attempt: int  # how many earlier requests had the same method, target and Range
     index: int  # position among all requests the proxy received
+    trailers: Dict[str, str] = field(default_factory=dict)  # of an aws-chunked body, lower-case names
 
     @property
     def range(self) -> Optional[str]:
@@ -74,12 +86,13 @@ class Request:
 
 @dataclass
 class Fault:
-    kind: str  # "forward", "error", "reset", "truncate", "stall", "trickle"
+    kind: str  # "forward", "error", "reset", "truncate", "stall", "trickle", "corrupt", "synthetic"
     status: int = 0
     bytes_per_second: int = 0
     code: str = ""
     after_bytes: int = 0
     seconds: float = 0.0
+    size: int = 0  # of a synthetic object
     forward_first: bool = False  # for "reset": send the request upstream before resetting
     before: Optional[Callable[[Request], None]] = None
 
@@ -106,6 +119,25 @@ def stall(seconds: float) -> Fault:
 
 def trickle(bytes_per_second: int, seconds: float) -> Fault:
     return Fault("trickle", bytes_per_second=bytes_per_second, seconds=seconds)
+
+
+def corrupt(before: Optional[Callable[[Request], None]] = None) -> Fault:
+    return Fault("corrupt", before=before)
+
+
+def synthetic(size: int) -> Fault:
+    return Fault("synthetic", size=size)
+
+
+def synthetic_bytes(start: int, end: int) -> bytes:
+    """Bytes [start, end) of every synthetic object."""
+    out = bytearray()
+    while start < end:
+        offset = start % _SYNTHETIC_PERIOD
+        piece = _SYNTHETIC_BLOCK[offset : offset + min(end - start, _SYNTHETIC_PERIOD)]
+        out += piece
+        start += len(piece)
+    return bytes(out)
 
 
 @dataclass
@@ -162,8 +194,10 @@ class FaultProxy(LoopbackServer):
         self.upstream_port = parsed.port or 80
         self.rules: List[Rule] = []
         self.log: List[LogEntry] = []
+        self._received: List[Request] = []
         self._attempts: Dict[tuple, int] = {}
         super().__init__("fault-proxy")
+        self._arrival = threading.Condition(self._lock)
         self.url = f"http://127.0.0.1:{self.port}"
 
     # ------------------------------------------------------------------ configuration
@@ -182,7 +216,22 @@ class FaultProxy(LoopbackServer):
         with self._lock:
             return [entry for entry in self.log if predicate(entry.request)]
 
+    def received(self, predicate: Callable[[Request], bool] = lambda r: True) -> List[Request]:
+        """Requests read so far, answered or not (a held or stalled one is here, not yet in the log)."""
+        with self._lock:
+            return [request for request in self._received if predicate(request)]
+
+    def wait_for(self, predicate: Callable[[Request], bool], count: int, timeout: float) -> bool:
+        """Waits until ``count`` received requests match; False if they have not within ``timeout``."""
+        with self._arrival:
+            return self._arrival.wait_for(
+                lambda: sum(1 for r in self._received if predicate(r)) >= count or self._stopping.is_set(),
+                timeout,
+            )
+
     def _on_stop(self, connection: socket.socket) -> None:
+        with self._arrival:
+            self._arrival.notify_all()
         _hard_close(connection)
 
     # ------------------------------------------------------------------ one client connection
@@ -205,7 +254,7 @@ class FaultProxy(LoopbackServer):
                     connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
                     header_list = [(n, v) for n, v in header_list if n.lower() != "expect"]
                 body = _read_body(reader, headers)
-                request = self._describe(method, target, headers, len(body))
+                request = self._describe(method, target, headers, body)
                 fault = self._decide(request)
                 if fault is not None and fault.before is not None:
                     fault.before(request)
@@ -233,7 +282,19 @@ class FaultProxy(LoopbackServer):
                     self._stopping.wait(fault.seconds)
                     graceful = False
                     return
+                if kind == "synthetic":
+                    status, reason, response_headers, response_body = _synthetic_response(request, fault.size)
+                    self._record(request, f"synthetic {fault.size} bytes", status)
+                    _send_response(
+                        connection, status, reason, response_headers, b"" if method == "HEAD" else response_body,
+                        len(response_body), method=method,
+                    )
+                    continue
                 status, reason, response_headers, response_body = self._upstream(method, target, header_list, body)
+                if kind == "corrupt" and response_body:
+                    flipped = bytearray(response_body)
+                    flipped[len(flipped) // 2] ^= 0xFF  # one byte; the length and headers are kept
+                    response_body = bytes(flipped)
                 if kind == "truncate":
                     self._record(request, f"truncate after {fault.after_bytes} bytes", status)
                     _send_response(
@@ -246,7 +307,7 @@ class FaultProxy(LoopbackServer):
                     self._trickle(connection, status, reason, response_headers, response_body, fault)
                     graceful = False
                     return
-                self._record(request, "forward", status)
+                self._record(request, "corrupt" if kind == "corrupt" else "forward", status)
                 _send_response(connection, status, reason, response_headers, response_body, len(response_body), method=method)
         except (OSError, ValueError, http.client.HTTPException):
             graceful = False
@@ -272,25 +333,29 @@ class FaultProxy(LoopbackServer):
             connection.sendall(body[sent : sent + piece])  # raises once the client has hung up
             sent += piece
 
-    def _describe(self, method: str, target: str, headers: Dict[str, str], body_length: int) -> Request:
+    def _describe(self, method: str, target: str, headers: Dict[str, str], body: bytes) -> Request:
         split = urllib.parse.urlsplit(target)
         query = {k: v for k, v in urllib.parse.parse_qsl(split.query, keep_blank_values=True)}
         identity = (method, target, headers.get("range"))
-        with self._lock:
+        aws_chunked = "aws-chunked" in headers.get("content-encoding", "").lower()
+        with self._arrival:
             attempt = self._attempts.get(identity, 0)
             self._attempts[identity] = attempt + 1
-            index = len(self.log)
-        return Request(
-            method=method,
-            target=target,
-            path=urllib.parse.unquote(split.path),
-            raw_path=split.path,
-            query=query,
-            headers=headers,
-            body_length=body_length,
-            attempt=attempt,
-            index=index,
-        )
+            request = Request(
+                method=method,
+                target=target,
+                path=urllib.parse.unquote(split.path),
+                raw_path=split.path,
+                query=query,
+                headers=headers,
+                body_length=len(body),
+                attempt=attempt,
+                index=len(self.log),
+                trailers=_aws_chunked_trailers(body) if aws_chunked else {},
+            )
+            self._received.append(request)
+            self._arrival.notify_all()
+        return request
 
     def _decide(self, request: Request) -> Optional[Fault]:
         with self._lock:
@@ -310,6 +375,8 @@ class FaultProxy(LoopbackServer):
         try:
             upstream.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
             for name, value in header_list:
+                if name.lower() == "x-amz-checksum-mode":
+                    value = value.upper()  # see the module's docstring
                 upstream.putheader(name, value)
             upstream.endheaders(body if body else None)
             response = upstream.getresponse()
@@ -365,6 +432,44 @@ def _read_body(reader, headers: Dict[str, str]) -> bytes:
             raw += _read_exactly(reader, size + 2)
     length = int(headers.get("content-length", "0") or 0)
     return _read_exactly(reader, length) if length else b""
+
+
+def _aws_chunked_trailers(body: bytes) -> Dict[str, str]:
+    """The trailing headers of an aws-chunked body: chunks ("size[;extensions]" CRLF data CRLF), a
+    chunk of size 0, then the trailers, one per line."""
+    position = 0
+    while True:
+        line_end = body.find(b"\r\n", position)
+        if line_end < 0:
+            return {}
+        size = int(body[position:line_end].split(b";", 1)[0].strip() or b"0", 16)
+        position = line_end + 2
+        if size == 0:
+            break
+        position += size + 2
+    trailers = {}
+    for line in body[position:].split(b"\r\n"):
+        name, colon, value = line.decode("latin-1").partition(":")
+        if colon:
+            trailers[name.strip().lower()] = value.strip()
+    return trailers
+
+
+def _synthetic_response(request: Request, size: int):
+    """(status, reason, headers, body) of a GET or HEAD of a synthetic object of ``size`` bytes."""
+    etag = '"' + hashlib.md5(f"synthetic {size}".encode()).hexdigest() + '"'
+    headers = [("ETag", etag), ("Accept-Ranges", "bytes"), ("Content-Type", "application/octet-stream"),
+               ("Last-Modified", "Thu, 01 Jan 2026 00:00:00 GMT"), ("x-amz-request-id", "FAULTPROXYSYNTH01")]
+    value = request.range
+    if not value or not value.startswith("bytes="):
+        return 200, "OK", headers + [("Content-Length", str(size))], synthetic_bytes(0, size)
+    first, _, last = value[len("bytes=") :].partition("-")
+    start = int(first) if first else max(0, size - int(last))
+    end = min(size, int(last) + 1) if first and last else size  # exclusive
+    if start >= size:
+        return 416, "Requested Range Not Satisfiable", headers + [("Content-Range", f"bytes */{size}")], b""
+    headers.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))
+    return 206, "Partial Content", headers, synthetic_bytes(start, end)
 
 
 def _send_response(connection, status, reason, headers, body, content_length, *, method="GET", truncated=False):
