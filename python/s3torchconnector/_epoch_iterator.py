@@ -166,7 +166,11 @@ def _with_last_flag(items: Iterator[Any]) -> Iterator[Tuple[Any, bool]]:
     items = iter(items)
     previous = next(items, _NOTHING)
     while previous is not _NOTHING:
-        following = next(items, _NOTHING)
+        try:
+            following = next(items, _NOTHING)
+        except Exception:
+            yield previous, False  # it was whole: give it, then the failure of the one after it
+            raise
         yield previous, following is _NOTHING
         previous = following
 

@@ -27,7 +27,7 @@ def tar_samples(fileobj, url: str) -> Iterator[Dict[str, object]]:
     sample: Optional[Dict[str, object]] = None
     tar = None
     try:
-        with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
+        with tarfile.open(fileobj=fileobj, mode="r|*", tarinfo=_StrictTarInfo) as tar:
             for member in tar:
                 key, extension = key_and_extension(member.name)
                 if not member.isreg() or key is None or _METADATA.match(member.name):
@@ -44,9 +44,6 @@ def tar_samples(fileobj, url: str) -> Iterator[Dict[str, object]]:
                     )
                 sample[extension] = tar.extractfile(member).read()
                 tar.members = []  # a stream has no use for the members it passed; keep memory flat
-            # tarfile ends quietly where a header is cut short; a whole tar ends with zero blocks.
-            if tar.fileobj.pos < tar.offset + tarfile.BLOCKSIZE:
-                raise tarfile.ReadError("it ends without the end-of-archive blocks: truncated")
     except (tarfile.TarError, EOFError, OSError) as error:
         where = tar.offset if tar is not None else 0  # how far into the (uncompressed) tar it got
         raise ValueError(
@@ -54,3 +51,20 @@ def tar_samples(fileobj, url: str) -> Iterator[Dict[str, object]]:
         ) from None
     if sample is not None:
         yield sample
+
+
+class _StrictTarInfo(tarfile.TarInfo):
+    """tarfile takes any header it cannot read after the first for the end of the archive, so a shard
+    cut short or damaged between members would end quietly, short of samples. Only the zero block
+    that ends every tar ends it here; anything else is an error."""
+
+    @classmethod
+    def frombuf(cls, buf, encoding, errors):
+        try:
+            return super().frombuf(buf, encoding, errors)
+        except tarfile.EOFHeaderError:  # the zero block: the end
+            raise
+        except (tarfile.EmptyHeaderError, tarfile.TruncatedHeaderError):
+            raise tarfile.SubsequentHeaderError("it ends where a member's header should be: truncated") from None
+        except tarfile.InvalidHeaderError as error:
+            raise tarfile.SubsequentHeaderError(f"a damaged member header ({error})") from None
