@@ -84,10 +84,12 @@ class S3Client:
     def _client(self) -> _native.NativeClient:
         pid = os.getpid()
         if self._client_pid != pid:
+            # Native logs, as the variables and Python loggers ask. Not under self._lock: it may start a
+            # thread, and another thread that forks meanwhile would leave the child a lock held forever.
+            _logging.configure()
             with self._lock:
                 if self._client_pid != pid:
                     # A forked child inherits the parent's native client, whose threads it lacks.
-                    _logging.configure()  # native logs, as the variables and Python loggers ask
                     self._native_client = self._client_builder()
                     self._client_pid = pid
         return self._native_client
