@@ -8,6 +8,7 @@ from .s3iterable_dataset import S3IterableDataset
 from .s3map_dataset import S3MapDataset
 from .s3reader import S3Reader, S3ReaderConstructor
 from .s3writer import S3Writer
+from .shard_writer import ShardWriter
 from .manifest import write_manifest
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "S3Reader",
     "S3ReaderConstructor",
     "S3Writer",
+    "ShardWriter",
     "S3Exception",
     "S3ClientConfig",
     "write_manifest",

@@ -21,6 +21,7 @@ import sys
 from typing import Iterator, List, Optional
 
 from ._native import S3Exception
+from ._progress import TerminalProgress
 from ._s3bucket_key_data import S3BucketKeyData
 from ._s3client import ObjectInfo, S3Client, S3ClientConfig
 from ._s3uri import parse_s3_uri
@@ -180,23 +181,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--endpoint", default=None)
     args = parser.parse_args(argv)
-    progress = _TerminalProgress() if sys.stderr.isatty() else None
+    progress = TerminalProgress("listed {:,} objects") if sys.stderr.isatty() else None
     count = write_manifest(args.prefix_uri, args.manifest_uri, region=args.region, endpoint=args.endpoint, progress=progress)
     if progress is not None:
         progress.done()
     print(f"wrote {args.manifest_uri}: {count:,} objects")
     return 0
-
-
-class _TerminalProgress:
-    """A one-line count of the objects listed so far, rewritten in place."""
-
-    def __call__(self, count: int) -> None:
-        sys.stderr.write(f"\rlisted {count:,} objects")
-        sys.stderr.flush()
-
-    def done(self) -> None:
-        sys.stderr.write("\n")
 
 
 if __name__ == "__main__":
