@@ -1,9 +1,13 @@
 """Generated objects under bench/data/<bucket>/..., and ListObjectsV2 pages for nginx."""
 
+import gzip
 import hashlib
+import io
+import json
 import os
+import tarfile
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -51,11 +55,13 @@ def write_small_objects(root: Path, prefix: str, count: int, size: int) -> List[
     return keys
 
 
-def write_listing(lists_root: Path, bucket: str, prefix: str, entries: List[Tuple[str, int]]) -> None:
+def write_listing(lists_root: Path, bucket: str, prefix: str, entries: List[Tuple[str, int]],
+                  etag: Optional[str] = None) -> None:
     """ListObjectsV2 pages for (bucket, prefix), continuation tokens are page numbers.
 
     nginx's Lua maps GET /bucket?list-type=2&prefix=P&continuation-token=N to
-    <lists_root>/<bucket>/<md5(P)>/<N>.xml.
+    <lists_root>/<bucket>/<md5(P)>/<N>.xml. Each key's ETag is md5(key) unless ``etag`` (quoted,
+    as nginx sends it) is given for all of them.
     """
     directory = lists_root / bucket / hashlib.md5(prefix.encode()).hexdigest()
     directory.mkdir(parents=True, exist_ok=True)
@@ -75,13 +81,72 @@ def write_listing(lists_root: Path, bucket: str, prefix: str, entries: List[Tupl
         if truncated:
             parts.append(f"<NextContinuationToken>{page + 1}</NextContinuationToken>")
         for key, size in chunk:
-            etag = hashlib.md5(key.encode()).hexdigest()
+            quoted = (etag or f'"{hashlib.md5(key.encode()).hexdigest()}"').replace('"', "&quot;")
             parts.append(
                 f"<Contents><Key>{key}</Key><LastModified>{_LAST_MODIFIED}</LastModified>"
-                f"<ETag>&quot;{etag}&quot;</ETag><Size>{size}</Size><StorageClass>STANDARD</StorageClass></Contents>"
+                f"<ETag>{quoted}</ETag><Size>{size}</Size><StorageClass>STANDARD</StorageClass></Contents>"
             )
         parts.append("</ListBucketResult>")
         (directory / f"{page}.xml").write_text("".join(parts))
+
+
+def nginx_etag(path: Path) -> str:
+    """The ETag nginx sends for a static file: "<mtime hex>-<size hex>", quoted."""
+    st = path.stat()
+    return f'"{int(st.st_mtime):x}-{st.st_size:x}"'
+
+
+def write_shared_objects(data_root: Path, lists_root: Path, bucket: str, prefix: str, count: int,
+                         body_size: int, manifest_key: str) -> str:
+    """``count`` keys under s3://bucket/<prefix> that nginx serves from one body file (servers.py:
+    a prefix ``shared-*/`` maps to <data_root>/_shared/<bucket>/<prefix>.bin), their listing pages,
+    and their manifest (JSON Lines, gzip: s3torchconnector.manifest's format, written here rather
+    than by write_manifest because the read endpoints take no PUT). Every key's ETag is the body's
+    as nginx sends it, so reads pinned to the manifest's ETags succeed. Returns that ETag."""
+    body = data_root / "_shared" / bucket / (prefix.rstrip("/") + ".bin")
+    if not (body.exists() and body.stat().st_size == body_size):
+        body.parent.mkdir(parents=True, exist_ok=True)
+        body.write_bytes(os.urandom(body_size))
+    etag = nginx_etag(body)
+    keys = [f"{prefix}{i:07d}.bin" for i in range(count)]
+    write_listing(lists_root, bucket, prefix, [(k, body_size) for k in keys], etag=etag)
+    raw = io.BytesIO()
+    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        gz.write(json.dumps({"s3torchconnector_manifest": 1, "bucket": bucket, "prefix": prefix},
+                            separators=(",", ":")).encode() + b"\n")
+        gz.write(b"".join(json.dumps({"key": k, "size": body_size, "etag": etag}, separators=(",", ":")).encode()
+                          + b"\n" for k in keys))
+    manifest = data_root / bucket / manifest_key
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    if not (manifest.exists() and manifest.read_bytes() == raw.getvalue()):
+        manifest.write_bytes(raw.getvalue())
+    return etag
+
+
+def write_tar_shards(root: Path, shard_keys: List[str], per_shard: int, samples: List[Path]) -> List[Tuple[str, int]]:
+    """Tar shards (WebDataset layout: one member ``<7-digit index>.bin`` per sample) under
+    s3://bench/, sample i holding the bytes of ``samples[i % len(samples)]``; written with
+    Python's tarfile. Returns (key, size) of each shard."""
+    sample_size = samples[0].stat().st_size
+    member = tarfile.BLOCKSIZE + -(-sample_size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+    # tarfile ends with two zero blocks and pads the archive to a whole record
+    expected = -(-(per_shard * member + 2 * tarfile.BLOCKSIZE) // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
+    out = []
+    for s, key in enumerate(shard_keys):
+        path = root / BUCKET / key
+        if not (path.exists() and path.stat().st_size == expected):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+                for j in range(per_shard):
+                    i = s * per_shard + j
+                    data = samples[i % len(samples)].read_bytes()
+                    info = tarfile.TarInfo(f"{i:07d}.bin")
+                    info.size, info.mtime, info.mode = len(data), 1735689600, 0o644
+                    tar.addfile(info, io.BytesIO(data))
+            tmp.rename(path)
+        out.append((key, path.stat().st_size))
+    return out
 
 
 def write_checkpoint(path: Path, size: int) -> bool:

@@ -4,7 +4,7 @@
   this interpreter's site-packages (a .pth file), so it uses the installed torch (no CUDA download)
   whether this interpreter is a venv or not. Its import name is ours too: the workload script drops our editable install's import hook and path entries when
   it runs there, and checks that ``s3torchconnector.__file__`` is inside that venv.
-- boto3, s3fs, moto, tqdm and matplotlib in this interpreter, installed with pip when missing.
+- boto3, s3fs, moto, tqdm, matplotlib and webdataset in this interpreter, installed with pip when missing.
 """
 
 import importlib.util
@@ -25,6 +25,7 @@ MAIN_PACKAGES = [
     ("s3fs", "s3fs"),
     ("moto", "moto[server]>=5"),
     ("flask", "moto[server]>=5"),
+    ("webdataset", "webdataset==1.0.2"),  # W8's peer (as in our test extra)
 ]
 
 

@@ -1,19 +1,22 @@
 """What is measured: the workloads, their sizes (full and --quick), clients and targets."""
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 KIB = 1024
 
-PEERS = ["ours", "original", "boto3", "s3fs", "curl"]
+PEERS = ["ours", "original", "boto3", "s3fs", "curl", "ours_prefix", "webdataset"]
 LABELS = {
     "ours": "ours",
     "original": "original 1.5.0",
     "boto3": "boto3",
     "s3fs": "s3fs",
     "curl": "curl (1 conn.)",
+    # Columns only some rows have (shown when a row of the run has them):
+    "ours_prefix": "ours from_prefix",  # W4m/W4mx: ours listing the prefix, beside ours from_manifest
+    "webdataset": "webdataset (pipe:curl)",  # W8
 }
 
 
@@ -28,6 +31,9 @@ class Sizes:
     ranges: int  # W5 reads
     range_size: int
     list_keys: int  # W4
+    manifest_keys: int  # W4m/W4mx: objects under the prefix (and lines in its manifest)
+    shards: int  # W8: tar shards of small_size samples
+    shard_size: int  # W8: bytes of samples (and their headers) per shard, about
     write_check: int  # the moto correctness run
     reps: int  # repetitions of the fast workloads
     timeout: int  # seconds per workload process
@@ -36,11 +42,13 @@ class Sizes:
 FULL = Sizes(
     big=1 * GIB, stream=2 * GIB, checkpoint=1 * GIB, small_count=10_000, small_size=100 * KIB,
     peer_small_limit=1_000, ranges=1_000, range_size=1 * MIB, list_keys=100_000,
+    manifest_keys=100_000, shards=8, shard_size=64 * MIB,
     write_check=256 * MIB, reps=3, timeout=1800,
 )
 QUICK = Sizes(
     big=256 * MIB, stream=512 * MIB, checkpoint=256 * MIB, small_count=1_000, small_size=100 * KIB,
     peer_small_limit=200, ranges=100, range_size=1 * MIB, list_keys=10_000,
+    manifest_keys=10_000, shards=2, shard_size=64 * MIB,
     write_check=64 * MIB, reps=1, timeout=600,
 )
 
@@ -69,6 +77,12 @@ class Workload:
     from_runs_of: str = ""  # a row computed from another workload's runs (W6b from W1)
     value_field: str = ""  # "rss_growth" for memory rows
     target_value: Optional[float] = None  # memory rows: the bound in MiB, drawn on the chart
+    lower_is_better: bool = False  # seconds and memory rows
+    # The ratios shown for the row, (numerator, denominator): an impl of this row, or "ROW:impl"
+    # for another row of the same run ("W2:ours"). The first is the table's ratio cell; none
+    # means ours/original. check() sees the same names: this row's values and "ROW:impl".
+    ratios: List[Tuple[str, str]] = field(default_factory=list)
+    labels: Dict[str, str] = field(default_factory=dict)  # this row's own names of its impls
 
 
 def _ratio(values, a="ours", b="original"):
@@ -101,7 +115,38 @@ def keys(sizes: Sizes) -> Dict[str, str]:
         stream=f"obj-{tag(sizes.stream)}.bin",
         checkpoint=f"ckpt-{tag(sizes.checkpoint)}.pt",
         small_prefix=f"small-{sizes.small_count}/",
+        # W4m: many tiny objects sharing one body (servers.py), and their manifest
+        shared_prefix=f"shared-{sizes.manifest_keys}/",
+        manifest=f"manifests/shared-{sizes.manifest_keys}.jsonl.gz",
+        shards_prefix=f"shards-{tag(sizes.shard_size)}-{sizes.shards}/",
     )
+
+
+SHARED_BODY = 4 * KIB  # W4m: the one body of all the shared- objects
+TAR_HEADER = 512
+
+
+def samples_per_shard(sizes: Sizes) -> int:
+    """W8: samples of one member each (a 512-byte header and its data) that fit in shard_size."""
+    member = TAR_HEADER + -(-sizes.small_size // TAR_HEADER) * TAR_HEADER
+    return sizes.shard_size // member
+
+
+def shard_keys(sizes: Sizes) -> List[str]:
+    prefix = keys(sizes)["shards_prefix"]
+    return [f"{prefix}shard-{i:06d}.tar" for i in range(sizes.shards)]
+
+
+def _first_sample_check(v):
+    if v.get("ours") is None or v.get("ours_prefix") is None:
+        return None
+    return v["ours_prefix"] / v["ours"] >= 10
+
+
+def _w8_check(v):
+    if v.get("ours") is None or not v.get("webdataset") or not v.get("W2:ours"):
+        return None
+    return v["ours"] >= 3 * v["webdataset"] and v["ours"] >= 10 * v["W2:ours"]
 
 
 def build(sizes: Sizes, quick: bool) -> List[Workload]:
@@ -170,6 +215,30 @@ def build(sizes: Sizes, quick: bool) -> List[Workload]:
             dict(prefix="keys/", count=s.list_keys), target="(no target; moto's speed dominates)",
         ),
         Workload(
+            "W4m", f"seconds to the first sample of S3MapDataset over {s.manifest_keys:,} objects "
+            "(len(ds), then ds[0]), from_manifest vs from_prefix, s3like",
+            "first_sample", "s3like", "s", ["ours", "ours_prefix", "original"], s.reps,
+            dict(dataset="map", prefix=k["shared_prefix"], manifest=k["manifest"], count=s.manifest_keys,
+                 object_size=SHARED_BODY),
+            target="from_manifest ≥ 10x faster than from_prefix", check=_first_sample_check,
+            lower_is_better=True, ratios=[("ours_prefix", "ours"), ("original", "ours")],
+            labels=dict(ours="ours from_manifest", ours_prefix="ours from_prefix", original="original from_prefix"),
+            note="ours = from_manifest (one GET of a .jsonl.gz manifest, checked whole; each read pinned to "
+            "its ETag); ours from_prefix and the original list 1,000 keys a page, 20 ms each; dataset "
+            "built, len(ds), ds[0] with transform=reader.read(), fresh process and client per run",
+        ),
+        Workload(
+            "W4mx", "the same with S3IterableDataset(shuffle=True): seconds to next(iter(ds))",
+            "first_sample", "s3like", "s", ["ours", "ours_prefix"], s.reps,
+            dict(dataset="iterable", prefix=k["shared_prefix"], manifest=k["manifest"], count=s.manifest_keys,
+                 object_size=SHARED_BODY),
+            target="from_manifest ≥ 10x faster than from_prefix", check=_first_sample_check,
+            lower_is_better=True, ratios=[("ours_prefix", "ours")],
+            labels=dict(ours="ours from_manifest", ours_prefix="ours from_prefix"),
+            note="a seeded shuffle orders the whole listing before the first object; the next 63 GETs "
+            "start with the first (prefetch)",
+        ),
+        Workload(
             "W5", f"{s.ranges:,} random {human(s.range_size)} reads in a {human(s.big)} object (range-based reader), s3like",
             "random_ranges", "s3like", "reads/s", all_peers, 1,
             dict(key=big_key, size=s.big, count=s.ranges, read_size=s.range_size),
@@ -200,8 +269,26 @@ def build(sizes: Sizes, quick: bool) -> List[Workload]:
             else v["ours"] <= 1.1 * s.big / MIB and v["ours"] < v["original"],
             note="the largest growth over the W1 runs; .read() returns a bytes object",
         ),
+        Workload(
+            "W8", f"{s.shards} tar shards of {human(s.shard_size)} ({samples_per_shard(s):,} samples of "
+            f"{human(s.small_size)} each), one process, s3like", "tar", "s3like", "samples/s",
+            ["ours", "webdataset"], s.reps,
+            dict(prefix=k["shards_prefix"], keys=shard_keys(s), count=s.shards * samples_per_shard(s),
+                 sample_size=s.small_size),
+            target="≥ 3x webdataset and ≥ 10x W2 (ours)", check=_w8_check,
+            ratios=[("ours", "webdataset"), ("ours", "W2:ours")],
+            note="ours: S3IterableDataset.from_prefix(shards, shard_format='tar') (listing included), every "
+            "sample's bytes taken; webdataset 1.x: WebDataset(['pipe:curl -s -f URL', ...], shardshuffle=False), "
+            "one curl (one connection) per shard in turn; the samples are W2's objects, so W2 is the same data "
+            "as separate objects",
+        ),
     ]
     return w
+
+
+def first_sample_ids(wanted: set) -> set:
+    """--only W4m also runs its iterable variant W4mx."""
+    return wanted | ({"W4mx"} if "W4m" in wanted else set())
 
 
 def data_needed(sizes: Sizes) -> Dict[str, int]:

@@ -7,6 +7,7 @@ from typing import Dict, List, Optional
 from .plan import LABELS, MIB, Workload
 
 COLUMNS = ["ours", "original", "boto3", "s3fs", "curl"]
+EXTRA_COLUMNS = ["ours_prefix", "webdataset"]  # shown when a row of the run has them
 
 
 def value_of(workload: Workload, run: dict) -> Optional[float]:
@@ -17,15 +18,25 @@ def value_of(workload: Workload, run: dict) -> Optional[float]:
     seconds = r.get("seconds")
     if not seconds:
         return None
+    if workload.metric == "s":
+        return seconds
     if workload.metric == "MB/s":
         return r["bytes"] / seconds / 1e6
-    if workload.metric in ("objects/s", "reads/s", "keys/s"):
+    if workload.metric in ("objects/s", "reads/s", "keys/s", "samples/s"):
         return r["count"] / seconds
     return None
 
 
+def _ratio_name(workload: Workload, name: str) -> str:
+    if ":" in name:
+        row, impl = name.split(":", 1)
+        return f"{row} {LABELS.get(impl, impl)}"
+    return workload.labels.get(name) or LABELS.get(name, name)
+
+
 def rows(workloads: List[Workload], runs: List[dict]) -> List[dict]:
     out = []
+    earlier: Dict[str, Optional[float]] = {}  # "ROW:impl" -> value, for rows compared with other rows
     for w in workloads:
         source = w.from_runs_of or w.id
         values: Dict[str, Optional[float]] = {}
@@ -46,7 +57,15 @@ def rows(workloads: List[Workload], runs: List[dict]) -> List[dict]:
         ratio = None
         if values.get("ours") is not None and values.get("original"):
             ratio = values["ours"] / values["original"]
-        met = w.check(values) if w.check else None
+        context = dict(earlier, **values)
+        ratios = []
+        for a, b in w.ratios:
+            r = context[a] / context[b] if context.get(a) is not None and context.get(b) else None
+            ratios.append(dict(name=f"{_ratio_name(w, a)} / {_ratio_name(w, b)}", value=r))
+        if ratios:
+            ratio = ratios[0]["value"]
+        met = w.check(context) if w.check else None
+        earlier.update({f"{w.id}:{impl}": v for impl, v in values.items()})
         if w.id == "W3c":  # ours must write correctly; a peer's failure is shown beside it
             oks = [r for r in runs if r["workload"] == "W3c" and r["impl"] == "ours"]
             met = (bool(oks) and all(r["ok"] and (r.get("result") or {}).get("verified") for r in oks)) if oks else None
@@ -54,7 +73,8 @@ def rows(workloads: List[Workload], runs: List[dict]) -> List[dict]:
             dict(
                 id=w.id, title=w.title, metric=w.metric, values=values, runs=spread, ratio=ratio,
                 target=w.target, met=met, note=w.note, errors=errors,
-                lower_is_better=w.value_field == "rss_growth", target_value=w.target_value,
+                lower_is_better=w.lower_is_better or w.value_field == "rss_growth", target_value=w.target_value,
+                ratios=ratios, memory=w.value_field == "rss_growth",
             )
         )
     return out
@@ -82,19 +102,26 @@ def markdown(table_rows: List[dict], meta: dict) -> str:
         f"original {meta['original']}, nginx {meta['nginx']}, torch {meta['torch']}. "
         f"Speeds in MB/s are 10^6 bytes/s; the ratio is ours/original.\n"
     )
-    cols = ["workload", "metric"] + [LABELS[c] for c in COLUMNS] + ["ours/original", "target", "met"]
+    columns = COLUMNS + [c for c in EXTRA_COLUMNS if any(c in r["values"] for r in table_rows)]
+    named = any(r.get("ratios") for r in table_rows)
+    cols = (["workload", "metric"] + [LABELS[c] for c in columns]
+            + ["ratio (ours/original unless named)" if named else "ours/original", "target", "met"])
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "---|" * len(cols))
     for r in table_rows:
         cells = [f"**{r['id']}** {r['title']}", r["metric"] + (" (lower is better)" if r["lower_is_better"] else "")]
-        for c in COLUMNS:
+        for c in columns:
             if c in r["errors"] and r["values"].get(c) is None:
                 cells.append("error")
             elif c not in r["values"]:
                 cells.append("")
             else:
                 cells.append(_fmt(r["values"][c], r["metric"]))
-        cells.append("–" if r["ratio"] is None else f"{r['ratio']:.2f}x")
+        if r.get("ratios"):
+            first = r["ratios"][0]
+            cells.append(("–" if first["value"] is None else f"{first['value']:.2f}x") + f" ({first['name']})")
+        else:
+            cells.append("–" if r["ratio"] is None else f"{r['ratio']:.2f}x")
         cells.append(r["target"])
         cells.append({True: "yes", False: "**no**", None: "–"}[r["met"]])
         lines.append("| " + " | ".join(cells) + " |")
@@ -111,8 +138,15 @@ def markdown(table_rows: List[dict], meta: dict) -> str:
         if r["note"]:
             lines.append(f"- {r['id']}: {r['note']}")
     for r in table_rows:
+        if r.get("ratios"):
+            lines.append(f"- {r['id']} ratios: " + "; ".join(
+                f"{x['name']} = " + ("–" if x["value"] is None else f"{x['value']:.2f}x") for x in r["ratios"]))
+        if len(r["runs"].get("ours", [])) > 1 or any(len(v) > 1 for v in r["runs"].values()):
+            lines.append(f"- {r['id']} every run: " + "; ".join(
+                f"{LABELS.get(impl, impl)} " + ", ".join(_fmt(v, r["metric"]) for v in vals) for impl, vals in r["runs"].items()))
+    for r in table_rows:
         for impl, err in r["errors"].items():
-            lines.append(f"- {r['id']} {LABELS[impl]} failed: `{err.splitlines()[-1][:300] if err else '?'}`")
+            lines.append(f"- {r['id']} {LABELS.get(impl, impl)} failed: `{err.splitlines()[-1][:300] if err else '?'}`")
     for note in meta.get("notes", []):
         lines.append(f"- {note}")
     lines.append("")
@@ -126,7 +160,7 @@ def chart(table_rows: List[dict], meta: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     speed = [r for r in table_rows if not r["lower_is_better"] and r["values"].get("original")]
-    memory = [r for r in table_rows if r["lower_is_better"]]
+    memory = [r for r in table_rows if r.get("memory")]
     fig, (ax1, ax2) = plt.subplots(
         1, 2, figsize=(15, 0.55 * max(len(speed), 4) + 2.5), gridspec_kw={"width_ratios": [3, 1.3]}
     )

@@ -125,8 +125,20 @@ def prepare_data(sizes: plan.Sizes, workloads, log) -> dict:
     if datagen.write_checkpoint(bucket_dir / ckpt_key, sizes.checkpoint):
         log(f"generated s3://{datagen.BUCKET}/{ckpt_key} (torch.save, {plan.human(sizes.checkpoint)})")
     paths[ckpt_key] = str(bucket_dir / ckpt_key)
+    # W4m: many keys with one body, their listing and manifest (cheap: made every run)
+    paths["_shared_etag"] = datagen.write_shared_objects(
+        DATA, LISTS, datagen.BUCKET, names["shared_prefix"], sizes.manifest_keys, plan.SHARED_BODY, names["manifest"])
+    # W8: tar shards whose samples are W2's objects
+    if any(w.id == "W8" for w in workloads):
+        t = time.time()
+        shards = datagen.write_tar_shards(DATA, plan.shard_keys(sizes), plan.samples_per_shard(sizes),
+                                          [DATA / datagen.BUCKET / k for k in keys])
+        datagen.write_listing(LISTS, datagen.BUCKET, names["shards_prefix"], shards)
+        if time.time() - t > 1:
+            log(f"tar shards: {len(shards)} under s3://{datagen.BUCKET}/{names['shards_prefix']} ({time.time() - t:.0f} s)")
     # The other mode's objects go: the data dir holds one mode's objects (full: about 5 GiB).
-    needed = set(plan.data_needed(sizes)) | {ckpt_key, prefix.rstrip("/")}
+    needed = set(plan.data_needed(sizes)) | {ckpt_key, prefix.rstrip("/"), names["shards_prefix"].rstrip("/"),
+                                             names["manifest"].split("/")[0]}
     for entry in bucket_dir.iterdir():
         if entry.name not in needed:
             log(f"removing {entry} (not used by this mode)")
@@ -152,8 +164,9 @@ def check_profiles(nginx: servers.Nginx, key: str, log) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smaller objects and counts: a run of a few minutes")
-    ap.add_argument("--only", help="comma-separated workload ids (W1,W1s,W2,W2x,W2d,W2m,W3s,W3l,W3c,W4,W5,W5n,W6,W6b)")
-    ap.add_argument("--impls", help="comma-separated clients (ours,original,boto3,s3fs,curl)")
+    ap.add_argument("--only", help="comma-separated workload ids (W1,W1s,W2,W2x,W2d,W2m,W3s,W3l,W3c,W4,W4m,W4mx,"
+                                     "W5,W5n,W6,W6b,W8); W4m brings W4mx, W6b brings W1")
+    ap.add_argument("--impls", help="comma-separated clients (ours,original,boto3,s3fs,curl,ours_prefix,webdataset)")
     ap.add_argument("--reps", type=int, help="repetitions of the fast workloads (default 3, --quick 1)")
     ap.add_argument("--out", default=str(RESULTS), help="directory of latest.{json,md,png}")
     ap.add_argument("--clean", action="store_true", help="delete the generated data and nginx dir at the end")
@@ -180,6 +193,7 @@ def main(argv=None) -> int:
         wanted = set(args.only.split(","))
         if "W6b" in wanted:
             wanted.add("W1")
+        wanted = plan.first_sample_ids(wanted)
         workloads = [w for w in workloads if w.id in wanted]
     if args.impls:
         keep = set(args.impls.split(","))
@@ -220,6 +234,8 @@ def main(argv=None) -> int:
         for p in ("loopback", "s3like"):
             servers.check_read_server(nginx.endpoint(p), datagen.BUCKET, big_key, sizes.big,
                                       plan.keys(sizes)["small_prefix"])
+            servers.check_shared(nginx.endpoint(p), datagen.BUCKET, plan.keys(sizes)["shared_prefix"],
+                                 sizes.manifest_keys, plan.SHARED_BODY, paths["_shared_etag"])
         servers.check_sink(nginx.endpoint("sink"))
         endpoints = {p: nginx.endpoint(p) for p in ("loopback", "s3like", "sink")}
         if any(w.profile == "moto" for w in workloads):
@@ -258,11 +274,13 @@ def main(argv=None) -> int:
                     else:
                         spec = dict(w.params, impl=impl, workload=w.kind, endpoint=endpoints[w.profile],
                                     bucket="bench-write" if w.profile == "moto" and w.kind == "save" else datagen.BUCKET,
-                                    signed=signed.get(impl, False))
+                                    signed=signed.get("ours" if impl == "ours_prefix" else impl, False))
                         if impl in ("boto3", "s3fs"):
                             spec.update(w.peer_params)
                         if "key" in spec and spec["key"] in paths:
                             spec["path"] = paths[spec["key"]]
+                        if w.kind == "tar":  # sample 0 is W2's first object
+                            spec["first_sample_path"] = str(DATA / datagen.BUCKET / plan.keys(sizes)["small_prefix"] / "000000.bin")
                         python = str(peers.venv_python(VENV)) if impl == "original" else sys.executable
                         res = run_workload(python, spec, sizes.timeout)
                     res.update(workload=w.id, impl=impl, rep=rep)
@@ -302,7 +320,8 @@ def main(argv=None) -> int:
             f"nginx on 127.0.0.1: loopback (no shaping; curl {profiles['loopback']['bytes_per_s'] / 1e6:,.0f} MB/s), "
             f"s3like (ngx.sleep(0.02) in the access phase + limit_rate 90m per connection; curl "
             f"{profiles['s3like']['ttfb_s'] * 1e3:.1f} ms to first byte, {profiles['s3like']['bytes_per_s'] / 1e6:.1f} MB/s), "
-            "sink (Lua: PutObject and multipart calls answered, bodies read and dropped); moto for W3c and W4. "
+            "sink (Lua: PutObject and multipart calls answered, bodies read and dropped); moto for W3c and W4; "
+            "W4m's keys share one body and its manifest is generated with the listing pages (same keys, sizes, ETags). "
             "Every workload runs in a fresh process."
         ),
         notes=notes,

@@ -4,6 +4,8 @@
   * ``loopback``: the generated objects as a path-style S3 endpoint (GET/HEAD with Range,
     ListObjectsV2 from pre-generated pages), no shaping;
   * ``s3like``: the same, plus a 20 ms first-byte delay per request and 90 MB/s per connection;
+  * on both, every key under a prefix ``shared-*/`` is one body, ``_shared/<bucket>/<prefix>.bin``
+    in the data dir (W4m's 100,000 objects without 100,000 files);
   * ``sink``: answers PutObject and the multipart upload calls correctly and drops the bytes.
 - moto's ThreadedMotoServer for listing and for one end-to-end write correctness run.
 """
@@ -14,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Dict, Optional
@@ -48,6 +51,9 @@ _READ_LUA = r"""
                 if part ~= "1" then return ngx.exit(416) end
                 ngx.req.set_header("Range", "bytes=0-")
             end
+            -- Every key under a prefix shared-*/ is one body (its ETag, Range and HEAD as nginx serves a file).
+            local sb, sp = ngx.var.uri:match("^/([^/]+)/(shared%%-[^/]+)/[^/]+$")
+            if sb then return ngx.exec("/_shared/" .. sb .. "/" .. sp .. ".bin") end
         }
 """
 
@@ -135,6 +141,7 @@ http {
         listen 127.0.0.1:%(loopback_port)d reuseport;
         root %(data)s;
         location /_list/ { internal; alias %(lists)s/; default_type application/xml; }
+        location /_shared/ { internal; alias %(data)s/_shared/; }
         location / {
             %(read_lua_loopback)s
         }
@@ -145,6 +152,7 @@ http {
         listen 127.0.0.1:%(s3like_port)d reuseport;
         root %(data)s;
         location /_list/ { internal; alias %(lists)s/; default_type application/xml; }
+        location /_shared/ { internal; limit_rate 90m; alias %(data)s/_shared/; }
         location / {
             limit_rate 90m;
             %(read_lua_s3like)s
@@ -310,6 +318,27 @@ def check_read_server(endpoint: str, bucket: str, key: str, size: int, list_pref
     assert status == 206 and h["Content-Range"].startswith("bytes 0-"), (status, dict(h))
     status, h, body = call("GET", f"/{bucket}?list-type=2&prefix={list_prefix}")
     assert status == 200 and b"<ListBucketResult" in body and b"<Key>" in body, (status, body[:300])
+
+
+def check_shared(endpoint: str, bucket: str, prefix: str, count: int, size: int, etag: str) -> None:
+    """W4m's objects: the listing's last page and a GET pinned to the manifest's ETag (If-Match)."""
+
+    def call(path, headers=None):
+        req = urllib.request.Request(endpoint + path, headers=headers or {})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers, r.read()
+
+    last = f"{prefix}{count - 1:07d}.bin"
+    status, h, body = call(f"/{bucket}/{last}", {"If-Match": etag})
+    assert status == 200 and h["ETag"] == etag and len(body) == size, (status, dict(h))
+    token = (count - 1) // 1000
+    status, _, body = call(f"/{bucket}?list-type=2&prefix={prefix}&max-keys=1000&continuation-token={token}")
+    assert status == 200 and f"<Key>{last}</Key>".encode() in body and b"<IsTruncated>false" in body, body[-300:]
+    try:
+        call(f"/{bucket}/{last}", {"If-Match": '"another"'})
+        raise AssertionError("nginx ignored If-Match")
+    except urllib.error.HTTPError as e:
+        assert e.code == 412, e.code
 
 
 def check_sink(endpoint: str) -> None:

@@ -3,8 +3,9 @@
 Runs under both our interpreter and the original 1.5.0's venv (the import name is the same), so
 it imports nothing from the bench package. Prints one line ``RESULT {json}``.
 
-Spec keys: impl (ours | original | boto3 | s3fs), workload, endpoint, bucket, key, size,
-path (the file nginx serves, to check bytes), and the workload's own parameters.
+Spec keys: impl (ours | original | boto3 | s3fs | ours_prefix | webdataset), workload, endpoint,
+bucket, key, size, path (the file nginx serves, to check bytes), and the workload's own parameters.
+``ours_prefix`` is our package too (W4m: from_prefix beside ours' from_manifest).
 """
 
 import io
@@ -508,6 +509,89 @@ def w_stream(spec, impl):
     return r
 
 
+def w_first_sample(spec, impl):
+    """Seconds from building a dataset to its first sample, where the first sample needs every
+    object known first: S3MapDataset (len, then [0]) or S3IterableDataset(shuffle=True).
+    ours reads a manifest (from_manifest); ours_prefix and the original list the prefix."""
+    from s3torchconnector import S3IterableDataset, S3MapDataset
+
+    cls = S3MapDataset if spec["dataset"] == "map" else S3IterableDataset
+    options = dict(region=REGION, endpoint=spec["endpoint"], transform=read_all, s3client_config=_config())
+    if spec["dataset"] == "iterable":
+        if impl == "original":
+            raise ValueError("the original has no shuffle: its first sample needs only the first page")
+        options.update(shuffle=True, seed=0)
+    m = Meter()
+    m.start()  # the dataset and its client are made inside the measured time: a fresh client per run
+    if impl == "ours":
+        ds = cls.from_manifest(f"s3://{spec['bucket']}/{spec['manifest']}", **options)
+    elif impl in ("ours_prefix", "original"):
+        ds = cls.from_prefix(f"s3://{spec['bucket']}/{spec['prefix']}", **options)
+    else:
+        raise ValueError(impl)
+    count = None
+    if spec["dataset"] == "map":
+        count = len(ds)
+        listed = time.perf_counter() - m.t0
+        sample = ds[0]
+    else:
+        sample = next(iter(ds))
+        listed = None
+    r = m.stop()
+    if count is not None and count != spec["count"]:
+        raise AssertionError(f"the dataset has {count} objects, expected {spec['count']}")
+    if len(sample) != spec["object_size"]:
+        raise AssertionError(f"the first sample has {len(sample)} bytes, expected {spec['object_size']}")
+    r.update(count=count, first_sample_bytes=len(sample), listing_s=listed)
+    return r
+
+
+def w_tar(spec, impl):
+    """Every sample of the tar shards under a prefix, in one process (each sample's bytes taken)."""
+    m = Meter()
+    count = nbytes = 0
+    first = None
+    if impl == "ours":
+        from s3torchconnector import S3IterableDataset
+
+        ds = S3IterableDataset.from_prefix(
+            f"s3://{spec['bucket']}/{spec['prefix']}", region=REGION, endpoint=spec["endpoint"],
+            s3client_config=_config(), shard_format="tar",
+        )
+        m.start()
+        for sample in ds:
+            data = sample["bin"]
+            if first is None:
+                first = (sample["__key__"], bytes(data))
+            count += 1
+            nbytes += len(data)
+    elif impl == "webdataset":
+        import webdataset as wds
+
+        urls = [f"pipe:curl -s -f {spec['endpoint']}/{spec['bucket']}/{key}" for key in spec["keys"]]
+        ds = wds.WebDataset(urls, shardshuffle=False)
+        m.start()
+        for sample in ds:
+            data = sample["bin"]
+            if first is None:
+                first = (sample["__key__"], bytes(data))
+            count += 1
+            nbytes += len(data)
+    else:
+        raise ValueError(impl)
+    r = m.stop()
+    if count != spec["count"] or nbytes != count * spec["sample_size"]:
+        raise AssertionError(f"got {count} samples ({nbytes} bytes), expected {spec['count']} of {spec['sample_size']}")
+    if first[0] != "0000000":
+        raise AssertionError(f"the first sample is {first[0]!r}, expected '0000000'")
+    if spec.get("first_sample_path"):  # sample 0 holds W2's first object
+        with open(spec["first_sample_path"], "rb") as f:
+            if f.read() != first[1]:
+                raise AssertionError("the first sample's bytes differ from the object it was made from")
+    r.update(count=count, bytes=nbytes)
+    return r
+
+
 def w_list(spec, impl):
     """Every key under a prefix."""
     m = Meter()
@@ -546,6 +630,8 @@ WORKLOADS = {
     "random_ranges": w_random_ranges,
     "stream": w_stream,
     "list": w_list,
+    "first_sample": w_first_sample,
+    "tar": w_tar,
 }
 
 
@@ -556,11 +642,11 @@ def main():
     if impl == "original":
         _isolate_original()
     result = {}
-    if impl in ("ours", "original"):
+    if impl in ("ours", "ours_prefix", "original"):
         result.update(_package_info(impl))
         if impl == "original" and not result["inside_venv"]:
             raise SystemExit(f"the original's workload imported {result['module_file']}, not the venv's package")
-        if impl == "ours" and result["version"] == "1.5.0":
+        if impl != "original" and result["version"] == "1.5.0":
             raise SystemExit("the 'ours' workload imported the original 1.5.0")
     result.update(WORKLOADS[spec["workload"]](spec, impl) or {})
     print("RESULT " + json.dumps(result), flush=True)
