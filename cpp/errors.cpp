@@ -112,6 +112,11 @@ std::string explain_crt_error(int error_code, const OperationContext &context) {
     return context.operation + " of " + uri_of(context) + " failed";
 }
 
+// "; gave up after up to 3 attempts" ("1 attempt" when retries are off).
+std::string gave_up_after(int max_attempts) {
+    return "; gave up after up to " + std::to_string(max_attempts) + (max_attempts == 1 ? " attempt" : " attempts");
+}
+
 py::object &s3_exception_type() {
     // Leaked on purpose: it must outlive any exception raised while the interpreter shuts down.
     static py::object *type = new py::object();
@@ -145,13 +150,16 @@ S3Error make_s3_error(const OperationContext &context, const Outcome &given) {
             if (error.request_id.empty()) error.request_id = root.child_text("RequestId");
         }
         if (error.code.empty()) error.code = code_from_status(outcome.status, context);
+        // "NoSuchKey: s3://b/k does not exist (HTTP 404, request id X)";
+        // "SlowDown: ... (HTTP 503, request id X; gave up after up to 10 attempts)".
         error.message = error.code + ": " + explain_service_error(error.code, server_message, context) +
                         " (HTTP " + std::to_string(outcome.status);
         if (!error.request_id.empty()) error.message += ", request id " + error.request_id;
-        if (outcome.error_code == AWS_ERROR_S3_SLOW_DOWN || outcome.error_code == AWS_ERROR_S3_INTERNAL_ERROR) {
-            error.message.pop_back();
-            error.message += "; gave up after up to " + std::to_string(context.max_attempts) + " attempts)";
+        if (context.max_attempts > 0 &&
+            (outcome.error_code == AWS_ERROR_S3_SLOW_DOWN || outcome.error_code == AWS_ERROR_S3_INTERNAL_ERROR)) {
+            error.message += gave_up_after(context.max_attempts);
         }
+        error.message += ")";
         return error;
     }
 
@@ -162,7 +170,7 @@ S3Error make_s3_error(const OperationContext &context, const Outcome &given) {
     const bool retried = !is_credentials_error(outcome.error_code) && outcome.error_code != AWS_ERROR_S3_CANCELED &&
                          outcome.error_code != AWS_ERROR_S3_OBJECT_MODIFIED && !retrying_cannot_help(outcome.error_code);
     if (context.max_attempts > 0 && retried) {
-        error.message += "; gave up after up to " + std::to_string(context.max_attempts) + " attempts";
+        error.message += gave_up_after(context.max_attempts);
     }
     error.message += ")";
     return error;

@@ -31,6 +31,19 @@ Headers copy_headers(const aws_http_headers *source) {
     return copy;
 }
 
+// The request id S3 sent with a response: x-amz-request-id, or x-amzn-requestid (moto's name, and some
+// S3-compatible servers') when that is absent; "" when neither came.
+std::string request_id_in(const aws_http_headers *headers) {
+    if (headers == nullptr) return "";
+    aws_byte_cursor value;
+    for (const char *name : {"x-amz-request-id", "x-amzn-requestid"}) {  // names compare case-insensitively
+        if (aws_http_headers_get(headers, aws_byte_cursor_from_c_str(name), &value) == AWS_OP_SUCCESS) {
+            return to_string(value);
+        }
+    }
+    return "";
+}
+
 MetaRequest &owner(void *user_data) { return **static_cast<std::shared_ptr<MetaRequest> *>(user_data); }
 
 }  // namespace
@@ -132,8 +145,20 @@ void MetaRequest::finish_callback(aws_s3_meta_request *, const aws_s3_meta_reque
         self.outcome.body.assign(reinterpret_cast<const char *>(result->error_response_body->buffer),
                                  result->error_response_body->len);
     }
-    Headers error_headers = copy_headers(result->error_response_headers);
-    self.outcome.request_id = header_value(error_headers.empty() ? self.headers : error_headers, "x-amz-request-id");
+    // The id of the response that failed: S3 support asks for it. The CRT hands over that response's
+    // headers for an error it does not retry (404, 403...); for one it retried until the attempts ran out
+    // it reports only its own error code (AWS_ERROR_S3_SLOW_DOWN...), and the last such attempt, seen
+    // through telemetry, names the response.
+    self.outcome.request_id = request_id_in(result->error_response_headers);
+    if (self.outcome.request_id.empty() && self.failed_attempt_error != 0 &&
+        self.failed_attempt_error == self.outcome.error_code) {
+        self.outcome.request_id = self.failed_attempt_request_id;
+        if (self.outcome.status == 0) self.outcome.status = self.failed_attempt_status;
+    }
+    if (self.outcome.request_id.empty()) {
+        self.outcome.request_id = header_value(self.headers, "x-amz-request-id");
+        if (self.outcome.request_id.empty()) self.outcome.request_id = header_value(self.headers, "x-amzn-requestid");
+    }
     self.finished = true;
     // Our reference would keep the CRT from ever shutting the request down (and freeing us).
     if (self.handle != nullptr) {
@@ -146,7 +171,21 @@ void MetaRequest::finish_callback(aws_s3_meta_request *, const aws_s3_meta_reque
 
 void MetaRequest::telemetry_callback(aws_s3_meta_request *meta_request, aws_s3_request_metrics *metrics,
                                      void *user_data) {
+    // Called once per attempt, on the meta request's event loop, all before the finish callback.
     const int error = aws_s3_request_metrics_get_error_code(metrics);
+    int status = 0;
+    if (error != 0 && aws_s3_request_metrics_get_response_status_code(metrics, &status) == AWS_OP_SUCCESS &&
+        status >= 300) {
+        aws_http_headers *response_headers = nullptr;
+        aws_s3_request_metrics_get_response_headers(metrics, &response_headers);  // stays null when none came
+        std::string id = request_id_in(response_headers);
+        MetaRequest &self = owner(user_data);
+        std::lock_guard<std::mutex> lock(self.mutex);
+        self.failed_attempt_error = error;
+        self.failed_attempt_status = status;
+        self.failed_attempt_request_id = id;
+        return;
+    }
     if (!retrying_cannot_help(error)) return;  // the CRT goes on retrying, within max_attempts
     MetaRequest &self = owner(user_data);
     {

@@ -51,6 +51,12 @@ public:
     Outcome outcome;
     aws_s3_meta_request *handle = nullptr;
     int permanent_error = 0;  // an attempt's error that retrying cannot mend; the request was cancelled for it
+    // The last attempt that S3 answered with an error, as telemetry reported it. When retries run out
+    // (503 SlowDown, 500 InternalError) the CRT's result has neither that response's status nor its
+    // headers, so its request id would be lost.
+    int failed_attempt_error = 0;
+    int failed_attempt_status = 0;
+    std::string failed_attempt_request_id;
 
 protected:
     // Called on CRT threads with `mutex` held. Return an AWS error code to fail the request, 0 to go on.

@@ -226,6 +226,103 @@ def test_error_without_a_body_carries_the_request_id_header(s3, client, response
     assert f"request id {sent[0]}" in str(error)
 
 
+@pytest.mark.parametrize("like_s3", [False, True], ids=["moto-headers", "s3-headers"])
+def test_get_404_message_is_well_formed(s3, client, responses, like_s3):
+    responses.like_s3 = like_s3
+    error = expect_s3_exception(lambda: client.get_object(s3.bucket, "no/such key").read())
+    sent = responses.request_ids("GET", "no/such key", 404)
+    assert len(sent) == 1 and sent[0], responses.sent
+    assert error.request_id == sent[0]
+    assert str(error) == f"NoSuchKey: s3://{s3.bucket}/no/such key does not exist (HTTP 404, request id {sent[0]})"
+
+
+@pytest.mark.parametrize("like_s3", [False, True], ids=["moto-headers", "s3-headers"])
+def test_head_404_message_is_well_formed(s3, client, responses, like_s3):
+    """No body: the id is the x-amz-request-id header (S3), else x-amzn-requestid (moto's name)."""
+    responses.like_s3 = like_s3
+    error = expect_s3_exception(lambda: client.head_object(s3.bucket, "nokey"))
+    sent = responses.request_ids("HEAD", "nokey", 404)
+    assert len(sent) == 1 and sent[0], responses.sent
+    assert error.request_id == sent[0]
+    assert str(error) == f"NoSuchKey: s3://{s3.bucket}/nokey does not exist (HTTP 404, request id {sent[0]})"
+
+
+class ThrottlingServer:
+    """Answers every request with 503 SlowDown, each with its own x-amz-request-id (ATTEMPT-1, ...)."""
+
+    def __init__(self):
+        self.sent = []
+        lock = threading.Lock()
+        sent = self.sent
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                with lock:
+                    request_id = f"ATTEMPT-{len(sent) + 1}"
+                    sent.append(request_id)
+                body = (
+                    '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+                    f"<Message>Please reduce your request rate.</Message><RequestId>{request_id}</RequestId></Error>"
+                ).encode()
+                self.send_response(503)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("x-amz-request-id", request_id)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_HEAD = do_PUT = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def throttling_server():
+    server = ThrottlingServer()
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("max_attempts", [1, 3])
+@pytest.mark.parametrize("operation", ["GetObject", "HeadObject"])
+def test_throttled_until_retries_run_out_names_the_last_request_id(throttling_server, operation, max_attempts):
+    """The CRT reports exhausted retries by its own error code, without the last response: its status
+    and request id must still reach the exception, in a well-formed message."""
+    c = S3Client(
+        "us-east-1", endpoint=throttling_server.endpoint, s3client_config=S3ClientConfig(max_attempts=max_attempts)
+    )
+    calls = {
+        "GetObject": lambda: c.get_object("bucket", "key").read(),
+        "HeadObject": lambda: c.head_object("bucket", "key"),
+    }
+    error = expect_s3_exception(calls[operation])
+    sent = throttling_server.sent
+    assert len(sent) == max_attempts, sent
+    assert error.request_id == sent[-1], (error.request_id, str(error))
+    assert (error.code, error.status) == ("SlowDown", 503), str(error)
+    attempts = "1 attempt" if max_attempts == 1 else f"{max_attempts} attempts"
+    assert str(error) == (
+        f"SlowDown: {operation} of s3://bucket/key failed (HTTP 503, request id {sent[-1]}; "
+        f"gave up after up to {attempts})"
+    )
+
+
 # ---------------------------------------------------------------- unreachable endpoint
 
 

@@ -340,6 +340,45 @@ def test_exhausted_service_error_names_the_number_of_attempts(s3, proxy):
     assert "3 attempts" in str(caught), str(caught)
 
 
+# The x-amz-request-id the proxy sends with every error it injects (tests/faults/proxy.py).
+PROXY_REQUEST_ID = "FAULTPROXY0000001"
+
+
+@pytest.mark.parametrize(
+    "status, code", [(503, "SlowDown"), (500, "InternalError")], ids=["503_SlowDown", "500_InternalError"]
+)
+def test_exhausted_service_error_message_is_well_formed_and_names_the_request_id(s3, proxy, status, code):
+    """When retries run out the CRT reports only its own error code, without the last response's
+    headers: the request id of that response must still reach the exception, and the message must
+    keep the whole status and close its parenthesis."""
+    s3.put("obj.bin", payload(1000, seed=11))
+    proxy.add(ranged_get_of(s3.bucket, "obj.bin"), error(status, code))
+    client = client_for(proxy, s3.region, max_attempts=3)
+
+    caught = raises_s3_exception(lambda: read_sequential(client, s3.bucket, "obj.bin"))
+
+    assert len(proxy.requests(ranged_get_of(s3.bucket, "obj.bin"))) == 3
+    assert caught.request_id == PROXY_REQUEST_ID, (caught.request_id, str(caught))
+    assert (caught.code, caught.status) == (code, status), str(caught)
+    assert str(caught) == (
+        f"{code}: GetObject of s3://{s3.bucket}/obj.bin failed "
+        f"(HTTP {status}, request id {PROXY_REQUEST_ID}; gave up after up to 3 attempts)"
+    )
+
+
+def test_exhausted_put_part_names_the_request_id(s3, proxy):
+    proxy.add(upload_part_of(s3.bucket, "up.bin", {2}), error(503, "SlowDown"))
+    client = client_for(proxy, s3.region, max_attempts=2)
+
+    caught = raises_s3_exception(lambda: write(client, s3.bucket, "up.bin", payload(SIZE, seed=12)))
+
+    assert caught.request_id == PROXY_REQUEST_ID, (caught.request_id, str(caught))
+    assert str(caught) == (
+        f"SlowDown: PutObject of s3://{s3.bucket}/up.bin failed "
+        f"(HTTP 503, request id {PROXY_REQUEST_ID}; gave up after up to 2 attempts)"
+    )
+
+
 # ---------------------------------------------------------------------- 4. overwritten mid-GET
 
 
