@@ -1,5 +1,6 @@
 #include "logging.h"
 
+#include "redact.h"
 #include "runtime.h"
 
 #include <aws/common/logging.h>
@@ -202,6 +203,7 @@ void emit(size_t target, uint8_t levels, int level, const char *format, va_list 
     const auto now = std::chrono::system_clock::now();
     std::string message = vformat(format, args);
     while (!message.empty() && (message.back() == '\n' || message.back() == '\r')) message.pop_back();
+    redact_credentials(message);
     if (to_writer) {
         const std::string line = format_line(s.targets[target], level, now, message);
         std::lock_guard<std::mutex> lock(s.writer_mutex);
