@@ -287,9 +287,10 @@ def _drain_forever() -> None:
             _emitted.notify_all()
 
 
-def flush(timeout: float = 10.0) -> None:
-    """Emits the native records waiting for Python logging, and waits (up to `timeout` s) for those the
-    drain thread has taken already: what was logged before the call has reached the handlers."""
+def flush(timeout: Optional[float] = 10.0) -> None:
+    """Emits the native records waiting for Python logging, and waits (up to `timeout` s; None: as long as
+    it takes) for those the drain thread has taken already: what was logged before the call has reached
+    the handlers."""
     records, dropped, batch = _native.take_log_records(False)
     drain = _drain_thread
     if drain is not None and drain is not threading.current_thread() and drain.is_alive():

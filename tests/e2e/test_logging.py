@@ -163,7 +163,7 @@ def test_python_logging_at_debug_shows_what_the_crt_did(s3):
 
     logging.basicConfig(level=logging.DEBUG, handlers=[Keep()])
     assert get("k") == b"x" * 1000
-    _logging.flush()
+    _logging.flush(None)
     native = [r for r in records if r.name.startswith(("s3torchconnector.crt", "s3torchconnector.native"))]
     print(json.dumps({
         "names": sorted({r.name for r in native}),
@@ -194,7 +194,7 @@ def test_python_trace_level_and_one_logger_configured(s3):
     meta.setLevel(_logging.TRACE)
     meta.addHandler(Keep())
     assert get("k") == b"x" * 1000
-    _logging.flush()
+    _logging.flush(None)
     print(json.dumps(sorted({(r.name, r.levelname) for r in records})))
     """, s3)
     assert result.returncode == 0, result.stderr
@@ -239,7 +239,7 @@ def test_overflow_is_dropped_and_counted_not_blocking(s3):
     for _ in range(100):
         assert get("k") == b"x" * 1000
     release.set()
-    _logging.flush()
+    _logging.flush(None)
     print(json.dumps(warnings))
     """, s3)
     assert result.returncode == 0, result.stderr
@@ -273,7 +273,7 @@ def test_forked_dataloader_workers_with_logging_on(s3, monkeypatch, tmp_path):
 
         def __getitem__(self, i):
             data = get(f"obj/{i}")
-            _logging.flush()
+            _logging.flush(None)
             assert any(n.startswith("s3torchconnector.crt.") for n in names), "no CRT record in the worker"
             return torch.tensor(list(data[:1]) + [len(data), os.getpid()])
 
@@ -315,7 +315,7 @@ def test_forks_while_crt_threads_log(s3, monkeypatch):
         if pid == 0:
             try:
                 ok = get("k") == b"x" * 1000
-                _logging.flush()
+                _logging.flush(None)
             except BaseException:
                 ok = False
             os._exit(0 if ok else 1)
