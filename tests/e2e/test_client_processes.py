@@ -191,6 +191,28 @@ def test_exit_while_a_daemon_thread_waits_on_a_request(stalling_server):
     assert result.returncode == 0, result.stderr
 
 
+def test_a_fork_while_the_client_lock_is_held_does_not_hang_the_child(s3):
+    """Another thread may hold a client's lock (building its native client) when a fork happens:
+    the child's copy of that lock would stay held forever, so the child gets fresh ones."""
+    s3.put("k", b"forked")
+    result = run_python(
+        """
+        import os, sys
+        from s3torchconnector._s3client import S3Client
+
+        client = S3Client("us-east-1", endpoint=sys.argv[1])
+        client._lock.acquire()  # as another thread would hold it at the moment of the fork
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if client.get_object(sys.argv[2], "k").read() == b"forked" else 3)
+        print("child exit code", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+        """,
+        s3.endpoint, s3.bucket, timeout=SUBPROCESS_TIMEOUT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "child exit code 0" in result.stdout, result.stderr
+
+
 # ---------------------------------------------------------------- Ctrl-C
 
 # Runs each operation against its own stalling server. Every interrupt but the last is caught (the

@@ -3,6 +3,7 @@
 import logging
 import os
 import threading
+import weakref
 from contextvars import ContextVar
 from functools import partial
 from typing import Optional
@@ -31,6 +32,20 @@ def _resolve_endpoint(endpoint: Optional[str]) -> str:
         if value:
             return value
     return ""
+
+
+# Every client of this process, so that a forked child can give each a lock of its own.
+_clients: "weakref.WeakSet[S3Client]" = weakref.WeakSet()
+
+
+def _fresh_locks_in_child() -> None:
+    # A lock another thread held at the fork (building a native client, say) would stay held
+    # forever in the child, and its first request would hang.
+    for client in list(_clients):
+        client._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_locks_in_child)
 
 
 class S3Client:
@@ -63,6 +78,7 @@ class S3Client:
         self._lock = threading.Lock()
         self._native_client: Optional[_native.NativeClient] = None
         self._client_pid: Optional[int] = None
+        _clients.add(self)
 
     @property
     def region(self) -> str:
@@ -123,6 +139,7 @@ class S3Client:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        _clients.add(self)
 
     def get_object(
         self,
