@@ -2,7 +2,7 @@
 spawn and forkserver DataLoader workers can import its transform.
 
 argv: endpoint bucket prefix start_method. Env: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT.
-Prints one JSON object: {"<case>": [[reader, key, sha256], ...], ...} with what this rank read.
+Prints one JSON list: [[case, reader, key, sha256], ...] with what this rank read.
 """
 
 import hashlib
@@ -24,24 +24,24 @@ READERS = {
 
 
 class Describe:
-    """The transform: which reader read which object, and a digest of the bytes it got."""
+    """The transform: which case and reader read which object, and a digest of the bytes it got."""
 
-    def __init__(self, reader_name):
-        self.reader_name = reader_name
+    def __init__(self, case, reader_name):
+        self.case, self.reader_name = case, reader_name
 
     def __call__(self, reader):
-        return [self.reader_name, reader.key, hashlib.sha256(reader.read()).hexdigest()]
+        return [self.case, self.reader_name, reader.key, hashlib.sha256(reader.read()).hexdigest()]
 
 
 def keep_list(batch):
     return batch
 
 
-def datasets(kind, endpoint, uri, **iterable_options):
+def datasets(case, kind, endpoint, uri, **iterable_options):
     """One dataset per reader kind, all over the same objects."""
     made = []
     for name, reader in READERS.items():
-        options = dict(region=REGION, endpoint=endpoint, transform=Describe(name), reader_constructor=reader())
+        options = dict(region=REGION, endpoint=endpoint, transform=Describe(case, name), reader_constructor=reader())
         if kind == "iterable":
             made.append(S3IterableDataset.from_prefix(uri, enable_sharding=True, **options, **iterable_options))
         else:
@@ -50,6 +50,8 @@ def datasets(kind, endpoint, uri, **iterable_options):
 
 
 def read_all(kind, built, num_workers, start_method):
+    """One DataLoader over all the datasets (chained or concatenated): worker start-up, the costly
+    part with spawn and forkserver, is paid once for all the cases."""
     context = start_method if num_workers else None
     loader_options = dict(batch_size=3, collate_fn=keep_list, num_workers=num_workers, multiprocessing_context=context)
     if kind == "iterable":
@@ -65,15 +67,17 @@ def main():
     uri = f"s3://{bucket}/{prefix}"
     # Built before the process group exists, as some training scripts do: the iterable datasets must
     # still learn their rank (when pickled for spawned workers, or in this process when iterated).
-    early = datasets("iterable", endpoint, uri)
+    early = datasets("iterable-built-before-init", "iterable", endpoint, uri)
     torch.distributed.init_process_group("gloo", rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"]))
-    seen = {}
+    seen = []
     for num_workers in (0, 1, 3):
-        seen[f"iterable-built-before-init-{num_workers}"] = read_all("iterable", early, num_workers, start_method)
-        for kind in ("iterable", "map"):
-            seen[f"{kind}-{num_workers}"] = read_all(kind, datasets(kind, endpoint, uri), num_workers, start_method)
-        shuffled = datasets("iterable", endpoint, uri, shuffle=True, seed=3, shuffle_buffer_size=2)
-        seen[f"iterable-shuffled-{num_workers}"] = read_all("iterable", shuffled, num_workers, start_method)
+        iterable = (
+            early
+            + datasets("iterable", "iterable", endpoint, uri)
+            + datasets("iterable-shuffled", "iterable", endpoint, uri, shuffle=True, seed=3, shuffle_buffer_size=2)
+        )
+        for kind, built in (("iterable", iterable), ("map", datasets("map", "map", endpoint, uri))):
+            seen += [[f"{case}-{num_workers}", *rest] for case, *rest in read_all(kind, built, num_workers, start_method)]
     print(json.dumps(seen))
     torch.distributed.destroy_process_group()
 

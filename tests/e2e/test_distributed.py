@@ -29,8 +29,11 @@ def test_every_object_once_across_ranks_and_workers(s3, start_method):
     per_rank = run_ranks(RANK_SCRIPT, [s3.endpoint, s3.bucket, "data/", start_method], WORLD_SIZE)
 
     expected = collections.Counter((reader, key) for reader in READERS for key in digests)
-    for case in per_rank[0]:
-        samples = [tuple(sample) for rank_seen in per_rank for sample in rank_seen[case]]
+    cases = sorted({sample[0] for rank_seen in per_rank for sample in rank_seen})
+    assert len(cases) == 4 * 3, cases  # 4 cases x 3 worker counts
+    for case in cases:
+        by_rank = [[sample[1:] for sample in rank_seen if sample[0] == case] for rank_seen in per_rank]
+        samples = [tuple(sample) for rank_samples in by_rank for sample in rank_samples]
         assert all(digest == digests[key] for _, key, digest in samples), f"{case}: wrong bytes"
         counts = collections.Counter((reader, key) for reader, key, _ in samples)
         assert counts == expected, (
@@ -38,4 +41,4 @@ def test_every_object_once_across_ranks_and_workers(s3, start_method):
             f"never read: {sorted(expected - counts)[:5]}"
         )
         # Each rank read a share, not everything: the split happened across ranks.
-        assert all(len(rank_seen[case]) < len(samples) for rank_seen in per_rank), case
+        assert all(len(rank_samples) < len(samples) for rank_samples in by_rank), case

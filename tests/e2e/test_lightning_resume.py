@@ -212,7 +212,7 @@ def test_checkpoint_in_s3_holds_the_stateful_dataloader_state(runs):
         assert len(loader_states) == 1  # the one StatefulDataLoader's state_dict()
         merged = S3IterableDataset.elastic_state(loader_states)  # finds each worker's position
         assert merged["epoch"] == 0
-        assert merged["settings"] == {"shuffle": True, "seed": SEED, "shuffle_buffer_size": 0}
+        assert merged["settings"] == {"shuffle": True, "seed": SEED, "shuffle_buffer_size": 0, "shard_format": None}
         assert len(merged["rounds"]) == 1 and len(merged["rounds"][0]) == 2  # 2 workers' shares
         assert sum(merged["rounds"][0]) == batches_taken * BATCH, run
 
