@@ -14,6 +14,8 @@ writes one; ``S3MapDataset.from_manifest`` and ``S3IterableDataset.from_manifest
 """
 
 import argparse
+import contextlib
+import gc
 import gzip
 import io
 import json
@@ -99,7 +101,9 @@ class ObjectsFromManifest:
             lines = io.BufferedReader(StreamFile(stream), buffer_size=1 << 20)
             if self.key.endswith(".gz"):
                 lines = gzip.GzipFile(fileobj=lines, mode="rb")
-            entries = list(self._parse(lines))
+            lines = io.TextIOWrapper(lines, encoding="utf-8")  # decoded a buffer at a time, not per line
+            with _collector_paused():
+                entries = list(self._parse(lines))
         except S3Exception as error:
             raise _with_context(error, f"cannot read the manifest {self.uri}: {error}") from error
         except (OSError, EOFError, UnicodeDecodeError) as error:  # gzip.BadGzipFile is an OSError
@@ -110,11 +114,12 @@ class ObjectsFromManifest:
 
     def _parse(self, lines) -> Iterator[S3BucketKeyData]:
         bucket = None
+        decode = json.JSONDecoder().decode
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                entry = json.loads(line)
+                entry = decode(line)
             except ValueError as error:
                 raise self._bad_line(number, f"not JSON ({error})") from None
             if not isinstance(entry, dict):
@@ -160,6 +165,19 @@ class ObjectsFromManifest:
             f"s3://{bucket}/{key} changed since the manifest {self.uri} was written (its ETag no longer "
             f"matches): write the manifest again, or restore the object ({error})",
         )
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """Building millions of small entries triggers the cyclic garbage collector again and again over
+    a heap that only grows (nearly half the parse time of 100,000 entries): pause it meanwhile."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _with_context(error: S3Exception, message: str) -> S3Exception:
