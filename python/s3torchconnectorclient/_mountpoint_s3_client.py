@@ -41,7 +41,41 @@ __all__ = [
 _DEFAULT_PART_SIZE = S3ClientConfig().part_size
 
 
-class MountpointS3Client:
+class _RawClientSettings:
+    """The settings the original's raw clients had as attributes, read from the S3Client under them."""
+
+    _s3client: S3Client
+
+    @property
+    def region(self) -> str:
+        return self._s3client.region
+
+    @property
+    def user_agent_prefix(self) -> str:
+        return self._s3client.user_agent_prefix
+
+    @property
+    def throughput_target_gbps(self) -> float:
+        return self._s3client.s3client_config.throughput_target_gbps
+
+    @property
+    def part_size(self) -> int:
+        return self._s3client.s3client_config.part_size
+
+    @property
+    def unsigned(self) -> bool:
+        return self._s3client.s3client_config.unsigned
+
+    @property
+    def force_path_style(self) -> bool:
+        return self._s3client.s3client_config.force_path_style
+
+    @property
+    def max_attempts(self) -> int:
+        return self._s3client.s3client_config.max_attempts
+
+
+class MountpointS3Client(_RawClientSettings):
     """The original's raw client: its constructor, attributes and methods, over our engine.
 
     ``get_object`` returns a stream that iterates over the body as ``bytes`` chunks and has
@@ -79,17 +113,15 @@ class MountpointS3Client:
         return raw
 
     def _use(self, client: S3Client) -> None:
-        config = client.s3client_config
         self._s3client = client
-        self.region = client.region
-        self.endpoint = client.endpoint or ""
-        self.user_agent_prefix = client.user_agent_prefix
-        self.throughput_target_gbps = config.throughput_target_gbps
-        self.part_size = config.part_size
-        self.profile = config.profile
-        self.unsigned = config.unsigned
-        self.force_path_style = config.force_path_style
-        self.max_attempts = config.max_attempts
+
+    @property
+    def endpoint(self) -> str:
+        return self._s3client.endpoint or ""
+
+    @property
+    def profile(self) -> Optional[str]:
+        return self._s3client.s3client_config.profile
 
     def get_object(self, bucket: str, key: str, start: Optional[int] = None, end: Optional[int] = None):
         return self._s3client._get_object_stream(bucket, key, start, end)
@@ -113,7 +145,7 @@ class MountpointS3Client:
         self._s3client.copy_object(src_bucket, src_key, dst_bucket, dst_key)
 
 
-class MockMountpointS3Client:
+class MockMountpointS3Client(_RawClientSettings):
     """The original's in-memory bucket for tests: ``add_object``, ``remove_object``, and
     ``create_mocked_client()`` for a ``MountpointS3Client`` that reads and writes it."""
 
@@ -135,24 +167,18 @@ class MockMountpointS3Client:
             force_path_style=force_path_style,
             max_attempts=max_attempts,
         )
-        self._mock = MockS3Client(region, bucket, s3client_config=config)
-        self._mock._user_agent_prefix = user_agent_prefix
-        self.region = region
-        self.throughput_target_gbps = throughput_target_gbps
-        self.part_size = part_size
-        self.user_agent_prefix = user_agent_prefix
-        self.unsigned = unsigned
-        self.force_path_style = force_path_style
-        self.max_attempts = max_attempts
+        self._s3client = MockS3Client(
+            region, bucket, user_agent=SimpleNamespace(prefix=user_agent_prefix), s3client_config=config
+        )
 
     def create_mocked_client(self) -> MountpointS3Client:
-        return MountpointS3Client._over(self._mock)
+        return MountpointS3Client._over(self._s3client)
 
     def add_object(self, key: str, data: bytes) -> None:
-        self._mock.add_object(key, data)
+        self._s3client.add_object(key, data)
 
     def remove_object(self, key: str) -> None:
-        self._mock.remove_object(key)
+        self._s3client.remove_object(key)
 
 
 def join_all_managed_threads(timeout_secs: float) -> None:

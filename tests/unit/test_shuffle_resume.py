@@ -114,19 +114,27 @@ def test_elastic_resumes_read_every_unread_object_once(n, layouts, data, shuffle
     """Runs of one epoch stop part-way over one layout of shards and resume over another, as often as
     the example says; the last runs to the end. In all, every object is read exactly once."""
     options = dict(enable_sharding=True, shuffle=shuffle, seed=5, shuffle_buffer_size=buffer_size)
+    seen = run_elastically(lambda: dataset(n, **options), layouts, lambda shards: data.draw(st.integers(0, n // shards)))
+    assert sorted(seen) == sorted(list(dataset(n)))
+
+
+def run_elastically(make, layouts, stop_after):
+    """Runs of one epoch, one per layout (a number of shards): each shard of a run takes
+    ``stop_after(shards)`` items and saves its state, and the next run resumes from their merge
+    (nested as in a loader's state); the last run reads to the end. Returns all items read."""
     seen, state = [], None
     for run, shards in enumerate(layouts):
         last = run == len(layouts) - 1
         states = []
         for shard in range(shards):
-            made = as_shard(dataset(n, **options), shard, shards)
+            made = as_shard(make(), shard, shards)
             if state is not None:
                 made.load_state_dict(state)
             iterator = iter(made)
-            seen += list(iterator) if last else take(iterator, data.draw(st.integers(0, n // shards)))
-            states.append({"rank": {"worker": iterator.state_dict()}})  # nested, as in a loader's state
+            seen += list(iterator) if last else take(iterator, stop_after(shards))
+            states.append({"rank": {"worker": iterator.state_dict()}})
         state = None if last else S3IterableDataset.elastic_state(states)
-    assert sorted(seen) == sorted(list(dataset(n)))
+    return seen
 
 
 def test_an_elastic_resume_keeps_the_epochs_order():
@@ -350,18 +358,7 @@ def test_a_resumed_tar_pass_continues_from_the_exact_sample(sizes, shards, data,
 def test_elastic_tar_resumes_read_every_unread_sample_once(sizes, layouts, data, shuffle, buffer_size):
     """Part-read shards are finished by whichever new worker gets them, from the next sample."""
     options = dict(enable_sharding=True, shuffle=shuffle, seed=4, shuffle_buffer_size=buffer_size)
-    seen, state = [], None
-    for run, shards in enumerate(layouts):
-        last = run == len(layouts) - 1
-        states = []
-        for shard in range(shards):
-            made = as_shard(tar_dataset(sizes, **options), shard, shards)
-            if state is not None:
-                made.load_state_dict(state)
-            iterator = iter(made)
-            seen += list(iterator) if last else take(iterator, data.draw(st.integers(0, 8)))
-            states.append(iterator.state_dict())
-        state = None if last else S3IterableDataset.elastic_state(states)
+    seen = run_elastically(lambda: tar_dataset(sizes, **options), layouts, lambda shards: data.draw(st.integers(0, 8)))
     assert sorted(seen) == all_samples(sizes)
 
 
