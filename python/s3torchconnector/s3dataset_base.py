@@ -128,13 +128,19 @@ class S3DatasetBase:
     def _reader(self, item: S3BucketKeyData) -> S3Reader:
         # Objects from a manifest are read at the version it recorded; listed ones at whichever is current.
         client = self._get_client()
-        if getattr(self._get_dataset_objects, "pin_versions", False) and item.object_info is not None:
-            return client._get_object_version(
-                item.bucket, item.key, item.object_info.etag, item.object_info, self._reader_constructor
-            )
+        etag = self._pinned_etag(item)
+        if etag:
+            return client._get_object_version(item.bucket, item.key, etag, item.object_info, self._reader_constructor)
         return client.get_object(
             item.bucket, item.key, object_info=item.object_info, reader_constructor=self._reader_constructor
         )
+
+    def _pinned_etag(self, item: S3BucketKeyData) -> str:
+        """The version to read: a manifest's objects at the ETag it recorded, listed ones at
+        whichever version is current ("")."""
+        if getattr(self._get_dataset_objects, "pin_versions", False) and item.object_info is not None:
+            return item.object_info.etag
+        return ""
 
     def _sample(self, reader: S3Reader) -> Any:
         with self._reading(reader.bucket, reader.key):

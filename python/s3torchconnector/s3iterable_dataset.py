@@ -14,6 +14,7 @@ from ._iterable_state import EpochCounter, Settings, dataset_state_from_dict, fi
 from ._s3client import S3Client, S3ClientConfig
 from ._s3dataset_common import ObjectsFromUris, ObjectsUnderPrefix, S3BucketKeyData, identity
 from ._stream_file import StreamFile
+from .manifest import ObjectsFromManifest
 from ._tar_samples import tar_samples
 from .s3dataset_base import S3DatasetBase
 from .s3reader import S3Reader
@@ -32,11 +33,14 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
     already being fetched while the current one is consumed, so many small objects do not wait
     on one request at a time. With ``enable_sharding=True`` the objects are split across
     DataLoader workers and ``torch.distributed`` ranks: each is read once per epoch in all.
-    ``shuffle_buffer_size`` adds a seeded shuffle buffer within each worker's share.
+    ``shuffle_buffer_size`` adds a seeded shuffle buffer within each worker's share. With
+    ``shard_format="tar"`` each object is a tar shard streamed into WebDataset-layout samples
+    (dicts), which ``transform`` receives instead of a reader.
 
     A pass can be saved and resumed: ``state_dict()`` / ``load_state_dict()`` on the dataset and
     its iterator (what torchdata's StatefulDataLoader calls), and ``elastic_state()`` to resume
-    with another number of ranks or workers. Make one with ``from_prefix`` or ``from_objects``.
+    with another number of ranks or workers. Make one with ``from_prefix``, ``from_objects`` or
+    ``from_manifest``.
     """
 
     def __init__(
@@ -141,6 +145,8 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
             return f"the listing of s3://{source.bucket}/{source.prefix}"
         if isinstance(source, ObjectsFromUris):
             return "the list of objects"
+        if isinstance(source, ObjectsFromManifest):
+            return f"the manifest {source.uri}"
         return "the dataset's objects"
 
     def _units(self, positions: Iterator[int], listing, epoch: int) -> Iterator[Tuple[int, Iterator[Any]]]:
@@ -210,8 +216,7 @@ class _TarShard:
     def prefetch(self) -> None:
         if self._stream is None:
             item = self._item
-            pinned = getattr(self._dataset._get_dataset_objects, "pin_versions", False) and item.object_info
-            etag = item.object_info.etag if pinned else ""
+            etag = self._dataset._pinned_etag(item)
             self._stream = self._dataset._get_client()._stream_object(item.bucket, item.key, etag)
 
     def samples(self) -> Iterator[Any]:
