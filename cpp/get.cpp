@@ -1,19 +1,16 @@
 #include "get.h"
 
+#include "gil.h"
 #include "runtime.h"
 #include "wait.h"
 
 #include <aws/common/error.h>
 #include <aws/s3/s3.h>
 
-#include <pybind11/pybind11.h>
-
 #include <algorithm>
 #include <cstring>
 #include <new>
 #include <stdexcept>
-
-namespace py = pybind11;
 
 namespace s3tc {
 namespace {
@@ -169,7 +166,7 @@ GetStream::~GetStream() {
 }
 
 void GetStream::wait_for(const std::function<bool()> &ready) {
-    py::gil_scoped_release no_gil;
+    GilReleased no_gil;
     std::unique_lock<std::mutex> lock(download_->mutex);
     wait_interruptibly(lock, download_->changed, ready, [this] { download_->cancel(); });
 }
@@ -224,7 +221,7 @@ void GetStream::receive_rest(uint8_t *target, uint64_t size) {
 
 void GetStream::copy_parts_until_finished(uint8_t *target) {
     Download &d = *download_;
-    py::gil_scoped_release no_gil;
+    GilReleased no_gil;
     std::unique_lock<std::mutex> lock(d.mutex);
     const uint64_t base = d.read_position();
     for (;;) {
@@ -294,7 +291,7 @@ size_t GetStream::readinto(uint8_t *out, size_t size) {
         return n;
     }
     size_t copied = 0;
-    py::gil_scoped_release no_gil;
+    GilReleased no_gil;
     std::unique_lock<std::mutex> lock(d.mutex);
     while (copied < size) {
         wait_interruptibly(lock, d.changed, [&d] { return !d.chunks.empty() || d.finished; },

@@ -1,5 +1,6 @@
 #include "logging.h"
 
+#include "gil.h"
 #include "redact.h"
 #include "runtime.h"
 
@@ -276,14 +277,6 @@ void build_targets(State &s) {
     for (const auto &entry : subject_targets) s.target_of[entry.first] = entry.second;
 }
 
-bool python_is_finalizing() {
-#if PY_VERSION_HEX >= 0x030D0000
-    return Py_IsFinalizing() != 0;
-#else
-    return _Py_IsFinalizing() != 0;
-#endif
-}
-
 }  // namespace
 
 std::vector<std::string> log_targets() {
@@ -372,17 +365,12 @@ std::vector<LogRecord> take_log_records(bool wait, uint64_t &dropped, uint64_t &
         take();
         return records;
     }
-    // Not a scoped release: taking the GIL back can end this thread (the interpreter is shutting down), which
-    // must unwind through plain frames, not through a destructor.
-    PyThreadState *saved = PyEval_SaveThread();
     {
+        GilReleased no_gil;  // the drain is a daemon thread: parked, not ended, when the interpreter exits
         std::unique_lock<std::mutex> lock(s.queue_mutex);
         s.queue_ready.wait(lock, [&] { return !s.queue.empty() || s.dropped > 0; });
         take();
     }
-    // A daemon thread that takes the GIL while the interpreter shuts down is ended mid-call: park it instead.
-    while (python_is_finalizing()) std::this_thread::sleep_for(std::chrono::hours(1));
-    PyEval_RestoreThread(saved);
     return records;
 }
 

@@ -1,8 +1,12 @@
 // Python bindings of the native module. Behaviour lives in the other files; this one only binds.
+// The calls that wait (GetObjectStream's reads and info, PutObjectStream's write, close and abort, the
+// client's one-shot requests, take_log_records(wait=True)) hold the GIL except while they wait: they release it
+// for the wait itself through GilReleased (gil.h), which also keeps a daemon thread still waiting at exit safe.
 #include "buffer.h"
 #include "client.h"
 #include "errors.h"
 #include "get.h"
+#include "gil.h"
 #include "logging.h"
 #include "put.h"
 #include "wait.h"
@@ -37,6 +41,7 @@ PYBIND11_MODULE(_native, m) {
     m.doc() = "The native S3 engine of s3torchconnector, over the AWS Common Runtime. Internal API.";
     register_s3_exception(m);
     remember_main_thread();
+    watch_interpreter_exit();
 
     m.def("log_targets", &log_targets);
     m.def(

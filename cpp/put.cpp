@@ -1,11 +1,10 @@
 #include "put.h"
 
+#include "gil.h"
 #include "runtime.h"
 #include "wait.h"
 
 #include <aws/io/future.h>
-
-#include <pybind11/pybind11.h>
 
 #include <stdexcept>
 
@@ -75,7 +74,7 @@ void PutStream::send(const uint8_t *data, size_t size, bool eof) {
     aws_future_void_register_callback(future, WriteCompletion::on_done,
                                       new std::shared_ptr<WriteCompletion>(completion));
     {
-        pybind11::gil_scoped_release no_gil;
+        GilReleased no_gil;
         std::unique_lock<std::mutex> lock(completion->mutex);
         wait_interruptibly(lock, completion->done_changed, [&] { return completion->done; }, [&] {
             upload_->cancel();

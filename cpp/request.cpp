@@ -1,9 +1,8 @@
 #include "request.h"
 
 #include "client.h"
+#include "gil.h"
 #include "wait.h"
-
-#include <pybind11/pybind11.h>
 
 #include <aws/common/error.h>
 #include <aws/http/request_response.h>
@@ -90,7 +89,7 @@ void MetaRequest::cancel() {
 }
 
 void MetaRequest::wait_finished() {
-    pybind11::gil_scoped_release no_gil;
+    GilReleased no_gil;
     std::unique_lock<std::mutex> lock(mutex);
     wait_interruptibly(lock, changed, [this] { return finished; }, [this] {
         cancel();

@@ -1,5 +1,7 @@
 #include "wait.h"
 
+#include "gil.h"
+
 #include <pybind11/pybind11.h>
 
 #include <chrono>
@@ -11,14 +13,6 @@ namespace s3tc {
 namespace {
 
 unsigned long main_thread_ident = 0;
-
-bool interpreter_finalizing() {
-#if PY_VERSION_HEX >= 0x030D0000
-    return Py_IsFinalizing() != 0;
-#else
-    return _Py_IsFinalizing() != 0;
-#endif
-}
 
 }  // namespace
 

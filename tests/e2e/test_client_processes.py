@@ -288,3 +288,175 @@ def test_ctrl_c_interrupts_a_stalled_request():
             process.wait()
         for server in servers:
             server.close()
+
+
+# ---------------------------------------------------------------- waits that end while the interpreter exits
+
+# A daemon thread may still wait in a native call when the main thread exits, and that wait may end (its
+# request completes, fails or is cut off) while the interpreter finalizes: the thread must not take the GIL
+# back then (CPython would end it mid-call and abort the process: "terminate called without an active exception").
+
+# Each daemon thread blocks in one kind of native wait against a server that never answers. Once all four
+# requests have reached it, a hook run by the interpreter's finalization (a module's object, freed when
+# sys.modules is cleared) has the server cut every connection, and waits while the four waits end.
+EXIT_AS_WAITS_END = """
+    import os, socket, sys, threading, time, types
+    from s3torchconnector._s3client import S3Client, S3ClientConfig
+
+    endpoint, control_port = sys.argv[1], int(sys.argv[2])
+    client = S3Client("us-east-1", endpoint=endpoint,
+                      s3client_config=S3ClientConfig(max_attempts=1, part_size=5 * 1024 * 1024))
+    waits = {
+        "read": lambda: client.get_object("bucket", "read").read(),
+        "streaming-read": lambda: client._get_object_stream("bucket", "streaming-read", 0, None).next_chunk(),
+        "write": lambda: client.put_object("bucket", "write").write(b"x" * (6 * 1024 * 1024)),
+        "head": lambda: client.head_object("bucket", "head"),
+    }
+    for wait in waits.values():
+        threading.Thread(target=wait, daemon=True).start()
+    control = socket.create_connection(("127.0.0.1", control_port))
+    control.settimeout(60)
+    assert control.recv(16) == b"all in flight"
+
+    class CutAtFinalization:
+        def __del__(self, send=os.write, sleep=time.sleep, fd=control.fileno(), keep=control):
+            send(fd, b"cut")
+            sleep(0.5)  # the daemon threads' waits end meanwhile
+
+    # Not a global of __main__: the daemon threads' functions hold its namespace, never cleared then.
+    module = types.ModuleType("_cut_at_finalization")
+    module.hook = CutAtFinalization()
+    sys.modules[module.__name__] = module
+    del module
+    print("exiting", flush=True)
+"""
+
+
+class CuttingServer(StallingServer):
+    """A StallingServer with a control connection: it says when requests for all four of EXIT_AS_WAITS_END's
+    keys are in flight, and cuts every connection when told to."""
+
+    KEYS = ("/bucket/read", "/bucket/streaming-read", "/bucket/write", "/bucket/head")
+
+    def __init__(self):
+        super().__init__()
+        self.control = socket.socket()
+        self.control.bind(("127.0.0.1", 0))
+        self.control.listen(16)
+        self.control_port = self.control.getsockname()[1]
+        self.received = []
+        self.cuts = 0
+        threading.Thread(target=self._serve_control, daemon=True).start()
+
+    def _drain(self, connection):
+        try:
+            while True:
+                data = connection.recv(65536)
+                if not data:
+                    return
+                self.received.append(data)
+                self.request_seen.set()
+        except OSError:
+            pass
+
+    def _all_in_flight(self) -> bool:
+        request_lines = [line for data in list(self.received) for line in data.split(b"\r\n") if b" HTTP/1.1" in line]
+        return all(any(key.encode() in line for line in request_lines) for key in self.KEYS)
+
+    def _serve_control(self):
+        while not self._stop:
+            try:
+                control, _ = self.control.accept()
+            except OSError:
+                return
+            deadline = time.monotonic() + SUBPROCESS_TIMEOUT
+            while not self._all_in_flight() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.received.clear()
+            try:
+                control.sendall(b"all in flight")
+                if control.recv(16) == b"cut":
+                    self.cuts += 1
+                    for connection in list(self.connections):
+                        connection.shutdown(socket.SHUT_RDWR)  # ends the drain's recv; the client sees the close
+                        connection.close()
+                    self.connections.clear()
+            except OSError:
+                pass
+            control.close()
+
+    def close(self):
+        super().close()
+        self.control.close()
+
+
+def test_exit_while_daemon_threads_waits_end_during_finalization():
+    server = CuttingServer()
+    runs = 3
+    try:
+        for run in range(runs):
+            result = run_python(EXIT_AS_WAITS_END, server.endpoint, server.control_port, timeout=SUBPROCESS_TIMEOUT)
+            assert "exiting" in result.stdout, f"run {run}: {result.stderr}"
+            assert result.returncode == 0 and "terminate" not in result.stderr, (
+                f"run {run}: exit code {result.returncode}\n{result.stderr[-3000:]}")
+        assert server.cuts == runs, "the finalization hook did not cut the connections"
+    finally:
+        server.close()
+
+
+# Daemon threads keep requests of each kind completing, so some wait ends while the interpreter finalizes:
+# whole reads, streaming reads (next_chunk and readinto), multipart writes and HEADs against the real server.
+EXIT_WITH_REQUESTS_COMPLETING = """
+    import os, sys, threading, time
+    from s3torchconnector._s3client import S3Client, S3ClientConfig
+
+    endpoint, bucket = sys.argv[1:3]
+    client = S3Client("us-east-1", endpoint=endpoint, s3client_config=S3ClientConfig(part_size=5 * 1024 * 1024))
+    running = []
+
+    def forever(name, step):
+        def run():
+            step()
+            running.append(name)
+            while True:
+                step()
+        threading.Thread(target=run, daemon=True).start()
+
+    def stream_chunks():
+        stream = client._get_object_stream(bucket, "big", 0, None)
+        while stream.next_chunk() is not None:
+            pass
+
+    def stream_into():
+        stream, buffer = client._get_object_stream(bucket, "big", 0, None), bytearray(256 * 1024)
+        while stream.readinto(buffer):
+            pass
+
+    def write():
+        with client.put_object(bucket, f"written-{os.getpid()}") as writer:
+            for _ in range(3):
+                writer.write(b"x" * (4 * 1024 * 1024))
+
+    forever("read", lambda: client.get_object(bucket, "small").read())
+    forever("next_chunk", stream_chunks)
+    forever("readinto", stream_into)
+    forever("write", write)
+    forever("head", lambda: client.head_object(bucket, "small"))
+    deadline = time.monotonic() + 60
+    while len(running) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(running) == 5, running
+    time.sleep(float(sys.argv[3]))
+    print("exiting", flush=True)
+"""
+
+
+def test_exit_while_daemon_threads_requests_complete(s3):
+    s3.put("small", os.urandom(2 * MIB))
+    s3.put("big", os.urandom(12 * MIB))
+    for run in range(8):  # each exits at another moment of the threads' requests
+        result = run_python(EXIT_WITH_REQUESTS_COMPLETING, s3.endpoint, s3.bucket, 0.04 * run,
+                            timeout=SUBPROCESS_TIMEOUT)
+        assert "exiting" in result.stdout, f"run {run}: {result.stderr}"
+        assert result.returncode == 0 and "terminate" not in result.stderr, (
+            f"run {run}: exit code {result.returncode}\n{result.stderr[-3000:]}")
