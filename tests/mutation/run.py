@@ -31,8 +31,9 @@ imported pytest, torch and the tests once.
 It prints per module the mutants detected out of all, the mutation score and the file with the
 surviving mutants' diffs; the numbers go to ``<workdir>/results.json``, mutmut's output to
 ``<workdir>/<run>/mutmut.log``. mutmut mutates function and method bodies only (not module-level
-constants or class attributes). Score = (killed + timeout) / all mutants; a mutant that no selected
-test reaches ("no tests") counts as surviving.
+constants or class attributes). Score = (killed + timeout) / mutants tried; a mutant that no selected
+test reaches ("no tests") counts as surviving. Stop a long run with Ctrl-C: mutmut keeps what it
+tried, and ``--report`` reads it.
 
 Not run in CI: minutes per module, an hour or more for the package on two cores.
 """
@@ -310,14 +311,14 @@ def summarize(scratch: Path, module: str) -> dict:
     for name, code in sorted(codes.items(), key=lambda item: natural(item[0])):
         status = STATUS_BY_EXIT_CODE.get(code, "suspicious")
         counts[status] = counts.get(status, 0) + 1
-        if status not in DETECTED:
+        if status not in DETECTED and status != "not checked":
             survivors.append({"mutant": name, "status": status})
     detected = sum(counts.get(status, 0) for status in DETECTED)
-    total = len(codes)
+    tried = len(codes) - counts.get("not checked", 0)  # an interrupted run leaves some not checked
     return {
-        "mutants": total,
+        "mutants": tried,
         "detected": detected,
-        "score": round(100.0 * detected / total, 1) if total else None,
+        "score": round(100.0 * detected / tried, 1) if tried else None,
         "counts": counts,
         "survivors": survivors,
     }
@@ -364,10 +365,15 @@ def run_batch(
             return {m: retest[m] for m in modules}
     started = time.monotonic()
     with open(scratch / "mutmut.log", "a" if retest else "w") as out:
-        mutmut = subprocess.run(
+        mutmut = subprocess.Popen(
             [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *again],
             cwd=scratch, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
+        try:
+            mutmut.wait()
+        except KeyboardInterrupt:  # mutmut got it too: it stops and keeps the mutants it tried
+            log("interrupted: waiting for mutmut to stop")
+            mutmut.wait()
     seconds = round(time.monotonic() - started)
     if mutmut.returncode != 0:
         text = (scratch / "mutmut.log").read_text(errors="replace")
@@ -449,7 +455,15 @@ def main() -> None:
         for module in module_names(args.modules):
             log(f"{module:<36} {' '.join(tests_of(module))}")
         return
-    if args.report:
+    if args.report:  # read again from the runs' scratch copies, which an interrupted run also leaves
+        for module in args.modules or list(results):
+            run = results.get(module, {}).get("run") or "modules"
+            for scratch in (workdir / run, workdir / module.replace("/", "__").removesuffix(".py")):
+                if (scratch / "mutants" / "src" / PACKAGE / f"{module}.meta").exists():
+                    kept = {k: v for k, v in results.get(module, {}).items() if k in ("before", "tests", "run")}
+                    results[module] = dict(summarize(scratch, module), module=module, **kept)
+                    break
+        results_file.write_text(json.dumps(results, indent=1) + "\n")
         report({m: results[m] for m in (args.modules or results) if m in results})
         return
     try:

@@ -1,0 +1,70 @@
+"""Tests written for mutants that survived tests/mutation/run.py: each pins a behaviour no other test
+checked (the mutant it kills is named in the test's docstring)."""
+
+import pytest
+
+from s3torchconnector import S3IterableDataset, S3ReaderConstructor
+from s3torchconnector._s3bucket_key_data import S3BucketKeyData
+from s3torchconnector._s3client import MockS3Client
+from s3torchconnector._s3client.list_object_stream import ListObjectStream
+from s3torchconnector._s3client.object_info import HeadObjectResult, ObjectInfo, RestoreStatus
+
+REGION = "us-east-1"
+BUCKET = "test-bucket"
+
+
+@pytest.fixture
+def client() -> MockS3Client:
+    client = MockS3Client(REGION, BUCKET)
+    for i in range(5):
+        client.add_object(f"k{i}", b"x" * (i + 1))
+    return client
+
+
+def test_a_listing_rebuilt_from_its_state_goes_on_from_the_same_page(client):
+    """ListObjectStream._from_state (how the original unpickles a listing): every argument reaches the
+    new stream, which lists from the page its continuation token names."""
+    stream = client.list_objects(BUCKET, "", "", 2)
+    first = next(stream)
+    assert [info.key for info in first.object_info] == ["k0", "k1"]
+    assert stream.continuation_token and not stream.complete
+
+    rebuilt = ListObjectStream._from_state(client, BUCKET, "", "", 2, stream.continuation_token, False)
+    assert (rebuilt.bucket, rebuilt.prefix, rebuilt.delimiter, rebuilt.max_keys) == (BUCKET, "", "", 2)
+    assert rebuilt.continuation_token == stream.continuation_token and rebuilt.complete is False
+    rest = [[info.key for info in page.object_info] for page in rebuilt]
+    assert rest == [["k2", "k3"], ["k4"]]
+
+    finished = ListObjectStream._from_state(client, BUCKET, "k", "/", 7, None, True)
+    assert (finished.prefix, finished.delimiter, finished.max_keys) == ("k", "/", 7)
+    assert list(finished) == []
+
+
+def test_restore_status_keeps_what_it_is_given():
+    """RestoreStatus.__init__: both fields, and no expiry unless given."""
+    done = RestoreStatus(False, 1_700_000_000)
+    assert (done.in_progress, done.expiry) == (False, 1_700_000_000)
+    running = RestoreStatus(True)
+    assert (running.in_progress, running.expiry) == (True, None)
+    assert repr(done) == "RestoreStatus(in_progress=False, expiry=1700000000)"
+
+
+def test_head_object_result_repr_names_its_etag_and_size():
+    """HeadObjectResult.__repr__ (ObjectInfo's own repr adds the key)."""
+    assert repr(HeadObjectResult('"e1"', 12)) == "HeadObjectResult(etag='\"e1\"', size=12)"
+    assert repr(ObjectInfo("a/b", '"e1"', 12)) == "ObjectInfo(key='a/b', etag='\"e1\"', size=12)"
+
+
+def test_dcp_optimized_constructor_repr_names_its_gap_size():
+    """DCPOptimizedConstructor.__repr__."""
+    assert repr(S3ReaderConstructor.dcp_optimized(max_gap_size=123)) == "DCPOptimizedConstructor(max_gap_size=123)"
+
+
+def test_iterable_dataset_transforms_one_object_on_request(client):
+    """S3IterableDataset._get_transformed_object (the original's hook for one object): the
+    transform of a reader of that object."""
+    dataset = S3IterableDataset.from_objects(
+        [f"s3://{BUCKET}/k3"], region=REGION, transform=lambda reader: (reader.key, reader.read())
+    )
+    dataset._client = client
+    assert dataset._get_transformed_object(S3BucketKeyData(BUCKET, "k3")) == ("k3", b"xxxx")
