@@ -142,6 +142,11 @@ Client::Client(ClientConfig config) : config_(std::move(config)), pid_(current_p
 
     checksum_algorithm(config_.upload_checksum);  // refuse an unknown name now, not at the first upload
 
+    // TLS for an https endpoint, and for the credential providers (STS, SSO) of signed requests; made before
+    // anything that would have to be released when it fails.
+    const bool https = scheme_ == "https";
+    aws_tls_ctx *tls = https || !config_.unsigned_requests ? runtime.tls_context() : nullptr;
+
     if (config_.unsigned_requests) {
         // Anonymous credentials make the signer leave requests unsigned.
         aws_credentials_provider_shutdown_options no_shutdown = {};
@@ -149,7 +154,7 @@ Client::Client(ClientConfig config) : config_(std::move(config)), pid_(current_p
     } else {
         aws_credentials_provider_chain_default_options chain = {};
         chain.bootstrap = runtime.bootstrap;
-        chain.tls_ctx = runtime.tls;
+        chain.tls_ctx = tls;
         if (!config_.profile.empty()) chain.profile_name_override = cursor(config_.profile);
         credentials_ = aws_credentials_provider_new_chain_default(runtime.allocator, &chain);
     }
@@ -158,13 +163,18 @@ Client::Client(ClientConfig config) : config_(std::move(config)), pid_(current_p
     }
     aws_s3_init_default_signing_config(&signing_, cursor(config_.region), credentials_);
 
-    aws_tls_connection_options_init_from_ctx(&tls_, runtime.tls);
-
     aws_s3_client_config client_config = {};
     client_config.region = cursor(config_.region);
     client_config.client_bootstrap = runtime.bootstrap;
-    client_config.tls_mode = AWS_MR_TLS_ENABLED;  // used only for https endpoints
-    client_config.tls_connection_options = &tls_;
+    if (https) {
+        aws_tls_connection_options_init_from_ctx(&tls_, tls);
+        client_config.tls_mode = AWS_MR_TLS_ENABLED;
+        client_config.tls_connection_options = &tls_;
+    } else {
+        // Every request of this client goes to its http endpoint: without this the CRT would make a TLS
+        // context of its own (and parse the trust store) for requests it never sends.
+        client_config.tls_mode = AWS_MR_TLS_DISABLED;
+    }
     client_config.signing_config = &signing_;
     client_config.part_size = config_.part_size;
     client_config.throughput_target_gbps =

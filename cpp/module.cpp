@@ -9,6 +9,7 @@
 #include "gil.h"
 #include "logging.h"
 #include "put.h"
+#include "runtime.h"
 #include "wait.h"
 
 #include <pybind11/pybind11.h>
@@ -42,6 +43,10 @@ PYBIND11_MODULE(_native, m) {
     register_s3_exception(m);
     remember_main_thread();
     watch_interpreter_exit();
+    // The CRT's libraries initialise on a thread of their own while the rest of the package imports; the
+    // interpreter's exit waits for that thread, so that the C libraries' exit handlers never run under it.
+    start_crt_library_init();
+    Py_AtExit(wait_for_crt_library_init);
 
     m.def("log_targets", &log_targets);
     m.def(

@@ -10,10 +10,13 @@
 #include <aws/s3/s3.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
-#include <thread>
 #include <mutex>
+#include <pthread.h>
 #include <stdexcept>
+#include <system_error>
+#include <thread>
 #include <unistd.h>
 
 namespace s3tc {
@@ -56,17 +59,10 @@ void init_library_locked() {
 Runtime *new_runtime() {
     aws_allocator *allocator = aws_default_allocator();
     init_library_locked();
-    // Honour a private CA bundle the way boto3 and the AWS CLI do. Made first: when it fails, nothing
-    // else (no event loop threads) has been started and left behind.
-    const char *ca_bundle = std::getenv("AWS_CA_BUNDLE");
-    const std::string bundle = ca_bundle == nullptr ? "" : ca_bundle;
-    aws_tls_ctx *tls = new_tls_context(allocator, bundle);
 
     auto *rt = new Runtime();
     rt->allocator = allocator;
     rt->pid = current_pid();
-    rt->tls = tls;
-    rt->ca_bundle = bundle;
 
     aws_event_loop_group_options loop_options = {};
     // One loop per CPU: given 0, the CRT takes half the CPUs, a single thread on a 2-core machine,
@@ -88,10 +84,23 @@ Runtime *new_runtime() {
     if (rt->resolver == nullptr || rt->bootstrap == nullptr) {
         throw std::runtime_error("cannot start the CRT resolver: " + describe_crt_error(aws_last_error()));
     }
-    log_native(log_level_debug, "CRT runtime started in process %d: %u event loop threads, TLS trusting %s", rt->pid,
-               static_cast<unsigned>(loop_options.loop_count),
-               bundle.empty() ? "the system's certificates" : bundle.c_str());
+    log_native(log_level_debug, "CRT runtime started in process %d: %u event loop threads", rt->pid,
+               static_cast<unsigned>(loop_options.loop_count));
     return rt;
+}
+
+// The library initialisation started by start_crt_library_init(), if any.
+std::mutex background_mutex;
+std::condition_variable background_done;
+bool background_started = false;
+bool background_running = false;
+
+void finish_background_init() {
+    {
+        std::lock_guard<std::mutex> lock(background_mutex);
+        background_running = false;
+    }
+    background_done.notify_all();
 }
 
 }  // namespace
@@ -110,14 +119,55 @@ Runtime &Runtime::current() {
     return *runtime;
 }
 
+aws_tls_ctx *Runtime::tls_context() {
+    std::lock_guard<std::mutex> lock(runtime_mutex);
+    if (tls_ == nullptr) {
+        // Honour a private CA bundle the way boto3 and the AWS CLI do.
+        const char *ca_bundle = std::getenv("AWS_CA_BUNDLE");
+        const std::string bundle = ca_bundle == nullptr ? "" : ca_bundle;
+        tls_ = new_tls_context(allocator, bundle);
+        ca_bundle_ = bundle;
+        log_native(log_level_debug, "TLS context made in process %d, trusting %s", pid,
+                   bundle.empty() ? "the system's certificates" : bundle.c_str());
+    }
+    return tls_;
+}
+
 void init_crt_library() {
     std::lock_guard<std::mutex> lock(runtime_mutex);
     init_library_locked();
 }
 
+void start_crt_library_init() {
+    {
+        std::lock_guard<std::mutex> lock(background_mutex);
+        if (background_started) return;
+        background_started = true;
+        background_running = true;
+    }
+    // Fork handlers: prepare handlers run in the reverse order of registration, so registering ours after the
+    // logger's (log_level() makes its state) lets the initialising thread finish, logging included, before
+    // the logger's handler takes its locks.
+    log_level();
+    pthread_atfork(wait_for_crt_library_init, nullptr, nullptr);
+    try {
+        std::thread([] {
+            init_crt_library();
+            finish_background_init();
+        }).detach();
+    } catch (const std::system_error &) {
+        finish_background_init();  // no thread to spare: the first use initialises them instead
+    }
+}
+
+void wait_for_crt_library_init() {
+    std::unique_lock<std::mutex> lock(background_mutex);
+    background_done.wait(lock, [] { return !background_running; });
+}
+
 std::string trusted_ca_bundle() {
     std::lock_guard<std::mutex> lock(runtime_mutex);
-    return runtime == nullptr ? "" : runtime->ca_bundle;
+    return runtime == nullptr ? "" : runtime->ca_bundle_;
 }
 
 int current_pid() { return static_cast<int>(getpid()); }
