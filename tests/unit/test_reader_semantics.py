@@ -14,7 +14,12 @@ from s3torchconnector import S3Reader, S3ReaderConstructor
 from s3torchconnector._s3client import MockS3Client
 from s3torchconnector.s3reader import RangedS3Reader, SequentialS3Reader
 from s3torchconnector.s3reader.dcp_optimized import DCPOptimizedS3Reader
-from s3torchconnector.s3reader.ranged import DEFAULT_BUFFER_SIZE, FILL_SEGMENT_SIZE
+from s3torchconnector.s3reader.ranged import (
+    DEFAULT_BUFFER_SIZE,
+    EXACT_SEGMENT_SIZE,
+    FILL_SEGMENT_SIZE,
+    MIN_REQUEST_SIZE,
+)
 from s3torchconnector.s3reader.s3reader import check_read_size, resolve_seek
 from reader_model import ClampedBytesIO, apply_operation
 
@@ -315,34 +320,217 @@ def test_range_reader_with_default_buffer_matches_bytesio_model_on_big_objects(o
     run_against_model(_reader_on_mock(BIG, S3ReaderConstructor.range_based()), BIG, ops)
 
 
-def test_range_reader_fills_its_buffer_with_concurrent_segment_requests(monkeypatch):
+class _RequestLog:
+    """Wraps a MockS3Client's engine: logs each GET (start, end) and each of its responses' reads, and
+    knows the bytes requested and not yet received nor cancelled (in flight). ``check`` runs at every
+    GET, with the GET's range already counted in flight."""
+
+    def __init__(self, monkeypatch, client, check=None):
+        engine = client._client
+        self.events = []  # ("get", start, end) / ("read", start, end)
+        self.in_flight = {}  # id(stream) -> bytes still to come
+        self.max_in_flight = 0
+        self.check = check
+        log = self
+
+        class Logged:
+            def __init__(self, stream, start, end):
+                self._stream, self._start, self._end = stream, start, end
+
+            def _received(self, n):
+                log.events.append(("read", self._start, self._end))
+                if id(self) in log.in_flight:
+                    log.in_flight[id(self)] -= n
+                    if log.in_flight[id(self)] <= 0 or n == 0:
+                        del log.in_flight[id(self)]
+
+            def readinto(self, buf):
+                n = self._stream.readinto(buf)
+                self._received(n)
+                return n
+
+            def read_all_bytes(self):
+                body = self._stream.read_all_bytes()
+                self._received(len(body))
+                log.in_flight.pop(id(self), None)
+                return body
+
+            def close(self):
+                log.in_flight.pop(id(self), None)
+                self._stream.close()
+
+        def get_object(bucket, key, start=None, end=None, *args):
+            stream = Logged(type(engine).get_object(engine, bucket, key, start, end, *args), start, end)
+            self.events.append(("get", start, end))
+            self.in_flight[id(stream)] = end - start
+            self.max_in_flight = max(self.max_in_flight, self.in_flight_bytes())
+            if self.check is not None:
+                self.check(self)
+            return stream
+
+        monkeypatch.setattr(engine, "get_object", get_object)
+
+    def gets(self):
+        return [(start, end) for kind, start, end in self.events if kind == "get"]
+
+    def in_flight_bytes(self):
+        return sum(self.in_flight.values())
+
+    def clear(self):
+        self.events.clear()
+
+
+def _logged_reader(monkeypatch, data, constructor, check=None):
     client = MockS3Client("us-east-1", "bucket")
-    client.add_object("big", BIG)
-    engine = client._client
-    requests = []
+    client.add_object("big", data)
+    log = _RequestLog(monkeypatch, client, check)
+    return client.get_object("bucket", "big", reader_constructor=constructor), log
 
-    def counting_get_object(bucket, key, start=None, end=None, *args):
-        requests.append((start, end))
-        return type(engine).get_object(engine, bucket, key, start, end, *args)
 
-    monkeypatch.setattr(engine, "get_object", counting_get_object)
-    reader = client.get_object("bucket", "big", reader_constructor=S3ReaderConstructor.range_based())
+def _pieces(start, end, size):
+    return [(s, min(s + size, end)) for s in range(start, end, size)]
 
-    def segments(start, end):
-        return [(s, min(s + FILL_SEGMENT_SIZE, end)) for s in range(start, end, FILL_SEGMENT_SIZE)]
 
-    assert reader.read(10) == BIG[:10]  # a small read fills the whole 8 MiB buffer
-    assert requests == segments(0, DEFAULT_BUFFER_SIZE)
-    assert reader.read(DEFAULT_BUFFER_SIZE - 10) == BIG[10:DEFAULT_BUFFER_SIZE]  # served from the buffer
-    assert len(requests) == 8
-    requests.clear()
-    reader.seek(16 * MIB)
-    assert reader.read(100) == BIG[16 * MIB : 16 * MIB + 100]  # the last fill stops at the end
-    assert requests == segments(16 * MIB, len(BIG))
-    requests.clear()
+def _all_sent_before_any_is_read(events):
+    kinds = [kind for kind, _, _ in events]
+    return "read" not in kinds or kinds.index("read") >= kinds.count("get")
+
+
+def test_range_reader_fetches_exactly_what_a_read_after_a_seek_asks(monkeypatch):
+    reader, log = _logged_reader(monkeypatch, BIG, S3ReaderConstructor.range_based())
+    reader.seek(5 * MIB + 7)
+    assert reader.read(MIB) == BIG[5 * MIB + 7 : 6 * MIB + 7]
+    assert log.gets() == [(5 * MIB + 7, 6 * MIB + 7)]  # not 8 MiB of buffer
+    log.clear()
+    reader.seek(2 * MIB + 3)
+    buf = bytearray(3 * MIB + 5)
+    assert reader.readinto(buf) == len(buf) and buf == BIG[2 * MIB + 3 : 5 * MIB + 8]
+    # Larger: concurrent requests of EXACT_SEGMENT_SIZE, all sent before the first is waited on.
+    assert log.gets() == _pieces(2 * MIB + 3, 5 * MIB + 8, EXACT_SEGMENT_SIZE)
+    assert _all_sent_before_any_is_read(log.events)
+    log.clear()
+    reader.seek(12 * MIB)
+    assert reader.read(10) == BIG[12 * MIB : 12 * MIB + 10]  # small: at least MIN_REQUEST_SIZE
+    assert log.gets() == [(12 * MIB, 12 * MIB + MIN_REQUEST_SIZE)]
+    log.clear()
+    assert reader.read(100) == BIG[12 * MIB + 10 : 12 * MIB + 110]  # ... so the next bytes are there
+    assert log.gets() == []
+    reader.seek(-5, io.SEEK_END)
+    assert reader.read(MIB) == BIG[-5:]  # the end of the object: what there is
+    assert log.gets() == [(len(BIG) - 5, len(BIG))]
+
+
+def test_range_reader_random_reads_cost_one_request_each(monkeypatch):
+    # W5's pattern: random 1 MiB reads fetch 1 MiB each, never a buffer's worth.
+    reader, log = _logged_reader(monkeypatch, BIG, S3ReaderConstructor.range_based())
+    rng = random.Random(5)
+    for _ in range(30):
+        offset = rng.randrange(0, len(BIG) - MIB)
+        reader.seek(offset)
+        assert reader.read(MIB) == BIG[offset : offset + MIB]
+    assert len(log.gets()) == 30
+    assert sum(end - start for start, end in log.gets()) == 30 * MIB
+
+
+def test_range_reader_read_ahead_grows_while_reads_continue_each_other(monkeypatch):
+    reader, log = _logged_reader(monkeypatch, BIG, S3ReaderConstructor.range_based())
+    reader.seek(3 * MIB)
+    assert reader.read(MIB) == BIG[3 * MIB : 4 * MIB]  # after a seek: exactly the read
+    assert log.gets() == [(3 * MIB, 4 * MIB)]
+    ahead = []  # bytes requested beyond the position after each read
+    position = 4 * MIB
+    for _ in range(8):  # to 12 MiB: the window is never cut short by the object's end
+        assert reader.read(MIB) == BIG[position : position + MIB]
+        position += MIB
+        ahead.append(max(end for _, end in log.gets()) - position)
+    # The window doubles as the reads make room in it (2 MiB before the first of these reads, 4 MiB
+    # after it), then stays at buffer_size, never beyond.
+    assert ahead[0] == 4 * MIB
+    assert all(a == DEFAULT_BUFFER_SIZE for a in ahead[1:])
+    gets = log.gets()
+    assert all(end - start <= FILL_SEGMENT_SIZE for start, end in gets)  # in pieces, for concurrency
+    assert gets == sorted(gets) and all(a[1] == b[0] for a, b in zip(gets, gets[1:]))  # each byte once
+    # A seek ends the stream: the next read is exact again.
+    log.clear()
     reader.seek(MIB)
-    assert reader.read(9 * MIB) == BIG[MIB : 10 * MIB]  # a read larger than the buffer goes straight through
-    assert requests == [(MIB, 10 * MIB)]
+    assert reader.read(MIB) == BIG[MIB : 2 * MIB]
+    assert log.gets() == [(MIB, 2 * MIB)]
+
+
+def test_range_reader_keeps_a_sequential_stream_in_flight_within_buffer_size(monkeypatch):
+    def check(log):
+        assert log.in_flight_bytes() <= DEFAULT_BUFFER_SIZE
+
+    reader, log = _logged_reader(monkeypatch, BIG, S3ReaderConstructor.range_based(), check)
+    out = bytearray()
+    reads = 0
+    while True:
+        piece = reader.read(MIB)
+        if not piece:
+            break
+        out += piece
+        reads += 1
+        if 4 < reads <= len(BIG) // MIB - 8:
+            # The next window's requests are out while this read is used: all of buffer_size.
+            assert log.in_flight_bytes() == DEFAULT_BUFFER_SIZE
+    assert out == BIG
+    assert log.max_in_flight == DEFAULT_BUFFER_SIZE
+    gets = log.gets()
+    assert gets[0] == (0, MIB) and gets[-1][1] == len(BIG)
+    assert all(a[1] == b[0] for a, b in zip(gets, gets[1:]))  # each byte fetched once
+    assert log.in_flight_bytes() == 0
+
+
+@given(
+    buffer_size=st.sampled_from([DEFAULT_BUFFER_SIZE, 3 * MIB + 5, 100_000, 70_000]),
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("read"), st.one_of(st.integers(0, 3 * MIB), st.integers(0, 10 * MIB))),
+            st.tuples(st.just("readinto"), st.integers(0, 3 * MIB)),
+            st.tuples(st.just("read"), st.integers(0, 2000)),
+            st.tuples(st.just("seek"), st.integers(-3 * MIB, 3 * MIB), st.just(io.SEEK_CUR)),
+            st.tuples(st.just("seek"), st.integers(0, 21 * MIB), st.just(io.SEEK_SET)),
+        ),
+        max_size=30,
+    ),
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+def test_range_reader_read_ahead_stays_within_buffer_size(monkeypatch, buffer_size, ops):
+    """Whatever the reads and seeks: requests in flight plus bytes held stay within buffer_size (a
+    read's own exact requests aside, which go to the caller), and the bytes are right."""
+    current_read = [0]
+
+    def check(log):
+        assert log.in_flight_bytes() <= buffer_size + current_read[0]
+
+    with monkeypatch.context() as patch:
+        reader, log = _logged_reader(patch, BIG, S3ReaderConstructor.range_based(buffer_size=buffer_size), check)
+        model = ClampedBytesIO(BIG)
+        for op in ops:
+            current_read[0] = op[1] if op[0] in ("read", "readinto") else 0
+            try:
+                expected = apply_operation(model, op)
+            except ValueError:
+                with pytest.raises(ValueError):
+                    apply_operation(reader, op)
+            else:
+                assert apply_operation(reader, op) == expected, op
+            assert reader.tell() == model.tell()
+            held = sum(segment.stop - segment.start for segment in reader._segments)
+            assert held <= buffer_size
+            assert log.in_flight_bytes() <= held
+            if current_read[0] < buffer_size:  # smaller reads are fetched in pieces
+                assert all(end - start <= max(FILL_SEGMENT_SIZE, EXACT_SEGMENT_SIZE) for start, end in log.gets())
+            log.clear()
+        reader.close()
+        assert log.in_flight_bytes() == 0  # closing cancels what was still in flight
+
+
+def test_range_reader_reads_larger_than_the_buffer_go_straight_through(monkeypatch):
+    reader, log = _logged_reader(monkeypatch, BIG, S3ReaderConstructor.range_based())
+    reader.seek(MIB)
+    assert reader.read(9 * MIB) == BIG[MIB : 10 * MIB]
+    assert log.gets() == [(MIB, 10 * MIB)]
 
 
 @pytest.mark.parametrize("name", sorted(CONSTRUCTORS))

@@ -26,7 +26,9 @@ class S3ReaderConstructor:
 
     @staticmethod
     def range_based(buffer_size: Optional[int] = None) -> S3ReaderConstructorProtocol:
-        """``buffer_size``: bytes fetched for reads smaller than it (8 MiB when None, 0 for none)."""
+        """``buffer_size``: the most fetched ahead for reads smaller than it (8 MiB when None, 0 for
+        none): a read after a seek fetches exactly its bytes; reads that follow each other grow a
+        read-ahead up to this size."""
         if buffer_size is not None and (
             isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 0
         ):
