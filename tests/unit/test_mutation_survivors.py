@@ -68,3 +68,60 @@ def test_iterable_dataset_transforms_one_object_on_request(client):
     )
     dataset._client = client
     assert dataset._get_transformed_object(S3BucketKeyData(BUCKET, "k3")) == ("k3", b"xxxx")
+
+
+def test_dcp_file_system_ls_lists_exactly_the_folder():
+    """S3FileSystem.ls: a path with or without its trailing slash lists that folder only, not a
+    sibling that shares its name as a prefix, nor the rest of the bucket."""
+    from s3torchconnector.dcp import S3FileSystem
+
+    client = MockS3Client(REGION, BUCKET)
+    for key in ("ckpt/a", "ckpt/sub/b", "ckpt2/c", "other/d"):
+        client.add_object(key, b"x")
+    fs = S3FileSystem(REGION, s3_client=client)
+    expected = [f"s3://{BUCKET}/ckpt/a", f"s3://{BUCKET}/ckpt/sub/b"]
+    assert fs.ls(f"s3://{BUCKET}/ckpt") == expected
+    assert fs.ls(f"s3://{BUCKET}/ckpt/") == expected
+    assert len(fs.ls(f"s3://{BUCKET}")) == 4
+
+
+class _Upload:
+    """An upload stream that only counts what happens to it."""
+
+    def __init__(self):
+        self.data, self.closed = b"", False
+
+    def write(self, data):
+        self.data += bytes(data)
+        return len(data)
+
+    def close(self):
+        self.closed = True
+
+    def abort(self):
+        pass
+
+
+def test_a_write_after_close_names_the_object_or_the_upload(client):
+    """S3Writer._describe: the error names s3://bucket/key when the writer knows them, else "upload"."""
+    writer = client.put_object(BUCKET, "out/model.pt")
+    writer.write(b"abc")
+    writer.close()
+    with pytest.raises(ValueError, match=r"^write to a closed S3Writer \(s3://test-bucket/out/model\.pt\)$"):
+        writer.write(b"more")
+
+    from s3torchconnector import S3Writer
+
+    anonymous = S3Writer(_Upload())
+    anonymous.close()
+    with pytest.raises(ValueError, match=r"^write to a closed S3Writer \(upload\)$"):
+        anonymous.write(b"more")
+
+
+def test_last_modified_of_both_formats_and_of_none():
+    """_epoch_seconds: ISO 8601 (listings) and RFC 1123 (HEAD) give the same second; no timestamp,
+    or one that does not parse, gives 0 (the original's value for "unknown")."""
+    assert ObjectInfo("k", '"e"', 1, "2026-11-23T23:14:27.000Z").last_modified == 1795475667
+    assert HeadObjectResult('"e"', 1, "Mon, 23 Nov 2026 23:14:27 GMT").last_modified == 1795475667
+    assert HeadObjectResult('"e"', 1).last_modified == 0
+    assert HeadObjectResult('"e"', 1, "not a date").last_modified == 0
