@@ -125,3 +125,42 @@ def test_last_modified_of_both_formats_and_of_none():
     assert HeadObjectResult('"e"', 1, "Mon, 23 Nov 2026 23:14:27 GMT").last_modified == 1795475667
     assert HeadObjectResult('"e"', 1).last_modified == 0
     assert HeadObjectResult('"e"', 1, "not a date").last_modified == 0
+
+
+def test_a_manifest_that_cannot_be_read_keeps_the_errors_attributes(client):
+    """manifest._with_context: the clearer error still carries code, status, bucket, key, request id
+    and operation, for code that handles S3Exception by its attributes."""
+    from s3torchconnector import S3Exception, S3MapDataset
+
+    dataset = S3MapDataset.from_manifest(f"s3://{BUCKET}/missing.jsonl", region=REGION)
+    dataset._client = client
+    with pytest.raises(S3Exception) as raised:
+        len(dataset)
+    error = raised.value
+    assert str(error).startswith(f"cannot read the manifest s3://{BUCKET}/missing.jsonl: NoSuchKey")
+    assert (error.code, error.status, error.bucket, error.key, error.operation) == (
+        "NoSuchKey", 404, BUCKET, "missing.jsonl", "GetObject"
+    )
+    assert error.request_id == ""  # the in-memory client sends none; the attribute is still there
+
+
+def test_set_epoch_after_load_state_dict_still_resumes(client):
+    """S3IterableDataset.set_epoch keeps a loaded, not yet resumed position: the usual loop calls
+    set_epoch at the top of each epoch, after restoring the checkpoint."""
+    uris = [f"s3://{BUCKET}/k{i}" for i in range(5)]
+
+    def dataset():
+        made = S3IterableDataset.from_objects(uris, region=REGION, transform=lambda reader: reader.key)
+        made._client = client
+        return made
+
+    first = dataset()
+    first.set_epoch(3)
+    iterator = iter(first)
+    assert [next(iterator), next(iterator)] == ["k0", "k1"]
+    saved = iterator.state_dict()
+
+    second = dataset()
+    second.load_state_dict(saved)
+    second.set_epoch(3)
+    assert list(second) == ["k2", "k3", "k4"]
