@@ -164,3 +164,29 @@ def test_set_epoch_after_load_state_dict_still_resumes(client):
     second.load_state_dict(saved)
     second.set_epoch(3)
     assert list(second) == ["k2", "k3", "k4"]
+
+
+def test_a_retried_delete_of_a_rename_is_logged_with_the_object_and_the_error(client, monkeypatch, caplog):
+    """S3FileSystem.rename: each failed delete before the last is a warning that names the object
+    and the error (an operator's only sign that the old name nearly lingered)."""
+    import logging
+
+    from s3torchconnector import S3Exception
+    from s3torchconnector.dcp import S3FileSystem
+
+    delete = client.delete_object
+    failures = [S3Exception("InternalError: try again")]
+
+    def flaky_delete(bucket, key):
+        if failures:
+            raise failures.pop()
+        return delete(bucket, key)
+
+    monkeypatch.setattr(client, "delete_object", flaky_delete)
+    with caplog.at_level(logging.WARNING, logger="s3torchconnector"):
+        S3FileSystem(REGION, s3_client=client).rename(f"s3://{BUCKET}/k1", f"s3://{BUCKET}/renamed")
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert warnings == [f"rename: deleting s3://{BUCKET}/k1 failed (InternalError: try again), retrying"]
+    assert [info.key for page in client.list_objects(BUCKET) for info in page.object_info] == [
+        "k0", "k2", "k3", "k4", "renamed"
+    ]
