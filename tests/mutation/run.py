@@ -330,8 +330,9 @@ def natural(name: str):
 
 
 def show_survivors(scratch: Path, env: dict, survivors: list) -> str:
-    text = []
-    for survivor in survivors:
+    """Each survivor's diff (one `mutmut show` each, about a second: "no tests" ones are only named)."""
+    text = [f"# {s['mutant']}: no tests" for s in survivors if s["status"] == "no tests"]
+    for survivor in [s for s in survivors if s["status"] != "no tests"]:
         shown = subprocess.run(
             [sys.executable, "-m", "mutmut", "show", survivor["mutant"]],
             cwd=scratch, env=env, capture_output=True, text=True,
