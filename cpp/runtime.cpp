@@ -3,6 +3,7 @@
 #include "logging.h"
 
 #include <aws/common/error.h>
+#include <aws/io/channel.h>
 #include <aws/io/channel_bootstrap.h>
 #include <aws/io/event_loop.h>
 #include <aws/io/host_resolver.h>
@@ -48,10 +49,18 @@ aws_tls_ctx *new_tls_context(aws_allocator *allocator, const std::string &ca_bun
 
 bool library_ready = false;
 
+// The most a connection reads from its socket per event-loop tick, and the size of the messages that carry the
+// bytes through the channel (aws-c-io's default is 16 KiB, a TLS record). With 16 KiB, every 16 KiB of a body
+// costs a read, a message, a pass through the HTTP decoder and a task to read again on the next tick; 256 KiB
+// cut the CPU of a cold 256 MiB read on loopback from 0.29 to 0.24 s and of a 256 MiB upload from 0.15 to
+// 0.11 s (medians, A/B in one run). TLS records stay 16 KiB: only the reads and messages are larger.
+constexpr size_t channel_fragment_size = 256 * 1024;
+
 // With runtime_mutex held.
 void init_library_locked() {
     if (!library_ready) {
         aws_s3_library_init(aws_default_allocator());
+        g_aws_channel_max_fragment_size = channel_fragment_size;  // before any channel exists
         library_ready = true;
     }
 }
