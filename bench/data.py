@@ -30,7 +30,8 @@ def write_random_file(path: Path, size: int) -> bool:
             chunk = bytearray(block[: min(len(block), size - written)])
             # Make every MiB distinct so nothing in the path can deduplicate.
             for off in range(0, len(chunk), MIB):
-                chunk[off : off + 16] = hashlib.md5(f"{path.name}:{i}:{off}".encode()).digest()
+                mark = hashlib.md5(f"{path.name}:{i}:{off}".encode()).digest()[: len(chunk) - off]
+                chunk[off : off + len(mark)] = mark  # never longer than the chunk (W0's 1-byte object)
             f.write(chunk)
             written += len(chunk)
             i += 1

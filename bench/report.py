@@ -20,6 +20,8 @@ def value_of(workload: Workload, run: dict) -> Optional[float]:
         return None
     if workload.metric == "s":
         return seconds
+    if workload.metric == "ms":
+        return seconds * 1e3
     if workload.metric == "MB/s":
         return r["bytes"] / seconds / 1e6
     if workload.metric in ("objects/s", "reads/s", "keys/s", "samples/s"):

@@ -164,7 +164,7 @@ def check_profiles(nginx: servers.Nginx, key: str, log) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smaller objects and counts: a run of a few minutes")
-    ap.add_argument("--only", help="comma-separated workload ids (W1,W1s,W2,W2x,W2d,W2m,W3s,W3l,W3c,W4,W4m,W4mx,"
+    ap.add_argument("--only", help="comma-separated workload ids (W0,W1,W1q,W1s,W2,W2x,W2d,W2m,W3s,W3l,W3c,W4,W4m,W4mx,"
                                      "W5,W5n,W5s,W6,W6b,W8); W4m brings W4mx, W6b brings W1")
     ap.add_argument("--impls", help="comma-separated clients (ours,original,boto3,s3fs,curl,ours_prefix,webdataset)")
     ap.add_argument("--reps", type=int, help="repetitions of the fast workloads (default 3, --quick 1)")

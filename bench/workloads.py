@@ -212,6 +212,34 @@ def w_seq_read(spec, impl):
     return r
 
 
+def w_startup(spec, impl):
+    """Client start-up in a fresh process: from making the client to the bytes of a GET of a tiny object,
+    read whole. The imports (torch, boto3) happen before the clock starts; ours builds its native client
+    (CRT runtime, connection) at the first request, so that is inside the time too."""
+    if impl in ("ours", "original"):
+        from s3torchconnector._s3client import S3Client
+
+        config = _config()
+        t0 = time.perf_counter()
+        client = S3Client(REGION, endpoint=spec["endpoint"], s3client_config=config)
+        t1 = time.perf_counter()
+        data = client.get_object(spec["bucket"], spec["key"]).read()
+    elif impl == "boto3":
+        import boto3  # noqa: F401 - imported before the clock, as ours is
+        from botocore.config import Config  # noqa: F401
+
+        t0 = time.perf_counter()
+        s3 = _boto3(spec["endpoint"])
+        t1 = time.perf_counter()
+        data = s3.get_object(Bucket=spec["bucket"], Key=spec["key"])["Body"].read()
+    else:
+        raise ValueError(impl)
+    t2 = time.perf_counter()
+    if len(data) != spec["size"]:
+        raise AssertionError(f"read {len(data)} bytes, expected {spec['size']}")
+    return {"seconds": t2 - t0, "client_s": t1 - t0, "first_get_s": t2 - t1, "bytes": len(data)}
+
+
 def _iterable_dataset(spec, sharding):
     from s3torchconnector import S3IterableDataset
 
@@ -631,6 +659,7 @@ def w_list(spec, impl):
 WORKLOADS = {
     "probe": w_probe,
     "client_check": w_client_check,
+    "startup": w_startup,
     "seq_read": w_seq_read,
     "iterable": w_iterable,
     "map": w_map,
