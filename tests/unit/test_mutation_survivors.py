@@ -218,3 +218,63 @@ def test_round_robin_refuses_an_epoch_that_is_not_an_int(epoch_num):
     with pytest.raises(ValueError, match="epoch_num must be None or an int"):
         RoundRobinPrefixStrategy(["a", "b"], epoch_num=epoch_num)
     assert RoundRobinPrefixStrategy(["a", "b"], epoch_num=3).generate_prefix(3) == "b/epoch_3/__3_"
+
+
+def test_a_second_member_of_the_same_kind_in_a_sample_is_named():
+    """tar_samples: two members that would fill one sample field is an error naming the shard, the
+    member, the field, the sample and the byte offset."""
+    import io
+    import tarfile
+
+    from s3torchconnector._tar_samples import tar_samples
+
+    shard = io.BytesIO()
+    with tarfile.open(fileobj=shard, mode="w") as tar:
+        for name in ("s/0001.txt", "s/0001.cls", "s/0001.TXT"):
+            info = tarfile.TarInfo(name)
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+    shard.seek(0)
+    with pytest.raises(ValueError) as raised:
+        list(tar_samples(shard, "s3://b/shard.tar"))
+    assert str(raised.value) == (
+        "s3://b/shard.tar: s/0001.TXT is a second 'txt' member of the sample 's/0001' (at byte 2048)"
+    )
+
+
+def test_the_writers_file_surface(client):
+    """S3Writer: writable until closed, never readable or seekable, and `closed` a bool."""
+    writer = client.put_object(BUCKET, "surface")
+    assert (writer.writable(), writer.readable(), writer.seekable(), writer.closed) == (True, False, False, False)
+    writer.close()
+    assert (writer.writable(), writer.closed) == (False, True)
+
+
+def test_the_writers_refusals_say_what_to_do(client):
+    """S3Writer.write: a str and a non-contiguous buffer are refused with messages that say why."""
+    import numpy
+
+    writer = client.put_object(BUCKET, "refusals")
+    with pytest.raises(TypeError) as raised:
+        writer.write("text")
+    assert str(raised.value) == "S3Writer.write takes bytes-like objects, not str; encode it first"
+    with pytest.raises(ValueError, match=r"^S3Writer\.write needs a contiguous buffer: "):
+        writer.write(memoryview(numpy.arange(10, dtype=numpy.uint8))[::2])
+    writer.abort()
+
+
+def test_dropping_a_writer_cancels_its_upload_even_if_its_stream_lives_on(client):
+    """S3Writer.__del__: a writer dropped unclosed aborts its upload, so a stream someone still holds
+    (the writer's public `stream`) cannot complete it afterwards."""
+    import gc
+
+    writer = client.put_object(BUCKET, "dropped")
+    writer.write(b"half")
+    stream = writer.stream
+    del writer
+    gc.collect()
+    try:
+        stream.close()
+    except Exception:
+        pass
+    assert "dropped" not in [info.key for page in client.list_objects(BUCKET) for info in page.object_info]
