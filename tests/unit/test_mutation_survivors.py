@@ -278,3 +278,44 @@ def test_dropping_a_writer_cancels_its_upload_even_if_its_stream_lives_on(client
     except Exception:
         pass
     assert "dropped" not in [info.key for page in client.list_objects(BUCKET) for info in page.object_info]
+
+
+def test_a_shuffle_buffer_of_two_already_mixes_a_shards_samples():
+    """shuffled_samples: any buffer larger than one reorders (one, or none, keeps the order)."""
+    from s3torchconnector._epoch_order import shuffled_samples
+
+    def order(size, position):
+        return list(shuffled_samples(range(30), size, seed=0, epoch=0, position=position))
+
+    assert order(0, 0) == order(1, 0) == list(range(30))
+    mixed = [order(2, position) for position in range(5)]
+    assert all(sorted(m) == list(range(30)) for m in mixed)
+    assert any(m != list(range(30)) for m in mixed)
+
+
+def _two_member_shard() -> bytes:
+    import io
+    import tarfile
+
+    shard = io.BytesIO()
+    with tarfile.open(fileobj=shard, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in ("a/0001.txt", "a/0002.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"abc"))
+    return shard.getvalue()
+
+
+def test_a_shard_cut_short_or_damaged_between_members_says_which():
+    """_StrictTarInfo.frombuf: a header cut short and a header that fails its checksum are told apart."""
+    import io
+
+    from s3torchconnector._tar_samples import tar_samples
+
+    whole = _two_member_shard()
+    with pytest.raises(ValueError, match=r"it ends where a member's header should be: truncated \(at byte"):
+        list(tar_samples(io.BytesIO(whole[: 1024 + 100]), "s3://b/cut.tar"))
+    damaged = bytearray(whole)
+    damaged[1024 + 148 : 1024 + 156] = b"99999999"  # the second header's checksum field
+    with pytest.raises(ValueError, match=r"a damaged member header \(invalid header\) \(at byte 1024\)"):
+        list(tar_samples(io.BytesIO(bytes(damaged)), "s3://b/damaged.tar"))
