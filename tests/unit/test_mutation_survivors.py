@@ -319,3 +319,17 @@ def test_a_shard_cut_short_or_damaged_between_members_says_which():
     damaged[1024 + 148 : 1024 + 156] = b"99999999"  # the second header's checksum field
     with pytest.raises(ValueError, match=r"a damaged member header \(invalid header\) \(at byte 1024\)"):
         list(tar_samples(io.BytesIO(bytes(damaged)), "s3://b/damaged.tar"))
+
+
+def test_a_shards_sample_order_follows_the_seed_the_epoch_and_the_shards_position():
+    """shuffled_samples: the same inputs give the same order (a resume can skip what was read), and
+    another seed, epoch or listing position gives another order."""
+    from s3torchconnector._epoch_order import shuffled_samples
+
+    def order(seed=0, epoch=0, position=0):
+        return tuple(shuffled_samples(range(40), 8, seed=seed, epoch=epoch, position=position))
+
+    assert order() == order()
+    assert len({order(seed=seed) for seed in range(4)}) == 4
+    assert len({order(epoch=epoch) for epoch in range(4)}) == 4
+    assert len({order(position=position) for position in range(4)}) == 4
