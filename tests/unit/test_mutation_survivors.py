@@ -333,3 +333,30 @@ def test_a_shards_sample_order_follows_the_seed_the_epoch_and_the_shards_positio
     assert len({order(seed=seed) for seed in range(4)}) == 4
     assert len({order(epoch=epoch) for epoch in range(4)}) == 4
     assert len({order(position=position) for position in range(4)}) == 4
+
+
+def test_a_map_dataset_uses_the_client_config_and_reader_it_was_given(client):
+    """S3MapDataset.__init__ passes s3client_config and reader_constructor on."""
+    from s3torchconnector import S3ClientConfig, S3MapDataset
+    from s3torchconnector.s3reader import RangedS3Reader
+
+    config = S3ClientConfig(part_size=16 * 1024 * 1024, max_attempts=7)
+    dataset = S3MapDataset.from_objects(
+        [f"s3://{BUCKET}/k2"], region=REGION, s3client_config=config,
+        reader_constructor=S3ReaderConstructor.range_based(),
+    )
+    made = dataset._get_client().s3client_config
+    assert (made.part_size, made.max_attempts) == (16 * 1024 * 1024, 7)
+    dataset._client = client
+    reader = dataset[0]
+    assert isinstance(reader, RangedS3Reader) and reader.read() == b"xxx"
+
+
+def test_a_map_dataset_index_that_is_not_an_integer_is_named():
+    """S3MapDataset._get_object: the TypeError names the index's type."""
+    from s3torchconnector import S3MapDataset
+
+    dataset = S3MapDataset.from_objects([f"s3://{BUCKET}/k0"], region=REGION)
+    with pytest.raises(TypeError) as raised:
+        dataset["0"]
+    assert str(raised.value) == "dataset indices must be integers, got str"
