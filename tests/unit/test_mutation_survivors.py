@@ -360,3 +360,16 @@ def test_a_map_dataset_index_that_is_not_an_integer_is_named():
     with pytest.raises(TypeError) as raised:
         dataset["0"]
     assert str(raised.value) == "dataset indices must be integers, got str"
+
+
+def test_each_dataset_kind_names_itself_and_its_reader_in_the_user_agent():
+    """S3MapDataset.__init__ (kind="map") and S3IterableDataset's: S3's request logs tell them apart."""
+    from s3torchconnector import S3MapDataset
+
+    uris = [f"s3://{BUCKET}/k0"]
+    map_agent = S3MapDataset.from_objects(uris, region=REGION)._get_client().user_agent_prefix
+    iterable_agent = S3IterableDataset.from_objects(
+        uris, region=REGION, reader_constructor=S3ReaderConstructor.range_based()
+    )._get_client().user_agent_prefix
+    assert "md/dataset#map md/reader_type#sequential" in map_agent
+    assert "md/dataset#iterable md/reader_type#range_based" in iterable_agent
