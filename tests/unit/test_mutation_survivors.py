@@ -373,3 +373,24 @@ def test_each_dataset_kind_names_itself_and_its_reader_in_the_user_agent():
     )._get_client().user_agent_prefix
     assert "md/dataset#map md/reader_type#sequential" in map_agent
     assert "md/dataset#iterable md/reader_type#range_based" in iterable_agent
+
+
+def test_a_shuffle_buffer_holds_at_most_its_size():
+    """_buffer_shuffle (through shuffled_samples): with a buffer of 4, the first sample comes out when
+    the 5th is read, and no sample moves earlier by more than 3 places."""
+    from s3torchconnector._epoch_order import shuffled_samples
+
+    pulled = []
+
+    def samples():
+        for i in range(50):
+            pulled.append(i)
+            yield i
+
+    out = shuffled_samples(samples(), 4, seed=0, epoch=0, position=0)
+    next(out)
+    assert len(pulled) == 5
+    for seed in range(20):
+        order = list(shuffled_samples(range(50), 4, seed=seed, epoch=0, position=0))
+        assert sorted(order) == list(range(50))
+        assert all(item <= place + 3 for place, item in enumerate(order))
