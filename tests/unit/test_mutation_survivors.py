@@ -394,3 +394,24 @@ def test_a_shuffle_buffer_holds_at_most_its_size():
         order = list(shuffled_samples(range(50), 4, seed=seed, epoch=0, position=0))
         assert sorted(order) == list(range(50))
         assert all(item <= place + 3 for place, item in enumerate(order))
+
+
+def test_a_shuffle_buffer_of_two_already_mixes_the_objects():
+    """shard_positions: shuffle_buffer_size=2 reorders a worker's objects (0 and 1 keep the order)."""
+    client = MockS3Client(REGION, BUCKET)
+    uris = []
+    for i in range(20):
+        client.add_object(f"o{i:02d}", b"")
+        uris.append(f"s3://{BUCKET}/o{i:02d}")
+
+    def keys(buffer_size, seed):
+        dataset = S3IterableDataset.from_objects(
+            uris, region=REGION, transform=lambda reader: reader.key, shuffle_buffer_size=buffer_size, seed=seed
+        )
+        dataset._client = client
+        return list(dataset)
+
+    listed = [f"o{i:02d}" for i in range(20)]
+    assert keys(0, 0) == keys(1, 0) == listed
+    mixed = [keys(2, seed) for seed in range(4)]
+    assert all(sorted(m) == listed for m in mixed) and any(m != listed for m in mixed)
