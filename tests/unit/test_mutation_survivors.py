@@ -415,3 +415,20 @@ def test_a_shuffle_buffer_of_two_already_mixes_the_objects():
     assert keys(0, 0) == keys(1, 0) == listed
     mixed = [keys(2, seed) for seed in range(4)]
     assert all(sorted(m) == listed for m in mixed) and any(m != listed for m in mixed)
+
+
+def test_a_workers_shuffle_buffer_follows_the_seed_the_epoch_the_run_and_the_layout():
+    """shard_positions: the buffer's order changes with the seed and the epoch (as a dataset shows),
+    and with the run and the shard layout it serves; the same inputs give the same order."""
+    from s3torchconnector._epoch_order import shard_positions
+
+    def order(seed=0, epoch=0, run=0, shards=1):
+        return tuple(shard_positions(range(60), 0, shards, buffer_size=6, seed=seed, epoch=epoch, run=run))
+
+    assert order() == order()
+    assert len({order(seed=seed) for seed in range(4)}) == 4
+    assert len({order(epoch=epoch) for epoch in range(4)}) == 4
+    assert len({order(run=run) for run in range(4)}) == 4
+    # Shard 0 of 2 and of 3 deal different positions; their orders, as ranks, differ too.
+    ranks = {tuple(sorted(range(len(o)), key=o.__getitem__)) for o in (order(shards=2)[:20], order(shards=3)[:20])}
+    assert len(ranks) == 2
