@@ -432,3 +432,14 @@ def test_a_workers_shuffle_buffer_follows_the_seed_the_epoch_the_run_and_the_lay
     # Shard 0 of 2 and of 3 deal different positions; their orders, as ranks, differ too.
     ranks = {tuple(sorted(range(len(o)), key=o.__getitem__)) for o in (order(shards=2)[:20], order(shards=3)[:20])}
     assert len(ranks) == 2
+
+
+def test_the_shards_of_one_layout_shuffle_differently():
+    """shard_positions: each shard's buffer draws its own order, not the same pattern over other items."""
+    from s3torchconnector._epoch_order import shard_positions
+
+    def pattern(shard):
+        order = list(shard_positions(range(60), shard, 2, buffer_size=6, seed=0, epoch=0, run=0))
+        return tuple(sorted(range(len(order)), key=order.__getitem__))
+
+    assert pattern(0) != pattern(1)
