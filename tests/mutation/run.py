@@ -394,6 +394,9 @@ def run_batch(
             result["before"] = {key: first[key] for key in ("detected", "mutants", "score")}
         results[module] = result
         log(line(result))
+        stale = scratch / f"survivors-{module.replace('/', '__')}.txt"
+        if stale.exists():
+            stale.unlink()
         if result["survivors"]:
             diffs = show_survivors(scratch, env, result["survivors"])
             result["survivors_file"] = str(scratch / f"survivors-{module.replace('/', '__')}.txt")

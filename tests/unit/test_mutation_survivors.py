@@ -429,9 +429,10 @@ def test_a_workers_shuffle_buffer_follows_the_seed_the_epoch_the_run_and_the_lay
     assert len({order(seed=seed) for seed in range(4)}) == 4
     assert len({order(epoch=epoch) for epoch in range(4)}) == 4
     assert len({order(run=run) for run in range(4)}) == 4
-    # Shard 0 of 2 and of 3 deal different positions; their orders, as ranks, differ too.
-    ranks = {tuple(sorted(range(len(o)), key=o.__getitem__)) for o in (order(shards=2)[:20], order(shards=3)[:20])}
-    assert len(ranks) == 2
+    # Shard 0 of 2 and of 3 deal different positions (in increasing order); while both streams still
+    # flow through the buffer (their first 10), the patterns it draws for them differ too.
+    patterns = {tuple(sorted(range(10), key=o.__getitem__)) for o in (order(shards=2)[:10], order(shards=3)[:10])}
+    assert len(patterns) == 2
 
 
 def test_the_shards_of_one_layout_shuffle_differently():
@@ -439,7 +440,7 @@ def test_the_shards_of_one_layout_shuffle_differently():
     from s3torchconnector._epoch_order import shard_positions
 
     def pattern(shard):
-        order = list(shard_positions(range(60), shard, 2, buffer_size=6, seed=0, epoch=0, run=0))
-        return tuple(sorted(range(len(order)), key=order.__getitem__))
+        order = list(shard_positions(range(60), shard, 2, buffer_size=6, seed=0, epoch=0, run=0))[:20]
+        return tuple(sorted(range(20), key=order.__getitem__))
 
     assert pattern(0) != pattern(1)
