@@ -276,15 +276,18 @@ def environment(scratch: Path) -> dict:
     return env
 
 
-def refresh_tests(scratch: Path, files: list) -> dict:
-    """The working tree's tests again, over a kept scratch copy (mutmut copies them on to mutants/)."""
+def refresh(scratch: Path, files: list) -> dict:
+    """The sources and tests again, over a kept scratch copy: mutmut makes the mutants of a changed
+    source file again and forgets the results of the functions that changed, keeps the others, and
+    collects what the new tests call (copying only the tests would pair new tests with old code)."""
     if not (scratch / "mutants").is_dir():
         sys.exit(f"nothing to test again in {scratch}: run without --retest first")
     for relative in files:
-        if relative.parts[0] == "tests":
-            target = scratch / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(OPTIONS['source'] / relative, target)
+        target = scratch / ("src" / Path(*relative.parts[1:]) if relative.parts[0] == "python" else relative)
+        if target.exists() and target.read_bytes() == (OPTIONS["source"] / relative).read_bytes():
+            continue  # unchanged: keep its time, so mutmut keeps its mutants and their results
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(OPTIONS["source"] / relative, target)
     return environment(scratch)
 
 
@@ -356,7 +359,7 @@ def run_batch(
         again = [s["mutant"] for m in modules for s in retest[m]["survivors"]]
     scratch = workdir / name
     if retest:
-        env = refresh_tests(scratch, files)
+        env = refresh(scratch, files)
     else:
         env = prepare(scratch, modules, files, native)
     check_imports(scratch, env)
@@ -445,7 +448,7 @@ def main() -> None:
     parser.add_argument("--slow", action="store_true", help="add the e2e files in SLOW (ranks, resumes in new processes)")
     parser.add_argument(
         "--retest", action="store_true",
-        help="try again only the mutants the last run did not detect, with the working tree's tests now",
+        help="try again only the mutants the last run did not detect, with the sources and tests as they are now",
     )
     parser.add_argument(
         "--separately", action="store_true",
@@ -466,8 +469,8 @@ def main() -> None:
             run = results.get(module, {}).get("run") or "modules"
             for scratch in (workdir / run, workdir / module.replace("/", "__").removesuffix(".py")):
                 if (scratch / "mutants" / "src" / PACKAGE / f"{module}.meta").exists():
-                    kept = {k: v for k, v in results.get(module, {}).items() if k in ("before", "tests", "run")}
-                    results[module] = dict(summarize(scratch, module), module=module, **kept)
+                    kept = {k: v for k, v in results.get(module, {}).items() if k in ("before", "tests")}
+                    results[module] = dict(summarize(scratch, module), module=module, run=scratch.name, **kept)
                     break
         results_file.write_text(json.dumps(results, indent=1) + "\n")
         report({m: results[m] for m in (args.modules or results) if m in results})
