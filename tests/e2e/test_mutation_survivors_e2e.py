@@ -2,7 +2,11 @@
 HTTP): each pins a behaviour no other test checked in the test's own process."""
 
 import gzip
+import io
 import json
+import sys
+
+import pytest
 
 from s3torchconnector import S3MapDataset
 from s3torchconnector.manifest import main as manifest_main
@@ -18,7 +22,9 @@ def test_the_manifest_command_in_process(s3, capsys):
 
     assert manifest_main([s3.uri("train/"), s3.uri("m/train.jsonl.gz"), "--region", s3.region,
                           "--endpoint", s3.endpoint]) == 0
-    assert capsys.readouterr().out == f"wrote {s3.uri('m/train.jsonl.gz')}: 3 objects\n"
+    written = capsys.readouterr()
+    assert written.out == f"wrote {s3.uri('m/train.jsonl.gz')}: 3 objects\n"
+    assert written.err == ""  # not a terminal: no progress line
 
     lines = gzip.decompress(s3.get("m/train.jsonl.gz")).decode().splitlines()
     entries = [json.loads(line) for line in lines[1:]]  # after the header line
@@ -27,3 +33,35 @@ def test_the_manifest_command_in_process(s3, capsys):
         s3.uri("m/train.jsonl.gz"), region=s3.region, endpoint=s3.endpoint, transform=lambda r: r.read()
     )
     assert [dataset[i] for i in range(len(dataset))] == [b"\x00", b"\x01\x01", b"\x02\x02\x02"]
+
+
+def test_the_manifest_command_shows_its_progress_on_a_terminal(s3, capsys, monkeypatch):
+    """manifest.main: on a terminal, a progress line counts the listed objects and ends with a newline."""
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    for i in range(2):
+        s3.put(f"p/{i}", b"x")
+    assert manifest_main([s3.uri("p/"), s3.uri("p.jsonl"), "--endpoint", s3.endpoint]) == 0  # default region
+    shown = terminal.getvalue()
+    assert shown.startswith("\rlisted ") and shown.endswith("listed 2 objects\n"), repr(shown)
+
+
+def test_the_manifest_commands_help(capsys):
+    """manifest.main --help: the command's name, what it does, and what each argument is."""
+    with pytest.raises(SystemExit) as exited:
+        manifest_main(["--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert text.startswith("usage: python -m s3torchconnector.manifest ")
+    for part in (
+        "List an S3 prefix once and write its manifest (JSON Lines; gzip when the name ends in .gz).",
+        "prefix_uri s3://bucket/prefix to list",
+        "manifest_uri s3://bucket/path/manifest.jsonl[.gz] to write",
+        "--region REGION", "--endpoint ENDPOINT",
+    ):
+        assert part in text, part

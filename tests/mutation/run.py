@@ -7,6 +7,7 @@
     python tests/mutation/run.py --separately _epoch_order.py    # one run per module, its own tests only
     python tests/mutation/run.py --retest        # after adding tests: only the mutants that survived
     python tests/mutation/run.py --head          # the committed sources and tests, not the working tree's
+    python tests/mutation/run.py manifest.py --mutants 's3torchconnector.manifest.x_main*'   # some only
     python tests/mutation/run.py --list          # the modules and the tests each one gets
     python tests/mutation/run.py --report        # the table of the last results again
 
@@ -353,7 +354,7 @@ def run_batch(
     ``retest`` (the last results), the run's scratch copy is kept, its tests are copied again from
     the working tree, and only the mutants that were not detected are tried again."""
     name = modules[0].replace("/", "__").removesuffix(".py") if len(modules) == 1 else "modules"
-    again = []
+    again = list(OPTIONS.get("mutants") or [])
     if retest:
         name = retest[modules[0]]["run"]
         again = [s["mutant"] for m in modules for s in retest[m]["survivors"]]
@@ -445,6 +446,10 @@ def main() -> None:
         "--head", action="store_true",
         help="mutate and test python/ and tests/ as committed in HEAD, not as they are in the working tree",
     )
+    parser.add_argument(
+        "--mutants", nargs="+", metavar="NAME",
+        help="only these mutants (mutmut's names or globs, e.g. 's3torchconnector.manifest.x_main*')",
+    )
     parser.add_argument("--slow", action="store_true", help="add the e2e files in SLOW (ranks, resumes in new processes)")
     parser.add_argument(
         "--retest", action="store_true",
@@ -456,6 +461,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     OPTIONS["slow"] = args.slow
+    OPTIONS["mutants"] = args.mutants
     workdir = args.workdir.resolve()
     results_file = workdir / "results.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
