@@ -59,7 +59,8 @@ def test_the_manifest_commands_help(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert text.startswith("usage: python -m s3torchconnector.manifest ")
     for part in (
-        "List an S3 prefix once and write its manifest (JSON Lines; gzip when the name ends in .gz).",
+        "manifest_uri List an S3 prefix once and write its manifest (JSON Lines; gzip when the name ends in "
+        ".gz). positional arguments:",
         "prefix_uri s3://bucket/prefix to list",
         "manifest_uri s3://bucket/path/manifest.jsonl[.gz] to write",
         "--region REGION", "--endpoint ENDPOINT",
