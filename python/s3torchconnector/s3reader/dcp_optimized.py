@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from .s3reader import S3Reader, check_read_size
+from .s3reader import S3Reader, check_read_size, readinto_full
 from .sequential import SequentialS3Reader
 
 log = logging.getLogger(__name__)
@@ -253,14 +253,7 @@ class DCPOptimizedS3Reader(S3Reader):
         stream = self._get_stream(position, end)
         self.bytes_requested += end - position
         try:
-            target = out[: end - position]
-            filled = 0
-            while filled < len(target):
-                n = stream.readinto(target[filled:])
-                if not n:
-                    break
-                filled += n
-            return filled
+            return readinto_full(stream, out[: end - position])
         finally:
             try:
                 stream.close()

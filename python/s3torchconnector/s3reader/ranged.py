@@ -4,7 +4,7 @@ the access pattern (as a kernel's readahead and Mountpoint's prefetcher do)."""
 from collections import deque
 from typing import Callable, Deque, List, Optional
 
-from .s3reader import S3Reader, check_read_size
+from .s3reader import S3Reader, check_read_size, readinto_full
 
 DEFAULT_BUFFER_SIZE = 8 * 1024 * 1024
 # A stream's read-ahead is requested as concurrent ranged GETs of at most this size: on S3 one
@@ -267,7 +267,7 @@ class RangedS3Reader(S3Reader):
     def _receive(stream, size: int, out, at: int, chunks) -> int:
         """A request's body (``size`` bytes asked) into out[at:] or appended to ``chunks``."""
         if out is not None:
-            return _readinto_full(stream, out[at : at + size])
+            return readinto_full(stream, out[at : at + size])
         read_all_bytes = getattr(stream, "read_all_bytes", None)
         if read_all_bytes is not None:
             body = read_all_bytes()  # received straight into a bytes object
@@ -275,7 +275,7 @@ class RangedS3Reader(S3Reader):
                 body = body[:size]
         else:
             buffer = bytearray(size)
-            body = buffer[: _readinto_full(stream, memoryview(buffer))]
+            body = buffer[: readinto_full(stream, memoryview(buffer))]
         if body:
             chunks.append(body)
         return len(body)
@@ -314,17 +314,6 @@ class RangedS3Reader(S3Reader):
         if self._segments:
             self._drop(len(self._segments))
         super().close()
-
-
-def _readinto_full(stream, view: memoryview) -> int:
-    """Fills ``view`` from ``stream`` unless it ends first; returns how much it got."""
-    got = 0
-    while got < len(view):
-        n = stream.readinto(view[got:])
-        if not n:
-            break
-        got += n
-    return got
 
 
 def _close(stream) -> None:

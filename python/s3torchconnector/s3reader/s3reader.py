@@ -79,6 +79,17 @@ def check_read_size(size) -> Optional[int]:
     return None if size < 0 else size
 
 
+def readinto_full(stream, view: memoryview) -> int:
+    """Fills ``view`` from a GET stream unless the stream ends first; returns how much it got."""
+    got = 0
+    while got < len(view):
+        n = stream.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
 def resolve_seek(offset, whence, position: int, size_of) -> int:
     """The new position for seek(offset, whence), kept within [0, size] like the original reader.
 
