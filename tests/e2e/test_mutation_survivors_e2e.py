@@ -66,3 +66,34 @@ def test_the_manifest_commands_help(capsys):
         "--region REGION", "--endpoint ENDPOINT",
     ):
         assert part in text, part
+
+
+@pytest.fixture
+def signed_regions(monkeypatch):
+    """The region of each request's SigV4 signature (Credential=<key>/<date>/<region>/s3/aws4_request),
+    as the in-process moto server receives it."""
+    import re
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    regions = []
+    serve = DomainDispatcherApplication.__call__
+
+    def recording(app, environ, start_response):
+        credential = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/s3/aws4_request", environ.get("HTTP_AUTHORIZATION", ""))
+        regions.append(credential.group(1) if credential else None)
+        return serve(app, environ, start_response)
+
+    monkeypatch.setattr(DomainDispatcherApplication, "__call__", recording)
+    return regions
+
+
+@pytest.mark.parametrize("region_arguments, region", [([], "us-east-1"), (["--region", "eu-west-2"], "eu-west-2")])
+def test_the_manifest_command_signs_for_its_region(s3, capsys, signed_regions, region_arguments, region):
+    """manifest.main: without --region the requests are signed for us-east-1 (S3 refuses a signature
+    for another region than the bucket's), and --region names the region they are signed for."""
+    s3.put("r/0", b"x")
+    del signed_regions[:]  # the boto3 upload above
+    assert manifest_main([s3.uri("r/"), s3.uri("r.jsonl"), "--endpoint", s3.endpoint, *region_arguments]) == 0
+    assert capsys.readouterr().out == f"wrote {s3.uri('r.jsonl')}: 1 objects\n"
+    assert signed_regions and set(signed_regions) == {region}, signed_regions
