@@ -3,12 +3,12 @@
 # Where the CRT comes from, first match wins:
 #   1. an installed aws-c-s3 CMake package (conda-forge, vcpkg, a prefix on CMAKE_PREFIX_PATH);
 #   2. a source tree holding the CRT C libraries (S3TC_CRT_SOURCE_DIR, cache or environment variable);
-#   3. the crt/ folder of the pinned awscrt source distribution from PyPI, checked by sha256.
+#   3. the crt/ folder of the pinned awscrt source distribution from PyPI, checked by sha256
+#      (cmake/FetchAwsCrt.cmake; an sdist carries the archive, so it builds offline).
 # Cases 2 and 3 build the libraries static and position-independent, against the
 # system libcrypto unless S3TC_BUILD_AWS_LC is ON.
 
-set(S3TC_AWSCRT_VERSION "0.38.0")
-set(S3TC_AWSCRT_SHA256 "4a8423c4a76390c6e5c4f386e3e367dccdcf67d6d1a0bc1c59776bb14cdc2ad9")
+include("${CMAKE_CURRENT_LIST_DIR}/FetchAwsCrt.cmake")
 
 option(S3TC_BUILD_AWS_LC "Build aws-lc for libcrypto instead of using the system's OpenSSL libcrypto" OFF)
 option(S3TC_USE_INSTALLED_CRT "Look for an installed aws-c-s3 before building one" ON)
@@ -22,28 +22,14 @@ if(S3TC_USE_INSTALLED_CRT AND NOT S3TC_CRT_SOURCE_DIR)
     endif()
 endif()
 
-function(s3tc_fetch_awscrt_sdist out_dir)
+# Unpacks the crt/ folder of the pinned archive into the build tree, once per build tree.
+function(s3tc_unpack_awscrt out_dir)
+    s3tc_fetch_awscrt_archive("${PROJECT_SOURCE_DIR}" archive)
     set(work "${CMAKE_BINARY_DIR}/_awscrt")
-    set(archive "${work}/awscrt-${S3TC_AWSCRT_VERSION}.tar.gz")
-    set(tree "${work}/awscrt-${S3TC_AWSCRT_VERSION}")
+    string(REGEX REPLACE "\\.tar\\.gz$" "" tree "${archive}")
+    get_filename_component(tree "${tree}" NAME)
+    set(tree "${work}/${tree}")
     if(NOT EXISTS "${tree}/crt/aws-c-s3/CMakeLists.txt")
-        if(NOT EXISTS "${archive}")
-            message(STATUS "s3torchconnector: downloading awscrt ${S3TC_AWSCRT_VERSION} source distribution")
-            find_package(Python COMPONENTS Interpreter REQUIRED)
-            execute_process(
-                COMMAND "${Python_EXECUTABLE}" -m pip download --no-deps --no-binary :all:
-                        "awscrt==${S3TC_AWSCRT_VERSION}" -d "${work}"
-                RESULT_VARIABLE rc)
-            if(NOT rc EQUAL 0 OR NOT EXISTS "${archive}")
-                message(FATAL_ERROR "Could not download awscrt==${S3TC_AWSCRT_VERSION} with pip. "
-                    "Give a CRT source tree with -DS3TC_CRT_SOURCE_DIR=... or install aws-c-s3.")
-            endif()
-        endif()
-        file(SHA256 "${archive}" digest)
-        if(NOT digest STREQUAL S3TC_AWSCRT_SHA256)
-            file(REMOVE "${archive}")
-            message(FATAL_ERROR "awscrt sdist hash mismatch: got ${digest}, pinned ${S3TC_AWSCRT_SHA256}")
-        endif()
         file(ARCHIVE_EXTRACT INPUT "${archive}" DESTINATION "${work}")
     endif()
     set(${out_dir} "${tree}/crt" PARENT_SCOPE)
@@ -52,7 +38,7 @@ endfunction()
 if(S3TC_CRT_SOURCE_DIR)
     set(crt_dir "${S3TC_CRT_SOURCE_DIR}")
 else()
-    s3tc_fetch_awscrt_sdist(crt_dir)
+    s3tc_unpack_awscrt(crt_dir)
 endif()
 message(STATUS "s3torchconnector: building the CRT from ${crt_dir}")
 
