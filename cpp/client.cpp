@@ -303,6 +303,7 @@ std::shared_ptr<BufferedRequest> Client::run(const std::string &operation, const
     request->start(*this, options);
     request->wait_finished();
     request->throw_if_failed();
+    metrics_->add_bytes(operation, request->request_body.size());
     return request;
 }
 

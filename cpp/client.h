@@ -1,6 +1,7 @@
 // The native S3 client: one aws_s3_client, its credentials, and the small one-shot operations.
 #pragma once
 
+#include "metrics.h"
 #include "object_info.h"
 #include "request.h"
 
@@ -79,6 +80,8 @@ public:
 
     const ClientConfig &config() const { return config_; }
     aws_s3_client *handle() const { return client_; }
+    // What this client's requests did so far; every request of the client records into it.
+    const std::shared_ptr<Metrics> &metrics() const { return metrics_; }
     // The connections one request (a large GET or upload) may use: what the throughput target gives.
     uint32_t max_connections_per_request() const { return max_connections_per_request_; }
     // The read window every download starts with.
@@ -121,6 +124,7 @@ private:
     aws_retry_strategy *retry_ = nullptr;
     aws_s3_client *client_ = nullptr;
     uint32_t max_connections_per_request_ = 0;
+    std::shared_ptr<Metrics> metrics_ = std::make_shared<Metrics>();
     int pid_ = 0;
 };
 

@@ -1,6 +1,7 @@
 #include "get.h"
 
 #include "gil.h"
+#include "profiler_span.h"
 #include "runtime.h"
 #include "wait.h"
 
@@ -166,6 +167,7 @@ GetStream::~GetStream() {
 }
 
 void GetStream::wait_for(const std::function<bool()> &ready) {
+    ProfilerSpan span(download_->context.operation);
     GilReleased no_gil;
     std::unique_lock<std::mutex> lock(download_->mutex);
     wait_interruptibly(lock, download_->changed, ready, [this] { download_->cancel(); });
@@ -221,6 +223,7 @@ void GetStream::receive_rest(uint8_t *target, uint64_t size) {
 
 void GetStream::copy_parts_until_finished(uint8_t *target) {
     Download &d = *download_;
+    ProfilerSpan span(d.context.operation);
     GilReleased no_gil;
     std::unique_lock<std::mutex> lock(d.mutex);
     const uint64_t base = d.read_position();
@@ -291,6 +294,7 @@ size_t GetStream::readinto(uint8_t *out, size_t size) {
         return n;
     }
     size_t copied = 0;
+    ProfilerSpan span(d.context.operation);
     GilReleased no_gil;
     std::unique_lock<std::mutex> lock(d.mutex);
     while (copied < size) {

@@ -20,6 +20,28 @@ using namespace s3tc;
 
 namespace {
 
+// The raw counters and histograms, as plain Python values; s3torchconnector/_metrics.py shapes them.
+py::dict metrics_as_dict(const MetricsSnapshot &snapshot) {
+    py::dict operations;
+    for (const auto &[name, counts] : snapshot.operations) {
+        py::dict entry;
+        entry["requests"] = counts.requests;
+        entry["bytes"] = counts.bytes;
+        entry["retries"] = counts.retries;
+        entry["throttles"] = counts.throttles;
+        entry["server_errors"] = counts.server_errors;
+        entry["stalls_dropped"] = counts.stalls_dropped;
+        entry["failed"] = counts.failed;
+        entry["first_byte_us"] = py::cast(counts.first_byte_us);
+        entry["duration_us"] = py::cast(counts.duration_us);
+        operations[py::str(name)] = entry;
+    }
+    py::dict result;
+    result["operations"] = operations;
+    result["peak_connections"] = snapshot.peak_connections;
+    return result;
+}
+
 // A Python buffer held for the duration of one call.
 class BufferView {
 public:
@@ -198,5 +220,6 @@ PYBIND11_MODULE(_native, m) {
         .def("copy_object", &Client::copy_object, py::arg("src_bucket"), py::arg("src_key"), py::arg("dst_bucket"),
              py::arg("dst_key"))
         .def("list_objects", &Client::list_objects, py::arg("bucket"), py::arg("prefix") = "",
-             py::arg("delimiter") = "", py::arg("max_keys") = 1000, py::arg("continuation_token") = "");
+             py::arg("delimiter") = "", py::arg("max_keys") = 1000, py::arg("continuation_token") = "")
+        .def("metrics", [](const Client &client) { return metrics_as_dict(client.metrics()->snapshot()); });
 }

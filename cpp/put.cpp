@@ -1,6 +1,7 @@
 #include "put.h"
 
 #include "gil.h"
+#include "profiler_span.h"
 #include "runtime.h"
 #include "wait.h"
 
@@ -74,6 +75,7 @@ void PutStream::send(const uint8_t *data, size_t size, bool eof) {
     aws_future_void_register_callback(future, WriteCompletion::on_done,
                                       new std::shared_ptr<WriteCompletion>(completion));
     {
+        ProfilerSpan span(upload_->context.operation);
         GilReleased no_gil;
         std::unique_lock<std::mutex> lock(completion->mutex);
         wait_interruptibly(lock, completion->done_changed, [&] { return completion->done; }, [&] {
@@ -122,6 +124,7 @@ void PutStream::close() {
     send(nullptr, 0, true);
     upload_->wait_finished();
     upload_->throw_if_failed();
+    client_->metrics()->add_bytes(upload_->context.operation, bytes_written_);
 }
 
 void PutStream::abort() {

@@ -2,6 +2,7 @@
 
 #include "client.h"
 #include "gil.h"
+#include "profiler_span.h"
 #include "wait.h"
 
 #include <aws/common/error.h>
@@ -60,6 +61,7 @@ MetaRequest::~MetaRequest() {
 
 void MetaRequest::start(const Client &client, aws_s3_meta_request_options &options) {
     options.max_active_connections_override = client.max_connections_per_request();
+    metrics = client.metrics();
     // The CRT holds this reference through user_data until its shutdown callback.
     auto *keep_alive = new std::shared_ptr<MetaRequest>(shared_from_this());
     options.user_data = keep_alive;
@@ -89,6 +91,7 @@ void MetaRequest::cancel() {
 }
 
 void MetaRequest::wait_finished() {
+    ProfilerSpan span(context.operation);
     GilReleased no_gil;
     std::unique_lock<std::mutex> lock(mutex);
     wait_interruptibly(lock, changed, [this] { return finished; }, [this] {
@@ -126,6 +129,7 @@ int MetaRequest::headers_callback(aws_s3_meta_request *, const aws_http_headers 
 int MetaRequest::body_callback(aws_s3_meta_request *, const aws_byte_cursor *body,
                                aws_s3_meta_request_receive_body_extra_info info, void *user_data) {
     MetaRequest &self = owner(user_data);
+    self.metrics->add_bytes(self.context.operation, body->len);
     std::lock_guard<std::mutex> lock(self.mutex);
     int error = self.on_body(*body, info.range_start, info.ticket);
     self.changed.notify_all();
@@ -171,6 +175,7 @@ void MetaRequest::finish_callback(aws_s3_meta_request *, const aws_s3_meta_reque
 void MetaRequest::telemetry_callback(aws_s3_meta_request *meta_request, aws_s3_request_metrics *metrics,
                                      void *user_data) {
     // Called once per attempt, on the meta request's event loop, all before the finish callback.
+    owner(user_data).metrics->record_attempt(owner(user_data).context.operation, metrics);
     const int error = aws_s3_request_metrics_get_error_code(metrics);
     int status = 0;
     if (error != 0 && aws_s3_request_metrics_get_response_status_code(metrics, &status) == AWS_OP_SUCCESS &&

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "errors.h"
+#include "metrics.h"
 
 #include <aws/s3/s3_client.h>
 
@@ -41,6 +42,7 @@ public:
     void throw_if_failed() const;
 
     OperationContext context;
+    std::shared_ptr<Metrics> metrics;  // the client's; set by start()
 
     std::mutex mutex;
     std::condition_variable changed;

@@ -1,5 +1,6 @@
 """Fast S3 datasets, readers, writers and checkpoints for PyTorch, over the AWS Common Runtime."""
 
+from ._metrics import merge_metrics
 from ._native import S3Exception
 from ._s3client import S3ClientConfig
 from ._version import __version__
@@ -22,5 +23,6 @@ __all__ = [
     "S3Exception",
     "S3ClientConfig",
     "write_manifest",
+    "merge_metrics",
     "__version__",
 ]

@@ -122,3 +122,5 @@ class NativeClient:
     def list_objects(
         self, bucket: str, prefix: str = "", delimiter: str = "", max_keys: int = 1000, continuation_token: str = ""
     ) -> ListPage: ...
+    def metrics(self) -> Dict[str, object]:
+        """Raw counters and latency histograms per operation; _metrics.shape() makes them readable."""

@@ -36,6 +36,10 @@ class S3Checkpoint:
             s3client_config=config,
         )
 
+    def metrics(self) -> dict:
+        """What this process's checkpoint requests did (see ``S3Client.metrics``)."""
+        return self._client.metrics()
+
     def reader(self, s3_uri: str) -> S3Reader:
         bucket, key = parse_s3_uri(s3_uri)
         return self._client.get_object(bucket, key, reader_constructor=self._reader_constructor)

@@ -55,6 +55,11 @@ class S3DatasetBase:
     def endpoint(self) -> Optional[str]:
         return self._client.endpoint
 
+    def metrics(self) -> dict:
+        """What this process's requests for the dataset did (see ``S3Client.metrics``). Each
+        DataLoader worker reads through its own copy of the dataset and counts its own requests."""
+        return self._get_client().metrics()
+
     @classmethod
     def from_objects(
         cls,

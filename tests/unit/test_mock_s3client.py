@@ -481,3 +481,20 @@ def test_dataloader_workers_read_the_objects(start_method):
                         collate_fn=list)
     samples = [sample for batch in loader for sample in batch]
     assert samples == [f"{BUCKET}-{key}-data".encode() for key in keys]
+
+
+def test_metrics_count_requests_and_bytes(client):
+    client.add_object("a", b"12345")
+    with client.put_object(BUCKET, "b") as writer:
+        writer.write(b"xyz")
+    client.get_object(BUCKET, "a").read()
+    client.head_object(BUCKET, "b")
+    list(client.list_objects(BUCKET))
+    operations = client.metrics()["operations"]
+    assert {name: (c["requests"], c["bytes"]) for name, c in operations.items()} == {
+        "PutObject": (1, 3),
+        "GetObject": (1, 5),
+        "HeadObject": (1, 0),
+        "ListObjectsV2": (1, 0),
+    }
+    assert operations["GetObject"]["duration_ms"] == {"p50": None, "p90": None, "p99": None}

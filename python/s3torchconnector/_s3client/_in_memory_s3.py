@@ -28,7 +28,7 @@ import weakref
 from functools import partial
 from typing import Callable, Dict, List, NamedTuple, Optional
 
-from .. import _native
+from .. import _metrics, _native
 
 # What S3 accepts as x-amz-storage-class; anything else is refused with InvalidStorageClass.
 _STORAGE_CLASSES = frozenset(
@@ -120,6 +120,8 @@ class InMemoryS3:
         self._lock = threading.Lock()
         # ObjectVersion.etag cannot be set from Python, so the ETag each reader pinned is kept here.
         self._pins: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+        # Requests and bytes per operation, in the native client's metrics layout (no latencies here).
+        self._counts: Dict[str, Dict[str, int]] = {}
 
     def __getstate__(self):
         return {"bucket": self.bucket, "part_size": self._part_size, "objects": self._objects}
@@ -145,6 +147,21 @@ class InMemoryS3:
 
     # ---- the native client's interface
 
+    def metrics(self) -> dict:
+        with self._lock:
+            operations = {
+                name: dict(counts, first_byte_us={}, duration_us={}) for name, counts in self._counts.items()
+            }
+        return {"operations": operations, "peak_connections": 0}
+
+    def _count(self, operation: str, payload_bytes: int = 0) -> None:
+        """One request: counted whether it succeeds or not (failures, retries and latencies are the
+        network's, and are left at zero here)."""
+        with self._lock:
+            counts = self._counts.setdefault(operation, dict.fromkeys(_metrics.COUNTERS, 0))
+            counts["requests"] += 1
+            counts["bytes"] += payload_bytes
+
     def get_object(
         self,
         bucket: str,
@@ -164,12 +181,14 @@ class InMemoryS3:
             stored = self._find("GetObject", bucket, key)
             self._check_version(version, stored, bucket, key)
         except _native.S3Exception as error:
+            self._count("GetObject")
             # Each read raises a fresh copy (with its own traceback), as each native read does.
             return GetStream(bucket, key, begin, None, failure=partial(copy.copy, error))
         if ranged and begin >= len(stored.data):
             # S3 answers 416; the native stream makes that an empty read, as a file would.
             return GetStream(bucket, key, begin, ObjectInfo(key, "", 0, "", ""))
         body = memoryview(stored.data)[begin:end]
+        self._count("GetObject", len(body))
         chunk_size = len(body) if whole else self._part_size
         return GetStream(bucket, key, begin, _header_info(key, stored), body, chunk_size)
 
@@ -177,14 +196,17 @@ class InMemoryS3:
         return PutStream(self, bucket, key, storage_class)
 
     def head_object(self, bucket: str, key: str) -> ObjectInfo:
+        self._count("HeadObject")
         return _header_info(key, self._find("HeadObject", bucket, key))
 
     def delete_object(self, bucket: str, key: str) -> None:
+        self._count("DeleteObject")
         self._check_bucket("DeleteObject", bucket, key)
         with self._lock:
             self._objects.pop(key, None)  # deleting a missing key succeeds, as on S3
 
     def copy_object(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
+        self._count("CopyObject")
         self._check_bucket("CopyObject", dst_bucket, dst_key)
         self._check_bucket("CopyObject", src_bucket, src_key)
         with self._lock:
@@ -198,6 +220,7 @@ class InMemoryS3:
     def list_objects(
         self, bucket: str, prefix: str = "", delimiter: str = "", max_keys: int = 1000, continuation_token: str = ""
     ) -> ListPage:
+        self._count("ListObjectsV2")
         self._check_bucket("ListObjectsV2", bucket, "")
         after = self._decode_token(bucket, continuation_token)
         with self._lock:
@@ -251,6 +274,7 @@ class InMemoryS3:
                                 f"s3://{bucket}/{key} changed while it was being read")
 
     def _store(self, bucket: str, key: str, data: bytes, storage_class: str) -> None:
+        self._count("PutObject", len(data))
         self._check_bucket("PutObject", bucket, key)
         storage_class = storage_class or "STANDARD"
         if storage_class not in _STORAGE_CLASSES:

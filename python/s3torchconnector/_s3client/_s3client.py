@@ -8,7 +8,7 @@ from contextvars import ContextVar
 from functools import partial
 from typing import Optional
 
-from .. import _logging, _native
+from .. import _logging, _metrics, _native
 from .._user_agent import UserAgent
 from ..s3reader import S3Reader, S3ReaderConstructor
 from ..s3reader.protocol import S3ReaderConstructorProtocol
@@ -128,6 +128,19 @@ class S3Client:
             stall_timeout_seconds=config.stall_timeout_seconds,
             min_throughput_bytes_per_second=config.min_throughput_bytes_per_second,
         )
+
+    def metrics(self) -> dict:
+        """What this process's requests through this client did so far, as a plain dict.
+
+        ``{"operations": {"GetObject": {...}, ...}, "peak_connections": n}``; per S3 operation:
+        ``requests`` (HTTP requests: each part and each retry counts), ``bytes`` (object data
+        received or sent), ``retries``, ``throttles`` (503 SlowDown, 429), ``server_errors`` (5xx),
+        ``stalls_dropped`` (connections dropped by the stall timeout), ``failed``, and
+        ``first_byte_ms`` / ``duration_ms`` percentiles (p50, p90, p99). Each process (a DataLoader
+        worker, a rank) counts its own requests; ``s3torchconnector.merge_metrics`` adds snapshots.
+        """
+        native = self._native_client if self._client_pid == os.getpid() else None
+        return _metrics.shape(native.metrics()) if native is not None else _metrics.empty_metrics()
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -50,6 +50,10 @@ class S3LightningCheckpoint(CheckpointIO):
             s3client_config=s3client_config,
         )
 
+    def metrics(self) -> dict:
+        """What this process's checkpoint requests did (see ``S3Client.metrics``)."""
+        return self._client.metrics()
+
     def save_checkpoint(
         self,
         checkpoint: Dict[str, Any],
