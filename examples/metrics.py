@@ -1,0 +1,86 @@
+"""Where did an epoch's time go on S3? Print each operation's requests, bytes, retries, throttles and
+latency percentiles after an epoch read by DataLoader workers, and show S3 waits in a torch profile.
+
+With no arguments it runs against an embedded local S3 server (moto, on 127.0.0.1) that it fills
+with small objects. Point it at any S3 with --endpoint/--bucket/--prefix/--region.
+"""
+
+import argparse
+import os
+
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from s3torchconnector import S3IterableDataset, merge_metrics
+from s3torchconnector._s3client import S3Client
+from local_s3 import start_local_s3
+
+
+class ReportsMetrics(IterableDataset):
+    """Yields the dataset's samples; when a worker's share is done, sends that worker's metrics home.
+
+    Each DataLoader worker reads through its own copy of the dataset (and its own client), so each
+    counts its own requests: the main process merges what the workers send.
+    """
+
+    def __init__(self, dataset: S3IterableDataset, outbox):
+        self.dataset = dataset
+        self.outbox = outbox
+
+    def __iter__(self):
+        yield from self.dataset
+        self.outbox.put(self.dataset.metrics())
+
+
+def print_table(metrics: dict) -> None:
+    print(f"{'operation':<14} {'requests':>8} {'MB':>8} {'retries':>7} {'throttles':>9} {'5xx':>4} "
+          f"{'stalls':>6}   first byte ms p50/p90/p99   duration ms p50/p90/p99")
+    for name, op in sorted(metrics["operations"].items()):
+        first, whole = op["first_byte_ms"], op["duration_ms"]
+        print(f"{name:<14} {op['requests']:>8} {op['bytes'] / 1e6:>8.2f} {op['retries']:>7} {op['throttles']:>9} "
+              f"{op['server_errors']:>4} {op['stalls_dropped']:>6}   "
+              f"{first['p50']:>7} {first['p90']:>7} {first['p99']:>7}   "
+              f"{whole['p50']:>7} {whole['p90']:>7} {whole['p99']:>7}")
+    print(f"peak connections (all workers): {metrics['peak_connections']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--endpoint", help="S3 endpoint URL; without it a local server is started")
+    parser.add_argument("--bucket", default="metrics-example")
+    parser.add_argument("--prefix", default="metrics/")
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--samples", type=int, default=400)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    if args.endpoint is None:
+        args.endpoint = start_local_s3(args.bucket)
+        client = S3Client(args.region, endpoint=args.endpoint)
+        for index in range(args.samples):
+            with client.put_object(args.bucket, f"{args.prefix}{index:06d}.bin") as writer:
+                writer.write(os.urandom(64 * 1024))
+
+    dataset = S3IterableDataset.from_prefix(
+        f"s3://{args.bucket}/{args.prefix}", region=args.region, endpoint=args.endpoint,
+        transform=lambda reader: len(reader.read()), enable_sharding=True,
+    )
+    outbox = torch.multiprocessing.get_context("fork").SimpleQueue()
+    loader = DataLoader(ReportsMetrics(dataset, outbox), batch_size=32, num_workers=args.workers,
+                        multiprocessing_context="fork")
+    samples = sum(len(batch) for batch in loader)
+    per_worker = [outbox.get() for _ in range(max(args.workers, 1))] if args.workers else [dataset.metrics()]
+    print(f"\none epoch: {samples} samples read by {args.workers} workers")
+    print_table(merge_metrics(per_worker))
+
+    # The same reads under torch.profiler: each wait on S3 is a span named after its operation.
+    with torch.profiler.profile() as profile:
+        for _, _ in zip(range(50), dataset):
+            pass
+    print("\nS3 waits in a torch profile of 50 samples read in this process:")
+    print(profile.key_averages().table(sort_by="cpu_time_total", row_limit=4,
+                                       max_name_column_width=30).split("\n", 1)[1].rstrip())
+
+
+if __name__ == "__main__":
+    main()
