@@ -1,0 +1,194 @@
+"""Tests written for mutants of S3IterableDataset's saved states (_iterable_state.py, _epoch_iterator.py)
+that survived tests/mutation/run.py: each pins a behaviour no other test checked (the mutant it kills
+is named in the test's docstring). On the in-memory MockS3Client."""
+
+from itertools import islice
+
+import pytest
+
+from s3torchconnector import S3IterableDataset
+from s3torchconnector._s3client import MockS3Client
+
+REGION = "us-east-1"
+BUCKET = "bucket"
+
+
+def dataset(n=12, shards=None, **options):
+    """A dataset of objects p/0000... (each sample its key); as shard `shard` of `shards` when given."""
+    made = S3IterableDataset.from_prefix(
+        f"s3://{BUCKET}/p/", region=REGION, transform=lambda reader: reader.key, **options
+    )
+    client = MockS3Client(REGION, BUCKET)
+    for i in range(n):
+        client.add_object(f"p/{i:04d}", b"x")
+    made._client = client
+    if shards is not None:
+        made._current_shard = lambda: shards
+    return made
+
+
+def stopped_state(n, shard, shards, taken, **options):
+    iterator = iter(dataset(n, (shard, shards), enable_sharding=True, **options))
+    list(islice(iterator, taken))
+    return iterator.state_dict()
+
+
+def test_a_datasets_own_state_names_itself_and_restores_its_epoch_counter():
+    """EpochCounter.to_dict and dataset_state_from_dict: the dataset's state_dict() is the record of
+    kind "dataset" with the epoch set_epoch gave and the passes made since; loaded into a new dataset
+    (no pending resume), its next pass reads the epoch after them."""
+    made = dataset(shuffle=True, seed=7)
+    made.set_epoch(3)
+    list(made)  # epoch 3
+    list(made)  # epoch 4
+    state = made.state_dict()
+    assert state == {
+        "format": "s3torchconnector.S3IterableDataset", "version": 1, "kind": "dataset",
+        "epoch": 3, "passes": 2, "pending": None,
+    }
+
+    reference = dataset(shuffle=True, seed=7)
+    reference.set_epoch(5)
+    epoch_5 = list(reference)
+    restored = dataset(shuffle=True, seed=7)
+    restored.load_state_dict(state)
+    assert list(restored) == epoch_5
+    assert restored.state_dict()["passes"] == 3
+
+
+@pytest.mark.parametrize("field, value", [("epoch", -1), ("passes", "2"), ("epoch", True)])
+def test_a_dataset_state_with_a_bad_counter_is_refused(field, value):
+    """dataset_state_from_dict checks the epoch and the passes it loads."""
+    made = dataset()
+    state = dict(made.state_dict(), **{field: value})
+    with pytest.raises(ValueError) as refused:
+        dataset().load_state_dict(state)
+    assert str(refused.value) == (
+        f"corrupt S3IterableDataset state: {field} must be a non-negative int, got {value!r}"
+    )
+
+
+def test_a_resume_over_other_objects_says_how_to_resume():
+    """check_listing: the whole message, with what changed and what to do."""
+    iterator = iter(dataset(5, shuffle=True))
+    list(islice(iterator, 2))
+    resumed = iter(dataset(6, shuffle=True))
+    resumed.load_state_dict(iterator.state_dict())
+    with pytest.raises(ValueError) as refused:
+        next(resumed)
+    assert str(refused.value) == (
+        f"this state belongs to another dataset, or the listing of s3://{BUCKET}/p/ changed since it was saved: "
+        "5 objects when the state was saved, 6 now. Resume over the same objects (a manifest keeps a listing fixed)"
+    )
+
+
+def _merge_refusal(states) -> str:
+    with pytest.raises(ValueError) as refused:
+        S3IterableDataset.elastic_state(states)
+    return str(refused.value)
+
+
+def test_elastic_state_refusals_say_what_is_wrong_and_what_to_pass():
+    """merge: each refusal's whole message (the reason and what to pass instead)."""
+    two = [stopped_state(12, shard, 2, 1) for shard in range(2)]
+    assert _merge_refusal([{"not": "a state"}]) == (
+        "no S3IterableDataset state found: pass the saved loader states of every rank"
+    )
+    assert _merge_refusal([two[0], stopped_state(12, 1, 2, 1, seed=1)]) == (
+        "the states are not of one run of one epoch (their epochs, settings or earlier runs differ): "
+        "pass the states that all ranks saved at the same step"
+    )
+    assert _merge_refusal([S3IterableDataset.elastic_state(two)]) == (
+        "a state made by elastic_state() cannot be merged again: resume from it first"
+    )
+    assert _merge_refusal([two[0], stopped_state(12, 1, 3, 1)]) in (
+        "the states come from layouts of 2 and 3 shards", "the states come from layouts of 3 and 2 shards"
+    )
+    assert _merge_refusal([two[0], two[0], two[1]]) == (
+        "two states of shard 0 of 2: pass each rank's state once (with enable_sharding=False every worker "
+        "reads every object, so there is nothing to merge)"
+    )
+    assert _merge_refusal([stopped_state(12, 0, 3, 1)]) == (
+        "the states of shards [1, 2] of 3 are missing: pass the saved loader states of every rank (each "
+        "holds its workers' states)"
+    )
+    assert _merge_refusal([two[0], stopped_state(13, 1, 2, 1)]) == (
+        "the states were saved against different listings: the dataset changed between them"
+    )
+
+
+def test_an_elastic_state_still_refuses_other_objects():
+    """merge keeps the listing the states were saved against: a job resuming the merged state over
+    other objects is refused, as a resume of one state is."""
+    state = S3IterableDataset.elastic_state([stopped_state(12, shard, 2, 2, shuffle=True) for shard in range(2)])
+    assert state["listing"] is not None and state["listing"]["objects"] == 12
+    resumed = dataset(13, (0, 1), enable_sharding=True, shuffle=True)
+    resumed.load_state_dict(state)
+    with pytest.raises(ValueError, match="12 objects when the state was saved, 13 now"):
+        next(iter(resumed))
+    same = dataset(12, (0, 1), enable_sharding=True, shuffle=True)
+    same.load_state_dict(state)
+    assert len(list(same)) == 12 - 4
+
+
+def test_what_is_not_a_state_is_refused_with_what_to_pass():
+    """_check_header: the whole message of a refusal (what was expected, and where states come from)."""
+    with pytest.raises(ValueError) as refused:
+        iter(dataset()).load_state_dict({"epoch": 1})
+    assert str(refused.value) == (
+        "not a state of an S3IterableDataset (it has no format 's3torchconnector.S3IterableDataset'): pass "
+        "what state_dict() or S3IterableDataset.elastic_state() returned"
+    )
+
+
+def test_an_iterator_refuses_the_datasets_own_state():
+    """position_from_dict: an iterator's load_state_dict given the dataset's state says which it got."""
+    with pytest.raises(ValueError) as refused:
+        iter(dataset()).load_state_dict(dataset().state_dict())
+    assert str(refused.value) == "expected the position of an S3IterableDataset iterator, got its dataset state"
+
+
+def position_state(**changes):
+    iterator = iter(dataset(shuffle=True))
+    list(islice(iterator, 3))
+    return dict(iterator.state_dict(), **changes)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"epoch": None}, "epoch must be a non-negative int, got None"),
+        ({"yielded": None}, "yielded must be a non-negative int, got None"),
+        ({"yielded": -1}, "yielded must be a non-negative int, got -1"),
+        ({"yielded": "3"}, "yielded must be a non-negative int, got '3'"),
+        ({"partial": False}, "partial must be a non-negative int, got False"),
+        ({"shard": -1}, "shard must be a non-negative int, got -1"),
+    ],
+)
+def test_a_position_with_a_bad_count_is_refused(changes, message):
+    """_non_negative_int (through position_from_dict): a count that is missing, negative, not an int, or
+    a bool is refused, naming the field and the value."""
+    with pytest.raises(ValueError) as refused:
+        iter(dataset(shuffle=True)).load_state_dict(position_state(**changes))
+    assert str(refused.value) == f"corrupt S3IterableDataset state: {message}"
+
+
+def test_a_position_with_a_broken_record_is_refused_as_corrupt():
+    """position_from_dict: settings that do not fit, or rounds that are not lists of ints, are one
+    ValueError that says the state is corrupt and why."""
+    with pytest.raises(ValueError) as refused:
+        iter(dataset()).load_state_dict(position_state(settings={"shuffle": True}))
+    assert str(refused.value).startswith("corrupt S3IterableDataset state: ")
+    assert "seed" in str(refused.value)
+    with pytest.raises(ValueError, match=r"^corrupt S3IterableDataset state: "):
+        iter(dataset()).load_state_dict(position_state(rounds=[["x"]]))
+
+
+def test_a_position_without_skips_resumes():
+    """position_from_dict: "skips" may be left out (no sample to skip)."""
+    full = list(dataset(shuffle=True))
+    state = position_state()
+    del state["skips"]
+    resumed = iter(dataset(shuffle=True))
+    resumed.load_state_dict(state)
+    assert list(resumed) == full[3:]
