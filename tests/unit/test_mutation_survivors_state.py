@@ -192,3 +192,83 @@ def test_a_position_without_skips_resumes():
     resumed = iter(dataset(shuffle=True))
     resumed.load_state_dict(state)
     assert list(resumed) == full[3:]
+
+
+@pytest.mark.parametrize("shard, shards", [(2, 2), (3, 2), (0, None), (None, 2)])
+def test_a_position_of_no_shard_of_its_layout_is_refused(shard, shards):
+    """position_from_dict: the shard must be one of its layout's (0 to shards-1), and the two come
+    together or not at all."""
+    with pytest.raises(ValueError) as refused:
+        iter(dataset(shuffle=True)).load_state_dict(position_state(shard=shard, shards=shards))
+    assert str(refused.value) == f"corrupt S3IterableDataset state: shard {shard} of {shards}"
+
+
+def test_states_are_plain_json_data():
+    """Position.to_dict and EpochCounter.to_dict: a position (with earlier runs and part-read units to
+    skip) and a dataset state holding it are dicts of str, int, bool, None and lists, with the fields
+    of the format: saved as JSON and read back they are equal, and they load as before."""
+    import json
+
+    # An elastic state has earlier runs (rounds); a state saved after resuming it keeps them.
+    elastic = S3IterableDataset.elastic_state([stopped_state(12, shard, 2, 2, shuffle=True) for shard in range(2)])
+    made = dataset(12, (0, 1), enable_sharding=True, shuffle=True)
+    made.load_state_dict(elastic)
+    iterator = iter(made)
+    list(islice(iterator, 3))
+    position = iterator.state_dict()
+    assert set(position) == {
+        "format", "version", "kind", "epoch", "settings", "listing", "rounds", "shard", "shards", "yielded",
+        "current", "partial", "skips",
+    }
+    assert position["kind"] == "position" and position["rounds"] == [[2, 2]] and position["skips"] == []
+    assert json.loads(json.dumps(position)) == position
+
+    holder = dataset(12, (0, 1), enable_sharding=True, shuffle=True)
+    holder.load_state_dict(position)
+    carried = holder.state_dict()
+    assert carried["kind"] == "dataset" and carried["pending"] == position
+    assert json.loads(json.dumps(carried)) == carried
+
+    rest = dataset(12, (0, 1), enable_sharding=True, shuffle=True)
+    rest.load_state_dict(json.loads(json.dumps(carried)))
+    assert len(list(rest)) == 12 - 4 - 3
+
+
+def test_merge_carries_the_part_read_samples_each_shard_owes():
+    """merge: a tar shard read part-way by a stopped worker is resumed from its next sample, whoever
+    reads it next; skips of units no worker reached are kept."""
+    import io
+    import tarfile
+
+    def tar(names):
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            for name in names:
+                member = tarfile.TarInfo(f"{name}.txt")
+                member.size = len(name)
+                archive.addfile(member, io.BytesIO(name.encode()))
+        return buffer.getvalue()
+
+    def shards_dataset(shard, shards):
+        made = S3IterableDataset.from_prefix(
+            f"s3://{BUCKET}/t/", region=REGION, transform=lambda sample: sample["__key__"], shard_format="tar",
+            enable_sharding=True,
+        )
+        client = MockS3Client(REGION, BUCKET)
+        for unit in range(4):
+            client.add_object(f"t/{unit}.tar", tar([f"u{unit}/{i}" for i in range(3)]))
+        made._client = client
+        made._current_shard = lambda: (shard, shards)
+        return made
+
+    states = []
+    for shard in range(2):
+        iterator = iter(shards_dataset(shard, 2))
+        list(islice(iterator, 2))  # two samples of this shard's first unit (of three)
+        states.append(iterator.state_dict())
+    assert [(state["current"], state["partial"]) for state in states] == [(0, 2), (1, 2)]
+    merged = S3IterableDataset.elastic_state(states)
+    assert merged["skips"] == [[0, 2], [1, 2]]
+    resumed = shards_dataset(0, 1)
+    resumed.load_state_dict(merged)
+    assert list(resumed) == ["u0/2", "u1/2"] + [f"u{unit}/{i}" for unit in (2, 3) for i in range(3)]
