@@ -272,3 +272,39 @@ def test_merge_carries_the_part_read_samples_each_shard_owes():
     resumed = shards_dataset(0, 1)
     resumed.load_state_dict(merged)
     assert list(resumed) == ["u0/2", "u1/2"] + [f"u{unit}/{i}" for unit in (2, 3) for i in range(3)]
+
+
+def test_a_listings_fingerprint_is_the_formats():
+    """LazyListing.fingerprint: the listing a position was saved against is its object count and the
+    first 16 hex digits of the SHA-256 of its keys, each followed by a NUL: version 1 of the format,
+    so that a state saved by another release of that version resumes (and is checked) here."""
+    import hashlib
+
+    iterator = iter(dataset(5))
+    next(iterator)
+    keys = b"".join(f"p/{i:04d}".encode() + b"\0" for i in range(5))
+    assert iterator.state_dict()["listing"] == {"objects": 5, "digest": hashlib.sha256(keys).hexdigest()[:16]}
+
+
+def test_a_state_saved_before_the_first_item_of_an_elastic_resume_keeps_its_listing():
+    """EpochIterator.state_dict of a pass that loaded an elastic state and has not started: the state
+    it saves still holds the listing, so resuming it over other objects is refused."""
+    elastic = S3IterableDataset.elastic_state([stopped_state(12, shard, 2, 2, shuffle=True) for shard in range(2)])
+    made = dataset(12, (1, 3), enable_sharding=True, shuffle=True)
+    made.load_state_dict(elastic)
+    saved = iter(made).state_dict()
+    assert saved["listing"] == elastic["listing"] and (saved["shard"], saved["shards"]) == (1, 3)
+
+    changed = dataset(13, (1, 3), enable_sharding=True, shuffle=True)
+    changed.load_state_dict(saved)
+    with pytest.raises(ValueError, match="12 objects when the state was saved, 13 now"):
+        next(iter(changed))
+
+
+def test_loading_a_state_into_a_started_pass_says_when_to_load_it():
+    """EpochIterator.load_state_dict: the whole message."""
+    iterator = iter(dataset())
+    next(iterator)
+    with pytest.raises(RuntimeError) as refused:
+        iterator.load_state_dict(iter(dataset()).state_dict())
+    assert str(refused.value) == "load_state_dict() must come before the first item of the pass is taken"
