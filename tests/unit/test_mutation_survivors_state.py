@@ -308,3 +308,52 @@ def test_loading_a_state_into_a_started_pass_says_when_to_load_it():
     with pytest.raises(RuntimeError) as refused:
         iterator.load_state_dict(iter(dataset()).state_dict())
     assert str(refused.value) == "load_state_dict() must come before the first item of the pass is taken"
+
+
+def test_a_plain_pass_reads_while_it_lists():
+    """EpochIterator._start: without shuffle (and no resume) the first sample comes before the listing
+    is done, so a pass over a huge prefix starts at once; a shuffled pass lists everything first."""
+    from s3torchconnector._s3bucket_key_data import S3BucketKeyData
+
+    client = MockS3Client(REGION, BUCKET)
+    for i in range(300):
+        client.add_object(f"p/{i:04d}", b"x")
+    pulled = []
+
+    def objects(_client):
+        for i in range(300):
+            pulled.append(i)
+            yield S3BucketKeyData(BUCKET, f"p/{i:04d}")
+
+    def first(**options):
+        del pulled[:]
+        made = S3IterableDataset(REGION, objects, transform=lambda reader: reader.key, **options)
+        made._client = client
+        return next(iter(made))
+
+    assert first() == "p/0000" and len(pulled) < 300
+    first(shuffle=True)
+    assert len(pulled) == 300
+
+
+def test_a_state_of_another_layout_says_how_to_resume_with_it():
+    """EpochIterator._start: the whole message of a state loaded by another shard of another layout."""
+    iterator = iter(dataset(12, (1, 4), enable_sharding=True))
+    next(iterator)
+    resumed = iter(dataset(12, (1, 2), enable_sharding=True))
+    resumed.load_state_dict(iterator.state_dict())
+    with pytest.raises(ValueError) as refused:
+        next(resumed)
+    assert str(refused.value) == (
+        "this state was saved by shard 1 of 4 (ranks x DataLoader workers), and this worker is shard 1 of 2: "
+        "to resume with another number of ranks or workers, load S3IterableDataset.elastic_state(states of "
+        "every rank)"
+    )
+
+
+def test_a_state_between_objects_holds_no_part_read_object():
+    """EpochIterator._finish_unit: once an object's sample is taken, the state says nothing is part-read."""
+    iterator = iter(dataset(5))
+    list(islice(iterator, 2))
+    state = iterator.state_dict()
+    assert (state["yielded"], state["current"], state["partial"], state["skips"]) == (2, None, 0, [])
