@@ -25,7 +25,9 @@ namespace {
 
 aws_byte_cursor cursor(const std::string &text) { return aws_byte_cursor_from_array(text.data(), text.size()); }
 
-std::string to_string(aws_byte_cursor value) { return std::string(reinterpret_cast<const char *>(value.ptr), value.len); }
+std::string to_string(aws_byte_cursor value) {
+    return std::string(reinterpret_cast<const char *>(value.ptr), value.len);
+}
 
 std::string encode(const std::string &text, bool keep_slash) {
     aws_byte_buf out;
@@ -124,8 +126,9 @@ Client::Client(ClientConfig config) : config_(std::move(config)), pid_(current_p
         aws_uri parsed;
         aws_byte_cursor text = cursor(config_.endpoint);
         if (aws_uri_init_parse(&parsed, runtime.allocator, &text) != AWS_OP_SUCCESS) {
-            throw std::invalid_argument("endpoint '" + config_.endpoint +
-                                        "' is not a URI; give one like https://s3.example.com or http://127.0.0.1:9000");
+            throw std::invalid_argument(
+                "endpoint '" + config_.endpoint +
+                "' is not a URI; give one like https://s3.example.com or http://127.0.0.1:9000");
         }
         scheme_ = to_string(*aws_uri_scheme(&parsed));
         host_ = to_string(*aws_uri_host_name(&parsed));
@@ -181,7 +184,8 @@ Client::Client(ClientConfig config) : config_(std::move(config)), pid_(current_p
         std::max(config_.throughput_target_gbps, min_pool_connections * crt_gbps_per_connection);
     max_connections_per_request_ = connections_for(config_.throughput_target_gbps);
     if (!memory_limit_set_by_environment()) {
-        client_config.memory_limit_in_bytes = aws_s3_default_memory_limit_for_throughput(config_.throughput_target_gbps);
+        client_config.memory_limit_in_bytes =
+            aws_s3_default_memory_limit_for_throughput(config_.throughput_target_gbps);
     }
     if (config_.max_attempts <= 1) {
         retry_ = new_single_attempt_retry_strategy(runtime.allocator, runtime.event_loops);
@@ -257,8 +261,7 @@ std::unique_ptr<RequestTarget> Client::target(const char *method, const std::str
     return std::make_unique<RequestTarget>(message, endpoint);
 }
 
-void Client::apply_checksums(aws_s3_meta_request_options &options, aws_s3_checksum_config &storage,
-                             bool upload) const {
+void Client::apply_checksums(aws_s3_meta_request_options &options, aws_s3_checksum_config &storage, bool upload) const {
     storage = {};
     if (upload) {
         storage.checksum_algorithm = checksum_algorithm(config_.upload_checksum);

@@ -30,9 +30,10 @@ struct ClientConfig {
     std::string profile;
     std::string user_agent;
     bool requester_pays = false;
-    uint64_t read_window = 0;  // bytes a streaming GET may buffer ahead; 0 picks 8 parts
+    uint64_t read_window = 0;                // bytes a streaming GET may buffer ahead; 0 picks 8 parts
     std::string upload_checksum = "CRC32C";  // sent with every upload for S3 to verify; "" for none
-    bool validate_checksums = false;  // check downloads against the object's checksum (costs a HEAD when the size is unknown)
+    // Check downloads against the object's checksum (costs a HEAD when the size is unknown).
+    bool validate_checksums = false;
     // A connection moving fewer than `min_throughput_bytes_per_second` for `stall_timeout_seconds` while a request
     // waits on it is dropped, and the request retried: a stalled or trickling server cannot hang a read or write.
     uint32_t stall_timeout_seconds = 30;
@@ -85,7 +86,9 @@ public:
     // The connections one request (a large GET or upload) may use: what the throughput target gives.
     uint32_t max_connections_per_request() const { return max_connections_per_request_; }
     // The read window every download starts with.
-    uint64_t initial_read_window() const { return config_.read_window != 0 ? config_.read_window : 8 * config_.part_size; }
+    uint64_t initial_read_window() const {
+        return config_.read_window != 0 ? config_.read_window : 8 * config_.part_size;
+    }
 
     // A request for `method` on bucket/key ("" key for the bucket itself); `query` without "?".
     std::unique_ptr<RequestTarget> target(const char *method, const std::string &bucket, const std::string &key,

@@ -46,8 +46,10 @@ std::string explain_service_error(const std::string &code, const std::string &se
         return context.operation + " of " + uri +
                " was denied; check the credentials and that the bucket policy allows it";
     if (code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch")
-        return "the credentials were rejected for " + uri + "; check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or the profile";
-    if (code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" || code == "IllegalLocationConstraintException")
+        return "the credentials were rejected for " + uri +
+               "; check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or the profile";
+    if (code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" ||
+        code == "IllegalLocationConstraintException")
         return "bucket '" + context.bucket + "' is not in the configured region; pass the bucket's region";
     if (code == "InvalidRange") return "the requested range is outside " + uri;
     if (code == "PreconditionFailed") return uri + " changed while it was being read";
@@ -70,8 +72,7 @@ std::string explain_crt_error(int error_code, const OperationContext &context) {
         case AWS_IO_DNS_QUERY_FAILED:
         case AWS_IO_DNS_NO_ADDRESS_FOR_HOST:
             return "could not resolve the host of " + where + "; check the endpoint and the region";
-        case AWS_IO_SOCKET_TIMEOUT:
-            return "timed out talking to " + where;
+        case AWS_IO_SOCKET_TIMEOUT: return "timed out talking to " + where;
         case AWS_IO_TLS_ERROR_NEGOTIATION_FAILURE:
         case AWS_IO_TLS_ERROR_DEFAULT_TRUST_STORE_NOT_FOUND: {
             const std::string bundle = trusted_ca_bundle();
@@ -85,8 +86,7 @@ std::string explain_crt_error(int error_code, const OperationContext &context) {
             return "the connection to " + where + " stalled during " + context.operation + " of " + uri_of(context) +
                    ": it moved fewer than S3ClientConfig.min_throughput_bytes_per_second for "
                    "stall_timeout_seconds";
-        case AWS_ERROR_S3_CANCELED:
-            return context.operation + " of " + uri_of(context) + " was cancelled";
+        case AWS_ERROR_S3_CANCELED: return context.operation + " of " + uri_of(context) + " was cancelled";
         case AWS_ERROR_S3_OBJECT_MODIFIED:
             return uri_of(context) + " was overwritten while it was being read; read it again";
         case AWS_ERROR_S3_RESPONSE_CHECKSUM_MISMATCH:
@@ -100,10 +100,8 @@ std::string explain_crt_error(int error_code, const OperationContext &context) {
             return where + " did not answer " + context.operation + " like S3 does; is the endpoint an S3 API?";
         case AWS_ERROR_HTTP_RESPONSE_FIRST_BYTE_TIMEOUT:
         case AWS_ERROR_HTTP_CONNECTION_CLOSED:
-        case AWS_ERROR_HTTP_SERVER_CLOSED:
-            return "the connection to " + where + " failed";
-        default:
-            break;
+        case AWS_ERROR_HTTP_SERVER_CLOSED: return "the connection to " + where + " failed";
+        default: break;
     }
     if (is_credentials_error(error_code)) {
         return "no usable AWS credentials were found (environment, profile, web identity, container or "
@@ -126,7 +124,8 @@ py::object &s3_exception_type() {
 }  // namespace
 
 bool retrying_cannot_help(int error_code) {
-    return error_code == AWS_IO_TLS_ERROR_NEGOTIATION_FAILURE || error_code == AWS_IO_TLS_ERROR_DEFAULT_TRUST_STORE_NOT_FOUND;
+    return error_code == AWS_IO_TLS_ERROR_NEGOTIATION_FAILURE ||
+           error_code == AWS_IO_TLS_ERROR_DEFAULT_TRUST_STORE_NOT_FOUND;
 }
 
 S3Error make_s3_error(const OperationContext &context, const Outcome &given) {
@@ -152,8 +151,8 @@ S3Error make_s3_error(const OperationContext &context, const Outcome &given) {
         if (error.code.empty()) error.code = code_from_status(outcome.status, context);
         // "NoSuchKey: s3://b/k does not exist (HTTP 404, request id X)";
         // "SlowDown: ... (HTTP 503, request id X; gave up after up to 10 attempts)".
-        error.message = error.code + ": " + explain_service_error(error.code, server_message, context) +
-                        " (HTTP " + std::to_string(outcome.status);
+        error.message = error.code + ": " + explain_service_error(error.code, server_message, context) + " (HTTP " +
+                        std::to_string(outcome.status);
         if (!error.request_id.empty()) error.message += ", request id " + error.request_id;
         if (context.max_attempts > 0 &&
             (outcome.error_code == AWS_ERROR_S3_SLOW_DOWN || outcome.error_code == AWS_ERROR_S3_INTERNAL_ERROR)) {
@@ -164,11 +163,12 @@ S3Error make_s3_error(const OperationContext &context, const Outcome &given) {
     }
 
     error.code = aws_error_name(outcome.error_code);
-    error.message = error.code + ": " + explain_crt_error(outcome.error_code, context) + " (" +
-                    aws_error_str(outcome.error_code);
+    error.message =
+        error.code + ": " + explain_crt_error(outcome.error_code, context) + " (" + aws_error_str(outcome.error_code);
     // Retrying cannot help these, so the CRT does not: the attempt count would mislead.
     const bool retried = !is_credentials_error(outcome.error_code) && outcome.error_code != AWS_ERROR_S3_CANCELED &&
-                         outcome.error_code != AWS_ERROR_S3_OBJECT_MODIFIED && !retrying_cannot_help(outcome.error_code);
+                         outcome.error_code != AWS_ERROR_S3_OBJECT_MODIFIED &&
+                         !retrying_cannot_help(outcome.error_code);
     if (context.max_attempts > 0 && retried) {
         error.message += gave_up_after(context.max_attempts);
     }

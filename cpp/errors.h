@@ -10,9 +10,9 @@ namespace s3tc {
 
 // What a finished meta request reported, copied out of the CRT's result.
 struct Outcome {
-    int error_code = 0;   // CRT error code; 0 on success
-    int status = 0;       // HTTP status of the failed (or final) response; 0 when none arrived
-    std::string body;     // the error response body, when S3 sent one
+    int error_code = 0;  // CRT error code; 0 on success
+    int status = 0;      // HTTP status of the failed (or final) response; 0 when none arrived
+    std::string body;    // the error response body, when S3 sent one
     std::string request_id;
 
     bool ok() const { return error_code == 0; }

@@ -9,6 +9,10 @@
 
 #include <pybind11/pybind11.h>
 
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -20,14 +24,10 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
-#include <fcntl.h>
 #include <mutex>
 #include <new>
-#include <pthread.h>
 #include <stdexcept>
-#include <sys/syscall.h>
 #include <thread>
-#include <unistd.h>
 
 namespace s3tc {
 namespace {
@@ -51,10 +51,10 @@ int either_level(uint8_t packed) { return std::max(packed & 0xF, packed >> 4); }
 // exits, and a condition variable with a waiter must not be destroyed.
 struct State {
     // Targets, built once after the CRT library is initialised; never changed afterwards.
-    std::vector<std::string> targets;         // "awscrt::<name>" per registered subject, then the two below
+    std::vector<std::string> targets;                 // "awscrt::<name>" per registered subject, then the two below
     std::array<uint16_t, subject_count> target_of{};  // subject id -> index in targets
-    size_t crt_fallback = 0;                  // index of "awscrt", for subjects with no registered name
-    size_t native = 0;                        // index of native_log_target
+    size_t crt_fallback = 0;                          // index of "awscrt", for subjects with no registered name
+    size_t native = 0;                                // index of native_log_target
 
     std::array<std::atomic<uint8_t>, subject_count> subject_levels{};
     std::atomic<uint8_t> native_levels{0};
@@ -67,7 +67,7 @@ struct State {
     std::mutex writer_mutex;  // the writer's file, and the order of its lines
     std::string directory;    // "" for stderr
     int file = -1;
-    long file_hour = -1;      // hours since the epoch of the open file
+    long file_hour = -1;  // hours since the epoch of the open file
     bool reported_open_failure = false;
 
     std::mutex queue_mutex;

@@ -16,13 +16,13 @@ namespace s3tc {
 using LatencyHistogram = std::map<uint32_t, uint64_t>;  // bucket -> count; only the buckets used
 
 struct OperationMetrics {
-    uint64_t requests = 0;        // HTTP requests sent, each part and each retry counted
-    uint64_t bytes = 0;           // payload moved: response bodies received, object data sent
-    uint64_t retries = 0;         // requests that were a second or later attempt
-    uint64_t throttles = 0;       // answered 503 SlowDown or 429
-    uint64_t server_errors = 0;   // answered 5xx (throttles included)
-    uint64_t stalls_dropped = 0;  // connections dropped for moving too little (stall_timeout_seconds)
-    uint64_t failed = 0;          // requests that failed for any reason (retried or not)
+    uint64_t requests = 0;           // HTTP requests sent, each part and each retry counted
+    uint64_t bytes = 0;              // payload moved: response bodies received, object data sent
+    uint64_t retries = 0;            // requests that were a second or later attempt
+    uint64_t throttles = 0;          // answered 503 SlowDown or 429
+    uint64_t server_errors = 0;      // answered 5xx (throttles included)
+    uint64_t stalls_dropped = 0;     // connections dropped for moving too little (stall_timeout_seconds)
+    uint64_t failed = 0;             // requests that failed for any reason (retried or not)
     LatencyHistogram first_byte_us;  // request sent to the first byte of the response
     LatencyHistogram duration_us;    // the whole request, sending through receiving
 };

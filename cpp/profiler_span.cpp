@@ -6,7 +6,8 @@ namespace s3tc {
 
 ProfilerSpan::ProfilerSpan(const std::string &operation) {
     // Only a process that imported torch's profiler can be profiling; never import it here.
-    PyObject *module = PyImport_GetModule(py::str("torch.autograd.profiler").ptr());
+    static PyObject *const module_name = PyUnicode_InternFromString("torch.autograd.profiler");  // kept forever
+    PyObject *module = PyImport_GetModule(module_name);
     if (module == nullptr) {
         PyErr_Clear();
         return;

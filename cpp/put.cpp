@@ -32,8 +32,11 @@ struct WriteCompletion {
 }  // namespace
 
 PutStream::PutStream(std::shared_ptr<Client> client, std::string bucket, std::string key, std::string storage_class)
-    : client_(std::move(client)), bucket_(std::move(bucket)), key_(std::move(key)),
-      storage_class_(std::move(storage_class)), pid_(current_pid()) {}
+    : client_(std::move(client)),
+      bucket_(std::move(bucket)),
+      key_(std::move(key)),
+      storage_class_(std::move(storage_class)),
+      pid_(current_pid()) {}
 
 PutStream::~PutStream() {
     // Dropped without close(): the upload must not complete.
@@ -78,13 +81,15 @@ void PutStream::send(const uint8_t *data, size_t size, bool eof) {
         ProfilerSpan span(upload_->context.operation);
         GilReleased no_gil;
         std::unique_lock<std::mutex> lock(completion->mutex);
-        wait_interruptibly(lock, completion->done_changed, [&] { return completion->done; }, [&] {
-            upload_->cancel();
-            // The CRT may still read `data` until the write completes; the caller's buffer must outlive that.
-            std::unique_lock<std::mutex> relock(completion->mutex);
-            completion->done_changed.wait(relock, [&] { return completion->done; });
-            ended_ = true;
-        });
+        wait_interruptibly(
+            lock, completion->done_changed, [&] { return completion->done; },
+            [&] {
+                upload_->cancel();
+                // The CRT may still read `data` until the write completes; the caller's buffer must outlive that.
+                std::unique_lock<std::mutex> relock(completion->mutex);
+                completion->done_changed.wait(relock, [&] { return completion->done; });
+                ended_ = true;
+            });
     }
     const int error = aws_future_void_get_error(future);
     aws_future_void_release(future);

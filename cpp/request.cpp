@@ -94,12 +94,14 @@ void MetaRequest::wait_finished() {
     ProfilerSpan span(context.operation);
     GilReleased no_gil;
     std::unique_lock<std::mutex> lock(mutex);
-    wait_interruptibly(lock, changed, [this] { return finished; }, [this] {
-        cancel();
-        // The CRT finishes a cancelled request promptly; wait so nothing is left running behind us.
-        std::unique_lock<std::mutex> relock(mutex);
-        changed.wait(relock, [this] { return finished; });
-    });
+    wait_interruptibly(
+        lock, changed, [this] { return finished; },
+        [this] {
+            cancel();
+            // The CRT finishes a cancelled request promptly; wait so nothing is left running behind us.
+            std::unique_lock<std::mutex> relock(mutex);
+            changed.wait(relock, [this] { return finished; });
+        });
 }
 
 void MetaRequest::throw_if_failed() const {

@@ -10,15 +10,15 @@
 #include <aws/io/tls_channel_handler.h>
 #include <aws/s3/s3.h>
 
+#include <pthread.h>
+#include <unistd.h>
 #include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
-#include <pthread.h>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
-#include <unistd.h>
 
 namespace s3tc {
 namespace {
@@ -29,11 +29,10 @@ Runtime *runtime = nullptr;
 aws_tls_ctx *new_tls_context(aws_allocator *allocator, const std::string &ca_bundle) {
     aws_tls_ctx_options options;
     aws_tls_ctx_options_init_default_client(&options, allocator);
-    const std::string bad_bundle = "cannot use AWS_CA_BUNDLE " + ca_bundle +
-                                   " (it must be a readable file of PEM certificates): ";
-    if (!ca_bundle.empty() &&
-        aws_tls_ctx_options_override_default_trust_store_from_path(&options, nullptr, ca_bundle.c_str()) !=
-            AWS_OP_SUCCESS) {
+    const std::string bad_bundle =
+        "cannot use AWS_CA_BUNDLE " + ca_bundle + " (it must be a readable file of PEM certificates): ";
+    if (!ca_bundle.empty() && aws_tls_ctx_options_override_default_trust_store_from_path(
+                                  &options, nullptr, ca_bundle.c_str()) != AWS_OP_SUCCESS) {
         aws_tls_ctx_options_clean_up(&options);
         throw std::runtime_error(bad_bundle + describe_crt_error(aws_last_error()));
     }

@@ -28,8 +28,8 @@ void deliver_grant(aws_task *task, void *arg, aws_task_status) {
     aws_mem_release(strategy->allocator, grant);
 }
 
-int acquire_token(aws_retry_strategy *strategy, const aws_byte_cursor *, aws_retry_strategy_on_retry_token_acquired_fn *on_acquired,
-                  void *user_data, uint64_t) {
+int acquire_token(aws_retry_strategy *strategy, const aws_byte_cursor *,
+                  aws_retry_strategy_on_retry_token_acquired_fn *on_acquired, void *user_data, uint64_t) {
     auto *token = static_cast<aws_retry_token *>(aws_mem_calloc(strategy->allocator, 1, sizeof(aws_retry_token)));
     token->allocator = strategy->allocator;
     token->retry_strategy = strategy;

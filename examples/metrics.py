@@ -9,11 +9,11 @@ import argparse
 import os
 
 import torch
+from local_s3 import start_local_s3
 from torch.utils.data import DataLoader, IterableDataset
 
 from s3torchconnector import S3IterableDataset, merge_metrics
 from s3torchconnector._s3client import S3Client
-from local_s3 import start_local_s3
 
 
 class ReportsMetrics(IterableDataset):

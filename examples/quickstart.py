@@ -12,12 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 import torch.nn as nn
+from local_s3 import start_local_s3
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from s3torchconnector import S3Checkpoint, S3IterableDataset
 from s3torchconnector._s3client import S3Client
-from local_s3 import start_local_s3
 
 CLASSES = 10
 IMAGE_SHAPE = (3, 32, 32)

@@ -14,11 +14,10 @@ import os
 import pathlib
 import sys
 
-import torch
-from torch.utils.data import DataLoader, TensorDataset
-
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from torch.utils.data import DataLoader, TensorDataset
 
 from s3torchconnector._s3client import S3Client
 from s3torchconnector.lightning import S3LightningCheckpoint

@@ -4,13 +4,13 @@ from ._metrics import merge_metrics
 from ._native import S3Exception
 from ._s3client import S3ClientConfig
 from ._version import __version__
+from .manifest import write_manifest
 from .s3checkpoint import S3Checkpoint
 from .s3iterable_dataset import S3IterableDataset
 from .s3map_dataset import S3MapDataset
 from .s3reader import S3Reader, S3ReaderConstructor
 from .s3writer import S3Writer
 from .shard_writer import ShardWriter
-from .manifest import write_manifest
 
 __all__ = [
     "S3IterableDataset",

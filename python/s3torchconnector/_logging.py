@@ -78,7 +78,7 @@ class LogFilter:
     def level_for(self, target: str) -> int:
         """The CRT level for a record target: the longest directive target it starts with, else the default."""
         best = None
-        for name, level in self.targets.items():
+        for name in self.targets:
             if target.startswith(name) and (best is None or len(name) > len(best)):
                 best = name
         if best is not None:

@@ -14,8 +14,8 @@ from ._iterable_state import EpochCounter, Settings, dataset_state_from_dict, fi
 from ._s3client import S3Client, S3ClientConfig
 from ._s3dataset_common import ObjectsFromUris, ObjectsUnderPrefix, S3BucketKeyData, identity
 from ._stream_file import StreamFile
-from .manifest import ObjectsFromManifest
 from ._tar_samples import tar_samples
+from .manifest import ObjectsFromManifest
 from .s3dataset_base import S3DatasetBase
 from .s3reader import S3Reader
 from .s3reader.protocol import S3ReaderConstructorProtocol

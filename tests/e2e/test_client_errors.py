@@ -1,13 +1,13 @@
 """What S3Client reports when things go wrong: S3 errors, unreachable or non-S3 endpoints, bad arguments."""
 
+import functools
 import http.server
 import threading
 import uuid
 
 import pytest
 
-from s3torchconnector import S3Exception
-from s3torchconnector import _native
+from s3torchconnector import S3Exception, _native
 from s3torchconnector._s3client import S3Client, S3ClientConfig
 
 MIB = 1024 * 1024
@@ -91,7 +91,7 @@ def test_native_stream_missing_key_raises_from_every_read(s3, how, whole, span):
             "info": stream.info,
             "read_all": stream.read_all,
             "next_chunk": stream.next_chunk,
-            "readinto": lambda: stream.readinto(bytearray(10)),
+            "readinto": functools.partial(stream.readinto, bytearray(10)),
         }
         outcome = call_with_deadline(calls[how])
         assert "error" in outcome, (

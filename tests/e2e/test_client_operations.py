@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-from s3torchconnector import S3Exception, S3ReaderConstructor
-from s3torchconnector import _native
+from s3torchconnector import S3Exception, S3ReaderConstructor, _native
 from s3torchconnector._s3client import S3Client, S3ClientConfig
 
 MIB = 1024 * 1024

@@ -14,8 +14,8 @@ import traceback
 import uuid
 
 import pytest
-
 from python_script import run_python
+
 from s3torchconnector import S3ReaderConstructor
 from s3torchconnector._s3client import S3Client, S3ClientConfig
 

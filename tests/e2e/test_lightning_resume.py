@@ -27,8 +27,8 @@ import struct
 import uuid
 
 import pytest
-
 from python_script import run_python
+
 from s3torchconnector import S3IterableDataset
 from s3torchconnector.lightning import S3LightningCheckpoint
 

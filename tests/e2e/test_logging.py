@@ -8,9 +8,9 @@ import os
 import re
 
 import pytest
-
 from python_script import run_python
-from s3torchconnector._logging import LOGS_DIR_VARIABLE, DEBUG_LOGS_VARIABLE, TRACE, parse_filter
+
+from s3torchconnector._logging import DEBUG_LOGS_VARIABLE, LOGS_DIR_VARIABLE, TRACE, parse_filter
 
 TIMEOUT = 120
 

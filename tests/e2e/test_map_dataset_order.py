@@ -15,11 +15,11 @@ import uuid
 
 import pytest
 import torch
+from python_script import run_python
 from torch.utils.data import DataLoader, DistributedSampler
 from torchdata.stateful_dataloader import StatefulDataLoader
 from torchdata.stateful_dataloader.sampler import StatefulDistributedSampler
 
-from python_script import run_python
 from s3torchconnector import S3MapDataset
 
 REGION = "us-east-1"

@@ -4,7 +4,6 @@ Random sequences of read/read1/readinto/readinto1/seek/tell are compared with an
 whose seeks clamp to the object's size (as the product promises)."""
 
 import io
-import os
 import random
 import uuid
 
@@ -12,10 +11,10 @@ import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reader_model import ClampedBytesIO, apply_operation
 
 from s3torchconnector import S3ClientConfig, S3Exception, S3Reader, S3ReaderConstructor
 from s3torchconnector._s3client import S3Client
-from reader_model import ClampedBytesIO, apply_operation
 
 MIB = 1024 * 1024
 REGION = "us-east-1"

@@ -9,9 +9,9 @@ import tarfile
 
 import pytest
 import webdataset
+from python_script import run_python
 from torch.utils.data import DataLoader
 
-from python_script import run_python
 from s3torchconnector import S3IterableDataset
 from s3torchconnector.manifest import write_manifest
 

@@ -3,7 +3,6 @@
 import json
 import os
 
-import pytest
 import torch
 
 from s3torchconnector import S3Checkpoint, S3MapDataset, merge_metrics
@@ -17,7 +16,6 @@ from .test_faults import (
     PartsOfGet,
     client_for,
     payload,
-    proxy,  # noqa: F401 (fixture)
     read_sequential,
     returns,
     upload_part_of,

@@ -14,13 +14,12 @@ import json
 import zlib
 
 import pytest
+from python_script import run_python
 from torch.utils.data import DataLoader
 
 from s3torchconnector import S3Checkpoint, S3Exception, S3IterableDataset, S3MapDataset
 from s3torchconnector._s3client import S3Client, S3ClientConfig
 from s3torchconnector.s3reader import S3ReaderConstructor
-
-from python_script import run_python
 
 from .proxy import FaultProxy, corrupt, forward, synthetic, synthetic_bytes
 
@@ -31,12 +30,6 @@ GATE_SECONDS = 20  # how long a held request waits for the others before it give
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-@pytest.fixture
-def proxy(s3):
-    with FaultProxy(s3.endpoint) as running:
-        yield running
 
 
 def client_via(proxy: FaultProxy, s3, **config) -> S3Client:

@@ -6,7 +6,6 @@ made in the processes a test started (noted by s3tc_mutation_site) to the test's
 import os
 
 import pytest
-
 import s3tc_mutation_site as site
 
 

@@ -41,7 +41,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from parity import api_snapshot as snapshot
 
 # Deliberate, documented departures from 1.5.0, where its behaviour is clearly unsafe.

@@ -4,7 +4,6 @@ checkpoints and DataLoader workers running on it."""
 import array
 import email.utils
 import hashlib
-import io
 import operator
 import pickle
 import time

@@ -10,10 +10,10 @@ from typing import Optional
 
 from .. import _logging, _metrics, _native
 from .._user_agent import UserAgent
+from .._validation import check_bucket, check_key
 from ..s3reader import S3Reader, S3ReaderConstructor
 from ..s3reader.protocol import S3ReaderConstructorProtocol
 from ..s3writer import S3Writer
-from .._validation import check_bucket, check_key
 from .list_object_stream import ListObjectStream
 from .object_info import HeadObjectResult
 from .s3client_config import S3ClientConfig
