@@ -16,7 +16,6 @@
 namespace s3tc {
 namespace {
 
-
 constexpr uint64_t whole_object_part_size = 4ull << 20;
 
 uint64_t parse_u64(const std::string &text) {
@@ -39,6 +38,48 @@ void Download::open_window(uint64_t bytes) {
     if (handle != nullptr && !finished && bytes > 0) aws_s3_meta_request_increment_read_window(handle, bytes);
 }
 
+void Download::mark_landed(uint64_t start, uint64_t end) {
+    if (end <= start) return;
+    auto next = landed.upper_bound(start);
+    if (next != landed.begin()) {
+        auto before = std::prev(next);
+        if (before->second >= start) {  // touches or overlaps the range before: one range
+            start = before->first;
+            end = std::max(end, before->second);
+            landed.erase(before);
+        }
+    }
+    while (next != landed.end() && next->first <= end) {
+        end = std::max(end, next->second);
+        next = landed.erase(next);
+    }
+    landed.emplace(start, end);
+}
+
+bool Download::has_landed(uint64_t start, uint64_t end) const {
+    if (end <= start) return true;
+    auto after = landed.upper_bound(start);
+    return after != landed.begin() && std::prev(after)->second >= end;
+}
+
+bool Download::copy_next_part(std::unique_lock<std::mutex> &lock, uint8_t *target, uint64_t base) {
+    if (to_copy.empty()) return false;
+    PartBuffer part = std::move(to_copy.front());
+    to_copy.pop_front();
+    const uint64_t offset = part.offset();
+    const uint64_t length = part.bytes().len;
+    ++copying;
+    lock.unlock();
+    std::memcpy(target + (offset - base), part.bytes().ptr, length);
+    part.reset();  // back to the pool before the lock, which the CRT's threads want
+    lock.lock();
+    --copying;
+    mark_landed(offset, offset + length);
+    open_window(length);
+    changed.notify_all();
+    return true;
+}
+
 void Download::attach(uint8_t *target, uint64_t size) {
     const uint64_t base = read_position();
     uint64_t drained = 0;
@@ -47,6 +88,7 @@ void Download::attach(uint8_t *target, uint64_t size) {
         const uint64_t start = std::max(chunk.offset, base);
         if (end > start && end - base <= size) {
             std::memcpy(target + (start - base), chunk.data->data() + (start - chunk.offset), end - start);
+            mark_landed(start, end);
         }
         drained += chunk.data->size();
     }
@@ -84,6 +126,7 @@ int Download::on_body(aws_byte_cursor data, uint64_t offset, aws_s3_buffer_ticke
             to_copy.emplace_back(offset, data, ticket);
         } else {
             std::memcpy(destination + (offset - base), data.ptr, data.len);
+            mark_landed(offset, offset + data.len);
             open_window(data.len);
         }
         return 0;
@@ -162,8 +205,68 @@ GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, 
 }
 
 GetStream::~GetStream() {
-    // In a forked child the request belongs to the parent's CRT threads, which do not exist here.
-    if (created_in_this_process(pid_)) download_->cancel();
+    // In a forked child the request belongs to the parent's CRT threads, and the lander to the parent too:
+    // neither exists here. The lander's handle is let go of (std::thread would end the process).
+    if (!created_in_this_process(pid_)) {
+        if (lander_.joinable()) new std::thread(std::move(lander_));
+        return;
+    }
+    download_->cancel();
+    stop_landing();
+}
+
+void GetStream::land(uint8_t *target, uint64_t size, std::shared_ptr<void> owner) {
+    if (lander_.joinable() || staged_) throw std::logic_error("the body of this stream is already being received");
+    if (size <= whole_object_part_size) {  // nothing to overlap: one part
+        receive_rest(target, size);
+        landing_owner_ = std::move(owner);
+        return;
+    }
+    Download &d = *download_;
+    uint64_t base;
+    {
+        std::lock_guard<std::mutex> lock(d.mutex);
+        base = d.read_position();
+        d.attach(target, size);
+    }
+    landing_owner_ = std::move(owner);
+    lander_ = std::thread([download = download_, target, base] {
+        Download &d = *download;
+        std::unique_lock<std::mutex> lock(d.mutex);
+        for (;;) {
+            d.changed.wait(lock, [&d] { return !d.to_copy.empty() || d.finished || d.destination == nullptr; });
+            if (d.destination == nullptr || !d.copy_next_part(lock, target, base)) return;
+        }
+    });
+}
+
+void GetStream::wait_landed(uint64_t start, uint64_t end) {
+    if (empty_range_) return;
+    Download &d = *download_;
+    if (!lander_.joinable()) {  // received before land() returned
+        std::lock_guard<std::mutex> lock(d.mutex);
+        throw_if_failed_locked();
+        return;
+    }
+    wait_for([&d, start, end] { return d.has_landed(start, end) || d.landing_over(); });
+    std::lock_guard<std::mutex> lock(d.mutex);
+    if (!d.has_landed(start, end)) throw_if_failed_locked();
+}
+
+bool GetStream::has_landed(uint64_t start, uint64_t end) {
+    if (empty_range_ || !lander_.joinable()) return true;  // received before land() returned
+    std::lock_guard<std::mutex> lock(download_->mutex);
+    return download_->has_landed(start, end);
+}
+
+void GetStream::stop_landing() {
+    if (!lander_.joinable()) return;
+    {
+        std::lock_guard<std::mutex> lock(download_->mutex);
+        download_->detach();
+        download_->changed.notify_all();
+    }
+    lander_.join();  // at most the copy of one part: the lander never waits for the GIL
 }
 
 void GetStream::wait_for(const std::function<bool()> &ready) {
@@ -197,6 +300,7 @@ uint64_t GetStream::remaining() {
 }
 
 void GetStream::receive_rest(uint8_t *target, uint64_t size) {
+    if (lander_.joinable()) throw std::logic_error("the body of this stream is already being received");
     if (staged_) {  // already received: what is left of it
         std::memcpy(target, staged_->data() + staged_used_, static_cast<size_t>(size));
         staged_.reset();
@@ -228,16 +332,8 @@ void GetStream::copy_parts_until_finished(uint8_t *target) {
     std::unique_lock<std::mutex> lock(d.mutex);
     const uint64_t base = d.read_position();
     for (;;) {
-        wait_interruptibly(lock, d.changed, [&d] { return !d.to_copy.empty() || d.finished; },
-                           [&d] { d.cancel(); });
-        if (d.to_copy.empty()) return;  // finished, and every part is in
-        PartBuffer part = std::move(d.to_copy.front());
-        d.to_copy.pop_front();
-        lock.unlock();
-        std::memcpy(target + (part.offset() - base), part.bytes().ptr, part.bytes().len);
-        part.reset();  // back to the pool before the lock, which the CRT's threads want
-        lock.lock();
-        d.open_window(part.bytes().len);
+        wait_interruptibly(lock, d.changed, [&d] { return !d.to_copy.empty() || d.finished; }, [&d] { d.cancel(); });
+        if (!d.copy_next_part(lock, target, base)) return;  // finished, and every part is in
     }
 }
 
@@ -249,6 +345,7 @@ std::shared_ptr<Buffer> GetStream::read_all() {
 }
 
 std::shared_ptr<Buffer> GetStream::next_chunk() {
+    if (lander_.joinable()) throw std::logic_error("the body of this stream is already being received");
     if (empty_range_) return nullptr;
     Download &d = *download_;
     if (d.whole || staged_) {  // parts arrive out of order: the rest is one chunk
@@ -276,6 +373,7 @@ std::shared_ptr<Buffer> GetStream::next_chunk() {
 }
 
 size_t GetStream::readinto(uint8_t *out, size_t size) {
+    if (lander_.joinable()) throw std::logic_error("the body of this stream is already being received");
     if (empty_range_ || size == 0) return 0;
     Download &d = *download_;
     if (d.whole && !staged_) {
@@ -298,8 +396,7 @@ size_t GetStream::readinto(uint8_t *out, size_t size) {
     GilReleased no_gil;
     std::unique_lock<std::mutex> lock(d.mutex);
     while (copied < size) {
-        wait_interruptibly(lock, d.changed, [&d] { return !d.chunks.empty() || d.finished; },
-                           [&d] { d.cancel(); });
+        wait_interruptibly(lock, d.changed, [&d] { return !d.chunks.empty() || d.finished; }, [&d] { d.cancel(); });
         if (d.chunks.empty()) {
             throw_if_failed_locked();
             break;
@@ -327,6 +424,8 @@ uint64_t GetStream::tell() {
 
 void GetStream::close() {
     download_->cancel();
+    stop_landing();
+    landing_owner_.reset();
     std::lock_guard<std::mutex> lock(download_->mutex);
     download_->detach();
     download_->chunks.clear();

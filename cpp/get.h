@@ -11,9 +11,11 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 namespace s3tc {
 
@@ -33,17 +35,20 @@ public:
     bool whole = false;  // the caller wants the rest in one piece: parts may arrive out of order
 
     std::deque<Chunk> chunks;
-    uint64_t consumed = 0;  // bytes handed to the caller so far
+    uint64_t consumed = 0;   // bytes handed to the caller so far
     uint64_t delivered = 0;  // bytes received in total
 
     uint8_t *destination = nullptr;  // where the rest goes, once given; owned by the caller
     uint64_t destination_size = 0;
-    // Parts for the destination, still in the CRT's buffers: the caller's waiting thread copies them in,
-    // which leaves the CRT's one delivery thread free to hand over the next part.
+    // Parts for the destination, still in the CRT's buffers: a thread of ours copies them in (the caller's,
+    // waiting, or the stream's lander), which leaves the CRT's one delivery thread free for the next part.
     std::deque<PartBuffer> to_copy;
+    int copying = 0;  // parts taken from to_copy whose bytes are still being copied
+    // Object ranges [start, end) already in the destination, merged: parts land in any order.
+    std::map<uint64_t, uint64_t> landed;
 
     uint64_t initial_window = 0;  // bytes the CRT may fetch ahead of delivery before the window is opened
-    uint64_t max_window = 0;  // the most a whole-object download fetches ahead: one part per connection
+    uint64_t max_window = 0;      // the most a whole-object download fetches ahead: one part per connection
     uint64_t content_length = 0;
     ObjectInfo info;
     std::shared_ptr<ObjectVersion> version;  // the reader's pinned version, if it has one
@@ -59,11 +64,21 @@ public:
     }
     // With `mutex` held: let the CRT fetch `bytes` more.
     void open_window(uint64_t bytes);
+    // With `lock` held on entry and on return: copies the next queued part to its place in `target`, the
+    // destination whose first byte is object offset `base`. False when no part is queued.
+    bool copy_next_part(std::unique_lock<std::mutex> &lock, uint8_t *target, uint64_t base);
+    // With `mutex` held: whether every byte of the object range [start, end) is in the destination.
+    bool has_landed(uint64_t start, uint64_t end) const;
+    // With `mutex` held: whether no byte will land any more (the download finished and its parts are in).
+    bool landing_over() const { return finished && to_copy.empty() && copying == 0; }
 
 protected:
     int on_headers() override;
     int on_body(aws_byte_cursor data, uint64_t offset, aws_s3_buffer_ticket *ticket) override;
     void on_finished() override;
+
+private:
+    void mark_landed(uint64_t start, uint64_t end);
 };
 
 class GetStream {
@@ -85,6 +100,16 @@ public:
     // Receives the rest of the body into `target` (`remaining()` bytes), which must stay valid
     // until this returns. Each part is copied once, straight to its offset.
     void receive_rest(uint8_t *target, uint64_t size);
+    // Starts receiving the rest of the body into `target` (`size` = remaining() bytes) and returns at once:
+    // a thread of this stream (the lander) copies each part to its offset as it arrives, so the caller can
+    // use the first bytes while the last are on their way. `owner` keeps `target` alive; the stream drops it
+    // only after the lander ended. A body of one part or less is received before this returns.
+    void land(uint8_t *target, uint64_t size, std::shared_ptr<void> owner);
+    // After land(): waits until the object's bytes [start, end) have landed, or no more will (a range past
+    // the end); throws the download's failure if it failed first.
+    void wait_landed(uint64_t start, uint64_t end);
+    // After land(): whether the object's bytes [start, end) have landed, without waiting.
+    bool has_landed(uint64_t start, uint64_t end);
     // The rest of the body in one native buffer.
     std::shared_ptr<Buffer> read_all();
     // The next chunk, or nullptr at the end.
@@ -103,6 +128,8 @@ private:
     // Copies parts into the attached destination as they arrive, until the download finished.
     void copy_parts_until_finished(uint8_t *target);
     void throw_if_failed_locked();
+    // Ends the lander (after the part it is copying), so that the destination can go.
+    void stop_landing();
 
     std::shared_ptr<Client> client_;
     std::string bucket_;
@@ -110,6 +137,8 @@ private:
     std::shared_ptr<Buffer> staged_;  // whole mode, read in pieces: the rest, received at once
     size_t staged_used_ = 0;
     bool empty_range_ = false;
+    std::thread lander_;
+    std::shared_ptr<void> landing_owner_;
     int pid_;
 };
 

@@ -135,19 +135,38 @@ PYBIND11_MODULE(_native, m) {
                  stream.receive_rest(reinterpret_cast<uint8_t *>(PyBytes_AS_STRING(body.ptr())), size);
                  return body;
              })
+        .def("land_bytes",
+             [](GetStream &stream) {
+                 // A new bytes object the rest of the body lands in, in the background: its bytes may be read
+                 // once wait_landed() said they are in. The stream holds a reference until its lander ended.
+                 const uint64_t size = stream.remaining();
+                 auto body = py::reinterpret_steal<py::bytes>(
+                     PyBytes_FromStringAndSize(nullptr, static_cast<py::ssize_t>(size)));
+                 if (!body) throw py::error_already_set();
+                 std::shared_ptr<void> owner(new py::object(body), [](void *held) {
+                     py::gil_scoped_acquire gil;
+                     delete static_cast<py::object *>(held);
+                 });
+                 stream.land(reinterpret_cast<uint8_t *>(PyBytes_AS_STRING(body.ptr())), size, std::move(owner));
+                 return body;
+             })
+        .def("wait_landed", &GetStream::wait_landed, py::arg("start"), py::arg("end"))
+        .def("has_landed", &GetStream::has_landed, py::arg("start"), py::arg("end"))
         .def("next_chunk", &GetStream::next_chunk)
-        .def("readinto",
-             [](GetStream &stream, const py::object &target) {
-                 BufferView view(target, true);
-                 return stream.readinto(view.data(), view.size());
-             },
-             py::arg("buffer"))
+        .def(
+            "readinto",
+            [](GetStream &stream, const py::object &target) {
+                BufferView view(target, true);
+                return stream.readinto(view.data(), view.size());
+            },
+            py::arg("buffer"))
         .def("close", &GetStream::close)
         // The original's stream interface: bucket, key, tell() and iteration over the body as bytes chunks.
         .def_property_readonly("bucket", &GetStream::bucket)
         .def_property_readonly("key", &GetStream::key)
         .def("tell", &GetStream::tell)
-        .def("__iter__", [](GetStream &stream) -> GetStream & { return stream; }, py::return_value_policy::reference)
+        .def(
+            "__iter__", [](GetStream &stream) -> GetStream & { return stream; }, py::return_value_policy::reference)
         .def("__next__", [](GetStream &stream) {
             std::shared_ptr<Buffer> chunk = stream.next_chunk();
             if (!chunk) throw py::stop_iteration();
@@ -155,13 +174,14 @@ PYBIND11_MODULE(_native, m) {
         });
 
     py::class_<PutStream>(m, "PutObjectStream")
-        .def("write",
-             [](PutStream &stream, const py::object &data) {
-                 BufferView view(data, false);
-                 stream.write(view.data(), view.size());
-                 return view.size();
-             },
-             py::arg("data"))
+        .def(
+            "write",
+            [](PutStream &stream, const py::object &data) {
+                BufferView view(data, false);
+                stream.write(view.data(), view.size());
+                return view.size();
+            },
+            py::arg("data"))
         .def("close", &PutStream::close)
         .def("abort", &PutStream::abort)
         .def_property_readonly("bytes_written", &PutStream::bytes_written)

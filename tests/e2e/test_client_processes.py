@@ -14,8 +14,8 @@ import threading
 import time
 
 import pytest
-
 from python_script import run_python
+
 from s3torchconnector._s3client import S3Client, S3ClientConfig
 
 MIB = 1024 * 1024
@@ -112,6 +112,8 @@ EXIT_IN_FLIGHT = """
     assert len(streaming.next_chunk()) > 0
     reader = client.get_object(bucket, "big")
     reader.prefetch()
+    landing = client.get_object(bucket, "big")
+    assert len(landing.read(10)) == 10  # the rest lands in the background
     writer = client.put_object(bucket, "unfinished")
     writer.write(b"x" * (12 * 1024 * 1024))
     print("requests in flight", flush=True)
@@ -213,6 +215,35 @@ def test_a_fork_while_the_client_lock_is_held_does_not_hang_the_child(s3):
     assert "child exit code 0" in result.stdout, result.stderr
 
 
+def test_a_fork_while_a_reader_lands_in_the_background(s3):
+    """The parent's reader has a lander thread, which a forked child does not have: the child drops
+    its copy of the reader without touching it, and reads through the client anew."""
+    data = os.urandom(30 * MIB)
+    s3.put("big", data)
+    result = run_python(
+        """
+        import gc, hashlib, os, sys
+        from s3torchconnector._s3client import S3Client
+
+        client = S3Client("us-east-1", endpoint=sys.argv[1])
+        landing = client.get_object(sys.argv[2], "big")
+        landing.read(10)
+        pid = os.fork()
+        if pid == 0:
+            del landing
+            gc.collect()
+            ok = hashlib.sha256(client.get_object(sys.argv[2], "big").read()).hexdigest() == sys.argv[3]
+            os._exit(0 if ok else 3)
+        print("child exit code", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+        landing.seek(0)
+        print("parent read", hashlib.sha256(landing.read()).hexdigest() == sys.argv[3])
+        """,
+        s3.endpoint, s3.bucket, hashlib.sha256(data).hexdigest(), timeout=SUBPROCESS_TIMEOUT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "child exit code 0" in result.stdout and "parent read True" in result.stdout, result.stderr
+
+
 # ---------------------------------------------------------------- Ctrl-C
 
 # Runs each operation against its own stalling server. Every interrupt but the last is caught (the
@@ -226,6 +257,8 @@ INTERRUPTED = """
                           s3client_config=S3ClientConfig(max_attempts=1, part_size=5 * 1024 * 1024))
         if operation == "read":
             client.get_object("bucket", "large-object").read()
+        elif operation == "partial-read":  # the sequential reader's pieces, served as their bytes land
+            client.get_object("bucket", "large-object").read(10)
         elif operation == "streaming-read":
             client._get_object_stream("bucket", "large-object", 0, None).next_chunk()
         elif operation == "head":
@@ -246,9 +279,9 @@ INTERRUPTED = """
             print("interrupted", operation, flush=True)
 """
 
-# One per kind of native wait: a whole read, a streaming read, a one-shot request, an upload's
-# write. "read" goes last: its KeyboardInterrupt is the one that ends the interpreter.
-INTERRUPTED_OPERATIONS = ["streaming-read", "head", "multipart-put", "read"]
+# One per kind of native wait: a whole read, a read of a piece, a streaming read, a one-shot request,
+# an upload's write. "read" goes last: its KeyboardInterrupt is the one that ends the interpreter.
+INTERRUPTED_OPERATIONS = ["streaming-read", "partial-read", "head", "multipart-put", "read"]
 
 
 def test_ctrl_c_interrupts_a_stalled_request():

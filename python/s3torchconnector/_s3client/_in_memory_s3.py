@@ -301,6 +301,9 @@ def _encode_token(name: str) -> str:
     return base64.urlsafe_b64encode(name.encode("utf-8")).decode("ascii")
 
 
+_NO_BYTES = memoryview(b"")
+
+
 class GetStream:
     """Mirrors ``_native.GetObjectStream`` over bytes already in memory."""
 
@@ -310,7 +313,7 @@ class GetStream:
         key: str,
         start: int,
         info: Optional[ObjectInfo],
-        body: memoryview = memoryview(b""),
+        body: memoryview = _NO_BYTES,
         chunk_size: int = 0,
         failure: Optional[Callable[[], Exception]] = None,
     ):
@@ -343,6 +346,15 @@ class GetStream:
     def read_all_bytes(self) -> bytes:
         self._check()
         return self._take(len(self._body)).tobytes()
+
+    def land_bytes(self) -> bytes:
+        return self.read_all_bytes()  # here every byte has landed at once
+
+    def wait_landed(self, start: int, end: int) -> None:
+        self._check()
+
+    def has_landed(self, start: int, end: int) -> bool:
+        return True
 
     def next_chunk(self) -> Optional[bytearray]:
         self._check()
