@@ -357,3 +357,59 @@ def test_a_state_between_objects_holds_no_part_read_object():
     list(islice(iterator, 2))
     state = iterator.state_dict()
     assert (state["yielded"], state["current"], state["partial"], state["skips"]) == (2, None, 0, [])
+
+
+def _tar(names, damaged_header=None) -> bytes:
+    """A tar of one '.txt' member per sample name (its bytes the name); ``damaged_header``: the index
+    of a member whose header fails its checksum."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        for name in names:
+            member = tarfile.TarInfo(f"{name}.txt")
+            member.size = len(name)
+            archive.addfile(member, io.BytesIO(name.encode()))
+    data = bytearray(buffer.getvalue())
+    if damaged_header is not None:
+        at = 1024 * damaged_header  # each member: a header block and one data block (names < 512 bytes)
+        data[at + 148 : at + 156] = b"99999999"
+    return bytes(data)
+
+
+def tar_dataset(shards, **options):
+    made = S3IterableDataset.from_prefix(
+        f"s3://{BUCKET}/t/", region=REGION, transform=lambda sample: sample["__key__"], shard_format="tar", **options
+    )
+    client = MockS3Client(REGION, BUCKET)
+    for number, data in enumerate(shards):
+        client.add_object(f"t/{number}.tar", data)
+    made._client = client
+    return made
+
+
+def test_the_samples_of_a_tar_shard_are_shuffled_anew_each_epoch():
+    """EpochIterator._start passes the epoch on: a shard's shuffle buffer draws another order of its
+    samples in another epoch (as it does for another seed), the same order for the same epoch."""
+    names = [f"s/{i:02d}" for i in range(30)]
+
+    def order(epoch):
+        made = tar_dataset([_tar(names)], shuffle_buffer_size=6)
+        made.set_epoch(epoch)
+        return list(made)
+
+    orders = [order(epoch) for epoch in range(3)]
+    assert all(sorted(o) == names for o in orders)
+    assert len({tuple(o) for o in orders}) == 3
+    assert order(1) == orders[1]
+
+
+def test_a_tar_shard_that_fails_part_way_fails_the_pass():
+    """_with_last_flag: the samples before a damaged member are given, then its error, not a silent
+    jump to the next shard (which would drop the rest of the shard)."""
+    made = tar_dataset([_tar(["a/0", "a/1", "a/2"], damaged_header=2), _tar(["b/0"])])
+    iterator = iter(made)
+    assert next(iterator) == "a/0"
+    with pytest.raises(ValueError, match="damaged member header"):
+        next(iterator)
