@@ -15,7 +15,7 @@ randomness from ``random.Random`` seeded by text: the same on every rank, worker
 
 import random
 from itertools import count, islice
-from typing import Iterable, Iterator, List, Optional, Sequence
+from typing import Iterable, Iterator, List, Optional, Sequence, Set
 
 Round = Sequence[int]  # positions yielded by each shard of one run, indexed by shard
 
@@ -31,6 +31,8 @@ def epoch_order(length: Optional[int], *, shuffle: bool, seed: int, epoch: int) 
     not known yet, which only an unshuffled order allows."""
     if not shuffle:
         return count() if length is None else range(length)
+    if length is None:
+        raise ValueError("a shuffled order needs the listing's length")
     order = list(range(length))
     _rng(seed, epoch).shuffle(order)
     return order
@@ -73,7 +75,7 @@ def remaining(order: Sequence[int], rounds: Sequence[Round], *, buffer_size: int
     """The positions of ``order`` that no shard of any earlier round yielded, still in order."""
     left = list(order)
     for run, yielded in enumerate(rounds):
-        done = set()
+        done: Set[int] = set()
         for shard, taken in enumerate(yielded):
             positions = shard_positions(
                 left, shard, len(yielded), buffer_size=buffer_size, seed=seed, epoch=epoch, run=run

@@ -232,9 +232,10 @@ def _existing_logger(name: str) -> Tuple[logging.Logger, bool]:
 
 def _level_from_root(logger: logging.Logger) -> bool:
     """Whether the logger's level is the root logger's: no logger of this package was given one."""
-    while logger is not None and logger.level == logging.NOTSET:
-        logger = logger.parent
-    return logger is None or logger is logging.getLogger()
+    current: Optional[logging.Logger] = logger
+    while current is not None and current.level == logging.NOTSET:
+        current = current.parent
+    return current is None or current is logging.getLogger()
 
 
 def _python_levels(targets: List[str]) -> Dict[str, int]:
@@ -316,7 +317,7 @@ def _emit(records, dropped: int) -> None:
         # When and where it was logged, not when it was drained.
         record.created = created
         record.msecs = int((created - int(created)) * 1000) + 0.0
-        record.relativeCreated = (created - logging._startTime) * 1000
+        record.relativeCreated = (created - logging._startTime) * 1000  # type: ignore[attr-defined]
         record.thread = thread
         record.threadName = f"native-{thread}"
         logger.handle(record)

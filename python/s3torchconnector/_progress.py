@@ -2,6 +2,7 @@
 
 import sys
 import time
+from typing import Optional
 
 
 class TerminalProgress:
@@ -13,7 +14,7 @@ class TerminalProgress:
 
     def __init__(self, template: str):
         self._template = template
-        self._values = None
+        self._values: Optional[tuple] = None
         self._drawn = 0.0
 
     def __call__(self, *values) -> None:
@@ -21,14 +22,14 @@ class TerminalProgress:
         now = time.monotonic()
         if now - self._drawn >= self.INTERVAL:
             self._drawn = now
-            self._draw()
+            self._draw(values)
 
     def done(self) -> None:
         if self._values is not None:
-            self._draw()
+            self._draw(self._values)
             sys.stderr.write("\n")
             sys.stderr.flush()
 
-    def _draw(self) -> None:
-        sys.stderr.write("\r" + self._template.format(*self._values))
+    def _draw(self, values: tuple) -> None:
+        sys.stderr.write("\r" + self._template.format(*values))
         sys.stderr.flush()

@@ -18,6 +18,7 @@ _METADATA = re.compile(r"__[^/]*__($|/)")
 
 
 def key_and_extension(name: str) -> Tuple[Optional[str], Optional[str]]:
+    """(key, lower-cased extension) of a member name; (None, None) for a name without an extension."""
     match = _KEY_AND_EXTENSION.match(name)
     return (match.group(1), match.group(2).lower()) if match else (None, None)
 
@@ -30,7 +31,7 @@ def tar_samples(fileobj, url: str) -> Iterator[Dict[str, object]]:
         with tarfile.open(fileobj=fileobj, mode="r|*", tarinfo=_StrictTarInfo) as tar:
             for member in tar:
                 key, extension = key_and_extension(member.name)
-                if not member.isreg() or key is None or _METADATA.match(member.name):
+                if not member.isreg() or key is None or extension is None or _METADATA.match(member.name):
                     continue
                 if sample is not None and key != sample["__key__"]:
                     yield sample
@@ -42,8 +43,8 @@ def tar_samples(fileobj, url: str) -> Iterator[Dict[str, object]]:
                         f"{url}: {member.name} is a second '{extension}' member of the sample {key!r} "
                         f"(at byte {member.offset})"
                     )
-                sample[extension] = tar.extractfile(member).read()
-                tar.members = []  # a stream has no use for the members it passed; keep memory flat
+                sample[extension] = tar.extractfile(member).read()  # type: ignore[union-attr]  # a regular file has one
+                tar.members = []  # type: ignore[attr-defined]  # a stream needs no past members: memory stays flat
     except (tarfile.TarError, EOFError, OSError) as error:
         where = tar.offset if tar is not None else 0  # how far into the (uncompressed) tar it got
         raise ValueError(

@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Tuple
 import torch.distributed
 import torch.utils.data
 
-from . import _epoch_order
+from . import _epoch_order, _native
 from ._epoch_iterator import EpochIterator
 from ._iterable_state import EpochCounter, Settings, dataset_state_from_dict, find_positions, merge
 from ._s3client import S3Client, S3ClientConfig
@@ -211,7 +211,7 @@ class _TarShard:
     def __init__(self, dataset: S3IterableDataset, item: S3BucketKeyData):
         self._dataset = dataset
         self._item = item
-        self._stream = None
+        self._stream: Optional["_native.GetObjectStream"] = None
 
     def prefetch(self) -> None:
         if self._stream is None:
@@ -224,8 +224,9 @@ class _TarShard:
         with self._dataset._reading(item.bucket, item.key):
             self.prefetch()
             shard = io.BufferedReader(StreamFile(self._stream), buffer_size=1 << 20)
+            transform: Callable[[Any], Any] = self._dataset._transform  # given sample dicts, not readers
             for sample in tar_samples(shard, f"s3://{item.bucket}/{item.key}"):
-                yield self._dataset._transform(sample)
+                yield transform(sample)
 
 
 def _listed_size(item: S3BucketKeyData) -> int:

@@ -4,7 +4,7 @@ uploaded while it fills."""
 import numbers
 import re
 import time
-from typing import List, Mapping, NamedTuple, Optional, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from ._s3client import S3Client, S3ClientConfig
 from ._s3uri import parse_s3_uri
@@ -154,6 +154,7 @@ class ShardWriter:
 
     def _finish_shard(self) -> None:
         shard = self._shard
+        assert shard is not None  # called only with a shard open
         shard.tar.close()
         shard.writer.close()
         self._shard = None
@@ -176,7 +177,9 @@ class ShardWriter:
                 f"the sample {key!r} has the key of the sample written just before it: readers would merge "
                 "the two (consecutive members with one key are one sample); give each sample its own key"
             )
-        members, extensions, size = [], {}, 0
+        members: List[Tuple[bytes, memoryview]] = []
+        extensions: Dict[str, str] = {}
+        size = 0
         for extension, value in sample.items():
             if not isinstance(extension, str):
                 raise TypeError(f"the sample {key!r} has a field named {extension!r}: field names are extensions (str)")

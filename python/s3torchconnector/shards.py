@@ -53,7 +53,7 @@ def parse_size(text: str) -> int:
     1024, KB/MB/GB/TB of 1000; case does not matter)."""
     match = _SIZE.match(text) if isinstance(text, str) else None
     unit = _UNITS.get(match.group(2).lower()) if match else None
-    if unit is None:
+    if match is None or unit is None:
         raise ValueError(f"{text!r} is not a size: write bytes, or a number and a unit such as 256MiB, 64MB, 1GiB")
     size = int(Fraction(match.group(1)) * unit)
     if size < 1:
@@ -187,10 +187,13 @@ def grouped(objects: Iterable[Tuple[str, T]]) -> Iterator[Tuple[str, List[Tuple[
     sorts between them: its samples would split the key's into two samples with one key, so that
     is an error. To see it, keep the keys whose ``k.`` range the listing is still in (a short stack).
     """
-    key, fields = None, []
+    key: Optional[str] = None
+    fields: List[Tuple[str, T]] = []
     within: List[str] = []
     for name, item in objects:
         base, _ = key_and_extension(name)
+        if base is None:
+            raise ValueError(f"{name!r} has no extension: it cannot be a member of a sample")
         extension = name[len(base) + 1 :]
         while within and not name.startswith(within[-1] + "."):
             within.pop()
@@ -200,7 +203,7 @@ def grouped(objects: Iterable[Tuple[str, T]]) -> Iterator[Tuple[str, List[Tuple[
                     f"the objects of the sample {base!r} are not consecutive in listing order: those of {key!r}, "
                     f"in a folder named {base.rsplit('/', 1)[-1] + '.'!r}..., sort between them; rename that folder"
                 )
-            if fields:
+            if key is not None:
                 yield key, fields
             key, fields = base, []
             within.append(base)
@@ -209,7 +212,7 @@ def grouped(objects: Iterable[Tuple[str, T]]) -> Iterator[Tuple[str, List[Tuple[
                 f"the sample {key!r} has two objects with the extension {extension.lower()!r} (cases differ)"
             )
         fields.append((extension, item))
-    if fields:
+    if key is not None:
         yield key, fields
 
 

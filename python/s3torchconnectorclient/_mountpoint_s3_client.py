@@ -5,7 +5,6 @@ errors; the result and stream types, and the raw clients ``MountpointS3Client`` 
 ``MockMountpointS3Client`` (which the original's own tests and some plugins use), came from here too.
 """
 
-from types import SimpleNamespace
 from typing import Optional
 
 from s3torchconnector import S3Exception, __version__
@@ -75,6 +74,18 @@ class _RawClientSettings:
         return self._s3client.s3client_config.max_attempts
 
 
+class _PrefixAsGiven(UserAgent):
+    """A user agent sent exactly as given, as the original's raw client sent its prefix."""
+
+    def __init__(self, prefix: str):
+        super().__init__()
+        self._given = prefix
+
+    @property
+    def prefix(self) -> str:
+        return self._given
+
+
 class MountpointS3Client(_RawClientSettings):
     """The original's raw client: its constructor, attributes and methods, over our engine.
 
@@ -103,7 +114,7 @@ class MountpointS3Client(_RawClientSettings):
             max_attempts=max_attempts,
         )
         # The prefix is sent as given, as the original did.
-        agent = SimpleNamespace(prefix=user_agent_prefix or UserAgent.get_default_prefix())
+        agent = _PrefixAsGiven(user_agent_prefix or UserAgent.get_default_prefix())
         self._use(S3Client(region, endpoint=endpoint, user_agent=agent, s3client_config=config))
 
     @classmethod
@@ -149,6 +160,8 @@ class MockMountpointS3Client(_RawClientSettings):
     """The original's in-memory bucket for tests: ``add_object``, ``remove_object``, and
     ``create_mocked_client()`` for a ``MountpointS3Client`` that reads and writes it."""
 
+    _s3client: MockS3Client
+
     def __init__(
         self,
         region: str,
@@ -168,7 +181,7 @@ class MockMountpointS3Client(_RawClientSettings):
             max_attempts=max_attempts,
         )
         self._s3client = MockS3Client(
-            region, bucket, user_agent=SimpleNamespace(prefix=user_agent_prefix), s3client_config=config
+            region, bucket, user_agent=_PrefixAsGiven(user_agent_prefix), s3client_config=config
         )
 
     def create_mocked_client(self) -> MountpointS3Client:

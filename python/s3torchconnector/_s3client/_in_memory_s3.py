@@ -337,6 +337,7 @@ class GetStream:
 
     def info(self) -> ObjectInfo:
         self._check()
+        assert self._info is not None  # only a failed request has none, and _check raised its error
         return self._info
 
     def read_all(self) -> bytearray:

@@ -38,5 +38,5 @@ class MockS3Client(S3Client):
         """Removes the object ``key``, if there is one."""
         self._mock_client.remove_object(key)
 
-    def _client_builder(self) -> InMemoryS3:
+    def _client_builder(self) -> InMemoryS3:  # type: ignore[override]  # it has NativeClient's interface
         return self._mock_client

@@ -14,7 +14,7 @@ import bisect
 import io
 import logging
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .s3reader import S3Reader, check_read_size, readinto_full
 from .sequential import SequentialS3Reader
@@ -80,7 +80,7 @@ def normalize_ranges(ranges: Iterable[RangeLike]) -> List[ItemRange]:
     return merged
 
 
-def coalesce_ranges(ranges: Iterable[RangeLike], max_gap_size: int) -> List[RangeGroup]:
+def coalesce_ranges(ranges: Iterable[RangeLike], max_gap_size: Union[int, float]) -> List[RangeGroup]:
     """Groups the ranges so that ranges at most ``max_gap_size`` bytes apart share one request."""
     _check_max_gap_size(max_gap_size)
     groups: List[RangeGroup] = []
@@ -131,7 +131,7 @@ class DCPOptimizedS3Reader(S3Reader):
         self._object_size: Optional[int] = None
         self._position = 0
         # The open ranged GET: it has delivered the bytes before _stream_pos, and ends at _stream_end.
-        self._stream = None
+        self._stream: Any = None  # a native GetObjectStream, or the in-memory client's
         self._stream_pos = 0
         self._stream_end = 0
         # The item held in memory.
@@ -356,7 +356,7 @@ class DCPOptimizedConstructor:
             file_ranges.setdefault(uri, []).append((info.offset, info.offset + info.length))
         self.set_file_ranges(file_ranges)
 
-    def set_file_ranges(self, file_ranges: Dict[str, Sequence[RangeLike]]) -> None:
+    def set_file_ranges(self, file_ranges: Mapping[str, Sequence[RangeLike]]) -> None:
         """Registers the byte ranges to read, per object: keys are ``s3://bucket/key`` URIs (or
         bare keys). Replaces what was registered before."""
         if not isinstance(file_ranges, dict):

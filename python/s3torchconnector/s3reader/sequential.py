@@ -1,7 +1,7 @@
 """SequentialS3Reader: fetches the whole object once, in parallel parts, into one buffer."""
 
 import sys
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from .s3reader import S3Reader, check_read_size
 
@@ -24,9 +24,8 @@ class SequentialS3Reader(S3Reader):
         super().__init__(bucket, key)
         self._get_object_info = get_object_info
         self._get_stream = get_stream
-        self._stream = None
+        self._stream: Any = None  # the whole-object GET: a native GetObjectStream, or the in-memory client's
         self._body: Optional[bytes] = None
-        self._view: Optional[memoryview] = None
         self._landing = False  # the body is still arriving: wait_landed before reading a range of it
         self._tail_start = 0
         self._tail: Optional[bytes] = None
@@ -35,38 +34,38 @@ class SequentialS3Reader(S3Reader):
         if self._stream is None and self._body is None and not self.closed:
             self._stream = self._get_stream()
 
-    def _load(self) -> memoryview:
-        """All of the body."""
+    def _started_stream(self):
+        self.prefetch()
+        return self._stream
+
+    def _load(self) -> bytes:
+        """All of the body: the bytes object itself."""
         if self._body is None:
-            self.prefetch()
-            self._body = self._stream.read_all_bytes()
-            self._view = memoryview(self._body)
+            self._body = self._started_stream().read_all_bytes()
             self._stream = None
         elif self._landing:
             self._stream.wait_landed(0, len(self._body))
             self._landing = False
-        return self._view
+        return self._body
 
     def _range(self, start: int, end: int) -> memoryview:
         """Bytes [start, end) of the body (clamped to it), as soon as they are in."""
-        if self._body is None:
-            self.prefetch()
-            self._body = self._stream.land_bytes()
-            self._view = memoryview(self._body)
+        body = self._body
+        if body is None:
+            body = self._body = self._started_stream().land_bytes()
             self._landing = True
-        size = len(self._body)
+        size = len(body)
         end = min(end, size)
-        if not self._landing or start >= end or self._stream.has_landed(start, end):
-            return self._view[start:end]
-        if size > TAIL_FETCH_ABOVE and start >= size - TAIL_BYTES:
-            return self._from_tail(start, end)
-        self._stream.wait_landed(start, end)
-        return self._view[start:end]
+        if self._landing and start < end and not self._stream.has_landed(start, end):
+            if size > TAIL_FETCH_ABOVE and start >= size - TAIL_BYTES:
+                return self._from_tail(start, end, size)
+            self._stream.wait_landed(start, end)
+        return memoryview(body)[start:end]
 
-    def _from_tail(self, start: int, end: int) -> memoryview:
+    def _from_tail(self, start: int, end: int, size: int) -> memoryview:
         if self._tail is None:
-            self._tail_start = max(0, len(self._body) - TAIL_BYTES)
-            self._tail = self._get_stream(self._tail_start, len(self._body)).read_all_bytes()
+            self._tail_start = max(0, size - TAIL_BYTES)
+            self._tail = self._get_stream(self._tail_start, size).read_all_bytes()
         return memoryview(self._tail)[start - self._tail_start : end - self._tail_start]
 
     def _size(self) -> int:
@@ -83,7 +82,7 @@ class SequentialS3Reader(S3Reader):
         if size is None and self._position == 0:
             body = self._load()  # all of it: the body itself, not a copy
             self._position = len(body)
-            return self._body if len(body) else b""
+            return body
         end = sys.maxsize if size is None else self._position + size  # the rest: clamped to the body
         data = self._range(self._position, end)
         self._position += len(data)
@@ -103,6 +102,5 @@ class SequentialS3Reader(S3Reader):
                 self._stream.close()
             self._stream = None
             self._body = None
-            self._view = None
             self._tail = None
         super().close()
