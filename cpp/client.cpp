@@ -2,6 +2,7 @@
 
 #include "runtime.h"
 #include "single_attempt_retry.h"
+#include "text.h"
 #include "xml.h"
 
 #include <aws/common/byte_buf.h>
@@ -23,12 +24,6 @@ namespace py = pybind11;
 namespace s3tc {
 namespace {
 
-aws_byte_cursor cursor(const std::string &text) { return aws_byte_cursor_from_array(text.data(), text.size()); }
-
-std::string to_string(aws_byte_cursor value) {
-    return std::string(reinterpret_cast<const char *>(value.ptr), value.len);
-}
-
 std::string encode(const std::string &text, bool keep_slash) {
     aws_byte_buf out;
     aws_byte_buf_init(&out, aws_default_allocator(), text.size() * 3 + 1);
@@ -48,14 +43,6 @@ bool is_ip_address(const std::string &host) {
     std::string bare = host;
     if (bare.size() > 2 && bare.front() == '[' && bare.back() == ']') bare = bare.substr(1, bare.size() - 2);
     return inet_pton(AF_INET, bare.c_str(), scratch) == 1 || inet_pton(AF_INET6, bare.c_str(), scratch) == 1;
-}
-
-uint64_t parse_u64(const std::string &text) {
-    try {
-        return text.empty() ? 0 : std::stoull(text);
-    } catch (const std::exception &) {
-        return 0;
-    }
 }
 
 // Where each key's element lives in a ListObjectsV2 response.
@@ -313,13 +300,7 @@ std::shared_ptr<BufferedRequest> Client::run(const std::string &operation, const
 ObjectInfo Client::head_object(const std::string &bucket, const std::string &key) {
     auto target_ = target("HEAD", bucket, key);
     auto request = run("HeadObject", bucket, key, *target_);
-    ObjectInfo info;
-    info.key = key;
-    info.size = parse_u64(header_value(request->headers, "Content-Length"));
-    info.etag = header_value(request->headers, "ETag");
-    info.last_modified = header_value(request->headers, "Last-Modified");
-    info.storage_class = header_value(request->headers, "x-amz-storage-class");
-    return info;
+    return object_info_from_headers(key, request->headers);
 }
 
 void Client::delete_object(const std::string &bucket, const std::string &key) {

@@ -3,6 +3,7 @@
 #include "gil.h"
 #include "profiler_span.h"
 #include "runtime.h"
+#include "text.h"
 #include "wait.h"
 
 #include <aws/common/error.h>
@@ -17,14 +18,6 @@ namespace s3tc {
 namespace {
 
 constexpr uint64_t whole_object_part_size = 4ull << 20;
-
-uint64_t parse_u64(const std::string &text) {
-    try {
-        return text.empty() ? 0 : std::stoull(text);
-    } catch (const std::exception &) {
-        return 0;
-    }
-}
 
 // "bytes 0-99/1234" -> 1234; 0 when absent or unknown ("*").
 uint64_t total_from_content_range(const std::string &content_range) {
@@ -104,12 +97,10 @@ void Download::attach(uint8_t *target, uint64_t size) {
 }
 
 int Download::on_headers() {
-    content_length = parse_u64(header_value(headers, "Content-Length"));
+    info = object_info_from_headers(info.key, headers);
+    content_length = info.size;  // of this response: a range, when one was asked for
     const std::string content_range = header_value(headers, "Content-Range");
-    info.size = content_range.empty() ? content_length : total_from_content_range(content_range);
-    info.etag = header_value(headers, "ETag");
-    info.last_modified = header_value(headers, "Last-Modified");
-    info.storage_class = header_value(headers, "x-amz-storage-class");
+    if (!content_range.empty()) info.size = total_from_content_range(content_range);
     // Servers that ignore If-Match are caught here; so are requests sent before the first ETag was known.
     if (version && !version->matches(info.etag)) return AWS_ERROR_S3_OBJECT_MODIFIED;
     return 0;

@@ -3,6 +3,7 @@
 #include "client.h"
 #include "gil.h"
 #include "profiler_span.h"
+#include "text.h"
 #include "wait.h"
 
 #include <aws/common/error.h>
@@ -12,10 +13,6 @@
 
 namespace s3tc {
 namespace {
-
-std::string to_string(aws_byte_cursor cursor) {
-    return std::string(reinterpret_cast<const char *>(cursor.ptr), cursor.len);
-}
 
 Headers copy_headers(const aws_http_headers *source) {
     Headers copy;
@@ -53,6 +50,16 @@ std::string header_value(const Headers &headers, const std::string &name) {
         if (strcasecmp(header.first.c_str(), name.c_str()) == 0) return header.second;
     }
     return "";
+}
+
+ObjectInfo object_info_from_headers(const std::string &key, const Headers &headers) {
+    ObjectInfo info;
+    info.key = key;
+    info.size = parse_u64(header_value(headers, "Content-Length"));
+    info.etag = header_value(headers, "ETag");
+    info.last_modified = header_value(headers, "Last-Modified");
+    info.storage_class = header_value(headers, "x-amz-storage-class");
+    return info;
 }
 
 MetaRequest::~MetaRequest() {

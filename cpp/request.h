@@ -3,6 +3,7 @@
 
 #include "errors.h"
 #include "metrics.h"
+#include "object_info.h"
 
 #include <aws/s3/s3_client.h>
 
@@ -20,6 +21,8 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 
 // The value of header `name` (case-insensitive), or "" when absent.
 std::string header_value(const Headers &headers, const std::string &name);
+// What a HEAD or GET response's headers say about the object (its size: this response's body's).
+ObjectInfo object_info_from_headers(const std::string &key, const Headers &headers);
 
 // Lives until the CRT's shutdown callback, so callbacks never outlive it, whatever the
 // Python side does (drop the stream, fork, exit).

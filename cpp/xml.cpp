@@ -1,5 +1,7 @@
 #include "xml.h"
 
+#include "text.h"
+
 #include <aws/common/byte_buf.h>
 #include <aws/common/xml_parser.h>
 
@@ -10,10 +12,6 @@ struct ParseContext {
     const std::set<std::string> *containers;
     XmlElement *parent;
 };
-
-std::string to_string(aws_byte_cursor cursor) {
-    return std::string(reinterpret_cast<const char *>(cursor.ptr), cursor.len);
-}
 
 int read_node(aws_xml_node *node, void *user_data) {
     auto *context = static_cast<ParseContext *>(user_data);
