@@ -3,8 +3,10 @@
 import io
 from typing import Optional
 
+from ._publish_on_success import PublishOnSuccess
 
-class S3Writer(io.BufferedIOBase):
+
+class S3Writer(PublishOnSuccess, io.BufferedIOBase):
     """Bytes written go up as a multipart upload while you keep writing (objects smaller than
     one part go up in a single request). ``close()`` completes the upload; leaving a ``with``
     block by an exception, calling ``abort()``, or dropping the writer unclosed cancels it and
@@ -31,15 +33,6 @@ class S3Writer(io.BufferedIOBase):
     @property
     def key(self) -> Optional[str]:
         return self._key
-
-    def __enter__(self) -> "S3Writer":
-        return self
-
-    def __exit__(self, exc_type, exc_val, exc_tb) -> None:
-        if exc_type is not None:
-            self.abort()
-        else:
-            self.close()
 
     def write(self, data) -> int:
         """Writes any bytes-like object (bytes, bytearray, memoryview, numpy arrays...)."""

@@ -6,6 +6,7 @@ import re
 import time
 from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
+from ._publish_on_success import PublishOnSuccess
 from ._s3client import S3Client, S3ClientConfig
 from ._s3uri import parse_s3_uri
 from ._tar_samples import _METADATA, key_and_extension
@@ -29,7 +30,7 @@ class ShardInfo(NamedTuple):
     size: int
 
 
-class ShardWriter:
+class ShardWriter(PublishOnSuccess):
     """Writes samples to the tar shards ``pattern % n`` (``s3://bucket/shards/train-%06d.tar``),
     n counting from ``start_shard``: the layout that ``S3IterableDataset(shard_format="tar")`` and
     WebDataset read.
@@ -93,15 +94,6 @@ class ShardWriter:
     def shard_uris(self) -> List[str]:
         """The URIs of the completed shards, in the order written."""
         return [shard.uri for shard in self.shards]
-
-    def __enter__(self) -> "ShardWriter":
-        return self
-
-    def __exit__(self, exc_type, exc_val, exc_tb) -> None:
-        if exc_type is not None:
-            self.abort()
-        else:
-            self.close()
 
     def write(self, sample: Mapping) -> str:
         """Writes one sample; returns the URI of the shard it went into."""
