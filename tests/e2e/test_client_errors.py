@@ -6,6 +6,7 @@ import threading
 import uuid
 
 import pytest
+from deadline import call_with_deadline, raises_s3_exception
 
 from s3torchconnector import S3Exception, _native
 from s3torchconnector._s3client import S3Client, S3ClientConfig
@@ -25,31 +26,6 @@ def missing_bucket() -> str:
     return f"missing-{uuid.uuid4().hex[:12]}"
 
 
-def call_with_deadline(function, seconds: float = 60):
-    """Runs function in a thread; returns what it raised (or returned). Fails if it hangs."""
-    outcome = {}
-
-    def run():
-        try:
-            outcome["value"] = function()
-        except BaseException as error:  # noqa: BLE001 - handed back to the test
-            outcome["error"] = error
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"the call did not return within {seconds} s"
-    return outcome
-
-
-def expect_s3_exception(function, seconds: float = 60) -> S3Exception:
-    outcome = call_with_deadline(function, seconds)
-    assert "error" in outcome, f"expected an S3Exception, the call returned {outcome.get('value')!r}"
-    error = outcome["error"]
-    assert isinstance(error, S3Exception), f"expected an S3Exception, got {type(error).__name__}: {error}"
-    return error
-
-
 def write_object(client, bucket, key, size):
     with client.put_object(bucket, key) as writer:
         writer.write(b"x" * size)
@@ -64,7 +40,7 @@ def test_s3_exception_is_exported():
 
 
 def test_get_missing_key(s3, client):
-    error = expect_s3_exception(lambda: client.get_object(s3.bucket, "no/such key").read())
+    error = raises_s3_exception(lambda: client.get_object(s3.bucket, "no/such key").read())
     assert error.code == "NoSuchKey"
     assert error.status == 404
     assert error.bucket == s3.bucket
@@ -74,7 +50,7 @@ def test_get_missing_key(s3, client):
 
 
 def test_ranged_get_missing_key(s3, client):
-    error = expect_s3_exception(lambda: client._get_object_stream(s3.bucket, "nokey", 0, 10).read_all())
+    error = raises_s3_exception(lambda: client._get_object_stream(s3.bucket, "nokey", 0, 10).read_all())
     assert (error.code, error.status, error.bucket, error.key) == ("NoSuchKey", 404, s3.bucket, "nokey")
     assert s3.uri("nokey") in str(error)
 
@@ -103,7 +79,7 @@ def test_native_stream_missing_key_raises_from_every_read(s3, how, whole, span):
 
 
 def test_head_missing_key(s3, client):
-    error = expect_s3_exception(lambda: client.head_object(s3.bucket, "nokey"))
+    error = raises_s3_exception(lambda: client.head_object(s3.bucket, "nokey"))
     assert (error.code, error.status, error.bucket, error.key) == ("NoSuchKey", 404, s3.bucket, "nokey")
     assert error.operation == "HeadObject"
     assert s3.uri("nokey") in str(error)
@@ -111,23 +87,23 @@ def test_head_missing_key(s3, client):
 
 def test_reader_size_of_missing_key(s3, client):
     reader = client.get_object(s3.bucket, "nokey")
-    error = expect_s3_exception(lambda: reader.seek(0, 2))  # SEEK_END needs the size: a HEAD
+    error = raises_s3_exception(lambda: reader.seek(0, 2))  # SEEK_END needs the size: a HEAD
     assert error.status == 404
 
 
 def test_get_missing_bucket(client, missing_bucket):
-    error = expect_s3_exception(lambda: client.get_object(missing_bucket, "k").read())
+    error = raises_s3_exception(lambda: client.get_object(missing_bucket, "k").read())
     assert (error.code, error.status, error.bucket) == ("NoSuchBucket", 404, missing_bucket)
     assert missing_bucket in str(error)
 
 
 def test_ranged_get_missing_bucket(client, missing_bucket):
-    error = expect_s3_exception(lambda: client._get_object_stream(missing_bucket, "k", 0, 10).read_all())
+    error = raises_s3_exception(lambda: client._get_object_stream(missing_bucket, "k", 0, 10).read_all())
     assert (error.code, error.status, error.bucket) == ("NoSuchBucket", 404, missing_bucket)
 
 
 def test_list_missing_bucket(client, missing_bucket):
-    error = expect_s3_exception(lambda: list(client.list_objects(missing_bucket)))
+    error = raises_s3_exception(lambda: list(client.list_objects(missing_bucket)))
     assert (error.code, error.status, error.bucket) == ("NoSuchBucket", 404, missing_bucket)
     assert error.operation == "ListObjectsV2"
     assert missing_bucket in str(error)
@@ -135,18 +111,18 @@ def test_list_missing_bucket(client, missing_bucket):
 
 @pytest.mark.parametrize("size", [10, 2 * PART + 1], ids=["single-put", "multipart"])
 def test_put_missing_bucket(client, missing_bucket, size):
-    error = expect_s3_exception(lambda: write_object(client, missing_bucket, "k", size))
+    error = raises_s3_exception(lambda: write_object(client, missing_bucket, "k", size))
     assert (error.code, error.status, error.bucket, error.key) == ("NoSuchBucket", 404, missing_bucket, "k")
     assert error.operation == "PutObject"
 
 
 def test_delete_missing_bucket(client, missing_bucket):
-    error = expect_s3_exception(lambda: client.delete_object(missing_bucket, "k"))
+    error = raises_s3_exception(lambda: client.delete_object(missing_bucket, "k"))
     assert (error.code, error.status) == ("NoSuchBucket", 404)
 
 
 def test_copy_missing_source(s3, client):
-    error = expect_s3_exception(lambda: client.copy_object(s3.bucket, "no-source", s3.bucket, "dst"))
+    error = raises_s3_exception(lambda: client.copy_object(s3.bucket, "no-source", s3.bucket, "dst"))
     assert (error.code, error.status) == ("NoSuchKey", 404)
     assert s3.uri("no-source") in str(error), "the error must name the object that is missing"
     assert s3.keys() == []
@@ -154,13 +130,13 @@ def test_copy_missing_source(s3, client):
 
 def test_copy_to_missing_bucket(s3, client, missing_bucket):
     s3.put("src", b"1")
-    error = expect_s3_exception(lambda: client.copy_object(s3.bucket, "src", missing_bucket, "dst"))
+    error = raises_s3_exception(lambda: client.copy_object(s3.bucket, "src", missing_bucket, "dst"))
     assert (error.code, error.status) == ("NoSuchBucket", 404)
 
 
 def test_client_works_after_errors(s3, client):
     for _ in range(3):
-        expect_s3_exception(lambda: client.get_object(s3.bucket, "nokey").read())
+        raises_s3_exception(lambda: client.get_object(s3.bucket, "nokey").read())
     s3.put("k", b"fine")
     assert client.get_object(s3.bucket, "k").read() == b"fine"
 
@@ -207,7 +183,7 @@ def responses(monkeypatch) -> ServerResponses:
 def test_error_carries_the_request_id_the_server_sent(s3, client, responses):
     """The request id is what AWS support asks for: it must be the one of the failed response
     (here read from the error body, as moto sends no x-amz-request-id), and in the message."""
-    error = expect_s3_exception(lambda: client.get_object(s3.bucket, "no/such key").read())
+    error = raises_s3_exception(lambda: client.get_object(s3.bucket, "no/such key").read())
     assert error.status == 404
     sent = responses.request_ids("GET", "no/such key", 404)
     assert len(sent) == 1 and sent[0], responses.sent
@@ -218,7 +194,7 @@ def test_error_carries_the_request_id_the_server_sent(s3, client, responses):
 def test_error_without_a_body_carries_the_request_id_header(s3, client, responses):
     """A HEAD error has no body: the id comes from the x-amz-request-id header S3 sends with it."""
     responses.like_s3 = True
-    error = expect_s3_exception(lambda: client.head_object(s3.bucket, "nokey"))
+    error = raises_s3_exception(lambda: client.head_object(s3.bucket, "nokey"))
     assert error.status == 404
     sent = responses.request_ids("HEAD", "nokey", 404)
     assert len(sent) == 1 and sent[0], responses.sent
@@ -229,7 +205,7 @@ def test_error_without_a_body_carries_the_request_id_header(s3, client, response
 @pytest.mark.parametrize("like_s3", [False, True], ids=["moto-headers", "s3-headers"])
 def test_get_404_message_is_well_formed(s3, client, responses, like_s3):
     responses.like_s3 = like_s3
-    error = expect_s3_exception(lambda: client.get_object(s3.bucket, "no/such key").read())
+    error = raises_s3_exception(lambda: client.get_object(s3.bucket, "no/such key").read())
     sent = responses.request_ids("GET", "no/such key", 404)
     assert len(sent) == 1 and sent[0], responses.sent
     assert error.request_id == sent[0]
@@ -240,7 +216,7 @@ def test_get_404_message_is_well_formed(s3, client, responses, like_s3):
 def test_head_404_message_is_well_formed(s3, client, responses, like_s3):
     """No body: the id is the x-amz-request-id header (S3), else x-amzn-requestid (moto's name)."""
     responses.like_s3 = like_s3
-    error = expect_s3_exception(lambda: client.head_object(s3.bucket, "nokey"))
+    error = raises_s3_exception(lambda: client.head_object(s3.bucket, "nokey"))
     sent = responses.request_ids("HEAD", "nokey", 404)
     assert len(sent) == 1 and sent[0], responses.sent
     assert error.request_id == sent[0]
@@ -311,7 +287,7 @@ def test_throttled_until_retries_run_out_names_the_last_request_id(throttling_se
         "GetObject": lambda: c.get_object("bucket", "key").read(),
         "HeadObject": lambda: c.head_object("bucket", "key"),
     }
-    error = expect_s3_exception(calls[operation])
+    error = raises_s3_exception(calls[operation])
     sent = throttling_server.sent
     assert len(sent) == max_attempts, sent
     assert error.request_id == sent[-1], (error.request_id, str(error))
@@ -343,7 +319,7 @@ def test_connection_refused(refusing_client, operation):
         "put-multipart": lambda: write_object(c, "bucket", "key", PART + 1),
         "delete": lambda: c.delete_object("bucket", "key"),
     }
-    error = expect_s3_exception(calls[operation])
+    error = raises_s3_exception(calls[operation])
     assert "127.0.0.1:1" in str(error)
     assert "refused" in str(error).lower()
     assert error.status == 0
@@ -352,7 +328,7 @@ def test_connection_refused(refusing_client, operation):
 
 def test_connection_refused_single_attempt():
     c = S3Client("us-east-1", endpoint=REFUSING_ENDPOINT, s3client_config=S3ClientConfig(max_attempts=1))
-    error = expect_s3_exception(lambda: c.head_object("bucket", "key"))
+    error = raises_s3_exception(lambda: c.head_object("bucket", "key"))
     assert REFUSING_ENDPOINT in str(error)
 
 
@@ -399,7 +375,7 @@ def html_client(request):
 
 
 def test_not_s3_list(html_client):
-    error = expect_s3_exception(lambda: list(html_client.list_objects("bucket", prefix="p/")))
+    error = raises_s3_exception(lambda: list(html_client.list_objects("bucket", prefix="p/")))
     assert error.bucket == "bucket"
     assert "s3://bucket/p/" in str(error)
     assert "S3" in str(error)
@@ -412,13 +388,13 @@ def test_not_s3_get(html_client, read):
         "ranged-small": lambda: bytes(html_client._get_object_stream("bucket", "key", 0, 10).read_all()),
         "ranged-large": lambda: bytes(html_client._get_object_stream("bucket", "key", 0, 1000).read_all()),
     }
-    error = expect_s3_exception(calls[read])
+    error = raises_s3_exception(calls[read])
     assert (error.bucket, error.key, error.operation) == ("bucket", "key", "GetObject")
     assert "s3://bucket/key" in str(error) or "127.0.0.1" in str(error)
 
 
 def test_not_s3_multipart_put(html_client):
-    error = expect_s3_exception(lambda: write_object(html_client, "bucket", "key", PART + 1))
+    error = raises_s3_exception(lambda: write_object(html_client, "bucket", "key", PART + 1))
     assert (error.bucket, error.key, error.operation) == ("bucket", "key", "PutObject")
 
 

@@ -8,11 +8,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from typing import Optional
 
 import pytest
+from deadline import DEADLINE, call_with_deadline, raises_s3_exception, returns  # noqa: F401 (used by other files)
 from torch.utils.data import DataLoader
 
 from s3torchconnector import S3Exception, S3IterableDataset, S3MapDataset
@@ -24,7 +24,6 @@ from .proxy import FaultProxy, error, forward, reset, stall, trickle, truncate
 MIB = 1024 * 1024
 PART = 5 * MIB
 SIZE = 3 * PART + 123_457  # three whole parts and a ragged one
-DEADLINE = 60  # seconds any single call may take before the test fails as a hang
 
 
 # ---------------------------------------------------------------------- helpers
@@ -36,38 +35,6 @@ def payload(size: int, seed: int) -> bytes:
 
 def sha(data) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def call_with_deadline(function, seconds: float = DEADLINE):
-    """Runs function in a thread; returns {"value": ...} or {"error": ...}. Fails if it hangs."""
-    outcome = {}
-
-    def run():
-        try:
-            outcome["value"] = function()
-        except BaseException as caught:  # noqa: BLE001 - handed back to the test
-            outcome["error"] = caught
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"the call did not return within {seconds} s"
-    return outcome
-
-
-def returns(function, seconds: float = DEADLINE):
-    outcome = call_with_deadline(function, seconds)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
-def raises_s3_exception(function, seconds: float = DEADLINE) -> S3Exception:
-    outcome = call_with_deadline(function, seconds)
-    assert "error" in outcome, "expected an S3Exception, the call succeeded"
-    caught = outcome["error"]
-    assert isinstance(caught, S3Exception), f"expected an S3Exception, got {type(caught).__name__}: {caught}"
-    return caught
 
 
 def client_for(proxy: FaultProxy, region: str, max_attempts: int = 10, **config) -> S3Client:
