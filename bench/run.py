@@ -4,6 +4,7 @@ Writes bench/results/latest.json, latest.md (the table) and latest.png (the char
 """
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -162,6 +163,40 @@ def check_profiles(nginx: servers.Nginx, key: str, log) -> dict:
 
 
 def main(argv=None) -> int:
+    args = _parse_args(argv)
+    # Stopped by a signal, still stop nginx and moto (the finally block of run_everything).
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background by a shell
+        signal.signal(signal.SIGINT, _interrupt)
+    if args.serve:
+        return serve(plan.QUICK if args.quick else plan.FULL)
+
+    started = Started()
+    sizes, workloads, notes = choose_workloads(args)
+    peers.ensure_main_packages(_log)
+    from tqdm import tqdm
+
+    runs_planned = sum(w.reps * len(w.impls) for w in workloads if not w.from_runs_of)
+    bar = tqdm(total=runs_planned + 5, unit="step", desc="set-up", dynamic_ncols=True)
+    nginx_bin, original, paths = set_up(sizes, workloads, bar)
+    runs, profiles, signed = run_everything(sizes, workloads, nginx_bin, original, paths, notes, bar)
+    bar.set_description("report")
+    meta = describe_run(args, started, sizes, nginx_bin, original, profiles, signed, runs, notes)
+    md = write_results(Path(args.out), workloads, runs, meta)
+    bar.update(1)
+    bar.close()
+    print(md)
+    print(f"wrote {Path(args.out) / 'latest.json'}, latest.md, latest.png in {meta['duration_s']:.0f} s; "
+          f"generated data in {DATA}: {datagen.disk_usage(DATA) / 2**30:.1f} GiB"
+          + (" (deleting: --clean)" if args.clean else " (kept for the next run; --clean deletes it)"))
+    if args.clean:
+        shutil.rmtree(DATA, ignore_errors=True)
+        shutil.rmtree(PREFIX, ignore_errors=True)
+    return 0
+
+
+def _parse_args(argv):
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smaller objects and counts: a run of a few minutes")
     ap.add_argument("--only", help="comma-separated workload ids (W0,W1,W1q,W1s,W2,W2x,W2d,W2m,W3s,W3l,W3c,W4,W4m,W4mx,"
@@ -172,22 +207,24 @@ def main(argv=None) -> int:
     ap.add_argument("--clean", action="store_true", help="delete the generated data and nginx dir at the end")
     ap.add_argument("--serve", action="store_true",
                     help="only set up the data and start nginx, print its endpoints and wait (for profiling by hand)")
-    args = ap.parse_args(argv)
-    # Stopped by a signal, still stop nginx and moto (the finally blocks below).
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background by a shell
-        signal.signal(signal.SIGINT, _interrupt)
-    if args.serve:
-        return serve(plan.QUICK if args.quick else plan.FULL)
+    return ap.parse_args(argv)
 
-    t_start = time.time()
-    ours_at_start = _fingerprint()
-    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    load_before = os.getloadavg()
+
+class Started:
+    """When the run began, the machine's load then, and which build of ours it measures."""
+
+    def __init__(self):
+        self.time = time.time()
+        self.stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        self.load = os.getloadavg()
+        self.ours = _fingerprint()
+
+
+def choose_workloads(args):
+    """The sizes, the workloads and clients the arguments ask for, and notes for the report."""
     sizes = plan.QUICK if args.quick else plan.FULL
     if args.reps:
-        sizes.reps = args.reps
+        sizes = dataclasses.replace(sizes, reps=args.reps)
     workloads = plan.build(sizes, args.quick)
     if args.only:
         wanted = set(args.only.split(","))
@@ -205,13 +242,11 @@ def main(argv=None) -> int:
             "QUICK run: objects, checkpoints and counts are smaller than the issue's (see the titles); "
             "one repetition. Run `python -m bench` for the full sizes."
         )
+    return sizes, workloads, notes
 
-    # --- set-up (each step idempotent: a second run reuses what the first made)
-    peers.ensure_main_packages(_log)
-    from tqdm import tqdm
 
-    runs_planned = sum(w.reps * len(w.impls) for w in workloads if not w.from_runs_of)
-    bar = tqdm(total=runs_planned + 5, unit="step", desc="set-up", dynamic_ncols=True)
+def set_up(sizes, workloads, bar):
+    """nginx, the original's venv (when it runs) and the data; each step reuses what a last run made."""
     nginx_bin = servers.ensure_nginx(_log)
     bar.update(1)
     original = None
@@ -221,92 +256,122 @@ def main(argv=None) -> int:
     bar.set_description("data")
     paths = prepare_data(sizes, workloads, _log)
     bar.update(1)
+    return nginx_bin, original, paths
 
+
+def run_everything(sizes, workloads, nginx_bin, original, paths, notes, bar):
+    """Starts the servers, checks them, runs every workload, and stops the servers."""
     bar.set_description("servers")
     nginx = servers.Nginx(nginx_bin, PREFIX, DATA, LISTS)
     moto = servers.Moto()
-    runs = []
-    meta = {}
     try:
         nginx.start()
-        big_key = plan.keys(sizes)["big"]
-        profiles = check_profiles(nginx, big_key, _log)
-        for p in ("loopback", "s3like"):
-            servers.check_read_server(nginx.endpoint(p), datagen.BUCKET, big_key, sizes.big,
-                                      plan.keys(sizes)["small_prefix"])
-            servers.check_shared(nginx.endpoint(p), datagen.BUCKET, plan.keys(sizes)["shared_prefix"],
-                                 sizes.manifest_keys, plan.SHARED_BODY, paths["_shared_etag"])
-        servers.check_sink(nginx.endpoint("sink"))
+        profiles = check_servers(nginx, sizes, paths)
         endpoints = {p: nginx.endpoint(p) for p in ("loopback", "s3like", "sink")}
         if any(w.profile == "moto" for w in workloads):
-            moto.start()
-            t = time.time()
-            moto.fill("bench", "keys/", sizes.list_keys if any(w.id == "W4" for w in workloads) else 1)
-            moto.boto3().create_bucket(Bucket="bench-write")
-            _log(f"moto: {sizes.list_keys:,} keys in {time.time() - t:.0f} s")
-            endpoints["moto"] = moto.endpoint
+            endpoints["moto"] = start_moto(moto, sizes, workloads)
         bar.update(1)
-
-        # Can ours make an unsigned client? (The brief: S3ClientConfig(unsigned=True, force_path_style=True).)
-        signed = {"ours": False, "original": False}
-        for impl, python in (("ours", sys.executable), ("original", str(peers.venv_python(VENV)) if original else None)):
-            if python is None:
-                continue
-            chk = run_workload(python, dict(impl=impl, workload="client_check", endpoint=endpoints["loopback"],
-                                            bucket=datagen.BUCKET, key=big_key), 120)
-            if not chk["ok"]:
-                signed[impl] = True
-                msg = chk["error"].strip().splitlines()[-1]
-                notes.append(f"{impl}: S3ClientConfig(unsigned=True) failed ({msg}); its runs use signed requests "
-                             "with dummy keys instead (the servers ignore signatures)")
-                _log(notes[-1])
+        signed = check_unsigned_clients(endpoints, plan.keys(sizes)["big"], original, notes)
         bar.update(1)
-
-        # --- the runs: repetitions interleave the clients so drift in the machine's load hits all
-        for w in workloads:
-            if w.from_runs_of:
-                continue
-            for rep in range(w.reps):
-                for impl in w.impls:
-                    bar.set_description(f"{w.id} {impl}" + (f" #{rep + 1}" if w.reps > 1 else ""))
-                    if impl == "curl":
-                        res = _curl_run(endpoints[w.profile], w)
-                    else:
-                        spec = dict(w.params, impl=impl, workload=w.kind, endpoint=endpoints[w.profile],
-                                    bucket="bench-write" if w.profile == "moto" and w.kind == "save" else datagen.BUCKET,
-                                    signed=signed.get("ours" if impl == "ours_prefix" else impl, False))
-                        if impl in ("boto3", "s3fs"):
-                            spec.update(w.peer_params)
-                        if "key" in spec and spec["key"] in paths:
-                            spec["path"] = paths[spec["key"]]
-                        if w.kind == "tar":  # sample 0 is W2's first object
-                            spec["first_sample_path"] = str(DATA / datagen.BUCKET / plan.keys(sizes)["small_prefix"] / "000000.bin")
-                        python = str(peers.venv_python(VENV)) if impl == "original" else sys.executable
-                        res = run_workload(python, spec, sizes.timeout)
-                    res.update(workload=w.id, impl=impl, rep=rep)
-                    runs.append(res)
-                    v = report.value_of(w, res) if res["ok"] else None
-                    _log(f"{w.id:4} {impl:8} " + (f"{v:,.1f} {w.metric}" if v is not None else f"FAILED: {(res['error'] or '').strip().splitlines()[-1][:200]}"))
-                    bar.update(1)
-        bar.set_description("report")
+        runs = run_workloads(sizes, workloads, endpoints, paths, signed, bar)
     finally:
         nginx.stop()
         moto.stop()
+    return runs, profiles, signed
 
-    load_after = os.getloadavg()
+
+def check_servers(nginx, sizes, paths) -> dict:
+    """curl's numbers for the two read profiles, and what every server must answer."""
+    big_key = plan.keys(sizes)["big"]
+    profiles = check_profiles(nginx, big_key, _log)
+    for p in ("loopback", "s3like"):
+        servers.check_read_server(nginx.endpoint(p), datagen.BUCKET, big_key, sizes.big,
+                                  plan.keys(sizes)["small_prefix"])
+        servers.check_shared(nginx.endpoint(p), datagen.BUCKET, plan.keys(sizes)["shared_prefix"],
+                             sizes.manifest_keys, plan.SHARED_BODY, paths["_shared_etag"])
+    servers.check_sink(nginx.endpoint("sink"))
+    return profiles
+
+
+def start_moto(moto, sizes, workloads) -> str:
+    moto.start()
+    t = time.time()
+    moto.fill("bench", "keys/", sizes.list_keys if any(w.id == "W4" for w in workloads) else 1)
+    moto.boto3().create_bucket(Bucket="bench-write")
+    _log(f"moto: {sizes.list_keys:,} keys in {time.time() - t:.0f} s")
+    return moto.endpoint
+
+
+def check_unsigned_clients(endpoints, big_key, original, notes) -> dict:
+    """Can ours and the original make an unsigned client (S3ClientConfig(unsigned=True))? Those that
+    cannot sign with dummy keys instead, and the report says so."""
+    signed = {"ours": False, "original": False}
+    for impl, python in (("ours", sys.executable), ("original", str(peers.venv_python(VENV)) if original else None)):
+        if python is None:
+            continue
+        chk = run_workload(python, dict(impl=impl, workload="client_check", endpoint=endpoints["loopback"],
+                                        bucket=datagen.BUCKET, key=big_key), 120)
+        if not chk["ok"]:
+            signed[impl] = True
+            msg = chk["error"].strip().splitlines()[-1]
+            notes.append(f"{impl}: S3ClientConfig(unsigned=True) failed ({msg}); its runs use signed requests "
+                         "with dummy keys instead (the servers ignore signatures)")
+            _log(notes[-1])
+    return signed
+
+
+def run_workloads(sizes, workloads, endpoints, paths, signed, bar) -> list:
+    """Every run; repetitions interleave the clients so that drift in the machine's load hits all."""
+    runs = []
+    for w in workloads:
+        if w.from_runs_of:
+            continue
+        for rep in range(w.reps):
+            for impl in w.impls:
+                bar.set_description(f"{w.id} {impl}" + (f" #{rep + 1}" if w.reps > 1 else ""))
+                if impl == "curl":
+                    res = _curl_run(endpoints[w.profile], w)
+                else:
+                    spec = workload_spec(sizes, w, impl, endpoints, paths, signed)
+                    python = str(peers.venv_python(VENV)) if impl == "original" else sys.executable
+                    res = run_workload(python, spec, sizes.timeout)
+                res.update(workload=w.id, impl=impl, rep=rep)
+                runs.append(res)
+                v = report.value_of(w, res) if res["ok"] else None
+                _log(f"{w.id:4} {impl:8} " + (f"{v:,.1f} {w.metric}" if v is not None else f"FAILED: {(res['error'] or '').strip().splitlines()[-1][:200]}"))
+                bar.update(1)
+    return runs
+
+
+def workload_spec(sizes, w, impl, endpoints, paths, signed) -> dict:
+    """What bench/workloads.py is given for one run of workload ``w`` by client ``impl``."""
+    spec = dict(w.params, impl=impl, workload=w.kind, endpoint=endpoints[w.profile],
+                bucket="bench-write" if w.profile == "moto" and w.kind == "save" else datagen.BUCKET,
+                signed=signed.get("ours" if impl == "ours_prefix" else impl, False))
+    if impl in ("boto3", "s3fs"):
+        spec.update(w.peer_params)
+    if "key" in spec and spec["key"] in paths:
+        spec["path"] = paths[spec["key"]]
+    if w.kind == "tar":  # sample 0 is W2's first object
+        spec["first_sample_path"] = str(DATA / datagen.BUCKET / plan.keys(sizes)["small_prefix"] / "000000.bin")
+    return spec
+
+
+def describe_run(args, started, sizes, nginx_bin, original, profiles, signed, runs, notes) -> dict:
+    """The run's settings and circumstances, for the report's header and notes."""
     ours_at_end = _fingerprint()
-    if ours_at_end != ours_at_start:
-        notes.append(f"our package changed during the run (from {ours_at_start} to {ours_at_end}): "
+    if ours_at_end != started.ours:
+        notes.append(f"our package changed during the run (from {started.ours} to {ours_at_end}): "
                      "rows measured before and after the change are mixed")
     import torch
 
-    meta = dict(
+    return dict(
         quick=args.quick,
-        started=started,
-        duration_s=round(time.time() - t_start, 1),
+        started=started.stamp,
+        duration_s=round(time.time() - started.time, 1),
         cpus=os.cpu_count(),
-        load_before=" ".join(f"{x:.2f}" for x in load_before),
-        load_after=" ".join(f"{x:.2f}" for x in load_after),
+        load_before=" ".join(f"{x:.2f}" for x in started.load),
+        load_after=" ".join(f"{x:.2f}" for x in os.getloadavg()),
         python=platform.python_version(),
         platform=platform.platform(),
         torch=torch.__version__,
@@ -328,23 +393,17 @@ def main(argv=None) -> int:
         signed=signed,
         load_runs=_load_range(runs),
     )
+
+
+def write_results(out: Path, workloads, runs, meta) -> str:
+    """latest.json, latest.md and latest.png in ``out``; returns the markdown table."""
     table = report.rows(workloads, runs)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "latest.json").write_text(json.dumps(dict(meta=meta, rows=table, runs=runs), indent=1, default=str))
     md = report.markdown(table, meta)
     (out / "latest.md").write_text(md)
     report.chart(table, meta, out / "latest.png")
-    bar.update(1)
-    bar.close()
-    print(md)
-    print(f"wrote {out / 'latest.json'}, latest.md, latest.png in {meta['duration_s']:.0f} s; "
-          f"generated data in {DATA}: {datagen.disk_usage(DATA) / 2**30:.1f} GiB"
-          + (" (deleting: --clean)" if args.clean else " (kept for the next run; --clean deletes it)"))
-    if args.clean:
-        shutil.rmtree(DATA, ignore_errors=True)
-        shutil.rmtree(PREFIX, ignore_errors=True)
-    return 0
+    return md
 
 
 def _load_range(runs) -> str:
