@@ -1,0 +1,190 @@
+"""Tests written for mutants of the reader strategies (s3reader/sequential.py, constructor.py) that
+survived tests/mutation/run.py: each pins a behaviour no other test checked (the mutant it kills is
+named in the test's docstring).
+
+The in-memory client's GET has every byte in at once, and the native one's land too fast to catch
+part-way without timing: ``LandingGets`` stands in for the reader's ``get_stream``, with a whole-object
+GET whose bytes land only when the reader waits for them (``wait_landed``), as the native stream's
+parts do, and ranged GETs that answer at once. It records what the reader asked for."""
+
+import pytest
+
+from s3torchconnector import S3ReaderConstructor
+from s3torchconnector.s3reader import SequentialS3Reader
+from s3torchconnector.s3reader.sequential import TAIL_BYTES, TAIL_FETCH_ABOVE
+
+MiB = 1024 * 1024
+
+
+def payload(size: int) -> bytes:
+    return (bytes(range(251)) * (size // 251 + 1))[:size]  # 251: no offset's byte repeats at a power of two
+
+
+class _WholeGet:
+    """The whole-object GET: ``land_bytes`` gives the body its parts land in; nothing has landed
+    until the reader waits for a range (the native GetObjectStream's contract)."""
+
+    def __init__(self, data: bytes, log: list):
+        self._data = data
+        self._body = None
+        self._landed = []  # [start, end) ranges in
+        self._log = log
+        self.closed = False
+
+    def land_bytes(self):
+        self._log.append(("land",))
+        self._body = bytearray(len(self._data))
+        return self._body
+
+    def read_all_bytes(self) -> bytes:
+        self._log.append(("read_all",))
+        return self._data
+
+    def has_landed(self, start: int, end: int) -> bool:
+        return end <= start or any(s <= start and end <= e for s, e in self._landed)
+
+    def wait_landed(self, start: int, end: int) -> None:
+        self._log.append(("wait", start, end))
+        self._body[start:end] = self._data[start:end]
+        self._landed.append((start, end))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _RangedGet:
+    def __init__(self, data: bytes):
+        self._data = data
+
+    def read_all_bytes(self) -> bytes:
+        return self._data
+
+
+class LandingGets:
+    """A reader's ``get_stream``: () is the whole object, (start, end) a ranged GET."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.log: list = []
+        self.whole: list = []
+
+    def __call__(self, start=None, end=None):
+        self.log.append(("get", start, end))
+        if start is None and end is None:
+            self.whole.append(_WholeGet(self.data, self.log))
+            return self.whole[-1]
+        return _RangedGet(self.data[start:end])
+
+    def gets(self) -> list:
+        return [entry[1:] for entry in self.log if entry[0] == "get"]
+
+    def waits(self) -> list:
+        return [entry[1:] for entry in self.log if entry[0] == "wait"]
+
+
+class _Info:
+    def __init__(self, size):
+        self.size = size
+
+
+def reader(data: bytes):
+    gets = LandingGets(data)
+    return SequentialS3Reader("bucket", "key", lambda: _Info(len(data)), gets), gets
+
+
+def test_a_read_of_a_piece_waits_for_its_bytes_only():
+    """SequentialS3Reader._range: the first read of a piece starts the whole-object GET and returns
+    once its own bytes have landed; reading all of it from the start then waits for the whole body."""
+    data = payload(300_000)
+    made, gets = reader(data)
+    assert made.read(100) == data[:100]
+    made.seek(200_000)
+    buffer = bytearray(50)
+    assert made.readinto(buffer) == 50 and buffer == data[200_000:200_050]
+    assert gets.gets() == [(None, None)] and gets.waits() == [(0, 100), (200_000, 200_050)]
+    made.seek(0)
+    assert made.read() == data
+    assert gets.waits()[-1] == (0, len(data)) and gets.gets() == [(None, None)]
+
+
+@pytest.mark.parametrize("offset_from_end", [TAIL_BYTES, 100])
+def test_a_read_near_the_end_of_a_large_object_does_not_wait_for_the_body(offset_from_end):
+    """SequentialS3Reader._range and _from_tail: in an object larger than TAIL_FETCH_ABOVE, a read in
+    its last TAIL_BYTES that has not landed comes by one ranged GET of that tail (a zip's index,
+    which torch.load reads first, is there), without waiting for the whole body; the tail's other
+    reads come from that GET too."""
+    size = TAIL_FETCH_ABOVE + 12_345
+    data = payload(size)
+    made, gets = reader(data)
+    start = size - offset_from_end
+    made.seek(start)
+    assert made.read(60) == data[start : start + 60]
+    made.seek(size - 30)
+    assert made.read() == data[-30:]  # the rest, clamped to the object's end
+    assert gets.waits() == []
+    assert gets.gets() == [(None, None), (size - TAIL_BYTES, size)]
+
+
+@pytest.mark.parametrize(
+    "size, offset_from_end",
+    [(TAIL_FETCH_ABOVE, 100), (TAIL_FETCH_ABOVE + 12_345, TAIL_BYTES + 1), (2 * MiB, 100)],
+)
+def test_other_reads_wait_for_the_body(size, offset_from_end):
+    """SequentialS3Reader._range: an object of TAIL_FETCH_ABOVE bytes or less, or a read before the
+    last TAIL_BYTES, waits for its bytes of the whole-object GET: no other request."""
+    data = payload(size)
+    made, gets = reader(data)
+    start = size - offset_from_end
+    made.seek(start)
+    assert made.read(60) == data[start : start + 60]
+    assert gets.gets() == [(None, None)] and gets.waits() == [(start, start + 60)]
+
+
+def test_a_large_objects_first_bytes_wait_for_the_body():
+    """SequentialS3Reader._range: the tail GET is only for the tail."""
+    size = TAIL_FETCH_ABOVE + 12_345
+    data = payload(size)
+    made, gets = reader(data)
+    assert made.read(10) == data[:10]
+    assert gets.gets() == [(None, None)] and gets.waits() == [(0, 10)]
+
+
+def test_prefetch_starts_one_get_and_only_while_it_can_be_used():
+    """SequentialS3Reader.prefetch: twice is one GET; after the body is in, or after close, none."""
+    data = payload(1000)
+    made, gets = reader(data)
+    made.prefetch()
+    made.prefetch()
+    assert made.read() == data
+    made.prefetch()
+    assert gets.gets() == [(None, None)]
+
+    closed, gets = reader(data)
+    closed.close()
+    closed.prefetch()
+    assert gets.gets() == []
+
+
+def test_closing_a_reader_cancels_its_get():
+    """SequentialS3Reader.close: a GET still landing is closed (its transfer cancelled)."""
+    made, gets = reader(payload(300_000))
+    made.read(10)
+    made.close()
+    assert gets.whole[0].closed and made.closed
+    with pytest.raises(ValueError):
+        made.read(1)
+
+
+def test_the_dcp_reader_names_itself():
+    """S3ReaderConstructor.get_reader_type_string: what user agents (S3's request logs) call it."""
+    assert S3ReaderConstructor.get_reader_type_string(S3ReaderConstructor.dcp_optimized()) == "dcp_optimized"
+    assert S3ReaderConstructor.get_reader_type_string(S3ReaderConstructor.range_based()) == "range_based"
+    assert S3ReaderConstructor.get_reader_type_string(None) == "sequential"
+
+
+@pytest.mark.parametrize("buffer_size", [-1, True, 1.5, "8"])
+def test_a_bad_buffer_size_is_refused_with_what_is_allowed(buffer_size):
+    """S3ReaderConstructor.range_based: the whole message."""
+    with pytest.raises(ValueError) as refused:
+        S3ReaderConstructor.range_based(buffer_size)
+    assert str(refused.value) == f"buffer_size must be a non-negative int or None, got {buffer_size!r}"
