@@ -15,6 +15,8 @@ def value_of(workload: Workload, run: dict) -> Optional[float]:
     r = run.get("result") or {}
     if workload.value_field == "rss_growth":
         return r["rss_growth"] / MIB if "rss_growth" in r else None
+    if workload.value_field == "cpu_per_gib":
+        return r["cpu_s"] / (r["bytes"] / 2**30) if r.get("cpu_s") is not None and r.get("bytes") else None
     seconds = r.get("seconds")
     if not seconds:
         return None

@@ -9,6 +9,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import subprocess
@@ -199,8 +200,8 @@ def main(argv=None) -> int:
 def _parse_args(argv):
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smaller objects and counts: a run of a few minutes")
-    ap.add_argument("--only", help="comma-separated workload ids (W0,W1,W1q,W1s,W2,W2x,W2d,W2m,W3s,W3l,W3c,W4,W4m,W4mx,"
-                                     "W5,W5n,W5s,W6,W6b,W8); W4m brings W4mx, W6b brings W1")
+    ap.add_argument("--only", help="comma-separated workload ids (W0,W1,W1c,W1q,W1s,W2,W2x,W2d,W2m,W3s,W3l,W3c,W4,W4m,W4mx,"
+                                     "W5,W5n,W5s,W6,W6b,W8); W4m brings W4mx, W1c and W6b bring W1")
     ap.add_argument("--impls", help="comma-separated clients (ours,original,boto3,s3fs,curl,ours_prefix,webdataset)")
     ap.add_argument("--reps", type=int, help="repetitions of the fast workloads (default 3, --quick 1)")
     ap.add_argument("--out", default=str(RESULTS), help="directory of latest.{json,md,png}")
@@ -228,7 +229,7 @@ def choose_workloads(args):
     workloads = plan.build(sizes, args.quick)
     if args.only:
         wanted = set(args.only.split(","))
-        if "W6b" in wanted:
+        if wanted & {"W1c", "W6b"}:  # rows made from W1's runs
             wanted.add("W1")
         wanted = plan.first_sample_ids(wanted)
         workloads = [w for w in workloads if w.id in wanted]
@@ -330,7 +331,7 @@ def run_workloads(sizes, workloads, endpoints, paths, signed, bar) -> list:
             for impl in w.impls:
                 bar.set_description(f"{w.id} {impl}" + (f" #{rep + 1}" if w.reps > 1 else ""))
                 if impl == "curl":
-                    res = _curl_run(endpoints[w.profile], w)
+                    res = _curl_run(endpoints[w.profile], w, paths.get(plan.keys(sizes)["checkpoint"]))
                 else:
                     spec = workload_spec(sizes, w, impl, endpoints, paths, signed)
                     python = str(peers.venv_python(VENV)) if impl == "original" else sys.executable
@@ -446,14 +447,23 @@ def _ours_version() -> str:
         return "?"
 
 
-def _curl_run(endpoint: str, w) -> dict:
+def _curl_run(endpoint: str, w, upload_path: str) -> dict:
+    """curl's run of a workload: the GET of its object, or (a save to the sink) a PUT of the
+    checkpoint file, the sink's ceiling. CPU time is curl's own, from the child-process accounting."""
     t = time.time()
     load = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
-        c = servers.curl_get(f"{endpoint}/{datagen.BUCKET}/{w.params['key']}")
-        if int(c["bytes"]) != w.params["size"]:
-            raise RuntimeError(f"curl got {c['bytes']} bytes")
-        res = dict(seconds=c["total_s"], bytes=int(c["bytes"]), ttfb_s=c["ttfb_s"])
+        url = f"{endpoint}/{datagen.BUCKET}/{w.params['key']}"
+        if w.kind == "save":
+            c = servers.curl_put(url, upload_path)
+        else:
+            c = servers.curl_get(url)
+            if int(c["bytes"]) != w.params["size"]:
+                raise RuntimeError(f"curl got {c['bytes']} bytes")
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        res = dict(seconds=c["total_s"], bytes=int(c["bytes"]), ttfb_s=c.get("ttfb_s"), cpu_s=cpu)
         return dict(ok=True, error=None, result=res, wall_s=time.time() - t, load_1m=load)
     except Exception as e:  # noqa: BLE001 - reported in the table
         return dict(ok=False, error=repr(e), result=None, wall_s=time.time() - t, load_1m=load)

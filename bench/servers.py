@@ -302,6 +302,19 @@ def curl_get(url: str, timeout: float = 600) -> Dict[str, float]:
     return {"ttfb_s": ttfb, "total_s": total, "bytes_per_s": speed, "bytes": size}
 
 
+def curl_put(url: str, path: str, timeout: float = 600) -> Dict[str, float]:
+    """One PUT of the file with curl -T (one connection, no checksum): seconds and bytes sent."""
+    out = subprocess.run(
+        [
+            "curl", "-s", "-f", "-o", "/dev/null", "--max-time", str(int(timeout)), "-T", path,
+            "-w", "%{time_total} %{speed_upload} %{size_upload}", url,
+        ],
+        capture_output=True, text=True, check=True,
+    )
+    total, speed, size = (float(x) for x in out.stdout.split())
+    return {"total_s": total, "bytes_per_s": speed, "bytes": size}
+
+
 def check_read_server(endpoint: str, bucket: str, key: str, size: int, list_prefix: str) -> None:
     """GET with Range, GetObject by partNumber, HEAD and ListObjectsV2 answer as S3 does."""
 
