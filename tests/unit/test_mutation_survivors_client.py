@@ -1,0 +1,155 @@
+"""Tests written for mutants of S3Client (_s3client/_s3client.py) that survived tests/mutation/run.py:
+each pins a behaviour no other test checked (the mutant it kills is named in the test's docstring).
+No server: the native client is built (which sends nothing) or stood in for at its constructor."""
+
+import logging
+import os
+import pickle
+
+import pytest
+
+from s3torchconnector import S3Exception
+from s3torchconnector._s3client import MockS3Client, S3Client, S3ClientConfig
+from s3torchconnector._s3client import _s3client
+
+REGION = "us-east-1"
+BUCKET = "bucket"
+
+
+@pytest.fixture
+def built(monkeypatch):
+    """The arguments each native client is built with (the built client is a stand-in)."""
+    calls = []
+
+    def native_client(*args, **kwargs):
+        calls.append((args, kwargs))
+        return object()
+
+    monkeypatch.setattr(_s3client._native, "NativeClient", native_client)
+    return calls
+
+
+def test_every_setting_of_the_config_reaches_the_native_client(built, monkeypatch):
+    """S3Client._client_builder: each S3ClientConfig field is passed on, under its own name."""
+    for variable in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    config = S3ClientConfig(
+        throughput_target_gbps=2.5, part_size=16 * 1024 * 1024, unsigned=True, force_path_style=True,
+        max_attempts=3, profile="other", upload_checksum="CRC32", validate_checksums=True,
+        stall_timeout_seconds=7, min_throughput_bytes_per_second=1000,
+    )
+    S3Client("eu-west-2", endpoint="http://127.0.0.1:9", s3client_config=config)._client
+    (args, kwargs), = built
+    assert args == ("eu-west-2",)
+    prefix = kwargs.pop("user_agent")
+    assert prefix.startswith("s3torchconnector/")
+    assert kwargs == dict(
+        endpoint="http://127.0.0.1:9", throughput_target_gbps=2.5, part_size=16 * 1024 * 1024, unsigned=True,
+        force_path_style=True, max_attempts=3, profile="other", requester_pays=False, upload_checksum="CRC32",
+        validate_checksums=True, stall_timeout_seconds=7, min_throughput_bytes_per_second=1000,
+    )
+    assert type(kwargs["throughput_target_gbps"]) is float and type(kwargs["validate_checksums"]) is bool
+
+
+def test_the_defaults_reach_the_native_client_as_it_takes_them(built, monkeypatch):
+    """S3Client._client_builder and _resolve_endpoint: no endpoint (and none in the environment) is
+    "" (the region's own), no profile is "", no upload checksum is "", and validate_checksums
+    None is False; AWS_ENDPOINT_URL_S3 is taken when no endpoint is given."""
+    for variable in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    S3Client(REGION, s3client_config=S3ClientConfig(upload_checksum=None, requester_pays=True))._client
+    kwargs = built[-1][1]
+    assert (kwargs["endpoint"], kwargs["profile"], kwargs["upload_checksum"]) == ("", "", "")
+    assert kwargs["validate_checksums"] is False and kwargs["requester_pays"] is True
+    assert kwargs["throughput_target_gbps"] == 10.0 and type(kwargs["throughput_target_gbps"]) is float
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:8")
+    S3Client(REGION)._client
+    assert built[-1][1]["endpoint"] == "http://127.0.0.1:8" and built[-1][1]["upload_checksum"] == "CRC32C"
+
+
+def test_a_pickled_client_builds_its_own_native_client():
+    """S3Client.__getstate__: the native client (and the process it belongs to) stay behind; the
+    copy builds its own on first use, also in the same process."""
+    client = S3Client(REGION, endpoint="http://127.0.0.1:9")
+    native = client._client
+    copy = pickle.loads(pickle.dumps(client))
+    assert copy._native_client is None
+    rebuilt = copy._client
+    assert rebuilt is not None and rebuilt is not native
+    assert copy.metrics() == {"operations": {}, "peak_connections": 0}
+
+
+def test_a_forked_child_counts_only_its_own_requests():
+    """S3Client.metrics: each process counts its own requests; a forked child that has not sent any
+    reports none, not its parent's (merge_metrics would count them twice)."""
+    client = MockS3Client(REGION, BUCKET)
+    client.add_object("k", b"abc")
+    assert client.get_object(BUCKET, "k").read() == b"abc"
+    assert client.metrics()["operations"]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave at once
+        try:
+            os.write(write, repr(client.metrics()).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as child:
+        reported = child.read()
+    os.waitpid(pid, 0)
+    assert reported == repr({"operations": {}, "peak_connections": 0})
+
+
+@pytest.mark.parametrize("storage_class", ["", 3])
+def test_a_storage_class_that_is_no_name_is_refused(storage_class):
+    """S3Client.put_object: an empty or non-string storage class is refused with what is expected."""
+    client = MockS3Client(REGION, BUCKET)
+    with pytest.raises(ValueError) as refused:
+        client.put_object(BUCKET, "k", storage_class=storage_class)
+    assert str(refused.value) == (
+        f"storage_class must be a non-empty string such as 'STANDARD', got {storage_class!r}"
+    )
+
+
+def test_a_put_is_logged_with_its_object(caplog):
+    """S3Client.put_object: a debug line names the operation and the object."""
+    client = MockS3Client(REGION, BUCKET)
+    with caplog.at_level(logging.DEBUG, logger="s3torchconnector"):
+        client.put_object(BUCKET, "dir/k").close()
+    assert f"PutObject s3://{BUCKET}/dir/k" in [record.getMessage() for record in caplog.records]
+
+
+def test_a_tar_shard_of_a_manifest_is_read_at_its_recorded_version(monkeypatch):
+    """S3Client._stream_object gets the ETag the manifest recorded: a shard replaced since the
+    manifest was written fails (412 PreconditionFailed) instead of mixing another version in."""
+    import io
+    import tarfile
+
+    from s3torchconnector import S3IterableDataset
+    from s3torchconnector import manifest
+
+    def tar(text: bytes) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            member = tarfile.TarInfo("s/0.txt")
+            member.size = len(text)
+            archive.addfile(member, io.BytesIO(text))
+        return buffer.getvalue()
+
+    client = MockS3Client(REGION, BUCKET)
+    client.add_object("shards/0.tar", tar(b"old"))
+    monkeypatch.setattr(manifest, "S3Client", lambda *args, **kwargs: client)  # write_manifest's own client
+    manifest.write_manifest(f"s3://{BUCKET}/shards/", f"s3://{BUCKET}/m.jsonl", region=REGION)
+
+    def samples():
+        made = S3IterableDataset.from_manifest(
+            f"s3://{BUCKET}/m.jsonl", region=REGION, shard_format="tar", transform=lambda sample: sample["txt"]
+        )
+        made._client = client
+        return list(made)
+
+    assert samples() == [b"old"]
+    client.add_object("shards/0.tar", tar(b"new"))
+    with pytest.raises(S3Exception, match="PreconditionFailed"):
+        samples()
