@@ -153,3 +153,34 @@ def test_a_tar_shard_of_a_manifest_is_read_at_its_recorded_version(monkeypatch):
     client.add_object("shards/0.tar", tar(b"new"))
     with pytest.raises(S3Exception, match="PreconditionFailed"):
         samples()
+
+
+@pytest.mark.parametrize("arguments", [{"prefix": 1}, {"delimiter": b"/"}])
+def test_a_listing_refuses_a_prefix_or_delimiter_that_is_not_a_string(arguments):
+    """S3Client.list_objects: either one not a string is refused, with what is expected."""
+    with pytest.raises(TypeError) as refused:
+        MockS3Client(REGION, BUCKET).list_objects(BUCKET, **arguments)
+    assert str(refused.value) == "prefix and delimiter must be strings"
+
+
+@pytest.mark.parametrize("max_keys", [0, 1001, True, 2.0])
+def test_a_listing_refuses_a_page_size_s3_does_not_take(max_keys):
+    """S3Client.list_objects: max_keys is an int from 1 to 1000 (S3's most), not a bool."""
+    with pytest.raises(ValueError) as refused:
+        MockS3Client(REGION, BUCKET).list_objects(BUCKET, max_keys=max_keys)
+    assert str(refused.value) == f"max_keys must be an integer from 1 to 1000, got {max_keys!r}"
+    assert [page.object_info for page in MockS3Client(REGION, BUCKET).list_objects(BUCKET, max_keys=1000)] == [[]]
+
+
+def test_a_listing_without_a_delimiter_is_flat_and_logged(caplog):
+    """S3Client.list_objects: by default no delimiter, so every key under the prefix is listed
+    whatever it holds, and no common prefixes; a debug line names the bucket and prefix."""
+    client = MockS3Client(REGION, BUCKET)
+    keys = ["d/a/b", "d/aXXXXb", "d/c"]
+    for key in keys:
+        client.add_object(key, b"")
+    with caplog.at_level(logging.DEBUG, logger="s3torchconnector"):
+        pages = list(client.list_objects(BUCKET, "d/"))
+    assert [info.key for page in pages for info in page.object_info] == keys
+    assert [prefix for page in pages for prefix in page.common_prefixes] == []
+    assert f"ListObjectsV2 s3://{BUCKET}/d/" in [record.getMessage() for record in caplog.records]
