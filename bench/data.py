@@ -47,7 +47,7 @@ def write_small_objects(root: Path, prefix: str, count: int, size: int) -> List[
     existing = {p.name for p in directory.iterdir()}
     pool = os.urandom(size + 4096)
     for i, key in enumerate(keys):
-        name = key[len(prefix):]
+        name = key[len(prefix) :]
         if name in existing and (directory / name).stat().st_size == size:
             continue
         start = (i * 97) % 4096
@@ -56,8 +56,9 @@ def write_small_objects(root: Path, prefix: str, count: int, size: int) -> List[
     return keys
 
 
-def write_listing(lists_root: Path, bucket: str, prefix: str, entries: List[Tuple[str, int]],
-                  etag: Optional[str] = None) -> None:
+def write_listing(
+    lists_root: Path, bucket: str, prefix: str, entries: List[Tuple[str, int]], etag: Optional[str] = None
+) -> None:
     """ListObjectsV2 pages for (bucket, prefix), continuation tokens are page numbers.
 
     nginx's Lua maps GET /bucket?list-type=2&prefix=P&continuation-token=N to
@@ -97,8 +98,9 @@ def nginx_etag(path: Path) -> str:
     return f'"{int(st.st_mtime):x}-{st.st_size:x}"'
 
 
-def write_shared_objects(data_root: Path, lists_root: Path, bucket: str, prefix: str, count: int,
-                         body_size: int, manifest_key: str) -> str:
+def write_shared_objects(
+    data_root: Path, lists_root: Path, bucket: str, prefix: str, count: int, body_size: int, manifest_key: str
+) -> str:
     """``count`` keys under s3://bucket/<prefix> that nginx serves from one body file (servers.py:
     a prefix ``shared-*/`` maps to <data_root>/_shared/<bucket>/<prefix>.bin), their listing pages,
     and their manifest (JSON Lines, gzip: s3torchconnector.manifest's format, written here rather
@@ -113,10 +115,18 @@ def write_shared_objects(data_root: Path, lists_root: Path, bucket: str, prefix:
     write_listing(lists_root, bucket, prefix, [(k, body_size) for k in keys], etag=etag)
     raw = io.BytesIO()
     with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-        gz.write(json.dumps({"s3torchconnector_manifest": 1, "bucket": bucket, "prefix": prefix},
-                            separators=(",", ":")).encode() + b"\n")
-        gz.write(b"".join(json.dumps({"key": k, "size": body_size, "etag": etag}, separators=(",", ":")).encode()
-                          + b"\n" for k in keys))
+        gz.write(
+            json.dumps(
+                {"s3torchconnector_manifest": 1, "bucket": bucket, "prefix": prefix}, separators=(",", ":")
+            ).encode()
+            + b"\n"
+        )
+        gz.write(
+            b"".join(
+                json.dumps({"key": k, "size": body_size, "etag": etag}, separators=(",", ":")).encode() + b"\n"
+                for k in keys
+            )
+        )
     manifest = data_root / bucket / manifest_key
     manifest.parent.mkdir(parents=True, exist_ok=True)
     if not (manifest.exists() and manifest.read_bytes() == raw.getvalue()):

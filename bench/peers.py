@@ -53,8 +53,17 @@ def ensure_original_venv(venv: Path, workload_script: Path, log) -> dict:
         _see_main_site_packages(python)
     log("pip install " + " ".join(ORIGINAL_PACKAGES) + " (--no-deps) into the venv")
     subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
-         "--force-reinstall", *ORIGINAL_PACKAGES],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--force-reinstall",
+            *ORIGINAL_PACKAGES,
+        ],
         check=True,
     )
     info = _probe(python, workload_script)
@@ -69,7 +78,9 @@ def _see_main_site_packages(python: Path) -> None:
     not run from there, so our editable install's import hook stays out."""
     venv_site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     paths = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages()])
     Path(venv_site, "_bench_main_site_packages.pth").write_text("".join(f"{p}\n" for p in paths))
@@ -78,11 +89,13 @@ def _see_main_site_packages(python: Path) -> None:
 def _probe(python: Path, workload_script: Path):
     out = subprocess.run(
         [str(python), "-s", str(workload_script), json.dumps({"impl": "original", "workload": "probe"})],
-        capture_output=True, text=True, env=clean_env(),
+        capture_output=True,
+        text=True,
+        env=clean_env(),
     )
     for line in out.stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
+            return json.loads(line[len("RESULT ") :])
     return {"error": out.stderr[-2000:]}
 
 

@@ -75,10 +75,20 @@ def rows(workloads: List[Workload], runs: List[dict]) -> List[dict]:
             met = (bool(oks) and all(r["ok"] and (r.get("result") or {}).get("verified") for r in oks)) if oks else None
         out.append(
             dict(
-                id=w.id, title=w.title, metric=w.metric, values=values, runs=spread, ratio=ratio,
-                target=w.target, met=met, note=w.note, errors=errors,
-                lower_is_better=w.lower_is_better or w.value_field == "rss_growth", target_value=w.target_value,
-                ratios=ratios, memory=w.value_field == "rss_growth",
+                id=w.id,
+                title=w.title,
+                metric=w.metric,
+                values=values,
+                runs=spread,
+                ratio=ratio,
+                target=w.target,
+                met=met,
+                note=w.note,
+                errors=errors,
+                lower_is_better=w.lower_is_better or w.value_field == "rss_growth",
+                target_value=w.target_value,
+                ratios=ratios,
+                memory=w.value_field == "rss_growth",
             )
         )
     return out
@@ -108,8 +118,11 @@ def markdown(table_rows: List[dict], meta: dict) -> str:
     )
     columns = COLUMNS + [c for c in EXTRA_COLUMNS if any(c in r["values"] for r in table_rows)]
     named = any(r.get("ratios") for r in table_rows)
-    cols = (["workload", "metric"] + [LABELS[c] for c in columns]
-            + ["ratio (ours/original unless named)" if named else "ours/original", "target", "met"])
+    cols = (
+        ["workload", "metric"]
+        + [LABELS[c] for c in columns]
+        + ["ratio (ours/original unless named)" if named else "ours/original", "target", "met"]
+    )
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "---|" * len(cols))
     for r in table_rows:
@@ -143,11 +156,20 @@ def markdown(table_rows: List[dict], meta: dict) -> str:
             lines.append(f"- {r['id']}: {r['note']}")
     for r in table_rows:
         if r.get("ratios"):
-            lines.append(f"- {r['id']} ratios: " + "; ".join(
-                f"{x['name']} = " + ("–" if x["value"] is None else f"{x['value']:.2f}x") for x in r["ratios"]))
+            lines.append(
+                f"- {r['id']} ratios: "
+                + "; ".join(
+                    f"{x['name']} = " + ("–" if x["value"] is None else f"{x['value']:.2f}x") for x in r["ratios"]
+                )
+            )
         if len(r["runs"].get("ours", [])) > 1 or any(len(v) > 1 for v in r["runs"].values()):
-            lines.append(f"- {r['id']} every run: " + "; ".join(
-                f"{LABELS.get(impl, impl)} " + ", ".join(_fmt(v, r["metric"]) for v in vals) for impl, vals in r["runs"].items()))
+            lines.append(
+                f"- {r['id']} every run: "
+                + "; ".join(
+                    f"{LABELS.get(impl, impl)} " + ", ".join(_fmt(v, r["metric"]) for v in vals)
+                    for impl, vals in r["runs"].items()
+                )
+            )
     for r in table_rows:
         for impl, err in r["errors"].items():
             lines.append(f"- {r['id']} {LABELS.get(impl, impl)} failed: `{err.splitlines()[-1][:300] if err else '?'}`")
@@ -196,8 +218,12 @@ def chart(table_rows: List[dict], meta: dict, path: Path) -> None:
     ax1.invert_yaxis()
     ax1.set_xlabel("speed relative to the original 1.5.0 (dashed line = 1x; red tick = target)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[i]) for i in impls]
-    ax1.legend(handles + [plt.Line2D([], [], color="red")], [LABELS[i] for i in impls] + ["target"],
-               loc="lower right", fontsize=8)
+    ax1.legend(
+        handles + [plt.Line2D([], [], color="red")],
+        [LABELS[i] for i in impls] + ["target"],
+        loc="lower right",
+        fontsize=8,
+    )
     mode = "quick run" if meta["quick"] else "full run"
     ax1.set_title(f"Throughput vs the original s3torchconnector 1.5.0 ({mode}, {meta['cpus']} shared CPUs)")
 
@@ -217,8 +243,11 @@ def chart(table_rows: List[dict], meta: dict, path: Path) -> None:
     ax2.set_xticklabels([r["id"] for r in memory])
     ax2.set_ylabel("peak RSS growth, MiB (lower is better)")
     ax2.set_title("Memory")
-    ax2.legend([plt.Rectangle((0, 0), 1, 1, color=colors[i]) for i in mem_impls] + [plt.Line2D([], [], color="red")],
-               [LABELS[i] for i in mem_impls] + ["target"], fontsize=8)
+    ax2.legend(
+        [plt.Rectangle((0, 0), 1, 1, color=colors[i]) for i in mem_impls] + [plt.Line2D([], [], color="red")],
+        [LABELS[i] for i in mem_impls] + ["target"],
+        fontsize=8,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

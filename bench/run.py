@@ -45,8 +45,13 @@ def run_workload(python: str, spec: dict, timeout: int) -> dict:
     started = time.time()
     load = os.getloadavg()[0]
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=peers.clean_env(),
-        cwd=str(HERE), start_new_session=True,
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=peers.clean_env(),
+        cwd=str(HERE),
+        start_new_session=True,
     )
     timed_out = False
     try:
@@ -58,7 +63,7 @@ def run_workload(python: str, spec: dict, timeout: int) -> dict:
     result = None
     for line in out.splitlines():
         if line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT "):])
+            result = json.loads(line[len("RESULT ") :])
     ok = result is not None and (proc.returncode == 0 or timed_out)
     error = None
     if result is None:
@@ -66,8 +71,15 @@ def run_workload(python: str, spec: dict, timeout: int) -> dict:
     elif proc.returncode != 0:
         error = f"exited {proc.returncode} after printing its result" + (" (timed out at exit)" if timed_out else "")
         ok = True  # the measurement is there; the exit problem is reported beside it
-    return dict(ok=ok, error=error, result=result, wall_s=time.time() - started, load_1m=load,
-                exit_code=proc.returncode, stderr_tail=err.strip()[-1500:] if err else "")
+    return dict(
+        ok=ok,
+        error=error,
+        result=result,
+        wall_s=time.time() - started,
+        load_1m=load,
+        exit_code=proc.returncode,
+        stderr_tail=err.strip()[-1500:] if err else "",
+    )
 
 
 def _versions() -> dict:
@@ -101,10 +113,12 @@ def _fingerprint() -> str:
 
 def _git() -> str:
     try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "python", "cpp"],
-                               capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "python", "cpp"], capture_output=True, text=True
+        ).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except OSError:
         return "?"
@@ -129,18 +143,26 @@ def prepare_data(sizes: plan.Sizes, workloads, log) -> dict:
     paths[ckpt_key] = str(bucket_dir / ckpt_key)
     # W4m: many keys with one body, their listing and manifest (cheap: made every run)
     paths["_shared_etag"] = datagen.write_shared_objects(
-        DATA, LISTS, datagen.BUCKET, names["shared_prefix"], sizes.manifest_keys, plan.SHARED_BODY, names["manifest"])
+        DATA, LISTS, datagen.BUCKET, names["shared_prefix"], sizes.manifest_keys, plan.SHARED_BODY, names["manifest"]
+    )
     # W8: tar shards whose samples are W2's objects
     if any(w.id == "W8" for w in workloads):
         t = time.time()
-        shards = datagen.write_tar_shards(DATA, plan.shard_keys(sizes), plan.samples_per_shard(sizes),
-                                          [DATA / datagen.BUCKET / k for k in keys])
+        shards = datagen.write_tar_shards(
+            DATA, plan.shard_keys(sizes), plan.samples_per_shard(sizes), [DATA / datagen.BUCKET / k for k in keys]
+        )
         datagen.write_listing(LISTS, datagen.BUCKET, names["shards_prefix"], shards)
         if time.time() - t > 1:
-            log(f"tar shards: {len(shards)} under s3://{datagen.BUCKET}/{names['shards_prefix']} ({time.time() - t:.0f} s)")
+            log(
+                f"tar shards: {len(shards)} under s3://{datagen.BUCKET}/{names['shards_prefix']} ({time.time() - t:.0f} s)"
+            )
     # The other mode's objects go: the data dir holds one mode's objects (full: about 5 GiB).
-    needed = set(plan.data_needed(sizes)) | {ckpt_key, prefix.rstrip("/"), names["shards_prefix"].rstrip("/"),
-                                             names["manifest"].split("/")[0]}
+    needed = set(plan.data_needed(sizes)) | {
+        ckpt_key,
+        prefix.rstrip("/"),
+        names["shards_prefix"].rstrip("/"),
+        names["manifest"].split("/")[0],
+    }
     for entry in bucket_dir.iterdir():
         if entry.name not in needed:
             log(f"removing {entry} (not used by this mode)")
@@ -188,9 +210,11 @@ def main(argv=None) -> int:
     bar.update(1)
     bar.close()
     print(md)
-    print(f"wrote {Path(args.out) / 'latest.json'}, latest.md, latest.png in {meta['duration_s']:.0f} s; "
-          f"generated data in {DATA}: {datagen.disk_usage(DATA) / 2**30:.1f} GiB"
-          + (" (deleting: --clean)" if args.clean else " (kept for the next run; --clean deletes it)"))
+    print(
+        f"wrote {Path(args.out) / 'latest.json'}, latest.md, latest.png in {meta['duration_s']:.0f} s; "
+        f"generated data in {DATA}: {datagen.disk_usage(DATA) / 2**30:.1f} GiB"
+        + (" (deleting: --clean)" if args.clean else " (kept for the next run; --clean deletes it)")
+    )
     if args.clean:
         shutil.rmtree(DATA, ignore_errors=True)
         shutil.rmtree(PREFIX, ignore_errors=True)
@@ -200,14 +224,20 @@ def main(argv=None) -> int:
 def _parse_args(argv):
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smaller objects and counts: a run of a few minutes")
-    ap.add_argument("--only", help="comma-separated workload ids (W0,W1,W1c,W1q,W1s,W2,W2x,W2d,W2m,W3s,W3l,W3c,W4,W4m,W4mx,"
-                                     "W5,W5n,W5s,W6,W6b,W8); W4m brings W4mx, W1c and W6b bring W1")
+    ap.add_argument(
+        "--only",
+        help="comma-separated workload ids (W0,W1,W1c,W1q,W1s,W2,W2x,W2d,W2m,W3s,W3l,W3c,W4,W4m,W4mx,"
+        "W5,W5n,W5s,W6,W6b,W8); W4m brings W4mx, W1c and W6b bring W1",
+    )
     ap.add_argument("--impls", help="comma-separated clients (ours,original,boto3,s3fs,curl,ours_prefix,webdataset)")
     ap.add_argument("--reps", type=int, help="repetitions of the fast workloads (default 3, --quick 1)")
     ap.add_argument("--out", default=str(RESULTS), help="directory of latest.{json,md,png}")
     ap.add_argument("--clean", action="store_true", help="delete the generated data and nginx dir at the end")
-    ap.add_argument("--serve", action="store_true",
-                    help="only set up the data and start nginx, print its endpoints and wait (for profiling by hand)")
+    ap.add_argument(
+        "--serve",
+        action="store_true",
+        help="only set up the data and start nginx, print its endpoints and wait (for profiling by hand)",
+    )
     return ap.parse_args(argv)
 
 
@@ -286,10 +316,17 @@ def check_servers(nginx, sizes, paths) -> dict:
     big_key = plan.keys(sizes)["big"]
     profiles = check_profiles(nginx, big_key, _log)
     for p in ("loopback", "s3like"):
-        servers.check_read_server(nginx.endpoint(p), datagen.BUCKET, big_key, sizes.big,
-                                  plan.keys(sizes)["small_prefix"])
-        servers.check_shared(nginx.endpoint(p), datagen.BUCKET, plan.keys(sizes)["shared_prefix"],
-                             sizes.manifest_keys, plan.SHARED_BODY, paths["_shared_etag"])
+        servers.check_read_server(
+            nginx.endpoint(p), datagen.BUCKET, big_key, sizes.big, plan.keys(sizes)["small_prefix"]
+        )
+        servers.check_shared(
+            nginx.endpoint(p),
+            datagen.BUCKET,
+            plan.keys(sizes)["shared_prefix"],
+            sizes.manifest_keys,
+            plan.SHARED_BODY,
+            paths["_shared_etag"],
+        )
     servers.check_sink(nginx.endpoint("sink"))
     return profiles
 
@@ -310,13 +347,20 @@ def check_unsigned_clients(endpoints, big_key, original, notes) -> dict:
     for impl, python in (("ours", sys.executable), ("original", str(peers.venv_python(VENV)) if original else None)):
         if python is None:
             continue
-        chk = run_workload(python, dict(impl=impl, workload="client_check", endpoint=endpoints["loopback"],
-                                        bucket=datagen.BUCKET, key=big_key), 120)
+        chk = run_workload(
+            python,
+            dict(
+                impl=impl, workload="client_check", endpoint=endpoints["loopback"], bucket=datagen.BUCKET, key=big_key
+            ),
+            120,
+        )
         if not chk["ok"]:
             signed[impl] = True
             msg = chk["error"].strip().splitlines()[-1]
-            notes.append(f"{impl}: S3ClientConfig(unsigned=True) failed ({msg}); its runs use signed requests "
-                         "with dummy keys instead (the servers ignore signatures)")
+            notes.append(
+                f"{impl}: S3ClientConfig(unsigned=True) failed ({msg}); its runs use signed requests "
+                "with dummy keys instead (the servers ignore signatures)"
+            )
             _log(notes[-1])
     return signed
 
@@ -339,16 +383,28 @@ def run_workloads(sizes, workloads, endpoints, paths, signed, bar) -> list:
                 res.update(workload=w.id, impl=impl, rep=rep)
                 runs.append(res)
                 v = report.value_of(w, res) if res["ok"] else None
-                _log(f"{w.id:4} {impl:8} " + (f"{v:,.1f} {w.metric}" if v is not None else f"FAILED: {(res['error'] or '').strip().splitlines()[-1][:200]}"))
+                _log(
+                    f"{w.id:4} {impl:8} "
+                    + (
+                        f"{v:,.1f} {w.metric}"
+                        if v is not None
+                        else f"FAILED: {(res['error'] or '').strip().splitlines()[-1][:200]}"
+                    )
+                )
                 bar.update(1)
     return runs
 
 
 def workload_spec(sizes, w, impl, endpoints, paths, signed) -> dict:
     """What bench/workloads.py is given for one run of workload ``w`` by client ``impl``."""
-    spec = dict(w.params, impl=impl, workload=w.kind, endpoint=endpoints[w.profile],
-                bucket="bench-write" if w.profile == "moto" and w.kind == "save" else datagen.BUCKET,
-                signed=signed.get("ours" if impl == "ours_prefix" else impl, False))
+    spec = dict(
+        w.params,
+        impl=impl,
+        workload=w.kind,
+        endpoint=endpoints[w.profile],
+        bucket="bench-write" if w.profile == "moto" and w.kind == "save" else datagen.BUCKET,
+        signed=signed.get("ours" if impl == "ours_prefix" else impl, False),
+    )
     if impl in ("boto3", "s3fs"):
         spec.update(w.peer_params)
     if "key" in spec and spec["key"] in paths:
@@ -362,8 +418,10 @@ def describe_run(args, started, sizes, nginx_bin, original, profiles, signed, ru
     """The run's settings and circumstances, for the report's header and notes."""
     ours_at_end = _fingerprint()
     if ours_at_end != started.ours:
-        notes.append(f"our package changed during the run (from {started.ours} to {ours_at_end}): "
-                     "rows measured before and after the change are mixed")
+        notes.append(
+            f"our package changed during the run (from {started.ours} to {ours_at_end}): "
+            "rows measured before and after the change are mixed"
+        )
     import torch
 
     return dict(
@@ -426,9 +484,21 @@ def serve(sizes: plan.Sizes) -> int:
         for p in ("loopback", "s3like", "sink"):
             print(f"{p:8} {nginx.endpoint(p)}", flush=True)
         print(f"objects: s3://{datagen.BUCKET}/" + ", ".join(plan.keys(sizes).values()), flush=True)
-        print("workload spec example: python bench/workloads.py '" + json.dumps(dict(
-            impl="ours", workload="seq_read", endpoint=nginx.endpoint("loopback"), bucket=datagen.BUCKET,
-            key=plan.keys(sizes)["big"], size=sizes.big)) + "'  (Ctrl-C stops nginx)", flush=True)
+        print(
+            "workload spec example: python bench/workloads.py '"
+            + json.dumps(
+                dict(
+                    impl="ours",
+                    workload="seq_read",
+                    endpoint=nginx.endpoint("loopback"),
+                    bucket=datagen.BUCKET,
+                    key=plan.keys(sizes)["big"],
+                    size=sizes.big,
+                )
+            )
+            + "'  (Ctrl-C stops nginx)",
+            flush=True,
+        )
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:

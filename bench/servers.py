@@ -293,10 +293,20 @@ def curl_get(url: str, timeout: float = 600) -> Dict[str, float]:
     """One GET with curl into /dev/null: seconds to first byte, bytes/s, bytes."""
     out = subprocess.run(
         [
-            "curl", "-s", "-f", "-o", "/dev/null", "--max-time", str(int(timeout)),
-            "-w", "%{time_starttransfer} %{time_total} %{speed_download} %{size_download}", url,
+            "curl",
+            "-s",
+            "-f",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            str(int(timeout)),
+            "-w",
+            "%{time_starttransfer} %{time_total} %{speed_download} %{size_download}",
+            url,
         ],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     ttfb, total, speed, size = (float(x) for x in out.stdout.split())
     return {"ttfb_s": ttfb, "total_s": total, "bytes_per_s": speed, "bytes": size}
@@ -306,10 +316,22 @@ def curl_put(url: str, path: str, timeout: float = 600) -> Dict[str, float]:
     """One PUT of the file with curl -T (one connection, no checksum): seconds and bytes sent."""
     out = subprocess.run(
         [
-            "curl", "-s", "-f", "-o", "/dev/null", "--max-time", str(int(timeout)), "-T", path,
-            "-w", "%{time_total} %{speed_upload} %{size_upload}", url,
+            "curl",
+            "-s",
+            "-f",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            str(int(timeout)),
+            "-T",
+            path,
+            "-w",
+            "%{time_total} %{speed_upload} %{size_upload}",
+            url,
         ],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     total, speed, size = (float(x) for x in out.stdout.split())
     return {"total_s": total, "bytes_per_s": speed, "bytes": size}

@@ -30,7 +30,8 @@ def _isolate_original() -> None:
     package's import hook (a meta path finder) and put our python/ dir on sys.path.
     """
     sys.meta_path[:] = [
-        f for f in sys.meta_path
+        f
+        for f in sys.meta_path
         if not (type(f).__module__.startswith("_editable") and "s3torchconnector" in type(f).__module__)
     ]
     venv = os.path.realpath(sys.prefix)
@@ -145,7 +146,9 @@ def _boto3(endpoint):
     from botocore.config import Config
 
     return boto3.client(
-        "s3", endpoint_url=endpoint, region_name=REGION,
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
         config=Config(signature_version=UNSIGNED, s3={"addressing_style": "path"}, max_pool_connections=16),
     )
 
@@ -153,8 +156,9 @@ def _boto3(endpoint):
 def _s3fs(endpoint):
     import s3fs
 
-    return s3fs.S3FileSystem(anon=True, client_kwargs={"endpoint_url": endpoint, "region_name": REGION},
-                             skip_instance_cache=True)
+    return s3fs.S3FileSystem(
+        anon=True, client_kwargs={"endpoint_url": endpoint, "region_name": REGION}, skip_instance_cache=True
+    )
 
 
 def read_all(reader) -> bytes:
@@ -208,7 +212,9 @@ def w_seq_read(spec, impl):
     if len(data) != spec["size"]:
         raise AssertionError(f"read {len(data)} bytes, expected {spec['size']}")
     _check_bytes(spec.get("path"), data)
-    r.update(bytes=len(data), api="S3MapDataset.from_objects([uri])[0].read()" if impl in ("ours", "original") else None)
+    r.update(
+        bytes=len(data), api="S3MapDataset.from_objects([uri])[0].read()" if impl in ("ours", "original") else None
+    )
     return r
 
 
@@ -246,8 +252,13 @@ def _iterable_dataset(spec, sharding):
     # Only ours shuffles; the original is never given the argument.
     shuffle = dict(shuffle=True, seed=0) if spec.get("shuffle") else {}
     return S3IterableDataset.from_prefix(
-        f"s3://{spec['bucket']}/{spec['prefix']}", region=REGION, endpoint=spec["endpoint"],
-        transform=read_all, s3client_config=_config(), enable_sharding=sharding, **shuffle,
+        f"s3://{spec['bucket']}/{spec['prefix']}",
+        region=REGION,
+        endpoint=spec["endpoint"],
+        transform=read_all,
+        s3client_config=_config(),
+        enable_sharding=sharding,
+        **shuffle,
     )
 
 
@@ -324,8 +335,11 @@ def w_map(spec, impl):
         from s3torchconnector import S3MapDataset
 
         ds = S3MapDataset.from_prefix(
-            f"s3://{spec['bucket']}/{spec['prefix']}", region=REGION, endpoint=spec["endpoint"],
-            transform=read_all, s3client_config=_config(),
+            f"s3://{spec['bucket']}/{spec['prefix']}",
+            region=REGION,
+            endpoint=spec["endpoint"],
+            transform=read_all,
+            s3client_config=_config(),
         )
         m.start()
     elif impl == "boto3":
@@ -471,7 +485,9 @@ def w_random_ranges(spec, impl):
         m.start()
 
         def read(off):
-            return s3.get_object(Bucket=spec["bucket"], Key=spec["key"], Range=f"bytes={off}-{off + n - 1}")["Body"].read()
+            return s3.get_object(Bucket=spec["bucket"], Key=spec["key"], Range=f"bytes={off}-{off + n - 1}")[
+                "Body"
+            ].read()
 
     elif impl == "s3fs":
         fs = _s3fs(spec["endpoint"])
@@ -592,8 +608,11 @@ def w_tar(spec, impl):
         from s3torchconnector import S3IterableDataset
 
         ds = S3IterableDataset.from_prefix(
-            f"s3://{spec['bucket']}/{spec['prefix']}", region=REGION, endpoint=spec["endpoint"],
-            s3client_config=_config(), shard_format="tar",
+            f"s3://{spec['bucket']}/{spec['prefix']}",
+            region=REGION,
+            endpoint=spec["endpoint"],
+            s3client_config=_config(),
+            shard_format="tar",
         )
         m.start()
         for sample in ds:

@@ -33,14 +33,18 @@ class ReportsMetrics(IterableDataset):
 
 
 def print_table(metrics: dict) -> None:
-    print(f"{'operation':<14} {'requests':>8} {'MB':>8} {'retries':>7} {'throttles':>9} {'5xx':>4} "
-          f"{'stalls':>6}   first byte ms p50/p90/p99   duration ms p50/p90/p99")
+    print(
+        f"{'operation':<14} {'requests':>8} {'MB':>8} {'retries':>7} {'throttles':>9} {'5xx':>4} "
+        f"{'stalls':>6}   first byte ms p50/p90/p99   duration ms p50/p90/p99"
+    )
     for name, op in sorted(metrics["operations"].items()):
         first, whole = op["first_byte_ms"], op["duration_ms"]
-        print(f"{name:<14} {op['requests']:>8} {op['bytes'] / 1e6:>8.2f} {op['retries']:>7} {op['throttles']:>9} "
-              f"{op['server_errors']:>4} {op['stalls_dropped']:>6}   "
-              f"{first['p50']:>7} {first['p90']:>7} {first['p99']:>7}   "
-              f"{whole['p50']:>7} {whole['p90']:>7} {whole['p99']:>7}")
+        print(
+            f"{name:<14} {op['requests']:>8} {op['bytes'] / 1e6:>8.2f} {op['retries']:>7} {op['throttles']:>9} "
+            f"{op['server_errors']:>4} {op['stalls_dropped']:>6}   "
+            f"{first['p50']:>7} {first['p90']:>7} {first['p99']:>7}   "
+            f"{whole['p50']:>7} {whole['p90']:>7} {whole['p99']:>7}"
+        )
     print(f"peak connections (all workers): {metrics['peak_connections']}")
 
 
@@ -62,12 +66,16 @@ def main() -> None:
                 writer.write(os.urandom(64 * 1024))
 
     dataset = S3IterableDataset.from_prefix(
-        f"s3://{args.bucket}/{args.prefix}", region=args.region, endpoint=args.endpoint,
-        transform=lambda reader: len(reader.read()), enable_sharding=True,
+        f"s3://{args.bucket}/{args.prefix}",
+        region=args.region,
+        endpoint=args.endpoint,
+        transform=lambda reader: len(reader.read()),
+        enable_sharding=True,
     )
     outbox = torch.multiprocessing.get_context("fork").SimpleQueue()
-    loader = DataLoader(ReportsMetrics(dataset, outbox), batch_size=32, num_workers=args.workers,
-                        multiprocessing_context="fork")
+    loader = DataLoader(
+        ReportsMetrics(dataset, outbox), batch_size=32, num_workers=args.workers, multiprocessing_context="fork"
+    )
     samples = sum(len(batch) for batch in loader)
     per_worker = [outbox.get() for _ in range(max(args.workers, 1))] if args.workers else [dataset.metrics()]
     print(f"\none epoch: {samples} samples read by {args.workers} workers")
@@ -78,8 +86,12 @@ def main() -> None:
         for _, _ in zip(range(50), dataset):
             pass
     print("\nS3 waits in a torch profile of 50 samples read in this process:")
-    print(profile.key_averages().table(sort_by="cpu_time_total", row_limit=4,
-                                       max_name_column_width=30).split("\n", 1)[1].rstrip())
+    print(
+        profile.key_averages()
+        .table(sort_by="cpu_time_total", row_limit=4, max_name_column_width=30)
+        .split("\n", 1)[1]
+        .rstrip()
+    )
 
 
 if __name__ == "__main__":

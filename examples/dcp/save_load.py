@@ -53,8 +53,9 @@ def build(seed: int):
 
 
 def run(rank: int, args, init_file: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD_SIZE,
-                            timeout=timedelta(seconds=120))
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD_SIZE, timeout=timedelta(seconds=120)
+    )
     try:
         uri = f"s3://{args.bucket}/{args.prefix}checkpoint"
         model, optimizer = build(seed=0)  # the same replicated model on every rank
@@ -83,7 +84,9 @@ def run(rank: int, args, init_file: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--endpoint", help="S3 endpoint URL; without it (and without --bucket) a local server is started")
+    parser.add_argument(
+        "--endpoint", help="S3 endpoint URL; without it (and without --bucket) a local server is started"
+    )
     parser.add_argument("--bucket", help="bucket to write to (default: a local server's 'dcp-example')")
     parser.add_argument("--prefix", default="dcp-example/")
     parser.add_argument("--region", default="us-east-1")

@@ -95,7 +95,9 @@ def trainer(max_epochs: int, root: str, plugin, callbacks=()) -> L.Trainer:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--endpoint", help="S3 endpoint URL; without it (and without --bucket) a local server is started")
+    parser.add_argument(
+        "--endpoint", help="S3 endpoint URL; without it (and without --bucket) a local server is started"
+    )
     parser.add_argument("--bucket", help="bucket to write to (default: a local server's 'lightning-example')")
     parser.add_argument("--prefix", default="lightning-example/")
     parser.add_argument("--region", default="us-east-1")

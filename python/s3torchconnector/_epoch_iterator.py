@@ -103,12 +103,21 @@ class EpochIterator:
             shard, shards = self._dataset._current_shard()
             if resume is None:
                 return Position(self._epoch, settings, None, (), shard, shards).to_dict()
-            return Position(self._epoch, settings, resume.listing, resume.rounds, shard, shards,
-                            skips=resume.skips).to_dict()
+            return Position(
+                self._epoch, settings, resume.listing, resume.rounds, shard, shards, skips=resume.skips
+            ).to_dict()
         shard, shards = self._shard
         return Position(
-            self._epoch, settings, self._listing.fingerprint(), self._rounds, shard, shards, self._finished,
-            current=self._current, partial=self._partial, skips=tuple(sorted(self._skips.items())),
+            self._epoch,
+            settings,
+            self._listing.fingerprint(),
+            self._rounds,
+            shard,
+            shards,
+            self._finished,
+            current=self._current,
+            partial=self._partial,
+            skips=tuple(sorted(self._skips.items())),
         ).to_dict()
 
     def load_state_dict(self, state: dict) -> None:
@@ -153,8 +162,13 @@ class EpochIterator:
                 order, self._rounds, buffer_size=unit_buffer, seed=settings.seed, epoch=self._epoch
             )
         positions = _epoch_order.shard_positions(
-            order, shard, shards, buffer_size=unit_buffer, seed=settings.seed,
-            epoch=self._epoch, run=len(self._rounds),
+            order,
+            shard,
+            shards,
+            buffer_size=unit_buffer,
+            seed=settings.seed,
+            epoch=self._epoch,
+            run=len(self._rounds),
         )
         self._finished = skip
         return dataset._units(islice(positions, skip, None), listing, self._epoch)

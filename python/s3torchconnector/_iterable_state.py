@@ -70,8 +70,14 @@ class EpochCounter:
 
     def to_dict(self) -> Dict[str, Any]:
         pending = self.pending.to_dict() if self.pending is not None else None
-        return {"format": FORMAT, "version": VERSION, "kind": "dataset", "epoch": self.epoch,
-                "passes": self.passes, "pending": pending}
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "kind": "dataset",
+            "epoch": self.epoch,
+            "passes": self.passes,
+            "pending": pending,
+        }
 
 
 def _check_header(state) -> str:

@@ -49,15 +49,35 @@ LOG_FILE_PREFIX = "s3torchconnectorclient.log"
 
 # The CRT's levels (aws_log_level).
 _CRT_NONE, _CRT_FATAL, _CRT_ERROR, _CRT_WARN, _CRT_INFO, _CRT_DEBUG, _CRT_TRACE = range(7)
-_FILTER_LEVELS = {"off": _CRT_NONE, "error": _CRT_ERROR, "warn": _CRT_WARN, "info": _CRT_INFO,
-                  "debug": _CRT_DEBUG, "trace": _CRT_TRACE}
+_FILTER_LEVELS = {
+    "off": _CRT_NONE,
+    "error": _CRT_ERROR,
+    "warn": _CRT_WARN,
+    "info": _CRT_INFO,
+    "debug": _CRT_DEBUG,
+    "trace": _CRT_TRACE,
+}
 # tracing also takes 0 (off) to 5 (trace).
-_FILTER_LEVELS.update({str(i): level for i, level in enumerate(
-    (_CRT_NONE, _CRT_ERROR, _CRT_WARN, _CRT_INFO, _CRT_DEBUG, _CRT_TRACE))})
-_LEVEL_NAMES = {_CRT_NONE: "off", _CRT_FATAL: "error", _CRT_ERROR: "error", _CRT_WARN: "warn",
-                _CRT_INFO: "info", _CRT_DEBUG: "debug", _CRT_TRACE: "trace"}
-_PYTHON_LEVELS = {_CRT_FATAL: logging.CRITICAL, _CRT_ERROR: logging.ERROR, _CRT_WARN: logging.WARNING,
-                  _CRT_INFO: logging.INFO, _CRT_DEBUG: logging.DEBUG, _CRT_TRACE: TRACE}
+_FILTER_LEVELS.update(
+    {str(i): level for i, level in enumerate((_CRT_NONE, _CRT_ERROR, _CRT_WARN, _CRT_INFO, _CRT_DEBUG, _CRT_TRACE))}
+)
+_LEVEL_NAMES = {
+    _CRT_NONE: "off",
+    _CRT_FATAL: "error",
+    _CRT_ERROR: "error",
+    _CRT_WARN: "warn",
+    _CRT_INFO: "info",
+    _CRT_DEBUG: "debug",
+    _CRT_TRACE: "trace",
+}
+_PYTHON_LEVELS = {
+    _CRT_FATAL: logging.CRITICAL,
+    _CRT_ERROR: logging.ERROR,
+    _CRT_WARN: logging.WARNING,
+    _CRT_INFO: logging.INFO,
+    _CRT_DEBUG: logging.DEBUG,
+    _CRT_TRACE: TRACE,
+}
 
 _TARGET = re.compile(r"[\w:-]+\Z", re.ASCII)
 _SPAN_DIRECTIVE = re.compile(r"[\w:-]*\[[^\[\]]*\](?:=(?P<level>.*))?\Z", re.ASCII)
@@ -145,7 +165,7 @@ def python_logger_name(target: str) -> str:
     if target == CRT_TARGET:
         return CRT_LOGGER
     if target.startswith(CRT_TARGET + "::"):
-        return f"{CRT_LOGGER}.{target[len(CRT_TARGET) + 2:]}"
+        return f"{CRT_LOGGER}.{target[len(CRT_TARGET) + 2 :]}"
     return f"{NATIVE_LOGGER}.{target}"
 
 
@@ -210,9 +230,7 @@ def _configure_writer(targets: List[str]) -> None:
             if not os.access(directory, os.W_OK | os.X_OK):
                 raise PermissionError("not writable")
         except OSError as error:
-            raise ValueError(
-                f"{LOGS_DIR_VARIABLE}={directory!r} cannot hold log files: {error}"
-            ) from None
+            raise ValueError(f"{LOGS_DIR_VARIABLE}={directory!r} cannot hold log files: {error}") from None
     _native.set_log_directory(os.path.abspath(directory) if directory else "")
     _native.set_log_levels("writer", {target: log_filter.level_for(target) for target in targets})
 

@@ -31,9 +31,7 @@ class UserAgent:
         return " ".join(parts)
 
     def __init__(self, comments: Optional[List[str]] = None):
-        if comments is not None and (
-            not isinstance(comments, list) or not all(isinstance(c, str) for c in comments)
-        ):
+        if comments is not None and (not isinstance(comments, list) or not all(isinstance(c, str) for c in comments)):
             raise ValueError("comments must be a list of strings")
         self._prefix = UserAgent.get_default_prefix()
         self._comments = comments or []

@@ -12,8 +12,7 @@ def check_bucket(bucket) -> None:
         raise TypeError(f"bucket must be a string, got {type(bucket).__name__}")
     if not _BUCKET.match(bucket):
         raise ValueError(
-            f"invalid bucket name {bucket!r}: use letters, digits, '.', '-' (and '_'), "
-            "starting with a letter or digit"
+            f"invalid bucket name {bucket!r}: use letters, digits, '.', '-' (and '_'), starting with a letter or digit"
         )
 
 

@@ -107,7 +107,9 @@ class ObjectsFromManifest:
         except S3Exception as error:
             raise _with_context(error, f"cannot read the manifest {self.uri}: {error}") from error
         except (OSError, EOFError, UnicodeDecodeError) as error:  # gzip.BadGzipFile is an OSError
-            raise ValueError(f"the manifest {self.uri} is not readable JSON Lines{' (gzip)' if self.key.endswith('.gz') else ''}: {error}") from None
+            raise ValueError(
+                f"the manifest {self.uri} is not readable JSON Lines{' (gzip)' if self.key.endswith('.gz') else ''}: {error}"
+            ) from None
         if not entries:
             raise ValueError(f"the manifest {self.uri} lists no objects")
         return entries
@@ -141,10 +143,10 @@ class ObjectsFromManifest:
                 raise self._bad_line(number, str(error)) from None
         elif "key" in entry:
             if bucket is None:
-                raise self._bad_line(number, "a \"key\" needs a first header line naming its bucket; or give a \"uri\"")
+                raise self._bad_line(number, 'a "key" needs a first header line naming its bucket; or give a "uri"')
             entry_bucket, key = bucket, entry["key"]
         else:
-            raise self._bad_line(number, "no \"uri\" or \"key\"")
+            raise self._bad_line(number, 'no "uri" or "key"')
         if not isinstance(key, str) or not key:
             raise self._bad_line(number, "the object key is empty: an entry names one object, not a bucket")
         size, etag = entry.get("size"), entry.get("etag", "")
@@ -200,7 +202,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--endpoint", default=None)
     args = parser.parse_args(argv)
     progress = TerminalProgress("listed {:,} objects") if sys.stderr.isatty() else None
-    count = write_manifest(args.prefix_uri, args.manifest_uri, region=args.region, endpoint=args.endpoint, progress=progress)
+    count = write_manifest(
+        args.prefix_uri, args.manifest_uri, region=args.region, endpoint=args.endpoint, progress=progress
+    )
     if progress is not None:
         progress.done()
     print(f"wrote {args.manifest_uri}: {count:,} objects")

@@ -75,7 +75,9 @@ class S3DatasetBase:
         """A dataset of the objects named by ``object_uris`` (``s3://bucket/key`` each).
 
         ``options`` are the dataset kind's own (``enable_sharding``, ``prefetch``...)."""
-        return cls._from_source(ObjectsFromUris(object_uris), region, endpoint, transform, s3client_config, reader_constructor, options)
+        return cls._from_source(
+            ObjectsFromUris(object_uris), region, endpoint, transform, s3client_config, reader_constructor, options
+        )
 
     @classmethod
     def from_prefix(
@@ -92,7 +94,9 @@ class S3DatasetBase:
         """A dataset of every object whose key starts with the prefix of ``s3_uri``.
 
         ``options`` are the dataset kind's own (``enable_sharding``, ``prefetch``...)."""
-        return cls._from_source(ObjectsUnderPrefix(s3_uri), region, endpoint, transform, s3client_config, reader_constructor, options)
+        return cls._from_source(
+            ObjectsUnderPrefix(s3_uri), region, endpoint, transform, s3client_config, reader_constructor, options
+        )
 
     @classmethod
     def from_manifest(
@@ -111,7 +115,9 @@ class S3DatasetBase:
         recorded: one changed since fails its read instead of giving other bytes.
 
         ``options`` are the dataset kind's own (``enable_sharding``, ``shuffle``...)."""
-        return cls._from_source(ObjectsFromManifest(manifest_uri), region, endpoint, transform, s3client_config, reader_constructor, options)
+        return cls._from_source(
+            ObjectsFromManifest(manifest_uri), region, endpoint, transform, s3client_config, reader_constructor, options
+        )
 
     @classmethod
     def _from_source(cls, source, region, endpoint, transform, s3client_config, reader_constructor, options):

@@ -67,7 +67,9 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int, got {seed!r}")
         if isinstance(shuffle_buffer_size, bool) or not isinstance(shuffle_buffer_size, int) or shuffle_buffer_size < 0:
-            raise ValueError(f"shuffle_buffer_size must be a non-negative int (0 for none), got {shuffle_buffer_size!r}")
+            raise ValueError(
+                f"shuffle_buffer_size must be a non-negative int (0 for none), got {shuffle_buffer_size!r}"
+            )
         if shard_format not in SHARD_FORMATS:
             raise ValueError(f"shard_format must be one of {SHARD_FORMATS}, got {shard_format!r}")
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
@@ -157,7 +159,10 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
             shards = ((p, _TarShard(self, item), _listed_size(item)) for p, item in items)
             for position, shard in self._read_ahead(shards):
                 samples = _epoch_order.shuffled_samples(
-                    shard.samples(), self._settings.shuffle_buffer_size, seed=self._settings.seed, epoch=epoch,
+                    shard.samples(),
+                    self._settings.shuffle_buffer_size,
+                    seed=self._settings.seed,
+                    epoch=epoch,
                     position=position,
                 )
                 yield position, samples

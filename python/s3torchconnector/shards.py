@@ -37,8 +37,18 @@ from .shard_writer import (
 SHARD_NAME = "shard-%06d.tar"
 _EXAMPLES = 5  # invalid objects named in an error
 
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
 
 
@@ -84,8 +94,14 @@ def pack(
             f"the destination {destination_uri} is inside the source {source_uri}: the shards would be packed too"
         )
     pattern = f"s3://{destination_bucket}/{destination.replace('%', '%%')}{SHARD_NAME}"
-    writer = ShardWriter(pattern, max_size=shard_size, max_count=max_count, region=region, endpoint=endpoint,
-                         s3client_config=s3client_config)  # its arguments are checked before any request
+    writer = ShardWriter(
+        pattern,
+        max_size=shard_size,
+        max_count=max_count,
+        region=region,
+        endpoint=endpoint,
+        s3client_config=s3client_config,
+    )  # its arguments are checked before any request
     client = S3Client(
         region, endpoint=endpoint, user_agent=UserAgent(["md/shards#pack"]), s3client_config=s3client_config
     )
@@ -101,7 +117,7 @@ def pack(
         region, get_dataset_objects=_Packable(bucket, prefix), endpoint=endpoint, s3client_config=s3client_config
     )
     with writer:
-        readers = ((reader.key[len(prefix):], reader) for reader in dataset)
+        readers = ((reader.key[len(prefix) :], reader) for reader in dataset)
         for key, fields in grouped(readers):
             sample = {"__key__": key}
             for extension, reader in fields:
@@ -122,7 +138,7 @@ def _check_names(client: S3Client, bucket: str, prefix: str, skip_invalid: bool,
         nonlocal objects
         for page in client.list_objects(bucket, prefix):
             for info in page.object_info:
-                name = info.key[len(prefix):]
+                name = info.key[len(prefix) :]
                 if name.endswith("/"):
                     continue  # a "folder" marker, not a file
                 objects += 1
@@ -172,7 +188,7 @@ class _Packable:
     def __call__(self, client: S3Client) -> Iterator[S3BucketKeyData]:
         for page in client.list_objects(self.bucket, self.prefix):
             for info in page.object_info:
-                name = info.key[len(self.prefix):]
+                name = info.key[len(self.prefix) :]
                 if not name.endswith("/") and member_problem(name) is None:
                     yield S3BucketKeyData(self.bucket, info.key, info)
 
@@ -246,22 +262,39 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     pack_parser.add_argument("source", help="s3://bucket/prefix/ of the objects")
     pack_parser.add_argument("destination", help="s3://bucket/prefix/ for the shards")
-    pack_parser.add_argument("--shard-size", type=_size_argument, default=DEFAULT_MAX_SIZE,
-                             help="largest shard, e.g. 256MiB, 64MB, 1GiB, or bytes (default 256MiB)")
-    pack_parser.add_argument("--max-count", type=int, default=DEFAULT_MAX_COUNT,
-                             help=f"most samples in a shard (default {DEFAULT_MAX_COUNT})")
-    pack_parser.add_argument("--skip-invalid", action="store_true",
-                             help="leave out objects that cannot be part of a sample (no extension...) "
-                             "instead of failing")
+    pack_parser.add_argument(
+        "--shard-size",
+        type=_size_argument,
+        default=DEFAULT_MAX_SIZE,
+        help="largest shard, e.g. 256MiB, 64MB, 1GiB, or bytes (default 256MiB)",
+    )
+    pack_parser.add_argument(
+        "--max-count",
+        type=int,
+        default=DEFAULT_MAX_COUNT,
+        help=f"most samples in a shard (default {DEFAULT_MAX_COUNT})",
+    )
+    pack_parser.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="leave out objects that cannot be part of a sample (no extension...) instead of failing",
+    )
     pack_parser.add_argument("--region", default="us-east-1")
     pack_parser.add_argument("--endpoint", default=None)
     args = parser.parse_args(argv)
 
     progress = TerminalProgress("{}") if sys.stderr.isatty() else None
     try:
-        result = pack(args.source, args.destination, region=args.region, endpoint=args.endpoint,
-                      shard_size=args.shard_size, max_count=args.max_count, skip_invalid=args.skip_invalid,
-                      progress=progress)
+        result = pack(
+            args.source,
+            args.destination,
+            region=args.region,
+            endpoint=args.endpoint,
+            shard_size=args.shard_size,
+            max_count=args.max_count,
+            skip_invalid=args.skip_invalid,
+            progress=progress,
+        )
     except (ValueError, TypeError, S3Exception) as error:
         if progress is not None:
             progress.done()

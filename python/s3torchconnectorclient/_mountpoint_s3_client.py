@@ -143,7 +143,9 @@ class MountpointS3Client(_RawClientSettings):
         check_key(key)
         return self._s3client._client.put_object(bucket, key, storage_class or "")
 
-    def list_objects(self, bucket: str, prefix: str = "", delimiter: str = "", max_keys: int = 1000) -> ListObjectStream:
+    def list_objects(
+        self, bucket: str, prefix: str = "", delimiter: str = "", max_keys: int = 1000
+    ) -> ListObjectStream:
         return self._s3client.list_objects(bucket, prefix, delimiter, max_keys)
 
     def head_object(self, bucket: str, key: str) -> HeadObjectResult:

@@ -77,7 +77,9 @@ def main():
             + datasets("iterable-shuffled", "iterable", endpoint, uri, shuffle=True, seed=3, shuffle_buffer_size=2)
         )
         for kind, built in (("iterable", iterable), ("map", datasets("map", "map", endpoint, uri))):
-            seen += [[f"{case}-{num_workers}", *rest] for case, *rest in read_all(kind, built, num_workers, start_method)]
+            seen += [
+                [f"{case}-{num_workers}", *rest] for case, *rest in read_all(kind, built, num_workers, start_method)
+            ]
     print(json.dumps(seen))
     torch.distributed.destroy_process_group()
 

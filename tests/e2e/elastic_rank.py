@@ -35,8 +35,14 @@ def main():
     torch.distributed.init_process_group("gloo")
     rank = torch.distributed.get_rank()
     dataset = S3IterableDataset.from_prefix(
-        f"s3://{bucket}/data/", region="us-east-1", endpoint=endpoint, transform=key_of,
-        enable_sharding=True, shuffle=True, seed=21, shuffle_buffer_size=4,
+        f"s3://{bucket}/data/",
+        region="us-east-1",
+        endpoint=endpoint,
+        transform=key_of,
+        enable_sharding=True,
+        shuffle=True,
+        seed=21,
+        shuffle_buffer_size=4,
     )
     options = dict(batch_size=3, collate_fn=keep_list, multiprocessing_context="fork")
     if phase == "before":

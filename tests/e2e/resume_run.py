@@ -37,11 +37,20 @@ def keep_list(batch):
 
 def loader(endpoint, bucket, workers, method, shuffle):
     dataset = S3IterableDataset.from_prefix(
-        f"s3://{bucket}/data/", region=REGION, endpoint=endpoint, transform=key_of,
-        enable_sharding=True, shuffle=shuffle, seed=13, shuffle_buffer_size=3 if shuffle else 0,
+        f"s3://{bucket}/data/",
+        region=REGION,
+        endpoint=endpoint,
+        transform=key_of,
+        enable_sharding=True,
+        shuffle=shuffle,
+        seed=13,
+        shuffle_buffer_size=3 if shuffle else 0,
     )
     return StatefulDataLoader(
-        dataset, batch_size=4, collate_fn=keep_list, num_workers=workers,
+        dataset,
+        batch_size=4,
+        collate_fn=keep_list,
+        num_workers=workers,
         multiprocessing_context=None if method == "none" else method,
     )
 

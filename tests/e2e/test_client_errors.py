@@ -400,6 +400,7 @@ def test_not_s3_multipart_put(html_client):
 
 # ---------------------------------------------------------------- bad arguments, refused before any request
 
+
 # A client whose every request would fail with an S3Exception: a TypeError/ValueError proves that
 # the argument was rejected before anything was sent.
 @pytest.fixture(scope="module")
@@ -526,8 +527,13 @@ def test_bad_endpoint(endpoint):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"part_size": PART - 1}, {"part_size": 0}, {"max_attempts": 0}, {"throughput_target_gbps": 0},
-     {"unsigned": True, "requester_pays": True}],
+    [
+        {"part_size": PART - 1},
+        {"part_size": 0},
+        {"max_attempts": 0},
+        {"throughput_target_gbps": 0},
+        {"unsigned": True, "requester_pays": True},
+    ],
 )
 def test_bad_config_values(kwargs):
     with pytest.raises(ValueError):
@@ -536,8 +542,15 @@ def test_bad_config_values(kwargs):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"part_size": float(PART)}, {"part_size": str(PART)}, {"max_attempts": 2.0}, {"unsigned": 1},
-     {"force_path_style": "yes"}, {"profile": 5}, {"requester_pays": None}],
+    [
+        {"part_size": float(PART)},
+        {"part_size": str(PART)},
+        {"max_attempts": 2.0},
+        {"unsigned": 1},
+        {"force_path_style": "yes"},
+        {"profile": 5},
+        {"requester_pays": None},
+    ],
 )
 def test_bad_config_types(kwargs):
     with pytest.raises(TypeError):

@@ -62,8 +62,16 @@ def test_client_in_child_processes(s3, client, method):
     processes = [
         context.Process(
             target=child_read_write,
-            args=(client, s3.bucket, "from-parent", hashlib.sha256(source).hexdigest(), len(source),
-                  f"from-child-{i}", PART + 1000 * (i + 1), 100 + i),
+            args=(
+                client,
+                s3.bucket,
+                "from-parent",
+                hashlib.sha256(source).hexdigest(),
+                len(source),
+                f"from-child-{i}",
+                PART + 1000 * (i + 1),
+                100 + i,
+            ),
         )
         for i in range(children)
     ]
@@ -94,7 +102,11 @@ def test_client_pickles_without_its_native_client(client, s3):
     s3.put("k", b"pickled")
     assert client.get_object(s3.bucket, "k").read() == b"pickled"
     copy = pickle.loads(pickle.dumps(client))
-    assert (copy.region, copy.endpoint, copy.s3client_config) == (client.region, client.endpoint, client.s3client_config)
+    assert (copy.region, copy.endpoint, copy.s3client_config) == (
+        client.region,
+        client.endpoint,
+        client.s3client_config,
+    )
     assert copy.get_object(s3.bucket, "k").read() == b"pickled"
     assert client.get_object(s3.bucket, "k").read() == b"pickled"
 
@@ -209,7 +221,9 @@ def test_a_fork_while_the_client_lock_is_held_does_not_hang_the_child(s3):
             os._exit(0 if client.get_object(sys.argv[2], "k").read() == b"forked" else 3)
         print("child exit code", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
         """,
-        s3.endpoint, s3.bucket, timeout=SUBPROCESS_TIMEOUT,
+        s3.endpoint,
+        s3.bucket,
+        timeout=SUBPROCESS_TIMEOUT,
     )
     assert result.returncode == 0, result.stderr
     assert "child exit code 0" in result.stdout, result.stderr
@@ -238,7 +252,10 @@ def test_a_fork_while_a_reader_lands_in_the_background(s3):
         landing.seek(0)
         print("parent read", hashlib.sha256(landing.read()).hexdigest() == sys.argv[3])
         """,
-        s3.endpoint, s3.bucket, hashlib.sha256(data).hexdigest(), timeout=SUBPROCESS_TIMEOUT,
+        s3.endpoint,
+        s3.bucket,
+        hashlib.sha256(data).hexdigest(),
+        timeout=SUBPROCESS_TIMEOUT,
     )
     assert result.returncode == 0, result.stderr
     assert "child exit code 0" in result.stdout and "parent read True" in result.stdout, result.stderr
@@ -289,7 +306,10 @@ def test_ctrl_c_interrupts_a_stalled_request():
     arguments = [a for op, server in zip(INTERRUPTED_OPERATIONS, servers) for a in (op, server.endpoint)]
     process = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(INTERRUPTED), *arguments],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
     )
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line.strip()) for line in process.stdout], daemon=True).start()
@@ -431,7 +451,8 @@ def test_exit_while_daemon_threads_waits_end_during_finalization():
             result = run_python(EXIT_AS_WAITS_END, server.endpoint, server.control_port, timeout=SUBPROCESS_TIMEOUT)
             assert "exiting" in result.stdout, f"run {run}: {result.stderr}"
             assert result.returncode == 0 and "terminate" not in result.stderr, (
-                f"run {run}: exit code {result.returncode}\n{result.stderr[-3000:]}")
+                f"run {run}: exit code {result.returncode}\n{result.stderr[-3000:]}"
+            )
         assert server.cuts == runs, "the finalization hook did not cut the connections"
     finally:
         server.close()
@@ -488,8 +509,10 @@ def test_exit_while_daemon_threads_requests_complete(s3):
     s3.put("small", os.urandom(2 * MIB))
     s3.put("big", os.urandom(12 * MIB))
     for run in range(8):  # each exits at another moment of the threads' requests
-        result = run_python(EXIT_WITH_REQUESTS_COMPLETING, s3.endpoint, s3.bucket, 0.04 * run,
-                            timeout=SUBPROCESS_TIMEOUT)
+        result = run_python(
+            EXIT_WITH_REQUESTS_COMPLETING, s3.endpoint, s3.bucket, 0.04 * run, timeout=SUBPROCESS_TIMEOUT
+        )
         assert "exiting" in result.stdout, f"run {run}: {result.stderr}"
         assert result.returncode == 0 and "terminate" not in result.stderr, (
-            f"run {run}: exit code {result.returncode}\n{result.stderr[-3000:]}")
+            f"run {run}: exit code {result.returncode}\n{result.stderr[-3000:]}"
+        )

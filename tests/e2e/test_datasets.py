@@ -236,9 +236,7 @@ def test_iterable_dataset_sharding_without_workers_yields_everything(s3):
 def test_iterable_dataset_sharding_splits_objects_across_dataloader_workers(s3):
     objects = _upload(s3, n=21)
     dataset = _iterable(s3, transform=key_and_bytes, enable_sharding=True)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=None, num_workers=2, multiprocessing_context="fork"
-    )
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=2, multiprocessing_context="fork")
     samples = list(loader)
     assert sorted(key for key, _ in samples) == sorted(objects)  # each exactly once
     assert dict(samples) == objects

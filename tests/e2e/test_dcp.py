@@ -197,9 +197,7 @@ def test_partial_load_fetches_only_the_model_bytes(s3, monkeypatch):
     dcp.load(target, storage_reader=reader)
     _assert_equal(model.state_dict(), target["model"])
 
-    planned = sum(
-        info.length for index, info in reader.storage_data.items() if index.fqn.startswith("model.")
-    )
+    planned = sum(info.length for index, info in reader.storage_data.items() if index.fqn.startswith("model."))
     fetched = gets.bytes_of(data_key, file_size)
     assert gets.of("partial/.metadata") == [(None, None)]  # read whole, sequentially
     assert all(start is not None for start, _ in gets.of(data_key)), "the data file was fetched whole"
@@ -212,7 +210,9 @@ def test_partial_load_fetches_only_the_model_bytes(s3, monkeypatch):
 
     # The sequential reader, for contrast, downloads the whole file.
     gets.calls.clear()
-    sequential = S3StorageReader(REGION, path, endpoint=s3.endpoint, reader_constructor=S3ReaderConstructor.sequential())
+    sequential = S3StorageReader(
+        REGION, path, endpoint=s3.endpoint, reader_constructor=S3ReaderConstructor.sequential()
+    )
     dcp.load({"model": _model_and_optimizer(2, width=256)[0].state_dict()}, storage_reader=sequential)
     assert gets.bytes_of(data_key, file_size) == file_size
 
@@ -521,8 +521,9 @@ def test_save_without_collectives_writes_its_own_metadata(s3, monkeypatch):
 
 
 def _rank_saves_without_collectives(rank, endpoint, bucket, init_file):
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2,
-                            timeout=timedelta(seconds=60))
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=2, timeout=timedelta(seconds=60)
+    )
     try:
         state = {f"rank{rank}": torch.full((64,), float(rank + 1))}
         writer = S3StorageWriter(REGION, f"s3://{bucket}/nocoll", endpoint=endpoint)
@@ -535,10 +536,14 @@ def _rank_saves_without_collectives(rank, endpoint, bucket, init_file):
 def test_two_ranks_without_collectives_write_their_own_data_files(s3, tmp_path):
     """Each rank plans alone without collectives: its data files must carry its own rank's prefix,
     or one rank overwrites the other's data and its metadata names the wrong file."""
-    mp.spawn(_rank_saves_without_collectives, args=(s3.endpoint, s3.bucket, str(tmp_path / "init")), nprocs=2,
-             join=True)
+    mp.spawn(
+        _rank_saves_without_collectives, args=(s3.endpoint, s3.bucket, str(tmp_path / "init")), nprocs=2, join=True
+    )
     assert sorted(s3.keys("nocoll/")) == [
-        "nocoll/__0.metadata", "nocoll/__0_0.distcp", "nocoll/__1.metadata", "nocoll/__1_0.distcp",
+        "nocoll/__0.metadata",
+        "nocoll/__0_0.distcp",
+        "nocoll/__1.metadata",
+        "nocoll/__1_0.distcp",
     ]
     for rank in (0, 1):
         target = {f"rank{rank}": torch.zeros(64)}
@@ -659,7 +664,7 @@ def test_optional_extras_fail_with_an_install_hint():
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[0].startswith("lightning ") and 'pip install "s3torchconnector[lightning]"' in lines[0]
-    assert lines[1].startswith("dcp ") and 's3torchconnector[dcp]' in lines[1]
+    assert lines[1].startswith("dcp ") and "s3torchconnector[dcp]" in lines[1]
 
 
 # ---- two ranks ----
@@ -678,7 +683,9 @@ def _rank_main(rank: int, endpoint: str, bucket: str, init_file: str) -> None:
 
         model, optimizer = _model_and_optimizer(0)
         state = {"model": model.state_dict(), "optim": optimizer.state_dict()}
-        dcp.async_save(state, storage_writer=S3StorageWriter(REGION, f"s3://{bucket}/async", endpoint=endpoint)).result()
+        dcp.async_save(
+            state, storage_writer=S3StorageWriter(REGION, f"s3://{bucket}/async", endpoint=endpoint)
+        ).result()
         fresh, _ = _model_and_optimizer(1)
         target = {"model": fresh.state_dict()}
         dcp.load(target, storage_reader=S3StorageReader(REGION, f"s3://{bucket}/async", endpoint=endpoint))

@@ -175,7 +175,9 @@ SOAK_THREAD_GROWTH = 2
 
 # Alternates the two GET paths: the sequential reader (the whole body into one buffer) and the
 # range-based reader without a buffer (a ranged GET streamed into the caller's buffer).
-SOAK = HEAP_IN_USE + """
+SOAK = (
+    HEAP_IN_USE
+    + """
     import gc, hashlib, json, os, sys
     from concurrent.futures import ThreadPoolExecutor
     from s3torchconnector import S3ReaderConstructor
@@ -218,6 +220,7 @@ SOAK = HEAP_IN_USE + """
             samples.append(sample(min(total, start + 6000)))
     print(json.dumps(samples))
 """
+)
 
 
 def test_twenty_thousand_gets_keep_memory_and_descriptors_flat(s3, tmp_path):
@@ -248,7 +251,9 @@ CLIENTS = 200
 # Releases in the CRT finish on its own threads after the last reference goes: poll until they have.
 SETTLE_DEADLINE = 15
 
-CLIENT_CHURN = HEAP_IN_USE + """
+CLIENT_CHURN = (
+    HEAP_IN_USE
+    + """
     import gc, json, os, sys, time
     from s3torchconnector._s3client import S3Client
 
@@ -283,6 +288,7 @@ CLIENT_CHURN = HEAP_IN_USE + """
     after = settled(lambda history: all(history[-1][k] <= before[k] for k in history[-1]))
     print(json.dumps({"before": before, "peak": peak, "after": after}))
 """
+)
 CLIENT_THREAD_SLACK = 1
 CLIENT_FD_SLACK = 1
 # Dropping 200 clients leaves the heap within 0.3 MiB; 200 native clients never freed hold 6 MiB.
@@ -379,8 +385,16 @@ EXIT_WITH_WORKERS_IN_FLIGHT = """
             WORKERS.extend(multiprocessing.active_children())
             print("main exits with", [w.pid for w in WORKERS], flush=True)
 """
-CRASH_MARKERS = ("Traceback", "Exception ignored", "Fatal Python error", "Segmentation fault",
-                 "terminate called", "Aborted", "core dumped", "ERROR")
+CRASH_MARKERS = (
+    "Traceback",
+    "Exception ignored",
+    "Fatal Python error",
+    "Segmentation fault",
+    "terminate called",
+    "Aborted",
+    "core dumped",
+    "ERROR",
+)
 
 
 @pytest.fixture(scope="module")
@@ -405,12 +419,21 @@ def half_read_objects(s3_endpoint):
     [("fork", "falls-off-the-end"), ("spawn", "sys.exit")],
     ids=["fork-falls-off-the-end", "spawn-sys.exit-in-the-loop"],
 )
-def test_exit_with_requests_in_flight_in_dataloader_workers(s3_endpoint, half_read_objects, tmp_path,
-                                                            start_method, exit_how):
+def test_exit_with_requests_in_flight_in_dataloader_workers(
+    s3_endpoint, half_read_objects, tmp_path, start_method, exit_how
+):
     s3, bucket = half_read_objects
     prefix = f"unfinished/{start_method}/"
-    result = run_python(EXIT_WITH_WORKERS_IN_FLIGHT, s3_endpoint, bucket, start_method, exit_how, prefix,
-                        timeout=SUBPROCESS_DEADLINE, path=tmp_path / "exit_with_workers_in_flight.py")
+    result = run_python(
+        EXIT_WITH_WORKERS_IN_FLIGHT,
+        s3_endpoint,
+        bucket,
+        start_method,
+        exit_how,
+        prefix,
+        timeout=SUBPROCESS_DEADLINE,
+        path=tmp_path / "exit_with_workers_in_flight.py",
+    )
     output = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-5000:]}"
     assert result.returncode == 0, output
     crashes = [line for line in result.stderr.splitlines() if any(marker in line for marker in CRASH_MARKERS)]

@@ -10,7 +10,10 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 def test_metrics_example_prints_what_the_workers_did():
     result = subprocess.run(
         [sys.executable, "metrics.py", "--samples", "60", "--workers", "2"],
-        cwd=EXAMPLES, capture_output=True, text=True, timeout=300,
+        cwd=EXAMPLES,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.strip()}

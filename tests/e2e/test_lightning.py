@@ -217,8 +217,9 @@ def test_async_checkpoint_io(s3fs_endpoint):
     s3 = s3fs_endpoint
     plugin = S3LightningCheckpoint(s3.region, endpoint=s3.endpoint)
     async_plugin = AsyncCheckpointIO(plugin)
-    callback = ModelCheckpoint(dirpath=s3.uri("async"), filename="{epoch}", every_n_epochs=1, save_top_k=1,
-                               monitor="epoch", mode="max")
+    callback = ModelCheckpoint(
+        dirpath=s3.uri("async"), filename="{epoch}", every_n_epochs=1, save_top_k=1, monitor="epoch", mode="max"
+    )
     torch.manual_seed(0)
     model = TinyModule()
     trainer = _trainer(2, async_plugin, [callback], default_root_dir=s3.uri("async"))
@@ -232,8 +233,12 @@ def test_async_checkpoint_io(s3fs_endpoint):
 
     # Resume through the async wrapper too (loads are synchronous).
     start = RecordStart()
-    trainer = _trainer(3, AsyncCheckpointIO(S3LightningCheckpoint(s3.region, endpoint=s3.endpoint)), [start],
-                       enable_checkpointing=False)
+    trainer = _trainer(
+        3,
+        AsyncCheckpointIO(S3LightningCheckpoint(s3.region, endpoint=s3.endpoint)),
+        [start],
+        enable_checkpointing=False,
+    )
     trainer.fit(TinyModule(), _loader(), ckpt_path=s3.uri("async/epoch=1.ckpt"))
     assert start.epoch == 2
     _assert_same_weights(saved["state_dict"], start.weights)

@@ -157,8 +157,17 @@ def _run_phase(s3, tmp_path, phase: str) -> dict:
     """Runs SCRIPT's phase in a new interpreter; what each run's training steps saw, by run."""
     out = tmp_path / f"{phase}.json"
     result = run_python(
-        SCRIPT, s3.endpoint, s3.bucket, phase, out, BATCH, STOP_AFTER, EPOCHS, SEED,
-        timeout=TIMEOUT, path=tmp_path / f"{phase}.py",
+        SCRIPT,
+        s3.endpoint,
+        s3.bucket,
+        phase,
+        out,
+        BATCH,
+        STOP_AFTER,
+        EPOCHS,
+        SEED,
+        timeout=TIMEOUT,
+        path=tmp_path / f"{phase}.py",
     )
     assert result.returncode == 0, result.stderr[-5000:]
     return json.loads(out.read_text())
@@ -228,7 +237,7 @@ def test_resume_with_a_batch_training_step_misses_only_the_prefetched_batch(runs
     the checkpoint was written; the rest, and the next epoch, are the uninterrupted run's."""
     _, first, resumed = runs
     uninterrupted = first["uninterrupted"]
-    assert resumed["batch"] == uninterrupted[STOP_AFTER + 1:]
+    assert resumed["batch"] == uninterrupted[STOP_AFTER + 1 :]
     trained = _numbers(_epoch(first["batch"], 0) + _epoch(resumed["batch"], 0))
     assert len(trained) == len(set(trained)) == N_OBJECTS - BATCH  # each at most once in epoch 0
     assert set(range(N_OBJECTS)) - set(trained) == set(uninterrupted[STOP_AFTER][1])

@@ -51,10 +51,13 @@ def targets(text: str) -> set:
 def test_debug_logs_write_crt_lines_to_stderr(s3, monkeypatch):
     s3.put("k", b"x" * 1000)
     monkeypatch.setenv(DEBUG_LOGS_VARIABLE, "debug")
-    result = run("""
+    result = run(
+        """
     assert get("k") == b"x" * 1000
     print(_logging.native_log_level())
-    """, s3)
+    """,
+        s3,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["debug"]
     found = targets(result.stderr)
@@ -66,9 +69,12 @@ def test_debug_logs_write_crt_lines_to_stderr(s3, monkeypatch):
 def test_awscrt_off_leaves_no_crt_lines(s3, monkeypatch):
     s3.put("k", b"x" * 1000)
     monkeypatch.setenv(DEBUG_LOGS_VARIABLE, "debug,awscrt=off")
-    result = run("""
+    result = run(
+        """
     assert get("k") == b"x" * 1000
-    """, s3)
+    """,
+        s3,
+    )
     assert result.returncode == 0, result.stderr
     assert targets(result.stderr) == {"s3torchconnectorclient"}, result.stderr[-3000:]
     assert "awscrt" not in result.stderr
@@ -77,9 +83,12 @@ def test_awscrt_off_leaves_no_crt_lines(s3, monkeypatch):
 def test_one_subject_more_detailed_than_the_rest(s3, monkeypatch):
     s3.put("k", b"x" * 1000)
     monkeypatch.setenv(DEBUG_LOGS_VARIABLE, "error,awscrt::S3MetaRequest=trace,s3torchconnectorclient=off")
-    result = run("""
+    result = run(
+        """
     assert get("k") == b"x" * 1000
-    """, s3)
+    """,
+        s3,
+    )
     assert result.returncode == 0, result.stderr
     levels_by_target = {}
     for level, target in LINE.findall(result.stderr):
@@ -95,9 +104,12 @@ def test_logs_dir_gets_hourly_files_instead_of_stderr(s3, monkeypatch, tmp_path)
     folder = tmp_path / "logs" / "nested"  # made when missing, as the original does
     monkeypatch.setenv(DEBUG_LOGS_VARIABLE, "debug")
     monkeypatch.setenv(LOGS_DIR_VARIABLE, str(folder))
-    result = run("""
+    result = run(
+        """
     assert get("k") == b"x" * 1000
-    """, s3)
+    """,
+        s3,
+    )
     assert result.returncode == 0, result.stderr
     assert not LINE.search(result.stderr), result.stderr[-3000:]
     files = sorted(os.listdir(folder))
@@ -114,25 +126,32 @@ def test_logs_dir_that_cannot_be_made_is_a_clear_error(s3, monkeypatch, tmp_path
     blocker.write_text("not a folder")
     monkeypatch.setenv(DEBUG_LOGS_VARIABLE, "debug")
     monkeypatch.setenv(LOGS_DIR_VARIABLE, str(blocker / "logs"))
-    result = run("""
+    result = run(
+        """
     try:
         get("k")
     except ValueError as error:
         print(error)
-    """, s3)
+    """,
+        s3,
+    )
     assert result.returncode == 0, result.stderr
     assert LOGS_DIR_VARIABLE in result.stdout and "a-file" in result.stdout, result.stdout
 
 
-@pytest.mark.parametrize("value, directive", [
-    ("debug,awscrt=loud", "awscrt=loud"),
-    ("invalid123.&/?", "invalid123.&/?"),
-    ("=debug", "=debug"),
-])
+@pytest.mark.parametrize(
+    "value, directive",
+    [
+        ("debug,awscrt=loud", "awscrt=loud"),
+        ("invalid123.&/?", "invalid123.&/?"),
+        ("=debug", "=debug"),
+    ],
+)
 def test_bad_filter_is_a_value_error_naming_the_variable_and_directive(s3, monkeypatch, value, directive):
     s3.put("k", b"x")
     monkeypatch.setenv(DEBUG_LOGS_VARIABLE, value)
-    result = run("""
+    result = run(
+        """
     for attempt in range(2):  # nothing is half set up: each client made raises the same
         try:
             get("k")
@@ -140,7 +159,9 @@ def test_bad_filter_is_a_value_error_naming_the_variable_and_directive(s3, monke
         except ValueError as error:
             print(json.dumps(str(error)))
     print(_native.log_level())
-    """, s3)
+    """,
+        s3,
+    )
     assert result.returncode == 0, result.stderr
     *errors, level = result.stdout.splitlines()
     assert len(errors) == 2 and errors[0] == errors[1], result.stdout
@@ -154,7 +175,8 @@ def test_bad_filter_is_a_value_error_naming_the_variable_and_directive(s3, monke
 
 def test_python_logging_at_debug_shows_what_the_crt_did(s3):
     s3.put("k", b"x" * 1000)
-    result = run("""
+    result = run(
+        """
     records = []
 
     class Keep(logging.Handler):
@@ -171,7 +193,9 @@ def test_python_logging_at_debug_shows_what_the_crt_did(s3):
         "native_threads": all(r.threadName == f"native-{r.thread}" for r in native),
         "level": _logging.native_log_level(),
     }))
-    """, s3)
+    """,
+        s3,
+    )
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)
     assert "s3torchconnector.crt.S3MetaRequest" in seen["names"], seen
@@ -183,7 +207,8 @@ def test_python_logging_at_debug_shows_what_the_crt_did(s3):
 
 def test_python_trace_level_and_one_logger_configured(s3):
     s3.put("k", b"x" * 1000)
-    result = run("""
+    result = run(
+        """
     records = []
 
     class Keep(logging.Handler):
@@ -196,7 +221,9 @@ def test_python_trace_level_and_one_logger_configured(s3):
     assert get("k") == b"x" * 1000
     _logging.flush(None)
     print(json.dumps(sorted({(r.name, r.levelname) for r in records})))
-    """, s3)
+    """,
+        s3,
+    )
     assert result.returncode == 0, result.stderr
     seen = {tuple(pair) for pair in json.loads(result.stdout)}
     assert {name for name, _ in seen} == {"s3torchconnector.crt.S3MetaRequest"}, seen
@@ -205,13 +232,16 @@ def test_python_trace_level_and_one_logger_configured(s3):
 
 def test_nothing_is_logged_when_nothing_asks(s3):
     s3.put("k", b"x" * 1000)
-    result = run("""
+    result = run(
+        """
     logging.basicConfig(level=logging.INFO)  # an application's usual setting: not enough on its own
     assert get("k") == b"x" * 1000
     print(_native.log_level(), _logging.native_log_level())
     records, dropped, _ = _native.take_log_records(False)
     print(len(records), dropped)
-    """, s3)
+    """,
+        s3,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["0 off", "0 0"]
     assert "s3torchconnector" not in result.stderr and "awscrt" not in result.stderr, result.stderr
@@ -219,7 +249,8 @@ def test_nothing_is_logged_when_nothing_asks(s3):
 
 def test_overflow_is_dropped_and_counted_not_blocking(s3):
     s3.put("k", b"x" * 1000)
-    result = run("""
+    result = run(
+        """
     import threading
     release = threading.Event()
     warnings = []
@@ -241,7 +272,9 @@ def test_overflow_is_dropped_and_counted_not_blocking(s3):
     release.set()
     _logging.flush(None)
     print(json.dumps(warnings))
-    """, s3)
+    """,
+        s3,
+    )
     assert result.returncode == 0, result.stderr
     warnings = json.loads(result.stdout)
     assert warnings and all("native log records were dropped" in w for w in warnings), warnings
@@ -255,7 +288,8 @@ def test_forked_dataloader_workers_with_logging_on(s3, monkeypatch, tmp_path):
         s3.put(f"obj/{i}", bytes([i]) * 5000)
     monkeypatch.setenv(DEBUG_LOGS_VARIABLE, "debug")
     monkeypatch.setenv(LOGS_DIR_VARIABLE, str(tmp_path / "logs"))
-    result = run("""
+    result = run(
+        """
     import torch
     from torch.utils.data import DataLoader, Dataset
 
@@ -282,7 +316,9 @@ def test_forked_dataloader_workers_with_logging_on(s3, monkeypatch, tmp_path):
     rows = [row.tolist() for row in loader]
     assert [row[:2] for row in rows] == [[i, 5000] for i in range(8)], rows
     print(json.dumps(sorted({row[2] for row in rows})))
-    """, s3)
+    """,
+        s3,
+    )
     assert result.returncode == 0, result.stderr
     workers = json.loads(result.stdout)
     assert len(workers) == 2
@@ -296,7 +332,8 @@ def test_forks_while_crt_threads_log(s3, monkeypatch):
     # still be able to log and exit.
     s3.put("k", b"x" * 1000)
     monkeypatch.setenv(DEBUG_LOGS_VARIABLE, "trace")
-    result = run("""
+    result = run(
+        """
     import threading
     logging.basicConfig(level=_logging.TRACE, handlers=[logging.NullHandler()])
     stop = threading.Event()
@@ -325,7 +362,9 @@ def test_forks_while_crt_threads_log(s3, monkeypatch):
     for thread in threads:
         thread.join()
     print(failures)
-    """, s3)
+    """,
+        s3,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["0"]
 
@@ -334,7 +373,8 @@ def test_exit_with_requests_in_flight_and_logging_on(s3, monkeypatch):
     # The CRT keeps logging while the interpreter shuts down, with the drain thread waiting for records.
     s3.put("big", os.urandom(20 * 1024 * 1024))
     monkeypatch.setenv(DEBUG_LOGS_VARIABLE, "trace")
-    result = run("""
+    result = run(
+        """
     logging.basicConfig(level=_logging.TRACE, handlers=[logging.NullHandler()])
     whole = client._get_object_stream(bucket, "big")
     streaming = client._get_object_stream(bucket, "big", 0, None)
@@ -342,7 +382,9 @@ def test_exit_with_requests_in_flight_and_logging_on(s3, monkeypatch):
     writer = client.put_object(bucket, "unfinished")
     writer.write(b"x" * (12 * 1024 * 1024))
     print("exiting with requests and the log drain in flight", flush=True)
-    """, s3)
+    """,
+        s3,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "exiting" in result.stdout
 
@@ -350,41 +392,53 @@ def test_exit_with_requests_in_flight_and_logging_on(s3, monkeypatch):
 # ---------------------------------------------------------------- the filter syntax
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("info", {"awscrt::S3Client": 4, "s3torchconnectorclient": 4, "mountpoint_s3_client": 4}),
-    ("DEBUG", {"awscrt::S3Client": 5}),
-    ("debug,awscrt=off", {"awscrt::S3Client": 0, "awscrt::dns": 0, "s3torchconnectorclient": 5}),
-    ("trace,awscrt=error", {"awscrt::S3Client": 2, "s3torchconnectorclient": 6}),
-    ("awscrt=warn", {"awscrt::S3Client": 3, "s3torchconnectorclient": 0}),
-    ("warn,awscrt=off,awscrt::S3MetaRequest=debug", {"awscrt::S3MetaRequest": 5, "awscrt::S3Client": 0,
-                                                     "s3torchconnectorclient": 3}),
-    ("off", {"awscrt::S3Client": 0, "s3torchconnectorclient": 0}),
-    ("3", {"awscrt::S3Client": 4}),
-    ("awscrt", {"awscrt::S3Client": 6, "s3torchconnectorclient": 0}),
-    (" debug , mountpoint_s3_client=info ", {"awscrt::S3Client": 5}),
-    ("", {"awscrt::S3Client": 2}),
-    ("info,[request{id}]=trace", {"awscrt::S3Client": 4}),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("info", {"awscrt::S3Client": 4, "s3torchconnectorclient": 4, "mountpoint_s3_client": 4}),
+        ("DEBUG", {"awscrt::S3Client": 5}),
+        ("debug,awscrt=off", {"awscrt::S3Client": 0, "awscrt::dns": 0, "s3torchconnectorclient": 5}),
+        ("trace,awscrt=error", {"awscrt::S3Client": 2, "s3torchconnectorclient": 6}),
+        ("awscrt=warn", {"awscrt::S3Client": 3, "s3torchconnectorclient": 0}),
+        (
+            "warn,awscrt=off,awscrt::S3MetaRequest=debug",
+            {"awscrt::S3MetaRequest": 5, "awscrt::S3Client": 0, "s3torchconnectorclient": 3},
+        ),
+        ("off", {"awscrt::S3Client": 0, "s3torchconnectorclient": 0}),
+        ("3", {"awscrt::S3Client": 4}),
+        ("awscrt", {"awscrt::S3Client": 6, "s3torchconnectorclient": 0}),
+        (" debug , mountpoint_s3_client=info ", {"awscrt::S3Client": 5}),
+        ("", {"awscrt::S3Client": 2}),
+        ("info,[request{id}]=trace", {"awscrt::S3Client": 4}),
+    ],
+)
 def test_filter_syntax(text, expected):
     log_filter = parse_filter(text)
     assert {target: log_filter.level_for(target) for target in expected} == expected
 
 
-@pytest.mark.parametrize("text", ["debug,awscrt=loud", "debug,awscrt=", "a b", "awscrt=debug=x", "info,[unclosed=debug"])
+@pytest.mark.parametrize(
+    "text", ["debug,awscrt=loud", "debug,awscrt=", "a b", "awscrt=debug=x", "info,[unclosed=debug"]
+)
 def test_bad_filter_syntax(text):
     with pytest.raises(ValueError, match=DEBUG_LOGS_VARIABLE):
         parse_filter(text)
 
 
-@pytest.mark.parametrize("settings, expected", [
-    ({}, {}),  # the root at WARNING
-    ({"": logging.INFO}, {}),  # an application's root at INFO: the CRT's INFO chatter stays out
-    ({"": logging.DEBUG}, {"awscrt::S3Client": 5, "s3torchconnectorclient": 5}),
-    ({"s3torchconnector": logging.INFO}, {"awscrt::S3Client": 4, "s3torchconnectorclient": 4}),
-    ({"s3torchconnector.crt.dns": TRACE}, {"awscrt::S3Client": 3, "awscrt::dns": 6}),  # the rest: WARNING
-    ({"": logging.DEBUG, "s3torchconnector.crt": logging.CRITICAL}, {"awscrt::S3Client": 1, "awscrt::dns": 1,
-                                                                      "s3torchconnectorclient": 5}),
-])
+@pytest.mark.parametrize(
+    "settings, expected",
+    [
+        ({}, {}),  # the root at WARNING
+        ({"": logging.INFO}, {}),  # an application's root at INFO: the CRT's INFO chatter stays out
+        ({"": logging.DEBUG}, {"awscrt::S3Client": 5, "s3torchconnectorclient": 5}),
+        ({"s3torchconnector": logging.INFO}, {"awscrt::S3Client": 4, "s3torchconnectorclient": 4}),
+        ({"s3torchconnector.crt.dns": TRACE}, {"awscrt::S3Client": 3, "awscrt::dns": 6}),  # the rest: WARNING
+        (
+            {"": logging.DEBUG, "s3torchconnector.crt": logging.CRITICAL},
+            {"awscrt::S3Client": 1, "awscrt::dns": 1, "s3torchconnectorclient": 5},
+        ),
+    ],
+)
 def test_python_levels_follow_the_loggers(monkeypatch, settings, expected):
     from s3torchconnector import _logging
 

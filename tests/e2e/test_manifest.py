@@ -36,8 +36,10 @@ def options(s3, **more):
 @pytest.mark.parametrize("name", ["manifest.jsonl", "manifests/train.jsonl.gz"])
 def test_write_then_read_a_manifest(s3, objects, name):
     counts = []
-    assert write_manifest(s3.uri("train/"), s3.uri(name), region=s3.region, endpoint=s3.endpoint,
-                          progress=counts.append) == N
+    assert (
+        write_manifest(s3.uri("train/"), s3.uri(name), region=s3.region, endpoint=s3.endpoint, progress=counts.append)
+        == N
+    )
     assert counts[-1] == N
     raw = s3.get(name)
     text = gzip.decompress(raw) if name.endswith(".gz") else raw
@@ -100,13 +102,16 @@ def test_a_resumed_pass_refuses_a_rewritten_manifest(s3, objects):
         (b'{"s3torchconnector_manifest": 1, "bucket": "b"}\n', "lists no objects"),
         (b'{"uri": "s3://b/k"}\nnot json\n', "line 2: not JSON"),
         (b'{"uri": "s3://b/k"}\n[1, 2]\n', "line 2: not a JSON object"),
-        (b'{"key": "k", "size": 1}\n', "line 1: a \"key\" needs a first header line"),
+        (b'{"key": "k", "size": 1}\n', 'line 1: a "key" needs a first header line'),
         (b'{"uri": "https://b/k"}\n', "line 1: .*is not an S3 URI"),
         (b'{"uri": "s3://b"}\n', "line 1: the object key is empty"),
         (b'{"uri": "s3://b/k", "size": -1}\n', "line 1: size must be a non-negative integer"),
         (b'{"uri": "s3://b/k", "etag": 5}\n', "line 1: etag must be a string"),
-        (b'{"size": 1}\n', "line 1: no \"uri\" or \"key\""),
-        (b'{"uri": "s3://b/k"}\n{"s3torchconnector_manifest": 1, "bucket": "b"}\n', "line 2: a header line is only allowed first"),
+        (b'{"size": 1}\n', 'line 1: no "uri" or "key"'),
+        (
+            b'{"uri": "s3://b/k"}\n{"s3torchconnector_manifest": 1, "bucket": "b"}\n',
+            "line 2: a header line is only allowed first",
+        ),
     ],
 )
 def test_bad_manifests_are_refused_before_any_sample(s3, content, message):
@@ -137,9 +142,20 @@ def test_an_empty_prefix_writes_no_manifest(s3):
 
 def test_the_command_writes_a_manifest(s3, objects):
     done = subprocess.run(
-        [sys.executable, "-m", "s3torchconnector.manifest", s3.uri("train/"), s3.uri("cli.jsonl.gz"),
-         "--region", s3.region, "--endpoint", s3.endpoint],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "s3torchconnector.manifest",
+            s3.uri("train/"),
+            s3.uri("cli.jsonl.gz"),
+            "--region",
+            s3.region,
+            "--endpoint",
+            s3.endpoint,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert f"{N} objects" in done.stdout

@@ -184,8 +184,17 @@ def test_stateful_sampler_resumes_mid_epoch_in_a_new_process(bucket, tmp_path, n
     torch.save(saved, tmp_path / "loader_states.pt")
 
     result = run_python(
-        RESUME, endpoint, name, tmp_path / "loader_states.pt", SEED, RANKS, epoch, BATCH, num_workers,
-        timeout=TIMEOUT, path=tmp_path / "resume.py",
+        RESUME,
+        endpoint,
+        name,
+        tmp_path / "loader_states.pt",
+        SEED,
+        RANKS,
+        epoch,
+        BATCH,
+        num_workers,
+        timeout=TIMEOUT,
+        path=tmp_path / "resume.py",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     resumed = {int(rank): runs for rank, runs in json.loads(result.stdout).items()}

@@ -14,7 +14,9 @@ SCRIPT = Path(__file__).with_name("resume_run.py")
 def run_phase(s3, phase, state_dir):
     done = subprocess.run(
         [sys.executable, str(SCRIPT), s3.endpoint, s3.bucket, phase, str(state_dir)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, f"{phase} failed:\n{done.stderr[-4000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -32,5 +34,7 @@ def test_a_new_process_resumes_exactly_where_the_saved_state_stopped(s3, tmp_pat
         assert sorted(key for batch in full for key in batch) == [f"data/{i:03d}" for i in range(30)], case
         assert run["before"] == full[: len(run["before"])], case
         assert run["before"] + after[case]["after"] == full, case
-    shuffled = [[key for batch in run["full"] for key in batch] for case, run in before.items() if "shuffle=True" in case]
+    shuffled = [
+        [key for batch in run["full"] for key in batch] for case, run in before.items() if "shuffle=True" in case
+    ]
     assert shuffled and all(keys != sorted(keys) for keys in shuffled)

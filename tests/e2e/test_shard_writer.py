@@ -44,12 +44,29 @@ def samples_to_write(count):
     written, expected = [], []
     for i in range(count):
         text = f"sample {i}: ß✓"
-        written.append({"__key__": f"train/{i:04d}", "jpg": body(i, 300 * i), "cls": i % 10, "txt": text,
-                        "score.json": bytearray(b'{"p": %d}' % i), "f32": memoryview(numpy.full(3, i, numpy.float32)),
-                        "w": 0.5 + i, "__url__": "metadata: not written"})
-        expected.append({"__key__": f"train/{i:04d}", "jpg": body(i, 300 * i), "cls": str(i % 10).encode(),
-                         "txt": text.encode(), "score.json": b'{"p": %d}' % i,
-                         "f32": numpy.full(3, i, numpy.float32).tobytes(), "w": str(0.5 + i).encode()})
+        written.append(
+            {
+                "__key__": f"train/{i:04d}",
+                "jpg": body(i, 300 * i),
+                "cls": i % 10,
+                "txt": text,
+                "score.json": bytearray(b'{"p": %d}' % i),
+                "f32": memoryview(numpy.full(3, i, numpy.float32)),
+                "w": 0.5 + i,
+                "__url__": "metadata: not written",
+            }
+        )
+        expected.append(
+            {
+                "__key__": f"train/{i:04d}",
+                "jpg": body(i, 300 * i),
+                "cls": str(i % 10).encode(),
+                "txt": text.encode(),
+                "score.json": b'{"p": %d}' % i,
+                "f32": numpy.full(3, i, numpy.float32).tobytes(),
+                "w": str(0.5 + i).encode(),
+            }
+        )
     return written, expected
 
 
@@ -76,7 +93,7 @@ def test_samples_read_back_in_order_across_shards_within_the_limits(s3, max_size
     assert s3.keys("shards/") == [f"shards/train-{n:06d}.tar" for n in range(len(shards))]
     firsts = [destinations.index(shard.uri) for shard in shards]
     for n, shard in enumerate(shards):
-        held = expected[firsts[n]: firsts[n] + shard.samples]
+        held = expected[firsts[n] : firsts[n] + shard.samples]
         assert shard.size == object_size(s3, shard.uri) == sum(map(tar_size, held)) + 1024
         assert shard.samples <= max_count
         assert shard.size <= max_size or shard.samples == 1  # a sample too large for any shard has its own
@@ -229,7 +246,8 @@ def test_a_key_repeated_by_the_next_sample_is_refused(s3):
             writer.write({"__key__": "a/1", "cls": b"2"})  # readers would merge it into the first
         writer.write({"__key__": "a/2", "jpg": b"3"})
     assert [without_urls(sample) for sample in read_back(s3)] == [
-        {"__key__": "a/1", "jpg": b"1"}, {"__key__": "a/2", "jpg": b"3"},
+        {"__key__": "a/1", "jpg": b"1"},
+        {"__key__": "a/2", "jpg": b"3"},
     ]
 
 
@@ -266,8 +284,15 @@ def test_bad_pattern_uris_and_regions_are_refused(s3):
 
 @pytest.mark.parametrize(
     "text, size",
-    [("256MiB", 256 * MIB), ("64MB", 64_000_000), ("1GiB", 1 << 30), ("1000", 1000), ("1.5KiB", 1536),
-     ("2 gb", 2_000_000_000), ("7b", 7)],
+    [
+        ("256MiB", 256 * MIB),
+        ("64MB", 64_000_000),
+        ("1GiB", 1 << 30),
+        ("1000", 1000),
+        ("1.5KiB", 1536),
+        ("2 gb", 2_000_000_000),
+        ("7b", 7),
+    ],
 )
 def test_sizes(text, size):
     assert parse_size(text) == size
@@ -299,7 +324,7 @@ def raw(s3):
         s3.put(key, data)
     samples = {}
     for key in sorted(key for key in objects if key.startswith("raw/") and not key.endswith("/")):
-        folder, _, name = key[len("raw/"):].rpartition("/")
+        folder, _, name = key[len("raw/") :].rpartition("/")
         stem, _, extension = name.partition(".")
         base = f"{folder}/{stem}"
         samples.setdefault(base, {"__key__": base})[extension] = objects[key]
@@ -308,9 +333,21 @@ def raw(s3):
 
 def run_pack(s3, *args, stderr=subprocess.PIPE):
     return subprocess.run(
-        [sys.executable, "-m", "s3torchconnector.shards", "pack", *args,
-         "--region", s3.region, "--endpoint", s3.endpoint],
-        stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "s3torchconnector.shards",
+            "pack",
+            *args,
+            "--region",
+            s3.region,
+            "--endpoint",
+            s3.endpoint,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        timeout=300,
     )
 
 
@@ -387,8 +424,10 @@ def test_many_invalid_objects_are_named_a_few_at_a_time(s3, raw):
     "keys, message",
     [
         (["raw/a/0001.jpg", "raw/a/0001.JPG"], "the sample 'a/0001' has two objects with the extension 'jpg'"),
-        (["raw/a/0001.cls", "raw/a/0001.d/x.txt", "raw/a/0001.jpg"],
-         "the objects of the sample 'a/0001' are not consecutive"),
+        (
+            ["raw/a/0001.cls", "raw/a/0001.d/x.txt", "raw/a/0001.jpg"],
+            "the objects of the sample 'a/0001' are not consecutive",
+        ),
     ],
 )
 def test_samples_that_would_not_read_back_are_refused(s3, keys, message):
@@ -415,7 +454,21 @@ def test_pack_arguments_are_checked(s3, capsys):
     with pytest.raises(SystemExit) as bad_size:
         shards_main(["pack", s3.uri("raw/"), s3.uri("shards/"), "--shard-size", "lots"])
     assert bad_size.value.code == 2 and "'lots' is not a size" in capsys.readouterr().err
-    assert shards_main(["pack", s3.uri("raw/"), s3.uri("shards/"), "--max-count", "0", "--region", s3.region,
-                        "--endpoint", s3.endpoint]) == 1
+    assert (
+        shards_main(
+            [
+                "pack",
+                s3.uri("raw/"),
+                s3.uri("shards/"),
+                "--max-count",
+                "0",
+                "--region",
+                s3.region,
+                "--endpoint",
+                s3.endpoint,
+            ]
+        )
+        == 1
+    )
     assert "max_count must be at least 1" in capsys.readouterr().err
     assert s3.keys() == []

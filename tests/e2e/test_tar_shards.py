@@ -47,7 +47,9 @@ ODD_MEMBERS = [
 
 
 def samples(uri, s3, **options):
-    return list(S3IterableDataset.from_prefix(uri, region=s3.region, endpoint=s3.endpoint, shard_format="tar", **options))
+    return list(
+        S3IterableDataset.from_prefix(uri, region=s3.region, endpoint=s3.endpoint, shard_format="tar", **options)
+    )
 
 
 def webdataset_samples(path, url):
@@ -71,8 +73,13 @@ def test_samples_equal_what_webdataset_yields(s3, tmp_path, compress):
     ours = samples(s3.uri("shards/"), s3)
     assert ours == webdataset_samples(tmp_path / "odd", s3.uri(name))
     assert [sample["__key__"] for sample in ours] == ["train/0001", "train/0002", LONG, "train/0003"]
-    assert ours[0] == {"__key__": "train/0001", "__url__": s3.uri(name), "jpg": b"jpeg 1", "cls": b"3",
-                       "seg.png": b"mask 1"}
+    assert ours[0] == {
+        "__key__": "train/0001",
+        "__url__": s3.uri(name),
+        "jpg": b"jpeg 1",
+        "cls": b"3",
+        "seg.png": b"mask 1",
+    }
 
 
 def key_of(sample):
@@ -91,8 +98,15 @@ def test_every_sample_once_across_dataloader_workers(s3, context):
         s3.put(f"shards/{shard:02d}.tar", tar_of([(f"{n}.txt", n.encode()) for n in names]))
         expected += names
     dataset = S3IterableDataset.from_prefix(
-        s3.uri("shards/"), region=s3.region, endpoint=s3.endpoint, shard_format="tar", transform=key_of,
-        enable_sharding=True, shuffle=True, seed=5, shuffle_buffer_size=3,
+        s3.uri("shards/"),
+        region=s3.region,
+        endpoint=s3.endpoint,
+        shard_format="tar",
+        transform=key_of,
+        enable_sharding=True,
+        shuffle=True,
+        seed=5,
+        shuffle_buffer_size=3,
     )
     loader = DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=keep_list, multiprocessing_context=context)
     seen = [key for batch in loader for key in batch]
@@ -126,9 +140,11 @@ GOOD = tar_of([("a/1.txt", b"one"), ("a/2.txt", b"two"), ("a/3.txt", b"three" * 
 )
 def test_damaged_shards_fail_by_name_and_offset(s3, body, read_before, problem):
     s3.put("bad/shard.tar", body)
-    iterator = iter(S3IterableDataset.from_prefix(
-        s3.uri("bad/"), region=s3.region, endpoint=s3.endpoint, shard_format="tar", transform=key_of
-    ))
+    iterator = iter(
+        S3IterableDataset.from_prefix(
+            s3.uri("bad/"), region=s3.region, endpoint=s3.endpoint, shard_format="tar", transform=key_of
+        )
+    )
     got = []
     with pytest.raises(ValueError) as refused:
         for key in iterator:
@@ -164,7 +180,9 @@ def test_a_large_shard_streams_in_bounded_memory(s3, tmp_path):
         count = 1 + sum(1 for sample in samples if len(sample["bin"]) == 4 << 20)
         print(count, vm("VmHWM:") - before)
         """,
-        s3.endpoint, s3.uri("big/"), timeout=300,
+        s3.endpoint,
+        s3.uri("big/"),
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     count, growth_mib = map(int, done.stdout.split())

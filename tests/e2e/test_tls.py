@@ -63,9 +63,15 @@ class Pki:
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                    encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
@@ -95,9 +101,7 @@ class Pki:
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.ca_key.public_key()), critical=False
-            )
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.ca_key.public_key()), critical=False)
             .sign(self.ca_key, hashes.SHA256())
         )
         cert_file = self._write(f"{name}.pem", cert.public_bytes(serialization.Encoding.PEM))
@@ -223,7 +227,10 @@ class ClientProcess:
             env["AWS_CA_BUNDLE"] = ca_bundle
         self.process = subprocess.Popen(
             [sys.executable, "-c", CHILD_PRELUDE + textwrap.dedent(code), *map(str, args)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         self.deadline = time.monotonic() + SUBPROCESS_TIMEOUT
         self._result = None
@@ -235,8 +242,12 @@ class ClientProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
                 _, stderr = self.process.communicate()
-                pytest.fail(f"the client process did not finish within {SUBPROCESS_TIMEOUT} s; stderr: {stderr[-3000:]!r}")
-            assert self.process.returncode == 0, f"the client process failed ({self.process.returncode}):\n{stderr[-4000:]}"
+                pytest.fail(
+                    f"the client process did not finish within {SUBPROCESS_TIMEOUT} s; stderr: {stderr[-3000:]!r}"
+                )
+            assert self.process.returncode == 0, (
+                f"the client process failed ({self.process.returncode}):\n{stderr[-4000:]}"
+            )
             lines = stdout.strip().splitlines()
             assert lines, f"the client process printed nothing; stderr:\n{stderr[-4000:]}"
             self._result = json.loads(lines[-1])
@@ -335,7 +346,9 @@ def assert_refused(scenario: FailingScenario) -> dict:
     out = scenario.client.result()
     endpoint = scenario.forwarder.endpoint
     for name, outcome in out.items():
-        assert outcome["raised"] is not None, f"{name} succeeded over an unverifiable TLS connection: {describe(outcome)}"
+        assert outcome["raised"] is not None, (
+            f"{name} succeeded over an unverifiable TLS connection: {describe(outcome)}"
+        )
         assert outcome["is_s3_exception"], f"{name}: expected an S3Exception: {describe(outcome)}"
         message = outcome["message"]
         assert "TLS" in message, f"{name}: the message does not say TLS failed: {message}"
@@ -503,7 +516,12 @@ def test_ca_bundle_with_a_corrupt_certificate_is_named(pki, s3_endpoint, forward
 def test_untrusted_certificate_fails_the_connection(failing_scenarios):
     scenario = failing_scenarios["untrusted"]
     out = assert_refused(scenario)
-    print("\n(a) no AWS_CA_BUNDLE:", describe(out), "\n(a) handshakes as the server saw them:", scenario.forwarder.handshakes)
+    print(
+        "\n(a) no AWS_CA_BUNDLE:",
+        describe(out),
+        "\n(a) handshakes as the server saw them:",
+        scenario.forwarder.handshakes,
+    )
     for name, outcome in out.items():
         assert "AWS_CA_BUNDLE" in outcome["message"], f"{name}: the message does not say how to trust a private CA"
 
@@ -514,7 +532,12 @@ def test_untrusted_certificate_fails_the_connection(failing_scenarios):
 def test_certificate_for_another_host_fails(failing_scenarios):
     scenario = failing_scenarios["wrong_host"]
     out = assert_refused(scenario)
-    print("\n(d) certificate for other.example:", describe(out), "\n(d) handshakes as the server saw them:", scenario.forwarder.handshakes)
+    print(
+        "\n(d) certificate for other.example:",
+        describe(out),
+        "\n(d) handshakes as the server saw them:",
+        scenario.forwarder.handshakes,
+    )
 
 
 def test_certificate_for_another_host_message_does_not_blame_the_ca(failing_scenarios):

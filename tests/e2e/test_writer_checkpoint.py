@@ -154,7 +154,9 @@ def test_writer_overwrites_existing_object(s3):
 
 def _small_model():
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.BatchNorm1d(16), torch.nn.Linear(16, 2))
+    return torch.nn.Sequential(
+        torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.BatchNorm1d(16), torch.nn.Linear(16, 2)
+    )
 
 
 def _assert_state_dicts_equal(loaded, expected):

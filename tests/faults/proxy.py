@@ -286,8 +286,13 @@ class FaultProxy(LoopbackServer):
                     status, reason, response_headers, response_body = _synthetic_response(request, fault.size)
                     self._record(request, f"synthetic {fault.size} bytes", status)
                     _send_response(
-                        connection, status, reason, response_headers, b"" if method == "HEAD" else response_body,
-                        len(response_body), method=method,
+                        connection,
+                        status,
+                        reason,
+                        response_headers,
+                        b"" if method == "HEAD" else response_body,
+                        len(response_body),
+                        method=method,
                     )
                     continue
                 status, reason, response_headers, response_body = self._upstream(method, target, header_list, body)
@@ -298,8 +303,14 @@ class FaultProxy(LoopbackServer):
                 if kind == "truncate":
                     self._record(request, f"truncate after {fault.after_bytes} bytes", status)
                     _send_response(
-                        connection, status, reason, response_headers, response_body[: fault.after_bytes],
-                        len(response_body), method=method, truncated=True,
+                        connection,
+                        status,
+                        reason,
+                        response_headers,
+                        response_body[: fault.after_bytes],
+                        len(response_body),
+                        method=method,
+                        truncated=True,
                     )
                     return
                 if kind == "trickle":
@@ -308,7 +319,9 @@ class FaultProxy(LoopbackServer):
                     graceful = False
                     return
                 self._record(request, "corrupt" if kind == "corrupt" else "forward", status)
-                _send_response(connection, status, reason, response_headers, response_body, len(response_body), method=method)
+                _send_response(
+                    connection, status, reason, response_headers, response_body, len(response_body), method=method
+                )
         except (OSError, ValueError, http.client.HTTPException):
             graceful = False
             return
@@ -458,8 +471,13 @@ def _aws_chunked_trailers(body: bytes) -> Dict[str, str]:
 def _synthetic_response(request: Request, size: int):
     """(status, reason, headers, body) of a GET or HEAD of a synthetic object of ``size`` bytes."""
     etag = '"' + hashlib.md5(f"synthetic {size}".encode()).hexdigest() + '"'
-    headers = [("ETag", etag), ("Accept-Ranges", "bytes"), ("Content-Type", "application/octet-stream"),
-               ("Last-Modified", "Thu, 01 Jan 2026 00:00:00 GMT"), ("x-amz-request-id", "FAULTPROXYSYNTH01")]
+    headers = [
+        ("ETag", etag),
+        ("Accept-Ranges", "bytes"),
+        ("Content-Type", "application/octet-stream"),
+        ("Last-Modified", "Thu, 01 Jan 2026 00:00:00 GMT"),
+        ("x-amz-request-id", "FAULTPROXYSYNTH01"),
+    ]
     value = request.range
     if not value or not value.startswith("bytes="):
         return 200, "OK", headers + [("Content-Length", str(size))], synthetic_bytes(0, size)

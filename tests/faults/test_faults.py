@@ -209,9 +209,7 @@ def test_get_survives_faults_on_the_first_part_and_repeated_faults(s3, proxy):
 )
 def test_multipart_put_survives_faults_on_some_parts(s3, proxy, fault):
     data = payload(SIZE, seed=3)
-    rule = proxy.add(
-        lambda r: upload_part_of(s3.bucket, "up.bin", {2, 4})(r) and r.attempt == 0, fault
-    )
+    rule = proxy.add(lambda r: upload_part_of(s3.bucket, "up.bin", {2, 4})(r) and r.attempt == 0, fault)
     client = client_for(proxy, s3.region)
 
     returns(lambda: write(client, s3.bucket, "up.bin", data))
@@ -532,9 +530,7 @@ def test_get_survives_a_stalled_or_trickling_part(s3, proxy, fault_name):
 @pytest.mark.parametrize("fault_name", sorted(SLOW_FAULTS))
 def test_multipart_put_survives_a_stalled_or_trickling_part(s3, proxy, fault_name):
     data = payload(SIZE, seed=16)
-    rule = proxy.add(
-        lambda r: upload_part_of(s3.bucket, "up.bin", {2})(r) and r.attempt == 0, SLOW_FAULTS[fault_name]
-    )
+    rule = proxy.add(lambda r: upload_part_of(s3.bucket, "up.bin", {2})(r) and r.attempt == 0, SLOW_FAULTS[fault_name])
     client = client_for(proxy, s3.region, **STALL_SETTINGS)
 
     returns(lambda: write(client, s3.bucket, "up.bin", data))
@@ -591,19 +587,31 @@ def test_dataloader_workers_survive_faults(s3, proxy, kind):
     faults = [error(503, "SlowDown"), reset(), truncate(1000)]
     rules = [
         proxy.add(
-            lambda r, i=i: r.method == "GET" and r.path.startswith(f"/{s3.bucket}/train/") and not r.query
-            and r.attempt == 0 and int(r.path[-7:-4]) % 6 == 2 * i + 1,
+            lambda r, i=i: (
+                r.method == "GET"
+                and r.path.startswith(f"/{s3.bucket}/train/")
+                and not r.query
+                and r.attempt == 0
+                and int(r.path[-7:-4]) % 6 == 2 * i + 1
+            ),
             fault,
         )
         for i, fault in enumerate(faults)
     ]
     uri, config = s3.uri("train/"), S3ClientConfig(max_attempts=3)
     if kind == "map":
-        dataset = S3MapDataset.from_prefix(uri, region=s3.region, endpoint=proxy.url, transform=key_and_sha,
-                                           s3client_config=config)
+        dataset = S3MapDataset.from_prefix(
+            uri, region=s3.region, endpoint=proxy.url, transform=key_and_sha, s3client_config=config
+        )
     else:
-        dataset = S3IterableDataset.from_prefix(uri, region=s3.region, endpoint=proxy.url, transform=key_and_sha,
-                                                s3client_config=config, enable_sharding=True)
+        dataset = S3IterableDataset.from_prefix(
+            uri,
+            region=s3.region,
+            endpoint=proxy.url,
+            transform=key_and_sha,
+            s3client_config=config,
+            enable_sharding=True,
+        )
     loader = DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=keep_list, timeout=DEADLINE)
 
     samples = returns(lambda: [sample for batch in loader for sample in batch])
@@ -629,7 +637,9 @@ SAVE_CHECKPOINT = """
 def start_checkpoint_save(proxy, uri) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(SAVE_CHECKPOINT), proxy.url, uri],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -663,4 +673,3 @@ def test_interrupted_checkpoint_save_keeps_the_previous_checkpoint(s3, proxy, ho
         assert "KeyboardInterrupt" in stderr, stderr
         # Interrupted, the process still cleans up: no multipart upload is left to bill for.
         assert s3.multipart_uploads() == []
-

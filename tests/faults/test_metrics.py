@@ -41,8 +41,9 @@ def test_counts_match_the_requests_on_the_wire(s3, proxy):
     on_wire_gets = len(proxy.requests(lambda r: r.method == "GET" and r.path == f"/{s3.bucket}/obj.bin"))
     assert operations["GetObject"]["requests"] == on_wire_gets >= SIZE // PART
     # Create, four parts, complete: every request of the upload counts under PutObject.
-    assert operations["PutObject"]["requests"] == len(proxy.requests(lambda r: r.path == f"/{s3.bucket}/obj.bin"
-                                                                      and r.method in ("PUT", "POST")))
+    assert operations["PutObject"]["requests"] == len(
+        proxy.requests(lambda r: r.path == f"/{s3.bucket}/obj.bin" and r.method in ("PUT", "POST"))
+    )
     assert operations["GetObject"]["bytes"] == SIZE
     assert operations["PutObject"]["bytes"] == SIZE
     assert operations["HeadObject"] == {**operations["HeadObject"], "requests": 1, "bytes": 0}

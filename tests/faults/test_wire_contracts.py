@@ -178,18 +178,14 @@ VALIDATING_READERS = {
     "S3Client_validate_checksums": lambda s3, proxy: client_via(
         proxy, s3, validate_checksums=True, max_attempts=2
     ).get_object(s3.bucket, "obj.bin"),
-    "S3Checkpoint_by_default": lambda s3, proxy: S3Checkpoint(s3.region, endpoint=proxy.url).reader(
-        s3.uri("obj.bin")
-    ),
+    "S3Checkpoint_by_default": lambda s3, proxy: S3Checkpoint(s3.region, endpoint=proxy.url).reader(s3.uri("obj.bin")),
 }
 
 PLAIN_READERS = {
-    "S3Client_validate_checksums_False": lambda s3, proxy: client_via(
-        proxy, s3, validate_checksums=False
-    ).get_object(s3.bucket, "obj.bin"),
-    "S3Client_by_default": lambda s3, proxy: S3Client(s3.region, endpoint=proxy.url).get_object(
+    "S3Client_validate_checksums_False": lambda s3, proxy: client_via(proxy, s3, validate_checksums=False).get_object(
         s3.bucket, "obj.bin"
     ),
+    "S3Client_by_default": lambda s3, proxy: S3Client(s3.region, endpoint=proxy.url).get_object(s3.bucket, "obj.bin"),
 }
 
 
@@ -245,9 +241,7 @@ def test_iterable_dataset_keeps_the_next_gets_in_flight(s3, proxy):
         seen.append(objects_requested(proxy.received(is_get)))
         return data
 
-    dataset = S3IterableDataset.from_prefix(
-        s3.uri("data/"), region=s3.region, endpoint=proxy.url, transform=transform
-    )
+    dataset = S3IterableDataset.from_prefix(s3.uri("data/"), region=s3.region, endpoint=proxy.url, transform=transform)
     samples = list(dataset)
 
     assert samples == [b"x" * 1000] * len(keys)

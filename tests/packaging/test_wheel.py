@@ -49,8 +49,20 @@ def run(command, **kwargs):
 
 def test_repaired_wheel_installs_without_compiling_and_round_trips(tmp_path, s3):
     # The build reuses the build tree of the editable install (the CRT is already compiled there).
-    run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-q",
-         "-w", str(tmp_path / "dist"), str(REPO)])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-build-isolation",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(REPO),
+        ]
+    )
     (built,) = (tmp_path / "dist").glob("s3torchconnector-*.whl")
     run([sys.executable, "-m", "auditwheel", "repair", "-w", str(tmp_path / "wheelhouse"), str(built)])
     (wheel,) = (tmp_path / "wheelhouse").glob("s3torchconnector-*manylinux_*.whl")
@@ -67,8 +79,9 @@ def test_repaired_wheel_installs_without_compiling_and_round_trips(tmp_path, s3)
     env.update(PATH=f"{venv / 'bin'}:/usr/bin:/bin", PIP_DISABLE_PIP_VERSION_CHECK="1")
     run([python, "-m", "pip", "install", "-q", "torch==2.13.0"], env=env, cwd=tmp_path)
     # --no-index and --no-deps: nothing is fetched, and pip has nothing it could compile.
-    installed = run([python, "-m", "pip", "install", "-v", "--no-index", "--no-deps", str(wheel)],
-                    env=env, cwd=tmp_path)
+    installed = run(
+        [python, "-m", "pip", "install", "-v", "--no-index", "--no-deps", str(wheel)], env=env, cwd=tmp_path
+    )
     assert "Building wheel" not in installed and "setup.py" not in installed, installed
 
     out = run([python, "-c", ROUND_TRIP, s3.bucket, s3.endpoint], env=env, cwd=tmp_path)

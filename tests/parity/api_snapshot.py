@@ -351,9 +351,7 @@ def choose_homes(modules):
         exported = getattr(module, "__all__", ())
         for name in public_names(module):
             obj = getattr(module, name)
-            if kind_of(obj) in ("class", "function") and is_own_name(
-                getattr(obj, "__module__", None)
-            ):
+            if kind_of(obj) in ("class", "function") and is_own_name(getattr(obj, "__module__", None)):
                 rank = 0 if name in exported else 1 if obj.__module__ == module_name else 2
                 places.setdefault(id(obj), []).append((rank, f"{module_name}.{name}"))
     # min() keeps the earliest module of MODULES among equal ranks (sort is stable).

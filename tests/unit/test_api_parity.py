@@ -391,9 +391,7 @@ def module_problems(module_name):
 
 @pytest.mark.parametrize("module_name", list(RECORD["modules"]))
 def test_module_matches_original(module_name):
-    problems = [
-        (key, message) for key, message in module_problems(module_name) if not is_deliberate(key)
-    ]
+    problems = [(key, message) for key, message in module_problems(module_name) if not is_deliberate(key)]
     if problems:
         listed = "\n".join(f"- {key}: {message}" for key, message in problems)
         pytest.fail(f"{len(problems)} differences from 1.5.0:\n{listed}", pytrace=False)

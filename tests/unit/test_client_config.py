@@ -36,11 +36,21 @@ def test_exported_at_package_level():
 
 def test_all_fields_settable():
     config = S3ClientConfig(
-        throughput_target_gbps=2.5, part_size=16 * MIB, unsigned=True, force_path_style=True,
-        max_attempts=3, profile="dev",
+        throughput_target_gbps=2.5,
+        part_size=16 * MIB,
+        unsigned=True,
+        force_path_style=True,
+        max_attempts=3,
+        profile="dev",
     )
-    assert (config.throughput_target_gbps, config.part_size, config.unsigned, config.force_path_style,
-            config.max_attempts, config.profile) == (2.5, 16 * MIB, True, True, 3, "dev")
+    assert (
+        config.throughput_target_gbps,
+        config.part_size,
+        config.unsigned,
+        config.force_path_style,
+        config.max_attempts,
+        config.profile,
+    ) == (2.5, 16 * MIB, True, True, 3, "dev")
 
 
 def test_frozen_and_comparable():

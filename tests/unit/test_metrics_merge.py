@@ -11,7 +11,9 @@ def snapshot(durations_us, requests=None, peak=1):
     for microseconds in durations_us:
         bucket = int(math.log2(microseconds) * 8)
         histogram[bucket] = histogram.get(bucket, 0) + 1
-    counts = dict.fromkeys(("requests", "bytes", "retries", "throttles", "server_errors", "stalls_dropped", "failed"), 0)
+    counts = dict.fromkeys(
+        ("requests", "bytes", "retries", "throttles", "server_errors", "stalls_dropped", "failed"), 0
+    )
     counts["requests"] = len(durations_us) if requests is None else requests
     counts["histograms"] = {"first_byte_us": {}, "duration_us": histogram}
     return {"operations": {"GetObject": counts}, "peak_connections": peak}

@@ -44,7 +44,11 @@ def _keys(client, prefix="", delimiter="", max_keys=1000):
 
 def _assert_s3_error(error: S3Exception, code, status, operation, bucket, key):
     assert (error.code, error.status, error.operation, error.bucket, error.key) == (
-        code, status, operation, bucket, key
+        code,
+        status,
+        operation,
+        bucket,
+        key,
     )
     assert str(error).startswith(f"{code}: ") and str(error).endswith(f"(HTTP {status})")
 
@@ -476,8 +480,7 @@ def test_dataloader_workers_read_the_objects(start_method):
     # A transform a spawned worker can unpickle without importing this test module.
     dataset = S3MapDataset.from_prefix(f"s3://{BUCKET}/", region=REGION, transform=operator.methodcaller("read"))
     dataset._client = _client_with(keys)
-    loader = DataLoader(dataset, batch_size=4, num_workers=2, multiprocessing_context=start_method,
-                        collate_fn=list)
+    loader = DataLoader(dataset, batch_size=4, num_workers=2, multiprocessing_context=start_method, collate_fn=list)
     samples = [sample for batch in loader for sample in batch]
     assert samples == [f"{BUCKET}-{key}-data".encode() for key in keys]
 

@@ -287,9 +287,7 @@ _segments = st.lists(st.tuples(st.integers(1, 400), st.booleans()), max_size=10)
 # Two items apart within one request: reading the second skips the gap's bytes of the stream.
 @example(segments=[(10, True), (10, False), (10, True)], seed=0, max_gap_size=float("inf"), ops=[])
 # A step back to an item whose bytes the open request has already passed: it is fetched again.
-@example(
-    segments=[(10, True)] * 3, seed=0, max_gap_size=float("inf"), ops=[("read", 15), ("seek", 2, 0), ("read", 5)]
-)
+@example(segments=[(10, True)] * 3, seed=0, max_gap_size=float("inf"), ops=[("read", 15), ("seek", 2, 0), ("read", 5)])
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_dcp_optimized_reader_matches_bytesio_model(segments, seed, max_gap_size, ops):
     """The reader DCP loads use answers any sequence of reads and seeks with the object's bytes,
@@ -316,7 +314,9 @@ _big_size = st.one_of(st.integers(0, 5000), st.integers(0, 12 * MIB))
 _big_ops = st.one_of(
     st.tuples(st.just("read"), st.one_of(st.none(), _big_size)),
     st.tuples(st.just("readinto"), _big_size),
-    st.tuples(st.just("seek"), st.integers(-25 * MIB, 25 * MIB), st.sampled_from([io.SEEK_SET, io.SEEK_CUR, io.SEEK_END])),
+    st.tuples(
+        st.just("seek"), st.integers(-25 * MIB, 25 * MIB), st.sampled_from([io.SEEK_SET, io.SEEK_CUR, io.SEEK_END])
+    ),
     st.tuples(st.just("tell")),
 )
 
@@ -501,7 +501,9 @@ def test_range_reader_keeps_a_sequential_stream_in_flight_within_buffer_size(mon
         max_size=30,
     ),
 )
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 def test_range_reader_read_ahead_stays_within_buffer_size(monkeypatch, buffer_size, ops):
     """Whatever the reads and seeks: requests in flight plus bytes held stay within buffer_size (a
     read's own exact requests aside, which go to the caller), and the bytes are right."""

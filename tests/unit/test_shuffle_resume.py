@@ -114,7 +114,9 @@ def test_elastic_resumes_read_every_unread_object_once(n, layouts, data, shuffle
     """Runs of one epoch stop part-way over one layout of shards and resume over another, as often as
     the example says; the last runs to the end. In all, every object is read exactly once."""
     options = dict(enable_sharding=True, shuffle=shuffle, seed=5, shuffle_buffer_size=buffer_size)
-    seen = run_elastically(lambda: dataset(n, **options), layouts, lambda shards: data.draw(st.integers(0, n // shards)))
+    seen = run_elastically(
+        lambda: dataset(n, **options), layouts, lambda shards: data.draw(st.integers(0, n // shards))
+    )
     assert sorted(seen) == sorted(list(dataset(n)))
 
 
@@ -199,8 +201,10 @@ def test_a_state_of_another_listing_is_refused():
     iterator = iter(dataset(shuffle=True))
     take(iterator, 3)
     state = iterator.state_dict()
-    for changed, what in ((dataset(24, shuffle=True), "23 objects when the state was saved, 24 now"),
-                          (dataset(22, extra_keys=["p/zz"], shuffle=True), "other keys")):
+    for changed, what in (
+        (dataset(24, shuffle=True), "23 objects when the state was saved, 24 now"),
+        (dataset(22, extra_keys=["p/zz"], shuffle=True), "other keys"),
+    ):
         resumed = iter(changed)
         resumed.load_state_dict(state)
         with pytest.raises(ValueError, match=what) as refused:
@@ -339,8 +343,13 @@ tar_layouts = st.lists(st.integers(0, 6), min_size=0, max_size=8)
 
 
 @settings(max_examples=50, deadline=None)
-@given(sizes=tar_layouts, shards=st.integers(1, 3), data=st.data(), shuffle=st.booleans(),
-       buffer_size=st.sampled_from([0, 3]))
+@given(
+    sizes=tar_layouts,
+    shards=st.integers(1, 3),
+    data=st.data(),
+    shuffle=st.booleans(),
+    buffer_size=st.sampled_from([0, 3]),
+)
 def test_a_resumed_tar_pass_continues_from_the_exact_sample(sizes, shards, data, shuffle, buffer_size):
     options = dict(enable_sharding=True, shuffle=shuffle, seed=9, shuffle_buffer_size=buffer_size)
     shard = data.draw(st.integers(0, shards - 1))
@@ -353,8 +362,13 @@ def test_a_resumed_tar_pass_continues_from_the_exact_sample(sizes, shards, data,
 
 
 @settings(max_examples=50, deadline=None)
-@given(sizes=tar_layouts, layouts=st.lists(st.integers(1, 4), min_size=2, max_size=3), data=st.data(),
-       shuffle=st.booleans(), buffer_size=st.sampled_from([0, 2]))
+@given(
+    sizes=tar_layouts,
+    layouts=st.lists(st.integers(1, 4), min_size=2, max_size=3),
+    data=st.data(),
+    shuffle=st.booleans(),
+    buffer_size=st.sampled_from([0, 2]),
+)
 def test_elastic_tar_resumes_read_every_unread_sample_once(sizes, layouts, data, shuffle, buffer_size):
     """Part-read shards are finished by whichever new worker gets them, from the next sample."""
     options = dict(enable_sharding=True, shuffle=shuffle, seed=4, shuffle_buffer_size=buffer_size)

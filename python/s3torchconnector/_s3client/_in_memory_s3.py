@@ -149,9 +149,7 @@ class InMemoryS3:
 
     def metrics(self) -> dict:
         with self._lock:
-            operations = {
-                name: dict(counts, first_byte_us={}, duration_us={}) for name, counts in self._counts.items()
-            }
+            operations = {name: dict(counts, first_byte_us={}, duration_us={}) for name, counts in self._counts.items()}
         return {"operations": operations, "peak_connections": 0}
 
     def _count(self, operation: str, payload_bytes: int = 0) -> None:
@@ -212,8 +210,14 @@ class InMemoryS3:
         with self._lock:
             source = self._objects.get(src_key)
             if source is None:
-                raise _s3_exception("NoSuchKey", 404, "CopyObject", src_bucket, src_key,
-                                    f"copy source s3://{src_bucket}/{src_key} does not exist")
+                raise _s3_exception(
+                    "NoSuchKey",
+                    404,
+                    "CopyObject",
+                    src_bucket,
+                    src_key,
+                    f"copy source s3://{src_bucket}/{src_key} does not exist",
+                )
             # A copy is a new object: same bytes and ETag, a new time, and STANDARD unless asked otherwise.
             self._objects[dst_key] = source._replace(last_modified=int(time.time()), storage_class="STANDARD")
 
@@ -239,7 +243,9 @@ class InMemoryS3:
             if cut < 0:
                 stored = objects[key]
                 page.objects.append(
-                    ObjectInfo(key, stored.etag, len(stored.data), _iso_time(stored.last_modified), stored.storage_class)
+                    ObjectInfo(
+                        key, stored.etag, len(stored.data), _iso_time(stored.last_modified), stored.storage_class
+                    )
                 )
             else:
                 page.common_prefixes.append(name)
@@ -270,17 +276,28 @@ class InMemoryS3:
                 self._pins[version] = stored.etag
                 return
         if pinned != stored.etag:
-            raise _s3_exception("PreconditionFailed", 412, "GetObject", bucket, key,
-                                f"s3://{bucket}/{key} changed while it was being read")
+            raise _s3_exception(
+                "PreconditionFailed",
+                412,
+                "GetObject",
+                bucket,
+                key,
+                f"s3://{bucket}/{key} changed while it was being read",
+            )
 
     def _store(self, bucket: str, key: str, data: bytes, storage_class: str) -> None:
         self._count("PutObject", len(data))
         self._check_bucket("PutObject", bucket, key)
         storage_class = storage_class or "STANDARD"
         if storage_class not in _STORAGE_CLASSES:
-            raise _s3_exception("InvalidStorageClass", 400, "PutObject", bucket, key,
-                                f"PutObject of s3://{bucket}/{key} failed: "
-                                "The storage class you specified is not valid")
+            raise _s3_exception(
+                "InvalidStorageClass",
+                400,
+                "PutObject",
+                bucket,
+                key,
+                f"PutObject of s3://{bucket}/{key} failed: The storage class you specified is not valid",
+            )
         stored = _new_object(data, storage_class)
         with self._lock:
             self._objects[key] = stored
@@ -291,9 +308,14 @@ class InMemoryS3:
         try:
             return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
         except (ValueError, UnicodeError, binascii.Error):
-            raise _s3_exception("InvalidArgument", 400, "ListObjectsV2", bucket, "",
-                                f"ListObjectsV2 of s3://{bucket} failed: "
-                                "The continuation token provided is incorrect") from None
+            raise _s3_exception(
+                "InvalidArgument",
+                400,
+                "ListObjectsV2",
+                bucket,
+                "",
+                f"ListObjectsV2 of s3://{bucket} failed: The continuation token provided is incorrect",
+            ) from None
 
 
 def _encode_token(name: str) -> str:

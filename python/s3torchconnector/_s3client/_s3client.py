@@ -68,9 +68,7 @@ class S3Client:
         if endpoint is not None and not isinstance(endpoint, str):
             raise TypeError(f"endpoint must be a string URL, got {type(endpoint).__name__}")
         if s3client_config is not None and not isinstance(s3client_config, S3ClientConfig):
-            raise TypeError(
-                f"s3client_config must be an S3ClientConfig, got {type(s3client_config).__name__}"
-            )
+            raise TypeError(f"s3client_config must be an S3ClientConfig, got {type(s3client_config).__name__}")
         self._region = region
         self._endpoint = endpoint
         self._user_agent_prefix = (user_agent or UserAgent()).prefix

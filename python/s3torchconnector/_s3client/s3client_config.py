@@ -55,9 +55,7 @@ class S3ClientConfig:
     def __post_init__(self):
         _check_type("throughput_target_gbps", self.throughput_target_gbps, (int, float))
         if not self.throughput_target_gbps > 0:
-            raise ValueError(
-                f"throughput_target_gbps must be positive, got {self.throughput_target_gbps}"
-            )
+            raise ValueError(f"throughput_target_gbps must be positive, got {self.throughput_target_gbps}")
         _check_type("part_size", self.part_size, int)
         if not MIN_PART_SIZE <= self.part_size <= MAX_PART_SIZE:
             raise ValueError(
@@ -74,22 +72,19 @@ class S3ClientConfig:
         _check_type("requester_pays", self.requester_pays, bool)
         if self.upload_checksum is not None and self.upload_checksum not in CHECKSUM_ALGORITHMS:
             raise ValueError(
-                f"upload_checksum must be one of {', '.join(CHECKSUM_ALGORITHMS)} or None, "
-                f"got {self.upload_checksum!r}"
+                f"upload_checksum must be one of {', '.join(CHECKSUM_ALGORITHMS)} or None, got {self.upload_checksum!r}"
             )
         if self.validate_checksums is not None:
             _check_type("validate_checksums", self.validate_checksums, bool)
         _check_type("stall_timeout_seconds", self.stall_timeout_seconds, int)
         if not 1 <= self.stall_timeout_seconds <= MAX_STALL_TIMEOUT_SECONDS:
             raise ValueError(
-                f"stall_timeout_seconds must be from 1 to {MAX_STALL_TIMEOUT_SECONDS}, "
-                f"got {self.stall_timeout_seconds}"
+                f"stall_timeout_seconds must be from 1 to {MAX_STALL_TIMEOUT_SECONDS}, got {self.stall_timeout_seconds}"
             )
         _check_type("min_throughput_bytes_per_second", self.min_throughput_bytes_per_second, int)
         if self.min_throughput_bytes_per_second < 1:
             raise ValueError(
-                "min_throughput_bytes_per_second must be at least 1, "
-                f"got {self.min_throughput_bytes_per_second}"
+                f"min_throughput_bytes_per_second must be at least 1, got {self.min_throughput_bytes_per_second}"
             )
         if self.requester_pays and self.unsigned:
             raise ValueError(

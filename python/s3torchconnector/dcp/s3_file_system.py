@@ -76,9 +76,7 @@ class S3FileSystem(FileSystemBase):
         if s3_client is None:
             reader_type = S3ReaderConstructor.get_reader_type_string(self._reader_constructor)
             user_agent = UserAgent(["dcp", torch.__version__, f"md/reader_type#{reader_type}"])
-            s3_client = S3Client(
-                region, endpoint=endpoint, user_agent=user_agent, s3client_config=s3client_config
-            )
+            s3_client = S3Client(region, endpoint=endpoint, user_agent=user_agent, s3client_config=s3client_config)
         self._client = s3_client
 
     @property
@@ -126,9 +124,7 @@ class S3FileSystem(FileSystemBase):
         old_bucket, old_key = parse_s3_uri(_to_str(old_path))
         new_bucket, new_key = parse_s3_uri(_to_str(new_path))
         if old_bucket != new_bucket:
-            raise ValueError(
-                f"rename within one bucket only: {old_bucket!r} and {new_bucket!r} differ"
-            )
+            raise ValueError(f"rename within one bucket only: {old_bucket!r} and {new_bucket!r} differ")
         self._client.copy_object(old_bucket, old_key, new_bucket, new_key)
         for attempt in range(1, _DELETE_ATTEMPTS + 1):
             try:
@@ -245,7 +241,8 @@ class S3StorageWriter(FileSystemWriter):
         # Without collectives each rank passes only its own plan, already named in prepare_local_plan:
         # renaming it by its index here would give every rank rank 0's file names.
         return [
-            plan if plan.storage_data is not None
+            plan
+            if plan.storage_data is not None
             else dataclasses.replace(plan, storage_data=StorageMetadata(self.prefix_strategy(rank)))
             for rank, plan in enumerate(plans)
         ]
