@@ -184,3 +184,121 @@ def test_a_listing_without_a_delimiter_is_flat_and_logged(caplog):
     assert [info.key for page in pages for info in page.object_info] == keys
     assert [prefix for page in pages for prefix in page.common_prefixes] == []
     assert f"ListObjectsV2 s3://{BUCKET}/d/" in [record.getMessage() for record in caplog.records]
+
+
+@pytest.mark.parametrize(
+    "arguments, error, message",
+    [
+        ({"region": ""}, ValueError, "region must be a non-empty string such as 'us-east-1', got ''"),
+        ({"region": 3}, ValueError, "region must be a non-empty string such as 'us-east-1', got 3"),
+        ({"endpoint": 8080}, TypeError, "endpoint must be a string URL, got int"),
+        ({"s3client_config": {"part_size": 1}}, TypeError, "s3client_config must be an S3ClientConfig, got dict"),
+    ],
+)
+def test_a_client_refuses_bad_arguments_with_what_is_expected(arguments, error, message):
+    """S3Client.__init__: each refusal, and its whole message."""
+    with pytest.raises(error) as refused:
+        S3Client(**{"region": REGION, **arguments})
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(
+    "start, end, message",
+    [
+        (-1, None, "a byte range cannot be negative, got start=-1 end=None"),
+        (None, -1, "a byte range cannot be negative, got start=None end=-1"),
+        (5, 2, "range end 2 is before its start 5"),
+    ],
+)
+def test_a_byte_range_that_is_no_range_is_refused(start, end, message):
+    """S3Client._get_object_stream (the original's, which plugins patch): a negative bound, or an end
+    before the start, is refused with the range; an empty range [0, 0) is a range, and reads nothing."""
+    client = MockS3Client(REGION, BUCKET)
+    client.add_object("k", b"abc")
+    with pytest.raises(ValueError) as refused:
+        client._get_object_stream(BUCKET, "k", start, end)
+    assert str(refused.value) == message
+    assert client._get_object_stream(BUCKET, "k", 0, 0).read_all_bytes() == b""
+    assert client._get_object_stream(BUCKET, "k", 1, None).read_all_bytes() == b"bc"
+
+
+def test_a_whole_read_is_one_buffer_and_a_stream_comes_in_parts():
+    """S3Client._get_object_stream and _stream_object: the sequential reader asks for the whole object
+    as one buffer; ranged reads and a tar shard's stream (read in order, memory bounded) do not."""
+    from s3torchconnector import S3ReaderConstructor
+
+    client = MockS3Client(REGION, BUCKET)
+    client.add_object("k", b"0123456789")
+    asked = []
+    get_object = client._mock_client.get_object
+
+    def recording(bucket, key, start, end, whole, version):
+        asked.append((start, end, whole))
+        return get_object(bucket, key, start, end, whole, version)
+
+    client._mock_client.get_object = recording
+    client._client  # built: the in-memory bucket
+    assert client.get_object(BUCKET, "k").read() == b"0123456789"
+    reader = client.get_object(BUCKET, "k", reader_constructor=S3ReaderConstructor.range_based(0))
+    reader.seek(2)
+    assert reader.read(3) == b"234"
+    assert b"".join(client._stream_object(BUCKET, "k", "")) == b"0123456789"
+    assert asked == [(None, None, True), (2, 5, False), (0, None, False)]
+
+
+def test_reads_are_logged_with_their_object(caplog):
+    """S3Client._get_object_version: a debug line names the operation and the object."""
+    client = MockS3Client(REGION, BUCKET)
+    with caplog.at_level(logging.DEBUG, logger="s3torchconnector"):
+        client.get_object(BUCKET, "dir/k")
+    assert f"GetObject s3://{BUCKET}/dir/k" in [record.getMessage() for record in caplog.records]
+
+
+def test_a_reader_given_the_objects_info_sends_no_head():
+    """S3Client.get_object passes object_info on: the reader's size comes from it, with no HeadObject."""
+    from s3torchconnector._s3client import HeadObjectResult
+
+    client = MockS3Client(REGION, BUCKET)
+    client.add_object("k", b"0123456789")
+    reader = client.get_object(BUCKET, "k", object_info=HeadObjectResult('"e"', 10))
+    assert reader.seek(0, 2) == 10 and reader.get_object_info().size == 10
+    assert "HeadObject" not in client.metrics()["operations"]
+    client.get_object(BUCKET, "k").seek(0, 2)
+    assert "HeadObject" in client.metrics()["operations"]
+
+
+def test_an_object_of_a_manifest_is_read_at_its_recorded_version(monkeypatch):
+    """S3Client._get_object_version pins the reader's requests to the manifest's ETag: an object
+    replaced since the manifest was written fails (412 PreconditionFailed), not read as it is now."""
+    from s3torchconnector import S3MapDataset, manifest
+
+    client = MockS3Client(REGION, BUCKET)
+    client.add_object("data/0", b"old")
+    monkeypatch.setattr(manifest, "S3Client", lambda *args, **kwargs: client)  # write_manifest's own client
+    manifest.write_manifest(f"s3://{BUCKET}/data/", f"s3://{BUCKET}/m.jsonl", region=REGION)
+    dataset = S3MapDataset.from_manifest(f"s3://{BUCKET}/m.jsonl", region=REGION, transform=lambda r: r.read())
+    dataset._client = client
+    assert dataset[0] == b"old"
+    client.add_object("data/0", b"new")
+    with pytest.raises(S3Exception, match="PreconditionFailed"):
+        dataset[0]
+
+
+def test_a_lock_held_at_a_fork_is_free_in_the_child():
+    """_fresh_locks_in_child: a client's lock that another thread held when the process forked (a
+    native client being built, say) is a new, free lock in the child, whose first request would
+    otherwise wait forever."""
+    client = MockS3Client(REGION, BUCKET)
+    read, write = os.pipe()
+    with client._lock:  # held, as by another thread, across the fork
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.write(write, b"free" if client._lock.acquire(blocking=False) else b"held")
+            finally:
+                os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as child:
+        reported = child.read()
+    os.waitpid(pid, 0)
+    assert reported == "free"
