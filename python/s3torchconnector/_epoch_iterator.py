@@ -58,7 +58,7 @@ class EpochIterator:
         self._resume: Optional[Position] = None
         self._units: Optional[Iterator[Tuple[int, Iterator[Tuple[Any, bool]]]]] = None
         self._listing: Optional[LazyListing] = None
-        self._rounds = ()
+        self._rounds: Tuple[Tuple[int, ...], ...] = ()
         self._shard = (0, 1)
         self._finished = 0  # units finished in this run
         self._unit: Optional[Iterator[Tuple[Any, bool]]] = None  # (sample, is it the unit's last)
@@ -107,6 +107,7 @@ class EpochIterator:
                 self._epoch, settings, resume.listing, resume.rounds, shard, shards, skips=resume.skips
             ).to_dict()
         shard, shards = self._shard
+        assert self._listing is not None  # made with the units, when the pass started
         return Position(
             self._epoch,
             settings,

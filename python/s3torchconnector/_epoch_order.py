@@ -71,7 +71,7 @@ def _buffer_shuffle(items: Iterator, size: int, rng: random.Random) -> Iterator:
     yield from buffer
 
 
-def remaining(order: Sequence[int], rounds: Sequence[Round], *, buffer_size: int, seed: int, epoch: int) -> List[int]:
+def remaining(order: Iterable[int], rounds: Sequence[Round], *, buffer_size: int, seed: int, epoch: int) -> List[int]:
     """The positions of ``order`` that no shard of any earlier round yielded, still in order."""
     left = list(order)
     for run, yielded in enumerate(rounds):

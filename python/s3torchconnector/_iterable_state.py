@@ -91,16 +91,18 @@ def _check_header(state) -> str:
             f"this S3IterableDataset state has version {state.get('version')!r}; this release reads "
             f"version {VERSION}: resume with the release that saved it"
         )
-    return state.get("kind")
+    return str(state.get("kind"))
 
 
-def _non_negative_int(state: dict, name: str, optional: bool = False) -> Optional[int]:
+def _non_negative_int(state: dict, name: str) -> int:
     value = state.get(name)
-    if optional and value is None:
-        return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"corrupt S3IterableDataset state: {name} must be a non-negative int, got {value!r}")
     return value
+
+
+def _optional_non_negative_int(state: dict, name: str) -> Optional[int]:
+    return None if state.get(name) is None else _non_negative_int(state, name)
 
 
 def position_from_dict(state) -> Position:
@@ -118,15 +120,15 @@ def position_from_dict(state) -> Position:
         settings=settings,
         listing=listing,
         rounds=rounds,
-        shard=_non_negative_int(state, "shard", optional=True),
-        shards=_non_negative_int(state, "shards", optional=True),
+        shard=_optional_non_negative_int(state, "shard"),
+        shards=_optional_non_negative_int(state, "shards"),
         yielded=_non_negative_int(state, "yielded"),
-        current=_non_negative_int(state, "current", optional=True),
+        current=_optional_non_negative_int(state, "current"),
         partial=_non_negative_int(state, "partial"),
         skips=skips,
     )
     if (position.shard is None) != (position.shards is None) or (
-        position.shard is not None and position.shard >= position.shards
+        position.shard is not None and position.shards is not None and position.shard >= position.shards
     ):
         raise ValueError(f"corrupt S3IterableDataset state: shard {position.shard} of {position.shards}")
     return position
@@ -200,10 +202,12 @@ def merge(positions: Iterable[Position]) -> Position:
         if position.shard is None:
             raise ValueError("a state made by elastic_state() cannot be merged again: resume from it first")
     shards = first.shards
+    assert shards is not None  # every position has a shard (checked above), so a layout (position_from_dict)
     by_shard: Dict[int, Position] = {}
     for position in positions:
         if position.shards != shards:
             raise ValueError(f"the states come from layouts of {shards} and {position.shards} shards")
+        assert position.shard is not None
         if position.shard in by_shard:
             raise ValueError(
                 f"two states of shard {position.shard} of {shards}: pass each rank's state once (with "

@@ -106,6 +106,7 @@ class S3Client:
                     # A forked child inherits the parent's native client, whose threads it lacks.
                     self._native_client = self._client_builder()
                     self._client_pid = pid
+        assert self._native_client is not None  # built above for this process
         return self._native_client
 
     def _client_builder(self) -> _native.NativeClient:
