@@ -188,3 +188,106 @@ def test_a_bad_buffer_size_is_refused_with_what_is_allowed(buffer_size):
     with pytest.raises(ValueError) as refused:
         S3ReaderConstructor.range_based(buffer_size)
     assert str(refused.value) == f"buffer_size must be a non-negative int or None, got {buffer_size!r}"
+
+
+# ---------------------------------------------------------------- RangedS3Reader
+
+
+class _Ranged:
+    """A ranged GET's body, read in pieces as the native stream's; remembers whether it was closed."""
+
+    def __init__(self, body: bytes):
+        self._body = memoryview(body)
+        self.closed = False
+
+    def readinto(self, buffer) -> int:
+        target = memoryview(buffer).cast("B")
+        n = min(len(target), len(self._body))
+        target[:n] = self._body[:n]
+        self._body = self._body[n:]
+        return n
+
+    def read_all_bytes(self) -> bytes:
+        body, self._body = self._body.tobytes(), self._body[:0]
+        return body
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class RangedGets:
+    """A ranged reader's ``get_stream`` over ``data``: every GET (start, end) and its stream."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.streams: list = []
+
+    def __call__(self, start, end):
+        stream = _Ranged(self.data[start:end])
+        self.streams.append(((start, end), stream))
+        return stream
+
+    def ranges(self) -> list:
+        return [bounds for bounds, _ in self.streams]
+
+
+def ranged(data: bytes, listed_size=None, buffer_size=None):
+    from s3torchconnector.s3reader import RangedS3Reader
+
+    gets = RangedGets(data)
+    size = len(data) if listed_size is None else listed_size
+    return RangedS3Reader("bucket", "key", lambda: _Info(size), gets, buffer_size=buffer_size), gets
+
+
+@pytest.mark.parametrize("into", [False, True])
+def test_a_ranged_read_past_where_the_object_really_ends(into):
+    """RangedS3Reader._fetch and _object_ends_at: with a size that says more than the object holds (an
+    object_info of a longer version), a read of several pieces returns the bytes there are, the
+    requests for pieces past the end are cancelled, and the reader then knows the real size."""
+    data = payload(MiB + 1000)
+    made, gets = ranged(data, listed_size=4 * MiB)
+    made.seek(500)
+    if into:
+        buffer = bytearray(3 * MiB)
+        assert made.readinto(buffer) == len(data) - 500 and buffer[: len(data) - 500] == data[500:]
+    else:
+        assert made.read(3 * MiB) == data[500:]
+    # Its three 1 MiB pieces were asked for at once; the second came short, and the third was cancelled.
+    # (The reader then asks for the rest from the real end again, which S3 answers with no bytes.)
+    assert gets.ranges()[:3] == [(500, MiB + 500), (MiB + 500, 2 * MiB + 500), (2 * MiB + 500, 3 * MiB + 500)]
+    assert [stream.closed for _, stream in gets.streams[:3]] == [False, False, True]
+    assert made.tell() == len(data)
+    assert made.read(10) == b"" and made.seek(0, 2) == len(data)
+    made.seek(10)
+    assert made.read(5) == data[10:15]
+
+
+def test_a_stream_of_reads_past_where_the_object_really_ends():
+    """RangedS3Reader._take and _object_ends_at: reads that continue each other through the read-ahead
+    stop at the object's real end; the read-ahead past it is dropped and not asked for again."""
+    data = payload(300_000)
+    made, gets = ranged(data, listed_size=2 * MiB)
+    got = b""
+    while True:
+        piece = made.read(40_000)
+        if not piece:
+            break
+        got += piece
+    assert got == data and made.tell() == len(data)
+    assert made.seek(0, 2) == len(data)
+    assert all(start < len(data) for start, _ in gets.ranges())
+
+
+def test_a_read_within_the_read_ahead_sends_no_request():
+    """RangedS3Reader._continues: a read after a seek to bytes already fetched ahead (the read-ahead's
+    first byte, or further in) is served from them."""
+    data = payload(200_000)
+    made, gets = ranged(data)
+    assert made.read(100) == data[:100]
+    fetched = gets.ranges()
+    assert fetched == [(0, 64 * 1024)]
+    made.seek(1000)
+    assert made.read(100) == data[1000:1100]
+    made.seek(0)
+    assert made.read(100) == data[:100]
+    assert gets.ranges() == fetched
