@@ -215,15 +215,23 @@ class _Ranged:
         self.closed = True
 
 
-class RangedGets:
-    """A ranged reader's ``get_stream`` over ``data``: every GET (start, end) and its stream."""
+class _Failing(_Ranged):
+    def readinto(self, buffer) -> int:
+        raise OSError("connection reset")
 
-    def __init__(self, data: bytes):
+
+class RangedGets:
+    """A ranged reader's ``get_stream`` over ``data``: every GET (start, end) and its stream; the GET
+    numbered ``failing`` (from 0), if any, fails when read."""
+
+    def __init__(self, data: bytes, failing=None):
         self.data = data
+        self.failing = failing
         self.streams: list = []
 
     def __call__(self, start, end):
-        stream = _Ranged(self.data[start:end])
+        kind = _Failing if len(self.streams) == self.failing else _Ranged
+        stream = kind(self.data[start:end])
         self.streams.append(((start, end), stream))
         return stream
 
@@ -231,10 +239,10 @@ class RangedGets:
         return [bounds for bounds, _ in self.streams]
 
 
-def ranged(data: bytes, listed_size=None, buffer_size=None):
+def ranged(data: bytes, listed_size=None, buffer_size=None, failing=None):
     from s3torchconnector.s3reader import RangedS3Reader
 
-    gets = RangedGets(data)
+    gets = RangedGets(data, failing)
     size = len(data) if listed_size is None else listed_size
     return RangedS3Reader("bucket", "key", lambda: _Info(size), gets, buffer_size=buffer_size), gets
 
@@ -291,3 +299,28 @@ def test_a_read_within_the_read_ahead_sends_no_request():
     made.seek(0)
     assert made.read(100) == data[:100]
     assert gets.ranges() == fetched
+
+
+def test_a_read_from_the_middle_of_a_request_in_flight():
+    """RangedS3Reader._take: a read that starts inside a read-ahead request still in flight and goes past
+    its end gets the bytes from where it starts (that request's body is not put at the read's start)."""
+    data = payload(600_000)
+    made, gets = ranged(data)
+    for _ in range(6):  # a stream of reads: the read-ahead now has a request in flight past them
+        made.read(30_000)
+    made.seek(200_000)
+    assert made.read(250_000) == data[200_000:450_000]
+    buffer = bytearray(100_000)
+    made.seek(460_000)
+    assert made.readinto(buffer) == 100_000 and buffer == data[460_000:560_000]
+
+
+def test_a_failed_piece_cancels_the_pieces_after_it():
+    """RangedS3Reader._fetch: when one piece of a read fails, the error reaches the caller and the
+    requests of the pieces after it are cancelled (those before it were read whole)."""
+    data = payload(4 * MiB)
+    made, gets = ranged(data, failing=1)
+    made.seek(100)
+    with pytest.raises(OSError, match="connection reset"):
+        made.readinto(bytearray(3 * MiB))
+    assert [stream.closed for _, stream in gets.streams] == [False, False, True]
