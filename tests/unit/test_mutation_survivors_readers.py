@@ -324,3 +324,33 @@ def test_a_failed_piece_cancels_the_pieces_after_it():
     with pytest.raises(OSError, match="connection reset"):
         made.readinto(bytearray(3 * MiB))
     assert [stream.closed for _, stream in gets.streams] == [False, False, True]
+
+
+def test_skipping_ahead_within_the_read_ahead_cancels_the_requests_skipped():
+    """RangedS3Reader._drop_through: a read that skips ahead to a request in flight, taking all of it,
+    cancels the requests in flight before it (their bytes will not be read)."""
+    data = payload(12 * MiB)
+    made, gets = ranged(data)
+    for _ in range(8):  # a stream of reads: its read-ahead now holds several requests in flight
+        made.read(200_000)
+    in_flight = [(bounds, stream) for bounds, stream in gets.streams if bounds[0] >= made.tell()]
+    assert len(in_flight) >= 3
+    (skipped, skipped_stream), (taken, _) = in_flight[0], in_flight[1]
+    made.seek(taken[0])
+    assert made.read(taken[1] - taken[0]) == data[taken[0] : taken[1]]
+    assert skipped_stream.closed
+    assert not any(stream.closed for bounds, stream in gets.streams if bounds[0] >= taken[0])
+
+
+def test_a_read_where_the_read_ahead_ends_continues_the_stream():
+    """RangedS3Reader._continues and _read_ahead: a read after a seek to the very end of the read-ahead
+    continues the stream (its window doubles: the next request is twice the first), and the bytes
+    fetched before stay (a seek back to them sends nothing)."""
+    data = payload(1 * MiB)
+    made, gets = ranged(data)
+    assert made.read(100) == data[:100]
+    made.seek(64 * 1024)
+    assert made.read(100) == data[65536:65636]
+    made.seek(0)
+    assert made.read(100) == data[:100]
+    assert gets.ranges() == [(0, 65536), (65536, 65536 + 2 * 65536)]
