@@ -224,13 +224,14 @@ class RangedGets:
     """A ranged reader's ``get_stream`` over ``data``: every GET (start, end) and its stream; the GET
     numbered ``failing`` (from 0), if any, fails when read."""
 
-    def __init__(self, data: bytes, failing=None):
+    def __init__(self, data: bytes, failing=None, kind=None):
         self.data = data
         self.failing = failing
+        self.kind = kind or _Ranged
         self.streams: list = []
 
     def __call__(self, start, end):
-        kind = _Failing if len(self.streams) == self.failing else _Ranged
+        kind = _Failing if len(self.streams) == self.failing else self.kind
         stream = kind(self.data[start:end])
         self.streams.append(((start, end), stream))
         return stream
@@ -239,10 +240,10 @@ class RangedGets:
         return [bounds for bounds, _ in self.streams]
 
 
-def ranged(data: bytes, listed_size=None, buffer_size=None, failing=None):
+def ranged(data: bytes, listed_size=None, buffer_size=None, failing=None, kind=None):
     from s3torchconnector.s3reader import RangedS3Reader
 
-    gets = RangedGets(data, failing)
+    gets = RangedGets(data, failing, kind)
     size = len(data) if listed_size is None else listed_size
     return RangedS3Reader("bucket", "key", lambda: _Info(size), gets, buffer_size=buffer_size), gets
 
@@ -354,3 +355,25 @@ def test_a_read_where_the_read_ahead_ends_continues_the_stream():
     made.seek(0)
     assert made.read(100) == data[:100]
     assert gets.ranges() == [(0, 65536), (65536, 65536 + 2 * 65536)]
+
+
+class _ReadintoOnly:
+    """A stream with only readinto and close (as a plugin's patched ``_get_object_stream`` may give)."""
+
+    def __init__(self, body: bytes):
+        self._stream = _Ranged(body)
+        self.readinto = self._stream.readinto
+        self.close = self._stream.close
+
+
+@pytest.mark.parametrize("buffer_size", [None, 0])
+def test_a_ranged_reader_over_streams_that_only_readinto(buffer_size):
+    """RangedS3Reader._receive: a GET stream without read_all_bytes is read with readinto, into a buffer
+    of the bytes asked, for read() as for readinto(), also where the object ends early."""
+    data = payload(300_000)
+    made, gets = ranged(data, listed_size=400_000, buffer_size=buffer_size, kind=_ReadintoOnly)
+    assert made.read(100) == data[:100]
+    made.seek(150_000)
+    assert made.read(100_000) == data[150_000:250_000]
+    assert made.read() == data[250_000:]
+    assert made.tell() == len(data)
