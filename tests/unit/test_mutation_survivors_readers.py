@@ -377,3 +377,52 @@ def test_a_ranged_reader_over_streams_that_only_readinto(buffer_size):
     assert made.read(100_000) == data[150_000:250_000]
     assert made.read() == data[250_000:]
     assert made.tell() == len(data)
+
+
+@pytest.mark.parametrize("buffer_size", [-1, True, "8"])
+def test_a_ranged_reader_refuses_a_bad_buffer_size(buffer_size):
+    """RangedS3Reader.__init__ (built directly, not through range_based()): the whole message."""
+    with pytest.raises(ValueError) as refused:
+        ranged(b"abc", buffer_size=buffer_size)
+    assert str(refused.value) == f"buffer_size must be a non-negative int (0 disables it), got {buffer_size!r}"
+
+
+def test_small_readintos_that_follow_each_other():
+    """RangedS3Reader.readinto's fast path (bytes already received where the last read ended): each
+    buffer gets its own bytes."""
+    data = payload(300_000)
+    made, gets = ranged(data)
+    got = bytearray()
+    buffer = bytearray(1000)
+    while True:
+        n = made.readinto(buffer)
+        if not n:
+            break
+        got += buffer[:n]
+    assert got == data
+
+
+def test_empty_reads_send_nothing():
+    """RangedS3Reader.read and readinto: reading no bytes, or at the end, sends no request."""
+    data = payload(1000)
+    made, gets = ranged(data)
+    assert made.read(0) == b"" and made.readinto(bytearray()) == 0
+    made.seek(1000)
+    assert made.read() == b"" and made.readinto(bytearray(10)) == 0
+    assert gets.ranges() == []
+
+
+def test_a_read_of_the_buffers_size_goes_straight_through_and_uses_what_was_fetched_ahead():
+    """RangedS3Reader._read_range: a read of buffer_size bytes (or more) is one GET of exactly its
+    bytes, straight to the caller; one that starts in the read-ahead takes those bytes from it and
+    fetches only the rest."""
+    data = payload(3 * MiB)
+    made, gets = ranged(data, buffer_size=MiB)
+    made.seek(100)
+    assert made.read(MiB) == data[100 : MiB + 100]
+    assert gets.ranges() == [(100, MiB + 100)]
+
+    made, gets = ranged(data, buffer_size=MiB)
+    assert made.read(100) == data[:100]
+    assert made.read(MiB) == data[100 : MiB + 100]
+    assert gets.ranges() == [(0, 65536), (65536, MiB + 100)]
