@@ -426,3 +426,29 @@ def test_a_read_of_the_buffers_size_goes_straight_through_and_uses_what_was_fetc
     assert made.read(100) == data[:100]
     assert made.read(MiB) == data[100 : MiB + 100]
     assert gets.ranges() == [(0, 65536), (65536, MiB + 100)]
+
+
+@pytest.mark.parametrize("into", [False, True])
+def test_the_read_ahead_past_where_the_object_really_ends_is_cancelled(into):
+    """RangedS3Reader._object_ends_at: when a read-ahead response comes short, the requests already in
+    flight for bytes past it are cancelled, the reads stop at the object's real end (and say where it
+    is), and nothing past it is asked for again."""
+    data = payload(MiB + MiB // 2)
+    made, gets = ranged(data, listed_size=8 * MiB)
+    got = bytearray()
+    buffer = bytearray(200_000)
+    while True:
+        if into:
+            n = made.readinto(buffer)
+            piece = buffer[:n]
+        else:
+            piece = made.read(200_000)
+        if not piece:
+            break
+        got += piece
+    assert got == data and made.tell() == len(data) and made.seek(0, 2) == len(data)
+    past = [stream for (start, _), stream in gets.streams if start >= len(data)]
+    assert past and all(stream.closed for stream in past)
+    asked = len(gets.streams)
+    made.seek(len(data) - 10)
+    assert made.read() == data[-10:] and len(gets.streams) == asked
