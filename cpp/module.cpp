@@ -42,6 +42,15 @@ py::dict metrics_as_dict(const MetricsSnapshot &snapshot) {
     return result;
 }
 
+// A new bytes object whose `size` bytes a download fills before Python sees them.
+py::bytes uninitialized_bytes(uint64_t size) {
+    auto body = py::reinterpret_steal<py::bytes>(PyBytes_FromStringAndSize(nullptr, static_cast<py::ssize_t>(size)));
+    if (!body) throw py::error_already_set();
+    return body;
+}
+
+uint8_t *bytes_data(const py::bytes &body) { return reinterpret_cast<uint8_t *>(PyBytes_AS_STRING(body.ptr())); }
+
 // A Python buffer held for the duration of one call.
 class BufferView {
 public:
@@ -129,10 +138,8 @@ PYBIND11_MODULE(_native, m) {
              [](GetStream &stream) {
                  // The body lands directly in a new bytes object: no copy for a caller that wants bytes.
                  const uint64_t size = stream.remaining();
-                 auto body = py::reinterpret_steal<py::bytes>(
-                     PyBytes_FromStringAndSize(nullptr, static_cast<py::ssize_t>(size)));
-                 if (!body) throw py::error_already_set();
-                 stream.receive_rest(reinterpret_cast<uint8_t *>(PyBytes_AS_STRING(body.ptr())), size);
+                 py::bytes body = uninitialized_bytes(size);
+                 stream.receive_rest(bytes_data(body), size);
                  return body;
              })
         .def("land_bytes",
@@ -140,14 +147,12 @@ PYBIND11_MODULE(_native, m) {
                  // A new bytes object the rest of the body lands in, in the background: its bytes may be read
                  // once wait_landed() said they are in. The stream holds a reference until its lander ended.
                  const uint64_t size = stream.remaining();
-                 auto body = py::reinterpret_steal<py::bytes>(
-                     PyBytes_FromStringAndSize(nullptr, static_cast<py::ssize_t>(size)));
-                 if (!body) throw py::error_already_set();
+                 py::bytes body = uninitialized_bytes(size);
                  std::shared_ptr<void> owner(new py::object(body), [](void *held) {
                      py::gil_scoped_acquire gil;
                      delete static_cast<py::object *>(held);
                  });
-                 stream.land(reinterpret_cast<uint8_t *>(PyBytes_AS_STRING(body.ptr())), size, std::move(owner));
+                 stream.land(bytes_data(body), size, std::move(owner));
                  return body;
              })
         .def("wait_landed", &GetStream::wait_landed, py::arg("start"), py::arg("end"))

@@ -20,12 +20,12 @@ SIZE = 6 * PART + 123
 HELD_PART_START = 4 * PART  # the fifth part: neither the first, nor the tail's
 
 
-def hold_part(proxy, s3, key):
-    """Holds the GET of the fifth part until the returned event is set."""
+def hold_part(proxy, s3, key, start=HELD_PART_START):
+    """Holds the GET of the part that starts at ``start`` until the returned event is set."""
     release = threading.Event()
     is_get = ranged_get_of(s3.bucket, key)
     rule = proxy.add(
-        lambda r: is_get(r) and r.range_start == HELD_PART_START,
+        lambda r: is_get(r) and r.range_start == start,
         forward(before=lambda _request: release.wait(60)),
         limit=1,
     )
@@ -62,9 +62,18 @@ def test_torch_load_gets_its_index_from_the_tail_and_the_tensors_right(s3, proxy
     with checkpoint.writer(s3.uri("model.pt")) as writer:
         torch.save(state, writer)
     size = len(s3.get("model.pt"))
-
+    # The last part (from 24 MiB) is held until the tail's own GET arrives: the index at the tail
+    # cannot have landed with the download first, and a load that waited for it would wait 30 s.
+    is_get = ranged_get_of(s3.bucket, "model.pt")
+    is_tail_get = lambda r: is_get(r) and r.range_start == size - TAIL_BYTES
+    held = proxy.add(
+        lambda r: is_get(r) and r.range_start == 6 * PART,
+        forward(before=lambda _request: proxy.wait_for(is_tail_get, 1, 30)),
+        limit=1,
+    )
     with checkpoint.reader(s3.uri("model.pt")) as reader:
-        loaded = torch.load(reader, weights_only=True)
+        loaded = returns(lambda: torch.load(reader, weights_only=True))
+    assert held.fired == 1
 
     assert loaded.keys() == state.keys()
     assert all(torch.equal(loaded[name], tensor) for name, tensor in state.items())
