@@ -20,7 +20,7 @@ import gzip
 import io
 import json
 import sys
-from typing import Iterator, List, Optional
+from typing import Any, Iterator, List, Optional
 
 from ._native import S3Exception
 from ._progress import TerminalProgress
@@ -29,6 +29,7 @@ from ._s3client import ObjectInfo, S3Client, S3ClientConfig
 from ._s3uri import parse_s3_uri
 from ._stream_file import StreamFile
 from ._user_agent import UserAgent
+from .s3writer import S3Writer
 
 HEADER_FIELD = "s3torchconnector_manifest"
 VERSION = 1
@@ -51,7 +52,8 @@ def write_manifest(
     if not manifest_key:
         raise ValueError(f"{manifest_uri!r} names a bucket, not an object: use 's3://bucket/manifest.jsonl'")
     client = S3Client(region, endpoint=endpoint, user_agent=UserAgent(["md/manifest"]), s3client_config=s3client_config)
-    s3writer = out = None
+    s3writer: Optional[S3Writer] = None
+    out: Any = None  # the writer, or a GzipFile over it
     count = 0
     try:
         for page in client.list_objects(bucket, prefix):
@@ -98,10 +100,10 @@ class ObjectsFromManifest:
     def read(self, client: S3Client) -> List[S3BucketKeyData]:
         try:
             stream = client._get_object_stream(self.bucket, self.key, 0, None)
-            lines = io.BufferedReader(StreamFile(stream), buffer_size=1 << 20)
+            raw: Any = io.BufferedReader(StreamFile(stream), buffer_size=1 << 20)
             if self.key.endswith(".gz"):
-                lines = gzip.GzipFile(fileobj=lines, mode="rb")
-            lines = io.TextIOWrapper(lines, encoding="utf-8")  # decoded a buffer at a time, not per line
+                raw = gzip.GzipFile(fileobj=raw, mode="rb")
+            lines = io.TextIOWrapper(raw, encoding="utf-8")  # decoded a buffer at a time, not per line
             with _collector_paused():
                 entries = list(self._parse(lines))
         except S3Exception as error:

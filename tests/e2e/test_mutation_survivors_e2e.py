@@ -20,8 +20,10 @@ def test_the_manifest_command_in_process(s3, capsys):
         s3.put(f"train/{i}.bin", bytes([i]) * (i + 1))
     s3.put("other/x.bin", b"not listed")
 
-    assert manifest_main([s3.uri("train/"), s3.uri("m/train.jsonl.gz"), "--region", s3.region,
-                          "--endpoint", s3.endpoint]) == 0
+    assert (
+        manifest_main([s3.uri("train/"), s3.uri("m/train.jsonl.gz"), "--region", s3.region, "--endpoint", s3.endpoint])
+        == 0
+    )
     written = capsys.readouterr()
     assert written.out == f"wrote {s3.uri('m/train.jsonl.gz')}: 3 objects\n"
     assert written.err == ""  # not a terminal: no progress line
@@ -63,7 +65,8 @@ def test_the_manifest_commands_help(capsys):
         ".gz). positional arguments:",
         "prefix_uri s3://bucket/prefix to list",
         "manifest_uri s3://bucket/path/manifest.jsonl[.gz] to write",
-        "--region REGION", "--endpoint ENDPOINT",
+        "--region REGION",
+        "--endpoint ENDPOINT",
     ):
         assert part in text, part
 

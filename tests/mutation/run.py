@@ -119,9 +119,21 @@ OPTIONS: dict = {}  # from the command line: slow
 NOT_MUTATED = {"_version.py"}
 
 STATUS_BY_EXIT_CODE = {
-    1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
-    36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout",
-    -11: "segfault", -9: "segfault", 37: "type check", None: "not checked",
+    1: "killed",
+    3: "killed",
+    0: "survived",
+    5: "no tests",
+    33: "no tests",
+    34: "skipped",
+    36: "timeout",
+    -24: "timeout",
+    24: "timeout",
+    152: "timeout",
+    255: "timeout",
+    -11: "segfault",
+    -9: "segfault",
+    37: "type check",
+    None: "not checked",
 }  # mutmut's own table (mutmut/stats.py); anything else is "suspicious"
 DETECTED = {"killed", "timeout", "segfault", "type check"}
 
@@ -142,7 +154,9 @@ def committed_files(workdir: Path) -> list:
     head.mkdir(parents=True)
     archive = subprocess.run(
         ["git", "archive", "--format=tar", "HEAD", "python", "tests", *ALSO_COPY],
-        cwd=REPO, check=True, capture_output=True,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(head)], input=archive, check=True)
     OPTIONS["source"] = head
@@ -160,7 +174,9 @@ def source_files() -> list:
     try:
         out = subprocess.run(
             ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "python", "tests"],
-            cwd=REPO, check=True, capture_output=True,
+            cwd=REPO,
+            check=True,
+            capture_output=True,
         ).stdout.decode()
         files = [Path(name) for name in out.split("\0") if name]
     except (OSError, subprocess.CalledProcessError):  # not a git checkout: everything but caches
@@ -226,7 +242,7 @@ def prepare(scratch: Path, modules: list, files: list, native: Path) -> dict:
         # python/<package> -> src/<package>: mutmut names mutants after the path, less a "src." prefix.
         target = scratch / ("src" / Path(*relative.parts[1:]) if relative.parts[0] == "python" else relative)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(OPTIONS['source'] / relative, target)
+        shutil.copy2(OPTIONS["source"] / relative, target)
     shutil.copy2(native, scratch / "src" / PACKAGE / native.name)
     for extra in ALSO_COPY:
         if (OPTIONS["source"] / extra).is_file():
@@ -341,7 +357,10 @@ def show_survivors(scratch: Path, env: dict, survivors: list) -> str:
     for survivor in [s for s in survivors if s["status"] != "no tests"]:
         shown = subprocess.run(
             [sys.executable, "-m", "mutmut", "show", survivor["mutant"]],
-            cwd=scratch, env=env, capture_output=True, text=True,
+            cwd=scratch,
+            env=env,
+            capture_output=True,
+            text=True,
         )
         text.append(shown.stdout.strip() or shown.stderr.strip())
     return "\n\n".join(text)
@@ -374,7 +393,10 @@ def run_batch(
     with open(scratch / "mutmut.log", "a" if retest else "w") as out:
         mutmut = subprocess.Popen(
             [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *again],
-            cwd=scratch, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=scratch,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         try:
             mutmut.wait()
@@ -443,20 +465,27 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="print the last results, and stop")
     parser.add_argument("--show", action="store_true", help="print the surviving mutants' diffs")
     parser.add_argument(
-        "--head", action="store_true",
+        "--head",
+        action="store_true",
         help="mutate and test python/ and tests/ as committed in HEAD, not as they are in the working tree",
     )
     parser.add_argument(
-        "--mutants", nargs="+", metavar="NAME",
+        "--mutants",
+        nargs="+",
+        metavar="NAME",
         help="only these mutants (mutmut's names or globs, e.g. 's3torchconnector.manifest.x_main*')",
     )
-    parser.add_argument("--slow", action="store_true", help="add the e2e files in SLOW (ranks, resumes in new processes)")
     parser.add_argument(
-        "--retest", action="store_true",
+        "--slow", action="store_true", help="add the e2e files in SLOW (ranks, resumes in new processes)"
+    )
+    parser.add_argument(
+        "--retest",
+        action="store_true",
         help="try again only the mutants the last run did not detect, with the sources and tests as they are now",
     )
     parser.add_argument(
-        "--separately", action="store_true",
+        "--separately",
+        action="store_true",
         help="one mutmut run per module, with only its own e2e tests (slower: each run first runs its tests twice)",
     )
     args = parser.parse_args()
@@ -487,8 +516,10 @@ def main() -> None:
         sys.exit(f'mutmut is not installed: pip install "mutmut=={MUTMUT_VERSION}"')
     if mutmut.__version__ != MUTMUT_VERSION:
         log(f"warning: mutmut {mutmut.__version__}; this runner is tried with {MUTMUT_VERSION}")
-    if workdir == REPO or REPO in workdir.parents and not (
-        subprocess.run(["git", "check-ignore", "-q", str(workdir)], cwd=REPO).returncode == 0
+    if (
+        workdir == REPO
+        or REPO in workdir.parents
+        and not (subprocess.run(["git", "check-ignore", "-q", str(workdir)], cwd=REPO).returncode == 0)
     ):
         sys.exit(f"{workdir} is in the working tree and not ignored by git: choose another --workdir")
 

@@ -28,9 +28,7 @@ def _same(a: str, b: str) -> bool:
 
 
 def startup() -> None:
-    sys.meta_path[:] = [
-        finder for finder in sys.meta_path if not type(finder).__module__.startswith("_editable_skbc_")
-    ]
+    sys.meta_path[:] = [finder for finder in sys.meta_path if not type(finder).__module__.startswith("_editable_skbc_")]
     if HIDE:
         sys.path[:] = [entry for entry in sys.path if not _same(entry, HIDE)]
     if os.environ.get("MUTANT_UNDER_TEST") == "stats" and HITS:

@@ -139,7 +139,11 @@ def test_a_manifest_that_cannot_be_read_keeps_the_errors_attributes(client):
     error = raised.value
     assert str(error).startswith(f"cannot read the manifest s3://{BUCKET}/missing.jsonl: NoSuchKey")
     assert (error.code, error.status, error.bucket, error.key, error.operation) == (
-        "NoSuchKey", 404, BUCKET, "missing.jsonl", "GetObject"
+        "NoSuchKey",
+        404,
+        BUCKET,
+        "missing.jsonl",
+        "GetObject",
     )
     assert error.request_id == ""  # the in-memory client sends none; the attribute is still there
 
@@ -188,7 +192,11 @@ def test_a_retried_delete_of_a_rename_is_logged_with_the_object_and_the_error(cl
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert warnings == [f"rename: deleting s3://{BUCKET}/k1 failed (InternalError: try again), retrying"]
     assert [info.key for page in client.list_objects(BUCKET) for info in page.object_info] == [
-        "k0", "k2", "k3", "k4", "renamed"
+        "k0",
+        "k2",
+        "k3",
+        "k4",
+        "renamed",
     ]
 
 
@@ -342,7 +350,9 @@ def test_a_map_dataset_uses_the_client_config_and_reader_it_was_given(client):
 
     config = S3ClientConfig(part_size=16 * 1024 * 1024, max_attempts=7)
     dataset = S3MapDataset.from_objects(
-        [f"s3://{BUCKET}/k2"], region=REGION, s3client_config=config,
+        [f"s3://{BUCKET}/k2"],
+        region=REGION,
+        s3client_config=config,
         reader_constructor=S3ReaderConstructor.range_based(),
     )
     made = dataset._get_client().s3client_config
@@ -368,9 +378,11 @@ def test_each_dataset_kind_names_itself_and_its_reader_in_the_user_agent():
 
     uris = [f"s3://{BUCKET}/k0"]
     map_agent = S3MapDataset.from_objects(uris, region=REGION)._get_client().user_agent_prefix
-    iterable_agent = S3IterableDataset.from_objects(
-        uris, region=REGION, reader_constructor=S3ReaderConstructor.range_based()
-    )._get_client().user_agent_prefix
+    iterable_agent = (
+        S3IterableDataset.from_objects(uris, region=REGION, reader_constructor=S3ReaderConstructor.range_based())
+        ._get_client()
+        .user_agent_prefix
+    )
     assert "md/dataset#map md/reader_type#sequential" in map_agent
     assert "md/dataset#iterable md/reader_type#range_based" in iterable_agent
 

@@ -9,8 +9,7 @@ import pickle
 import pytest
 
 from s3torchconnector import S3Exception
-from s3torchconnector._s3client import MockS3Client, S3Client, S3ClientConfig
-from s3torchconnector._s3client import _s3client
+from s3torchconnector._s3client import MockS3Client, S3Client, S3ClientConfig, _s3client
 
 REGION = "us-east-1"
 BUCKET = "bucket"
@@ -34,19 +33,35 @@ def test_every_setting_of_the_config_reaches_the_native_client(built, monkeypatc
     for variable in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(variable, raising=False)
     config = S3ClientConfig(
-        throughput_target_gbps=2.5, part_size=16 * 1024 * 1024, unsigned=True, force_path_style=True,
-        max_attempts=3, profile="other", upload_checksum="CRC32", validate_checksums=True,
-        stall_timeout_seconds=7, min_throughput_bytes_per_second=1000,
+        throughput_target_gbps=2.5,
+        part_size=16 * 1024 * 1024,
+        unsigned=True,
+        force_path_style=True,
+        max_attempts=3,
+        profile="other",
+        upload_checksum="CRC32",
+        validate_checksums=True,
+        stall_timeout_seconds=7,
+        min_throughput_bytes_per_second=1000,
     )
-    S3Client("eu-west-2", endpoint="http://127.0.0.1:9", s3client_config=config)._client
-    (args, kwargs), = built
+    _ = S3Client("eu-west-2", endpoint="http://127.0.0.1:9", s3client_config=config)._client  # built now
+    ((args, kwargs),) = built
     assert args == ("eu-west-2",)
     prefix = kwargs.pop("user_agent")
     assert prefix.startswith("s3torchconnector/")
     assert kwargs == dict(
-        endpoint="http://127.0.0.1:9", throughput_target_gbps=2.5, part_size=16 * 1024 * 1024, unsigned=True,
-        force_path_style=True, max_attempts=3, profile="other", requester_pays=False, upload_checksum="CRC32",
-        validate_checksums=True, stall_timeout_seconds=7, min_throughput_bytes_per_second=1000,
+        endpoint="http://127.0.0.1:9",
+        throughput_target_gbps=2.5,
+        part_size=16 * 1024 * 1024,
+        unsigned=True,
+        force_path_style=True,
+        max_attempts=3,
+        profile="other",
+        requester_pays=False,
+        upload_checksum="CRC32",
+        validate_checksums=True,
+        stall_timeout_seconds=7,
+        min_throughput_bytes_per_second=1000,
     )
     assert type(kwargs["throughput_target_gbps"]) is float and type(kwargs["validate_checksums"]) is bool
 
@@ -57,14 +72,14 @@ def test_the_defaults_reach_the_native_client_as_it_takes_them(built, monkeypatc
     None is False; AWS_ENDPOINT_URL_S3 is taken when no endpoint is given."""
     for variable in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(variable, raising=False)
-    S3Client(REGION, s3client_config=S3ClientConfig(upload_checksum=None, requester_pays=True))._client
+    _ = S3Client(REGION, s3client_config=S3ClientConfig(upload_checksum=None, requester_pays=True))._client
     kwargs = built[-1][1]
     assert (kwargs["endpoint"], kwargs["profile"], kwargs["upload_checksum"]) == ("", "", "")
     assert kwargs["validate_checksums"] is False and kwargs["requester_pays"] is True
     assert kwargs["throughput_target_gbps"] == 10.0 and type(kwargs["throughput_target_gbps"]) is float
 
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:8")
-    S3Client(REGION)._client
+    _ = S3Client(REGION)._client
     assert built[-1][1]["endpoint"] == "http://127.0.0.1:8" and built[-1][1]["upload_checksum"] == "CRC32C"
 
 
@@ -107,9 +122,7 @@ def test_a_storage_class_that_is_no_name_is_refused(storage_class):
     client = MockS3Client(REGION, BUCKET)
     with pytest.raises(ValueError) as refused:
         client.put_object(BUCKET, "k", storage_class=storage_class)
-    assert str(refused.value) == (
-        f"storage_class must be a non-empty string such as 'STANDARD', got {storage_class!r}"
-    )
+    assert str(refused.value) == (f"storage_class must be a non-empty string such as 'STANDARD', got {storage_class!r}")
 
 
 def test_a_put_is_logged_with_its_object(caplog):
@@ -126,8 +139,7 @@ def test_a_tar_shard_of_a_manifest_is_read_at_its_recorded_version(monkeypatch):
     import io
     import tarfile
 
-    from s3torchconnector import S3IterableDataset
-    from s3torchconnector import manifest
+    from s3torchconnector import S3IterableDataset, manifest
 
     def tar(text: bytes) -> bytes:
         buffer = io.BytesIO()
@@ -237,7 +249,7 @@ def test_a_whole_read_is_one_buffer_and_a_stream_comes_in_parts():
         return get_object(bucket, key, start, end, whole, version)
 
     client._mock_client.get_object = recording
-    client._client  # built: the in-memory bucket
+    _ = client._client  # built: the in-memory bucket
     assert client.get_object(BUCKET, "k").read() == b"0123456789"
     reader = client.get_object(BUCKET, "k", reader_constructor=S3ReaderConstructor.range_based(0))
     reader.seek(2)

@@ -336,7 +336,7 @@ def test_skipping_ahead_within_the_read_ahead_cancels_the_requests_skipped():
         made.read(200_000)
     in_flight = [(bounds, stream) for bounds, stream in gets.streams if bounds[0] >= made.tell()]
     assert len(in_flight) >= 3
-    (skipped, skipped_stream), (taken, _) = in_flight[0], in_flight[1]
+    (_, skipped_stream), (taken, _) = in_flight[0], in_flight[1]
     made.seek(taken[0])
     assert made.read(taken[1] - taken[0]) == data[taken[0] : taken[1]]
     assert skipped_stream.closed

@@ -43,8 +43,12 @@ def test_a_datasets_own_state_names_itself_and_restores_its_epoch_counter():
     list(made)  # epoch 4
     state = made.state_dict()
     assert state == {
-        "format": "s3torchconnector.S3IterableDataset", "version": 1, "kind": "dataset",
-        "epoch": 3, "passes": 2, "pending": None,
+        "format": "s3torchconnector.S3IterableDataset",
+        "version": 1,
+        "kind": "dataset",
+        "epoch": 3,
+        "passes": 2,
+        "pending": None,
     }
 
     reference = dataset(shuffle=True, seed=7)
@@ -63,9 +67,7 @@ def test_a_dataset_state_with_a_bad_counter_is_refused(field, value):
     state = dict(made.state_dict(), **{field: value})
     with pytest.raises(ValueError) as refused:
         dataset().load_state_dict(state)
-    assert str(refused.value) == (
-        f"corrupt S3IterableDataset state: {field} must be a non-negative int, got {value!r}"
-    )
+    assert str(refused.value) == (f"corrupt S3IterableDataset state: {field} must be a non-negative int, got {value!r}")
 
 
 def test_a_resume_over_other_objects_says_how_to_resume():
@@ -102,7 +104,8 @@ def test_elastic_state_refusals_say_what_is_wrong_and_what_to_pass():
         "a state made by elastic_state() cannot be merged again: resume from it first"
     )
     assert _merge_refusal([two[0], stopped_state(12, 1, 3, 1)]) in (
-        "the states come from layouts of 2 and 3 shards", "the states come from layouts of 3 and 2 shards"
+        "the states come from layouts of 2 and 3 shards",
+        "the states come from layouts of 3 and 2 shards",
     )
     assert _merge_refusal([two[0], two[0], two[1]]) == (
         "two states of shard 0 of 2: pass each rank's state once (with enable_sharding=False every worker "
@@ -217,8 +220,19 @@ def test_states_are_plain_json_data():
     list(islice(iterator, 3))
     position = iterator.state_dict()
     assert set(position) == {
-        "format", "version", "kind", "epoch", "settings", "listing", "rounds", "shard", "shards", "yielded",
-        "current", "partial", "skips",
+        "format",
+        "version",
+        "kind",
+        "epoch",
+        "settings",
+        "listing",
+        "rounds",
+        "shard",
+        "shards",
+        "yielded",
+        "current",
+        "partial",
+        "skips",
     }
     assert position["kind"] == "position" and position["rounds"] == [[2, 2]] and position["skips"] == []
     assert json.loads(json.dumps(position)) == position
@@ -251,7 +265,10 @@ def test_merge_carries_the_part_read_samples_each_shard_owes():
 
     def shards_dataset(shard, shards):
         made = S3IterableDataset.from_prefix(
-            f"s3://{BUCKET}/t/", region=REGION, transform=lambda sample: sample["__key__"], shard_format="tar",
+            f"s3://{BUCKET}/t/",
+            region=REGION,
+            transform=lambda sample: sample["__key__"],
+            shard_format="tar",
             enable_sharding=True,
         )
         client = MockS3Client(REGION, BUCKET)

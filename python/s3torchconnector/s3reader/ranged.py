@@ -126,10 +126,17 @@ class RangedS3Reader(S3Reader):
         """Bytes [start, end) when they are in the segment the last read ended in and reading them
         leaves the read-ahead as it is (what _read_range would do, without its bookkeeping)."""
         hot = self._hot
-        if hot is None or end >= self._refill_at or not hot.start <= start or end - hot.start > len(hot.data):
+        data = hot.data if hot is not None else None  # a hot segment has landed: it has data
+        if (
+            hot is None
+            or data is None
+            or end >= self._refill_at
+            or not hot.start <= start
+            or end - hot.start > len(data)
+        ):
             return None
         self._position = self._last_end = end
-        return hot.data[start - hot.start : end - hot.start]
+        return data[start - hot.start : end - hot.start]
 
     def _read_range(self, start: int, end: int, out: Optional[memoryview], chunks: Optional[List]) -> int:
         """Bytes [start, end) into ``out``, or appended to ``chunks`` when ``out`` is None.
