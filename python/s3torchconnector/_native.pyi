@@ -11,13 +11,17 @@ from typing import Dict, List, Optional, Tuple
 
 def log_targets() -> List[str]:
     """Every log target, in a fixed order."""
+
 def set_log_levels(sink: str, levels: Dict[str, int]) -> None:
     """Sets the levels of sink "writer" (stderr or hourly files) or "python" (the queue Python drains);
     targets not given are off. Installs the CRT logger, once per process, when a level is first above 0."""
+
 def set_log_directory(directory: str) -> None:
     """The writer's destination: "" for stderr, or an existing folder for s3torchconnectorclient.log.YYYY-MM-DD-HH files."""
+
 def log_level() -> int:
     """The most detailed level of any target in any sink; 0 when nothing is logged (and nothing formatted)."""
+
 def take_log_records(wait: bool) -> Tuple[List[Tuple[str, int, float, int, str]], int, int]:
     """The records queued for Python as (target, level, time, native thread id, message), oldest first; how many
     were dropped since the last call (the queue was full); and the number of the last waiting take (this one's,
