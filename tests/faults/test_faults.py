@@ -1,6 +1,7 @@
 """Faults between the client and S3 (through tests/faults/proxy.py): retried to the right bytes, or
 an S3Exception that says why; never short, mixed or leaked data. Plus literal keys."""
 
+import gc
 import hashlib
 import io
 import random
@@ -245,6 +246,31 @@ def test_multipart_put_failing_on_every_attempt_leaves_nothing(s3, proxy):
     assert len(attempts) == 2, f"max_attempts=2 but part 2 was sent {len(attempts)} times"
     assert "up.bin" not in s3.keys()
     assert s3.multipart_uploads() == []
+
+
+@pytest.mark.parametrize("how", ["abort", "drop"])
+def test_an_upload_ended_while_its_create_is_in_flight_leaves_nothing(s3, proxy, how):
+    """S3 answers CreateMultipartUpload late: the writer is aborted (or dropped) before the answer. A
+    cancel then would cut the answer off, and the upload S3 made could never be aborted."""
+    path = f"/{s3.bucket}/up.bin"
+    is_create = lambda r: r.method == "POST" and r.path == path and "uploads" in r.query
+    proxy.add(is_create, forward(before=lambda _request: time.sleep(1)))
+    writer = client_for(proxy, s3.region).put_object(s3.bucket, "up.bin")
+    writer.write(payload(PART + 1, seed=6))  # more than a part: the multipart upload starts
+    assert proxy.wait_for(is_create, 1, DEADLINE)
+    if how == "abort":
+        returns(writer.abort)  # returns once the upload is aborted
+        left = s3.multipart_uploads()
+    else:
+        del writer
+        returns(gc.collect)
+        left = s3.multipart_uploads()
+        deadline = time.monotonic() + 10  # a dropped writer's abort finishes in the background
+        while left and time.monotonic() < deadline:
+            time.sleep(0.1)
+            left = s3.multipart_uploads()
+    assert "up.bin" not in s3.keys()
+    assert left == []
 
 
 def test_single_put_failing_on_every_attempt_leaves_nothing(s3, proxy):
