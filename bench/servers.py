@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 NGINX_PACKAGES = ["nginx", "libnginx-mod-http-lua"]
 MODULE_DIR = Path("/usr/lib/nginx/modules")
@@ -289,51 +289,23 @@ class Nginx:
         self.proc = None
 
 
+def _curl(url: str, write_out: str, extra: List[str], timeout: float) -> List[float]:
+    """curl -s -f to /dev/null; the numbers its --write-out format asks for."""
+    command = ["curl", "-s", "-f", "-o", "/dev/null", "--max-time", str(int(timeout)), *extra, "-w", write_out, url]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    return [float(x) for x in out.stdout.split()]
+
+
 def curl_get(url: str, timeout: float = 600) -> Dict[str, float]:
     """One GET with curl into /dev/null: seconds to first byte, bytes/s, bytes."""
-    out = subprocess.run(
-        [
-            "curl",
-            "-s",
-            "-f",
-            "-o",
-            "/dev/null",
-            "--max-time",
-            str(int(timeout)),
-            "-w",
-            "%{time_starttransfer} %{time_total} %{speed_download} %{size_download}",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    ttfb, total, speed, size = (float(x) for x in out.stdout.split())
+    write_out = "%{time_starttransfer} %{time_total} %{speed_download} %{size_download}"
+    ttfb, total, speed, size = _curl(url, write_out, [], timeout)
     return {"ttfb_s": ttfb, "total_s": total, "bytes_per_s": speed, "bytes": size}
 
 
 def curl_put(url: str, path: str, timeout: float = 600) -> Dict[str, float]:
     """One PUT of the file with curl -T (one connection, no checksum): seconds and bytes sent."""
-    out = subprocess.run(
-        [
-            "curl",
-            "-s",
-            "-f",
-            "-o",
-            "/dev/null",
-            "--max-time",
-            str(int(timeout)),
-            "-T",
-            path,
-            "-w",
-            "%{time_total} %{speed_upload} %{size_upload}",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    total, speed, size = (float(x) for x in out.stdout.split())
+    total, speed, size = _curl(url, "%{time_total} %{speed_upload} %{size_upload}", ["-T", path], timeout)
     return {"total_s": total, "bytes_per_s": speed, "bytes": size}
 
 
