@@ -207,7 +207,8 @@ GetStream::~GetStream() {
 }
 
 void GetStream::land(uint8_t *target, uint64_t size, std::shared_ptr<void> owner) {
-    if (lander_.joinable() || staged_) throw std::logic_error("the body of this stream is already being received");
+    refuse_while_landing();
+    if (staged_) throw std::logic_error("the body of this stream is already being received");
     if (size <= whole_object_part_size) {  // nothing to overlap: one part
         receive_rest(target, size);
         landing_owner_ = std::move(owner);
@@ -248,6 +249,10 @@ bool GetStream::has_landed(uint64_t start, uint64_t end) {
     if (empty_range_ || !lander_.joinable()) return true;  // received before land() returned
     std::lock_guard<std::mutex> lock(download_->mutex);
     return download_->has_landed(start, end);
+}
+
+void GetStream::refuse_while_landing() const {
+    if (lander_.joinable()) throw std::logic_error("the body of this stream is already being received");
 }
 
 void GetStream::stop_landing() {
@@ -291,7 +296,7 @@ uint64_t GetStream::remaining() {
 }
 
 void GetStream::receive_rest(uint8_t *target, uint64_t size) {
-    if (lander_.joinable()) throw std::logic_error("the body of this stream is already being received");
+    refuse_while_landing();
     if (staged_) {  // already received: what is left of it
         std::memcpy(target, staged_->data() + staged_used_, static_cast<size_t>(size));
         staged_.reset();
@@ -336,7 +341,7 @@ std::shared_ptr<Buffer> GetStream::read_all() {
 }
 
 std::shared_ptr<Buffer> GetStream::next_chunk() {
-    if (lander_.joinable()) throw std::logic_error("the body of this stream is already being received");
+    refuse_while_landing();
     if (empty_range_) return nullptr;
     Download &d = *download_;
     if (d.whole || staged_) {  // parts arrive out of order: the rest is one chunk
@@ -364,7 +369,7 @@ std::shared_ptr<Buffer> GetStream::next_chunk() {
 }
 
 size_t GetStream::readinto(uint8_t *out, size_t size) {
-    if (lander_.joinable()) throw std::logic_error("the body of this stream is already being received");
+    refuse_while_landing();
     if (empty_range_ || size == 0) return 0;
     Download &d = *download_;
     if (d.whole && !staged_) {

@@ -130,6 +130,8 @@ private:
     void throw_if_failed_locked();
     // Ends the lander (after the part it is copying), so that the destination can go.
     void stop_landing();
+    // Throws when the body is landing: it has one destination, and reads of another kind would race it.
+    void refuse_while_landing() const;
 
     std::shared_ptr<Client> client_;
     std::string bucket_;
