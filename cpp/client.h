@@ -19,25 +19,33 @@
 
 namespace s3tc {
 
+// Every setting of a native client, as (type, name). Python owns their defaults and validation
+// (S3ClientConfig.native_options in s3client_config.py) and passes each one: the binding refuses a missing or
+// unknown name, so no default lives here. A new option is one line here and one field there.
+//   endpoint: "" for AWS's regional endpoint. upload_checksum: "" for none.
+//   validate_checksums: check downloads against the object's checksum (a HEAD when the size is unknown).
+//   stall_timeout_seconds, min_throughput_bytes_per_second: a connection moving fewer bytes a second than the
+//   minimum for that long while a request waits on it is dropped and the request retried.
+#define S3TC_CLIENT_CONFIG_FIELDS(FIELD)   \
+    FIELD(std::string, region)             \
+    FIELD(std::string, endpoint)           \
+    FIELD(std::string, user_agent)         \
+    FIELD(double, throughput_target_gbps)  \
+    FIELD(uint64_t, part_size)             \
+    FIELD(bool, unsigned_requests)         \
+    FIELD(bool, force_path_style)          \
+    FIELD(int, max_attempts)               \
+    FIELD(std::string, profile)            \
+    FIELD(bool, requester_pays)            \
+    FIELD(std::string, upload_checksum)    \
+    FIELD(bool, validate_checksums)        \
+    FIELD(uint32_t, stall_timeout_seconds) \
+    FIELD(uint64_t, min_throughput_bytes_per_second)
+
 struct ClientConfig {
-    std::string region;
-    std::string endpoint;  // "" for AWS's regional endpoint
-    double throughput_target_gbps = 10.0;
-    uint64_t part_size = 8ull << 20;
-    bool unsigned_requests = false;
-    bool force_path_style = false;
-    int max_attempts = 10;
-    std::string profile;
-    std::string user_agent;
-    bool requester_pays = false;
-    uint64_t read_window = 0;                // bytes a streaming GET may buffer ahead; 0 picks 8 parts
-    std::string upload_checksum = "CRC32C";  // sent with every upload for S3 to verify; "" for none
-    // Check downloads against the object's checksum (costs a HEAD when the size is unknown).
-    bool validate_checksums = false;
-    // A connection moving fewer than `min_throughput_bytes_per_second` for `stall_timeout_seconds` while a request
-    // waits on it is dropped, and the request retried: a stalled or trickling server cannot hang a read or write.
-    uint32_t stall_timeout_seconds = 30;
-    uint64_t min_throughput_bytes_per_second = 1;
+#define S3TC_DECLARE_FIELD(type, name) type name{};
+    S3TC_CLIENT_CONFIG_FIELDS(S3TC_DECLARE_FIELD)
+#undef S3TC_DECLARE_FIELD
 };
 
 struct ListPage {
@@ -85,10 +93,8 @@ public:
     const std::shared_ptr<Metrics> &metrics() const { return metrics_; }
     // The connections one request (a large GET or upload) may use: what the throughput target gives.
     uint32_t max_connections_per_request() const { return max_connections_per_request_; }
-    // The read window every download starts with.
-    uint64_t initial_read_window() const {
-        return config_.read_window != 0 ? config_.read_window : 8 * config_.part_size;
-    }
+    // The read window every download starts with: eight parts.
+    uint64_t initial_read_window() const { return 8 * config_.part_size; }
 
     // A request for `method` on bucket/key ("" key for the bucket itself); `query` without "?".
     std::unique_ptr<RequestTarget> target(const char *method, const std::string &bucket, const std::string &key,

@@ -15,6 +15,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <set>
+#include <string>
+
 namespace py = pybind11;
 using namespace s3tc;
 
@@ -47,6 +50,26 @@ py::bytes uninitialized_bytes(uint64_t size) {
     auto body = py::reinterpret_steal<py::bytes>(PyBytes_FromStringAndSize(nullptr, static_cast<py::ssize_t>(size)));
     if (!body) throw py::error_already_set();
     return body;
+}
+
+// Each field of ClientConfig from the keyword of its name; Python gives them all (see client.h).
+ClientConfig client_config_from(const py::kwargs &options) {
+    static const std::set<std::string> names = {
+#define S3TC_FIELD_NAME(type, name) #name,
+        S3TC_CLIENT_CONFIG_FIELDS(S3TC_FIELD_NAME)
+#undef S3TC_FIELD_NAME
+    };
+    for (const auto &option : options) {
+        const std::string name = py::str(option.first);
+        if (names.count(name) == 0) throw py::type_error("NativeClient() has no option " + name);
+    }
+    ClientConfig config;
+#define S3TC_TAKE_FIELD(type, name)                                                               \
+    if (!options.contains(#name)) throw py::type_error("NativeClient() needs the option " #name); \
+    config.name = options[#name].cast<type>();
+    S3TC_CLIENT_CONFIG_FIELDS(S3TC_TAKE_FIELD)
+#undef S3TC_TAKE_FIELD
+    return config;
 }
 
 uint8_t *bytes_data(const py::bytes &body) { return reinterpret_cast<uint8_t *>(PyBytes_AS_STRING(body.ptr())); }
@@ -194,35 +217,7 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly("key", &PutStream::key);
 
     py::class_<Client, std::shared_ptr<Client>>(m, "NativeClient")
-        .def(py::init([](const std::string &region, const std::string &endpoint, double throughput_target_gbps,
-                         uint64_t part_size, bool unsigned_requests, bool force_path_style, int max_attempts,
-                         const std::string &profile, const std::string &user_agent, bool requester_pays,
-                         uint64_t read_window, const std::string &upload_checksum, bool validate_checksums,
-                         uint32_t stall_timeout_seconds, uint64_t min_throughput_bytes_per_second) {
-                 ClientConfig config;
-                 config.region = region;
-                 config.endpoint = endpoint;
-                 config.throughput_target_gbps = throughput_target_gbps;
-                 config.part_size = part_size;
-                 config.unsigned_requests = unsigned_requests;
-                 config.force_path_style = force_path_style;
-                 config.max_attempts = max_attempts;
-                 config.profile = profile;
-                 config.user_agent = user_agent;
-                 config.requester_pays = requester_pays;
-                 config.read_window = read_window;
-                 config.upload_checksum = upload_checksum;
-                 config.validate_checksums = validate_checksums;
-                 config.stall_timeout_seconds = stall_timeout_seconds;
-                 config.min_throughput_bytes_per_second = min_throughput_bytes_per_second;
-                 return std::make_shared<Client>(std::move(config));
-             }),
-             py::arg("region"), py::arg("endpoint") = "", py::arg("throughput_target_gbps") = 10.0,
-             py::arg("part_size") = 8ull << 20, py::arg("unsigned") = false, py::arg("force_path_style") = false,
-             py::arg("max_attempts") = 10, py::arg("profile") = "", py::arg("user_agent") = "",
-             py::arg("requester_pays") = false, py::arg("read_window") = 0, py::arg("upload_checksum") = "CRC32C",
-             py::arg("validate_checksums") = false, py::arg("stall_timeout_seconds") = 30,
-             py::arg("min_throughput_bytes_per_second") = 1)
+        .def(py::init([](const py::kwargs &options) { return std::make_shared<Client>(client_config_from(options)); }))
         .def(
             "get_object",
             [](std::shared_ptr<Client> client, const std::string &bucket, const std::string &key,

@@ -90,24 +90,9 @@ class PutObjectStream:
         """Cancels the upload: no object, no multipart upload left behind."""
 
 class NativeClient:
-    def __init__(
-        self,
-        region: str,
-        endpoint: str = "",
-        throughput_target_gbps: float = 10.0,
-        part_size: int = 8388608,
-        unsigned: bool = False,
-        force_path_style: bool = False,
-        max_attempts: int = 10,
-        profile: str = "",
-        user_agent: str = "",
-        requester_pays: bool = False,
-        read_window: int = 0,
-        upload_checksum: str = "CRC32C",
-        validate_checksums: bool = False,
-        stall_timeout_seconds: int = 30,
-        min_throughput_bytes_per_second: int = 1,
-    ) -> None: ...
+    def __init__(self, **options: object) -> None:
+        """Every field of ClientConfig (cpp/client.h) by name, none missing, none extra:
+        S3ClientConfig.native_options() builds them."""
     def get_object(
         self,
         bucket: str,

@@ -59,7 +59,7 @@ def test_ranged_get_missing_key(s3, client):
 @pytest.mark.parametrize("whole", [False, True], ids=["streaming", "whole"])
 @pytest.mark.parametrize("how", ["info", "read_all", "next_chunk", "readinto"])
 def test_native_stream_missing_key_raises_from_every_read(s3, how, whole, span):
-    native = _native.NativeClient("us-east-1", endpoint=s3.endpoint)
+    native = S3Client("us-east-1", endpoint=s3.endpoint)._client
     # Repeated: the answer must not depend on how the response races the call.
     for attempt in range(15):
         stream = native.get_object(s3.bucket, "nokey", *span, whole)
@@ -474,7 +474,7 @@ def test_bad_range(offline, start, end):
 
 
 def test_native_bad_range():
-    native = _native.NativeClient("us-east-1", endpoint=REFUSING_ENDPOINT, max_attempts=1)
+    native = S3Client("us-east-1", endpoint=REFUSING_ENDPOINT, s3client_config=S3ClientConfig(max_attempts=1))._client
     with pytest.raises(ValueError):
         native.get_object("bucket", "key", 10, 5, False)
     with pytest.raises(TypeError):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-from s3torchconnector import S3Exception, S3ReaderConstructor, _native
+from s3torchconnector import S3Exception, S3ReaderConstructor
 from s3torchconnector._s3client import S3Client, S3ClientConfig
 
 MIB = 1024 * 1024
@@ -30,8 +30,8 @@ def client(s3_endpoint) -> S3Client:
 
 
 @pytest.fixture(scope="module")
-def native(s3_endpoint):
-    return _native.NativeClient("us-east-1", endpoint=s3_endpoint, part_size=PART)
+def native(client):
+    return client._client
 
 
 @pytest.fixture(scope="module")

@@ -110,23 +110,10 @@ class S3Client:
         return self._native_client
 
     def _client_builder(self) -> _native.NativeClient:
-        config = self._s3client_config
-        return _native.NativeClient(
-            self._region,
-            endpoint=_resolve_endpoint(self._endpoint),
-            throughput_target_gbps=float(config.throughput_target_gbps),
-            part_size=config.part_size,
-            unsigned=config.unsigned,
-            force_path_style=config.force_path_style,
-            max_attempts=config.max_attempts,
-            profile=config.profile or "",
-            user_agent=self._user_agent_prefix,
-            requester_pays=config.requester_pays,
-            upload_checksum=config.upload_checksum or "",
-            validate_checksums=bool(config.validate_checksums),
-            stall_timeout_seconds=config.stall_timeout_seconds,
-            min_throughput_bytes_per_second=config.min_throughput_bytes_per_second,
+        options = self._s3client_config.native_options(
+            self._region, _resolve_endpoint(self._endpoint), self._user_agent_prefix
         )
+        return _native.NativeClient(**options)
 
     def metrics(self) -> dict:
         """What this process's requests through this client did so far, as a plain dict.

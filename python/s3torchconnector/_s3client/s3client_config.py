@@ -92,6 +92,29 @@ class S3ClientConfig:
                 "so it cannot be combined with unsigned=True"
             )
 
+    def native_options(self, region: str, endpoint: str, user_agent: str) -> dict:
+        """Every option of the native client (ClientConfig in cpp/client.h), by its native name.
+
+        The native side has no defaults of its own: each is decided here.
+        """
+        return dict(
+            region=region,
+            endpoint=endpoint,
+            user_agent=user_agent,
+            throughput_target_gbps=float(self.throughput_target_gbps),
+            part_size=self.part_size,
+            unsigned_requests=self.unsigned,
+            force_path_style=self.force_path_style,
+            max_attempts=self.max_attempts,
+            profile=self.profile or "",
+            requester_pays=self.requester_pays,
+            upload_checksum=self.upload_checksum or "",
+            # None (per-use default) is decided by the caller; S3Checkpoint passes a config with True.
+            validate_checksums=bool(self.validate_checksums),
+            stall_timeout_seconds=self.stall_timeout_seconds,
+            min_throughput_bytes_per_second=self.min_throughput_bytes_per_second,
+        )
+
 
 def _check_type(name: str, value, expected) -> None:
     # bool is an int in Python; a flag passed as a number (or a number as a flag) is a mistake.
