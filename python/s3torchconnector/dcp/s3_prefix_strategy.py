@@ -97,32 +97,32 @@ class NumericPrefixStrategy(S3PrefixStrategyBase):
         return format(number, f"0{length}{'b' if self.base == 2 else 'x'}")
 
 
-class BinaryPrefixStrategy(NumericPrefixStrategy):
+class _FixedBasePrefixStrategy(NumericPrefixStrategy):
+    """A numeric strategy whose base the class fixes (``_BASE``), with the original's arguments."""
+
+    _BASE: int
+
+    def __init__(
+        self,
+        epoch_num: Optional[int] = None,
+        min_prefix_length: int = 10,
+        prefix_count: Optional[int] = None,
+        *,
+        min_prefix_len: Optional[int] = None,
+    ):
+        super().__init__(self._BASE, epoch_num, min_prefix_length, prefix_count, min_prefix_len=min_prefix_len)
+
+
+class BinaryPrefixStrategy(_FixedBasePrefixStrategy):
     """Binary prefixes: rank 0 -> ``0000000000/``, rank 1 -> ``1000000000/``, rank 2 -> ``0100000000/``."""
 
-    def __init__(
-        self,
-        epoch_num: Optional[int] = None,
-        min_prefix_length: int = 10,
-        prefix_count: Optional[int] = None,
-        *,
-        min_prefix_len: Optional[int] = None,
-    ):
-        super().__init__(2, epoch_num, min_prefix_length, prefix_count, min_prefix_len=min_prefix_len)
+    _BASE = 2
 
 
-class HexPrefixStrategy(NumericPrefixStrategy):
+class HexPrefixStrategy(_FixedBasePrefixStrategy):
     """Hexadecimal prefixes: rank 1 -> ``1000000000/``, rank 26 -> ``a100000000/``."""
 
-    def __init__(
-        self,
-        epoch_num: Optional[int] = None,
-        min_prefix_length: int = 10,
-        prefix_count: Optional[int] = None,
-        *,
-        min_prefix_len: Optional[int] = None,
-    ):
-        super().__init__(16, epoch_num, min_prefix_length, prefix_count, min_prefix_len=min_prefix_len)
+    _BASE = 16
 
 
 class RoundRobinPrefixStrategy(S3PrefixStrategyBase):

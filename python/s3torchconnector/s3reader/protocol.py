@@ -25,18 +25,10 @@ class S3ReaderConstructorProtocol(Protocol):
 
 
 @runtime_checkable
-class DCPS3ReaderConstructorProtocol(Protocol):
+class DCPS3ReaderConstructorProtocol(S3ReaderConstructorProtocol, Protocol):
     """A constructor a DCP load tells which byte ranges of each file its plan reads."""
 
     _item_ranges_by_file: Dict[str, List[ItemRange]]
-
-    def __call__(
-        self,
-        bucket: str,
-        key: str,
-        get_object_info: Callable[[], object],
-        get_stream: GetStreamCallable,
-    ) -> S3Reader: ...
 
     def set_item_ranges_by_file(
         self, plan_items: list, storage_data: dict, base_path: Union[str, os.PathLike]
