@@ -7,7 +7,12 @@ from s3torchconnector import S3IterableDataset, S3ReaderConstructor
 from s3torchconnector._s3bucket_key_data import S3BucketKeyData
 from s3torchconnector._s3client import MockS3Client
 from s3torchconnector._s3client.list_object_stream import ListObjectStream
-from s3torchconnector._s3client.object_info import HeadObjectResult, ObjectInfo, RestoreStatus
+from s3torchconnector._s3client.object_info import (
+    HeadObjectResult,
+    ObjectInfo,
+    RestoreStatus,
+    restore_status_from_header,
+)
 
 REGION = "us-east-1"
 BUCKET = "test-bucket"
@@ -47,6 +52,15 @@ def test_restore_status_keeps_what_it_is_given():
     running = RestoreStatus(True)
     assert (running.in_progress, running.expiry) == (True, None)
     assert repr(done) == "RestoreStatus(in_progress=False, expiry=1700000000)"
+
+
+def test_restore_status_is_read_from_the_x_amz_restore_header():
+    """restore_status_from_header: S3's two forms, and None for an object never restored."""
+    assert restore_status_from_header("") is None
+    running = restore_status_from_header('ongoing-request="true"')
+    assert (running.in_progress, running.expiry) == (True, None)
+    done = restore_status_from_header('ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"')
+    assert (done.in_progress, done.expiry) == (False, 1356048000)
 
 
 def test_head_object_result_repr_names_its_etag_and_size():

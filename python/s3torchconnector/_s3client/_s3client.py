@@ -15,7 +15,7 @@ from ..s3reader import S3Reader, S3ReaderConstructor
 from ..s3reader.protocol import S3ReaderConstructorProtocol
 from ..s3writer import S3Writer
 from .list_object_stream import ListObjectStream
-from .object_info import HeadObjectResult
+from .object_info import HeadObjectResult, restore_status_from_header
 from .s3client_config import S3ClientConfig
 
 log = logging.getLogger(__name__)
@@ -224,7 +224,8 @@ class S3Client:
         check_bucket(bucket)
         check_key(key)
         info = self._client.head_object(bucket, key)
-        return HeadObjectResult(info.etag, info.size, info.last_modified, info.storage_class)
+        restore_status = restore_status_from_header(info.restore)
+        return HeadObjectResult(info.etag, info.size, info.last_modified, info.storage_class, restore_status)
 
     def delete_object(self, bucket: str, key: str) -> None:
         check_bucket(bucket)

@@ -3,6 +3,7 @@ RestoreStatus (of an archived object)."""
 
 import calendar
 import email.utils
+import re
 import time
 from typing import List, Optional
 
@@ -29,6 +30,17 @@ class RestoreStatus:
 
     def __repr__(self) -> str:
         return f"RestoreStatus(in_progress={self.in_progress!r}, expiry={self.expiry!r})"
+
+
+def restore_status_from_header(header: str) -> Optional[RestoreStatus]:
+    """The x-amz-restore header of a HEAD: 'ongoing-request="true"', or 'ongoing-request="false",
+    expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"' once restored; None when absent (not archived or
+    never restored)."""
+    ongoing = re.search(r'ongoing-request="(true|false)"', header)
+    if not ongoing:
+        return None
+    expiry = re.search(r'expiry-date="([^"]+)"', header)
+    return RestoreStatus(ongoing.group(1) == "true", _epoch_seconds(expiry.group(1)) if expiry else None)
 
 
 class HeadObjectResult:
