@@ -320,11 +320,11 @@ void Client::copy_object(const std::string &src_bucket, const std::string &src_k
     try {
         run("CopyObject", dst_bucket, dst_key, *target_, std::move(extra));
     } catch (S3Error &error) {
-        if (error.code == "NoSuchKey") {  // the destination need not exist: it is the source that is missing
+        // A missing key is the source's: the destination need not exist (and the CRT's HEAD of the source answers
+        // without a body, so without a code).
+        if (error.status == 404 && error.code != "NoSuchBucket") {
             error.bucket = src_bucket;
             error.key = src_key;
-            error.message = "NoSuchKey: copy source s3://" + src_bucket + "/" + src_key + " does not exist (HTTP " +
-                            std::to_string(error.status) + ")";
         }
         throw;
     }
@@ -343,10 +343,9 @@ ListPage Client::list_objects(const std::string &bucket, const std::string &pref
     if (!parse_xml(request->response_body, list_containers, root) || root.name != "ListBucketResult") {
         Outcome bad;
         bad.error_code = AWS_ERROR_S3_INVALID_RESPONSE_STATUS;
-        S3Error error = make_s3_error(request->context, bad);
+        S3Error error(request->context, bad);
         error.code = "MalformedResponse";
-        error.message = "MalformedResponse: listing s3://" + bucket + "/" + prefix +
-                        " returned a response that is not a ListObjectsV2 result; is the endpoint an S3 API?";
+        error.key = prefix;
         throw error;
     }
     ListPage page;

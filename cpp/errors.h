@@ -1,4 +1,4 @@
-// S3Exception: what failed, where, and what to do about it.
+// S3Error: the facts of a failed request, for Python to explain.
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -27,17 +27,27 @@ struct OperationContext {
     int max_attempts = 0;
 };
 
+// A failed request, as raw facts: s3torchconnector/s3exception.py names it, picks its Python class and writes
+// its message (registered through set_exception_factory), so the rules live in one place.
 class S3Error : public std::exception {
 public:
-    std::string code;
-    std::string message;
-    int status = 0;
-    std::string bucket;
-    std::string key;
-    std::string request_id;
-    std::string operation;
+    S3Error(const OperationContext &context, const Outcome &outcome);
 
-    const char *what() const noexcept override { return message.c_str(); }
+    std::string operation;
+    std::string bucket;
+    std::string key;  // for a listing, its prefix
+    std::string endpoint;
+    int status = 0;
+    std::string code;            // S3's error code from the response body; "" when none came
+    std::string server_message;  // S3's message from the response body
+    std::string request_id;
+    int crt_error = 0;
+    int max_attempts = 0;
+
+    const char *what() const noexcept override { return summary_.c_str(); }
+
+private:
+    std::string summary_;
 };
 
 // Errors the CRT retries although no further attempt can succeed: a certificate that is not trusted now
@@ -45,10 +55,8 @@ public:
 // against timing attacks): ten attempts took over three minutes to report a wrong CA bundle.
 bool retrying_cannot_help(int error_code);
 
-// Builds the S3Error for a failed request; the message says what went wrong and how to fix it.
-S3Error make_s3_error(const OperationContext &context, const Outcome &outcome);
-
-// Raised by the native module; `code`, `status`, `bucket`, `key`, `request_id`, `operation` attributes.
+// Binds set_exception_factory(callable): the callable takes a dict of an S3Error's facts and returns the
+// exception to raise. Until it is set, an S3Error is raised as a RuntimeError.
 void register_s3_exception(pybind11::module_ &module);
 
 }  // namespace s3tc

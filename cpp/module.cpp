@@ -143,7 +143,8 @@ PYBIND11_MODULE(_native, m) {
         .def_readonly("etag", &ObjectInfo::etag)
         .def_readonly("size", &ObjectInfo::size)
         .def_readonly("last_modified", &ObjectInfo::last_modified)
-        .def_readonly("storage_class", &ObjectInfo::storage_class);
+        .def_readonly("storage_class", &ObjectInfo::storage_class)
+        .def_readonly("restore", &ObjectInfo::restore);
 
     py::class_<ListPage>(m, "ListPage")
         .def_readonly("objects", &ListPage::objects)
@@ -156,7 +157,6 @@ PYBIND11_MODULE(_native, m) {
 
     py::class_<GetStream>(m, "GetObjectStream")
         .def("info", &GetStream::info)
-        .def("read_all", &GetStream::read_all)
         .def("read_all_bytes",
              [](GetStream &stream) {
                  // The body lands directly in a new bytes object: no copy for a caller that wants bytes.

@@ -100,7 +100,7 @@ void PutStream::send(const uint8_t *data, size_t size, bool eof) {
         upload_->throw_if_failed();
         Outcome outcome;
         outcome.error_code = error;
-        throw make_s3_error(upload_->context, outcome);
+        throw S3Error(upload_->context, outcome);
     }
 }
 

@@ -59,6 +59,7 @@ ObjectInfo object_info_from_headers(const std::string &key, const Headers &heade
     info.etag = header_value(headers, "ETag");
     info.last_modified = header_value(headers, "Last-Modified");
     info.storage_class = header_value(headers, "x-amz-storage-class");
+    info.restore = header_value(headers, "x-amz-restore");
     return info;
 }
 
@@ -82,7 +83,7 @@ void MetaRequest::start(const Client &client, aws_s3_meta_request_options &optio
         delete keep_alive;
         Outcome refused;
         refused.error_code = aws_last_error();
-        throw make_s3_error(context, refused);
+        throw S3Error(context, refused);
     }
     std::lock_guard<std::mutex> lock(mutex);
     if (finished) {
@@ -112,7 +113,7 @@ void MetaRequest::wait_finished() {
 }
 
 void MetaRequest::throw_if_failed() const {
-    if (!outcome.ok()) throw make_s3_error(context, outcome);
+    if (!outcome.ok()) throw S3Error(context, outcome);
 }
 
 int MetaRequest::on_body(aws_byte_cursor, uint64_t, aws_s3_buffer_ticket *) { return 0; }

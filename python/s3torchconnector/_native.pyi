@@ -3,7 +3,7 @@
 Every blocking call releases the GIL and raises KeyboardInterrupt on Ctrl-C, cancelling its request.
 """
 
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 # Native logs (policy and docs: s3torchconnector._logging). Levels are the CRT's: 0 none, 1 fatal,
 # 2 error, 3 warn, 4 info, 5 debug, 6 trace. Targets: "awscrt::<subject>" per CRT log subject,
@@ -28,15 +28,10 @@ def take_log_records(wait: bool) -> Tuple[List[Tuple[str, int, float, int, str]]
     with ``wait``). With ``wait``, blocks (GIL released) until there is a record; never returns while the
     interpreter shuts down."""
 
-class S3Exception(Exception):
-    """An S3 request failed."""
-
-    code: str  # S3 error code ("NoSuchKey", "AccessDenied", ...) or CRT error name
-    status: int  # HTTP status, 0 when no response arrived
-    bucket: str
-    key: str
-    request_id: str
-    operation: str  # "GetObject", "PutObject", ...
+def set_exception_factory(factory: Callable[[Dict[str, object]], BaseException]) -> None:
+    """Every failed request is raised as what ``factory`` makes of its facts (operation, bucket, key,
+    endpoint, status, code, server_message, request_id, crt_error, crt_error_text, retryable,
+    max_attempts, ca_bundle): s3exception.py sets it at import."""
 
 class Buffer:
     """Bytes owned by the native module, exposed through the buffer protocol (memoryview(buf))."""
@@ -49,6 +44,7 @@ class ObjectInfo:
     size: int
     last_modified: str  # as S3 sent it
     storage_class: str  # "" when S3 did not say
+    restore: str  # the x-amz-restore header of a HEAD; "" when none
 
 class ListPage:
     objects: List[ObjectInfo]
@@ -68,8 +64,6 @@ class GetObjectStream:
 
     def info(self) -> ObjectInfo:
         """Waits for the response headers; size is the whole object's size."""
-    def read_all(self) -> Buffer:
-        """The rest of the body as one buffer, allocated once at its final size."""
     def read_all_bytes(self) -> bytes:
         """The rest of the body as a bytes object, each part copied once straight into it."""
     def next_chunk(self) -> Optional[Buffer]:

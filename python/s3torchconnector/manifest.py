@@ -22,13 +22,13 @@ import json
 import sys
 from typing import Any, Iterator, List, Optional
 
-from ._native import S3Exception
 from ._progress import TerminalProgress
 from ._s3bucket_key_data import S3BucketKeyData
 from ._s3client import ObjectInfo, S3Client, S3ClientConfig
 from ._s3uri import parse_s3_uri
 from ._stream_file import StreamFile
 from ._user_agent import UserAgent
+from .s3exception import S3Exception, with_message
 from .s3writer import S3Writer
 
 HEADER_FIELD = "s3torchconnector_manifest"
@@ -107,7 +107,7 @@ class ObjectsFromManifest:
             with _collector_paused():
                 entries = list(self._parse(lines))
         except S3Exception as error:
-            raise _with_context(error, f"cannot read the manifest {self.uri}: {error}") from error
+            raise with_message(error, f"cannot read the manifest {self.uri}: {error}") from error
         except (OSError, EOFError, UnicodeDecodeError) as error:  # gzip.BadGzipFile is an OSError
             raise ValueError(
                 f"the manifest {self.uri} is not readable JSON Lines{' (gzip)' if self.key.endswith('.gz') else ''}: {error}"
@@ -164,7 +164,7 @@ class ObjectsFromManifest:
 
     def explain_changed(self, error: S3Exception, bucket: str, key: str) -> S3Exception:
         """The error of a read refused because the object changed since the manifest recorded it."""
-        return _with_context(
+        return with_message(
             error,
             f"s3://{bucket}/{key} changed since the manifest {self.uri} was written (its ETag no longer "
             f"matches): write the manifest again, or restore the object ({error})",
@@ -182,15 +182,6 @@ def _collector_paused():
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _with_context(error: S3Exception, message: str) -> S3Exception:
-    """An S3Exception with a more telling message and the same attributes."""
-    better = S3Exception(message)
-    for name in ("code", "status", "bucket", "key", "request_id", "operation"):
-        if hasattr(error, name):
-            setattr(better, name, getattr(error, name))
-    return better
 
 
 def main(argv: Optional[List[str]] = None) -> int:

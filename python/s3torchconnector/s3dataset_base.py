@@ -4,7 +4,6 @@ the ``from_objects`` / ``from_prefix`` / ``from_manifest`` constructors."""
 import contextlib
 from typing import Any, Callable, Iterable, Optional, Union
 
-from ._native import S3Exception
 from ._s3client import S3Client, S3ClientConfig
 from ._s3dataset_common import (
     ObjectsFromUris,
@@ -15,6 +14,7 @@ from ._s3dataset_common import (
 )
 from ._user_agent import UserAgent
 from .manifest import ObjectsFromManifest
+from .s3exception import S3Exception
 from .s3reader import S3Reader, S3ReaderConstructor
 from .s3reader.protocol import S3ReaderConstructorProtocol
 

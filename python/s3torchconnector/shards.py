@@ -17,13 +17,13 @@ import sys
 from fractions import Fraction
 from typing import Iterable, Iterator, List, NamedTuple, Optional, Tuple, TypeVar
 
-from ._native import S3Exception
 from ._progress import TerminalProgress
 from ._s3client import S3Client, S3ClientConfig
 from ._s3dataset_common import S3BucketKeyData
 from ._s3uri import parse_s3_uri
 from ._tar_samples import key_and_extension
 from ._user_agent import UserAgent
+from .s3exception import S3Exception
 from .s3iterable_dataset import S3IterableDataset
 from .shard_writer import (
     DEFAULT_MAX_COUNT,

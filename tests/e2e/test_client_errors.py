@@ -8,7 +8,8 @@ import uuid
 import pytest
 from deadline import call_with_deadline, raises_s3_exception
 
-from s3torchconnector import S3Exception, _native
+import s3torchconnector
+from s3torchconnector import S3Exception
 from s3torchconnector._s3client import S3Client, S3ClientConfig
 
 MIB = 1024 * 1024
@@ -36,13 +37,15 @@ def write_object(client, bucket, key, size):
 
 def test_s3_exception_is_exported():
     assert issubclass(S3Exception, Exception)
-    assert S3Exception is _native.S3Exception
+    assert S3Exception is s3torchconnector.s3exception.S3Exception
 
 
 def test_get_missing_key(s3, client):
     error = raises_s3_exception(lambda: client.get_object(s3.bucket, "no/such key").read())
     assert error.code == "NoSuchKey"
     assert error.status == 404
+    # Generic code that knows files works: a missing key is also a FileNotFoundError.
+    assert isinstance(error, FileNotFoundError) and isinstance(error, s3torchconnector.NoSuchKeyError)
     assert error.bucket == s3.bucket
     assert error.key == "no/such key"
     assert error.operation == "GetObject"
@@ -50,14 +53,14 @@ def test_get_missing_key(s3, client):
 
 
 def test_ranged_get_missing_key(s3, client):
-    error = raises_s3_exception(lambda: client._get_object_stream(s3.bucket, "nokey", 0, 10).read_all())
+    error = raises_s3_exception(lambda: client._get_object_stream(s3.bucket, "nokey", 0, 10).read_all_bytes())
     assert (error.code, error.status, error.bucket, error.key) == ("NoSuchKey", 404, s3.bucket, "nokey")
     assert s3.uri("nokey") in str(error)
 
 
 @pytest.mark.parametrize("span", [(None, None), (0, 100)], ids=["whole-object", "ranged"])
 @pytest.mark.parametrize("whole", [False, True], ids=["streaming", "whole"])
-@pytest.mark.parametrize("how", ["info", "read_all", "next_chunk", "readinto"])
+@pytest.mark.parametrize("how", ["info", "read_all_bytes", "next_chunk", "readinto"])
 def test_native_stream_missing_key_raises_from_every_read(s3, how, whole, span):
     native = S3Client("us-east-1", endpoint=s3.endpoint)._client
     # Repeated: the answer must not depend on how the response races the call.
@@ -65,7 +68,7 @@ def test_native_stream_missing_key_raises_from_every_read(s3, how, whole, span):
         stream = native.get_object(s3.bucket, "nokey", *span, whole)
         calls = {
             "info": stream.info,
-            "read_all": stream.read_all,
+            "read_all_bytes": stream.read_all_bytes,
             "next_chunk": stream.next_chunk,
             "readinto": functools.partial(stream.readinto, bytearray(10)),
         }
@@ -98,7 +101,7 @@ def test_get_missing_bucket(client, missing_bucket):
 
 
 def test_ranged_get_missing_bucket(client, missing_bucket):
-    error = raises_s3_exception(lambda: client._get_object_stream(missing_bucket, "k", 0, 10).read_all())
+    error = raises_s3_exception(lambda: client._get_object_stream(missing_bucket, "k", 0, 10).read_all_bytes())
     assert (error.code, error.status, error.bucket) == ("NoSuchBucket", 404, missing_bucket)
 
 
@@ -312,7 +315,7 @@ def test_connection_refused(refusing_client, operation):
     c = refusing_client
     calls = {
         "get": lambda: c.get_object("bucket", "key").read(),
-        "ranged-get": lambda: c._get_object_stream("bucket", "key", 0, 10).read_all(),
+        "ranged-get": lambda: c._get_object_stream("bucket", "key", 0, 10).read_all_bytes(),
         "head": lambda: c.head_object("bucket", "key"),
         "list": lambda: list(c.list_objects("bucket")),
         "put": lambda: write_object(c, "bucket", "key", 10),
@@ -385,8 +388,8 @@ def test_not_s3_list(html_client):
 def test_not_s3_get(html_client, read):
     calls = {
         "reader": lambda: html_client.get_object("bucket", "key").read(),
-        "ranged-small": lambda: bytes(html_client._get_object_stream("bucket", "key", 0, 10).read_all()),
-        "ranged-large": lambda: bytes(html_client._get_object_stream("bucket", "key", 0, 1000).read_all()),
+        "ranged-small": lambda: bytes(html_client._get_object_stream("bucket", "key", 0, 10).read_all_bytes()),
+        "ranged-large": lambda: bytes(html_client._get_object_stream("bucket", "key", 0, 1000).read_all_bytes()),
     }
     error = raises_s3_exception(calls[read])
     assert (error.bucket, error.key, error.operation) == ("bucket", "key", "GetObject")

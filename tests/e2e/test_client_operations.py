@@ -1,5 +1,6 @@
 """End-to-end operations of S3Client and the native client against moto: what users rely on."""
 
+import email.utils
 import gc
 import hashlib
 import io
@@ -55,7 +56,7 @@ def put(client: S3Client, bucket: str, key: str, data: bytes, chunk: int = 0, **
 
 
 def read_all(stream) -> bytes:
-    return bytes(stream.read_all())
+    return bytes(stream.read_all_bytes())
 
 
 def read_chunks(stream) -> bytes:
@@ -258,7 +259,7 @@ def test_native_stream_mixed_read_calls(native, ragged_object):
 
 def test_native_stream_buffer_exposes_buffer_protocol(native, ragged_object):
     bucket, key, data = ragged_object
-    buffer = native.get_object(bucket, key, 0, 100, False).read_all()
+    buffer = native.get_object(bucket, key, 0, 100, False).next_chunk()
     view = memoryview(buffer)
     assert len(buffer) == 100 and view.nbytes == 100 and view.readonly is False
     assert np.frombuffer(buffer, dtype=np.uint8).tobytes() == data[:100]
@@ -320,7 +321,7 @@ def test_concurrent_reads_from_threads(client, ragged_object):
     ranges = [(i * 1_000_000, i * 1_000_000 + 777_777) for i in range(12)]
 
     def fetch(r):
-        return bytes(client._get_object_stream(bucket, key, *r).read_all())
+        return bytes(client._get_object_stream(bucket, key, *r).read_all_bytes())
 
     with ThreadPoolExecutor(6) as pool:
         results = list(pool.map(fetch, ranges))
@@ -365,7 +366,7 @@ def test_special_key_round_trip(s3, client, key):
 def test_special_key_written_by_boto3(s3, client, key):
     s3.put(key, b"from boto3")
     assert client.get_object(s3.bucket, key).read() == b"from boto3"
-    assert bytes(client._get_object_stream(s3.bucket, key, 5, 10).read_all()) == b"boto3"
+    assert bytes(client._get_object_stream(s3.bucket, key, 5, 10).read_all_bytes()) == b"boto3"
 
 
 @pytest.mark.parametrize("key", SPECIAL_KEYS)
@@ -397,6 +398,20 @@ def test_head_object(s3, client):
     assert head.etag == b3["ETag"]
     assert head.etag.strip('"') == hashlib.md5(data).hexdigest()
     assert head.storage_class == b3.get("StorageClass")  # STANDARD is not sent in HEAD responses
+
+
+def test_head_object_restore_status_of_an_archived_object(s3, client):
+    s3.boto3.put_object(Bucket=s3.bucket, Key="cold", Body=b"x", StorageClass="GLACIER")
+    head = client.head_object(s3.bucket, "cold")
+    assert head.storage_class == "GLACIER" and head.restore_status is None  # never restored
+    s3.boto3.restore_object(Bucket=s3.bucket, Key="cold", RestoreRequest={"Days": 2})
+    b3 = s3.boto3.head_object(Bucket=s3.bucket, Key="cold")
+    status = client.head_object(s3.bucket, "cold").restore_status
+    assert status is not None
+    assert status.in_progress is ('ongoing-request="true"' in b3["Restore"])
+    if not status.in_progress:
+        expiry = b3["Restore"].split('expiry-date="')[1].rstrip('"')
+        assert status.expiry == int(email.utils.parsedate_to_datetime(expiry).timestamp())
 
 
 def test_head_object_last_modified(s3, client):

@@ -33,7 +33,7 @@ def child_read_write(client, bucket, read_key, read_sha256, read_size, write_key
     data = client.get_object(bucket, read_key).read()
     assert len(data) == read_size, f"read {len(data)} bytes, expected {read_size}"
     assert hashlib.sha256(data).hexdigest() == read_sha256, "the child read different bytes"
-    head = bytes(client._get_object_stream(bucket, read_key, 0, 100).read_all())
+    head = bytes(client._get_object_stream(bucket, read_key, 0, 100).read_all_bytes())
     assert head == data[:100]
     with client.put_object(bucket, write_key) as writer:
         body = pattern(write_size, seed)

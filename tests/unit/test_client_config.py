@@ -279,24 +279,3 @@ def test_the_native_client_takes_every_option_python_decides():
         _native.NativeClient(**missing)
     with pytest.raises(TypeError, match="read_window"):
         _native.NativeClient(**options, read_window=1)
-
-
-def test_native_options_carry_each_setting():
-    config = S3ClientConfig(
-        throughput_target_gbps=2,
-        part_size=6 * MIB,
-        unsigned=True,
-        force_path_style=True,
-        max_attempts=3,
-        upload_checksum=None,
-        stall_timeout_seconds=7,
-        min_throughput_bytes_per_second=9,
-    )
-    options = config.native_options("eu-west-1", "", "ua")
-    assert options["throughput_target_gbps"] == 2.0 and isinstance(options["throughput_target_gbps"], float)
-    assert (options["part_size"], options["unsigned_requests"], options["force_path_style"]) == (6 * MIB, True, True)
-    assert (options["max_attempts"], options["upload_checksum"], options["profile"]) == (3, "", "")
-    assert (options["stall_timeout_seconds"], options["min_throughput_bytes_per_second"]) == (7, 9)
-    assert (options["region"], options["endpoint"], options["user_agent"]) == ("eu-west-1", "", "ua")
-    assert options["validate_checksums"] is False
-    assert S3ClientConfig(validate_checksums=True, profile="p").native_options("r", "", "")["validate_checksums"]

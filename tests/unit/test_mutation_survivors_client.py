@@ -46,14 +46,14 @@ def test_every_setting_of_the_config_reaches_the_native_client(built, monkeypatc
     )
     _ = S3Client("eu-west-2", endpoint="http://127.0.0.1:9", s3client_config=config)._client  # built now
     ((args, kwargs),) = built
-    assert args == ("eu-west-2",)
+    assert args == () and kwargs.pop("region") == "eu-west-2"
     prefix = kwargs.pop("user_agent")
     assert prefix.startswith("s3torchconnector/")
     assert kwargs == dict(
         endpoint="http://127.0.0.1:9",
         throughput_target_gbps=2.5,
         part_size=16 * 1024 * 1024,
-        unsigned=True,
+        unsigned_requests=True,
         force_path_style=True,
         max_attempts=3,
         profile="other",

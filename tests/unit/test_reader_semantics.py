@@ -173,13 +173,10 @@ class _Stream:
         self._offset = 0
         self.closed = False
 
-    def read_all(self):
+    def read_all_bytes(self):
         out = self._data[self._offset :]
         self._offset = len(self._data)
-        return out
-
-    def read_all_bytes(self):
-        return bytes(self.read_all())
+        return bytes(out)
 
     def land_bytes(self):  # everything lands at once here
         return self.read_all_bytes()

@@ -29,6 +29,7 @@ from functools import partial
 from typing import Callable, Dict, List, NamedTuple, Optional
 
 from .. import _metrics, _native
+from ..s3exception import S3Exception, error_from_facts
 
 # What S3 accepts as x-amz-storage-class; anything else is refused with InvalidStorageClass.
 _STORAGE_CLASSES = frozenset(
@@ -56,6 +57,7 @@ class ObjectInfo(NamedTuple):
     size: int
     last_modified: str
     storage_class: str
+    restore: str = ""  # the x-amz-restore header; nothing here is archived
 
 
 class ListPage(NamedTuple):
@@ -73,16 +75,11 @@ class _Object(NamedTuple):
     storage_class: str
 
 
-def _s3_exception(code: str, status: int, operation: str, bucket: str, key: str, explanation: str):
-    """The exception the native client raises, with the same attributes and message shape."""
-    error = _native.S3Exception(f"{code}: {explanation} (HTTP {status})")
-    error.code = code
-    error.status = status
-    error.bucket = bucket
-    error.key = key
-    error.request_id = ""
-    error.operation = operation
-    return error
+def _s3_exception(code: str, status: int, operation: str, bucket: str, key: str, server_message: str = ""):
+    """The exception the native client raises for S3's answer, by the same rules (s3exception.py)."""
+    return error_from_facts(
+        code=code, status=status, operation=operation, bucket=bucket, key=key, server_message=server_message
+    )
 
 
 def _new_object(data: bytes, storage_class: str) -> _Object:
@@ -178,7 +175,7 @@ class InMemoryS3:
         try:
             stored = self._find("GetObject", bucket, key)
             self._check_version(version, stored, bucket, key)
-        except _native.S3Exception as error:
+        except S3Exception as error:
             self._count("GetObject")
             # Each read raises a fresh copy (with its own traceback), as each native read does.
             return GetStream(bucket, key, begin, None, failure=partial(copy.copy, error))
@@ -216,7 +213,6 @@ class InMemoryS3:
                     "CopyObject",
                     src_bucket,
                     src_key,
-                    f"copy source s3://{src_bucket}/{src_key} does not exist",
                 )
             # A copy is a new object: same bytes and ETag, a new time, and STANDARD unless asked otherwise.
             self._objects[dst_key] = source._replace(last_modified=int(time.time()), storage_class="STANDARD")
@@ -256,14 +252,14 @@ class InMemoryS3:
 
     def _check_bucket(self, operation: str, bucket: str, key: str) -> None:
         if bucket != self.bucket:
-            raise _s3_exception("NoSuchBucket", 404, operation, bucket, key, f"bucket '{bucket}' does not exist")
+            raise _s3_exception("NoSuchBucket", 404, operation, bucket, key)
 
     def _find(self, operation: str, bucket: str, key: str) -> _Object:
         self._check_bucket(operation, bucket, key)
         with self._lock:
             stored = self._objects.get(key)
         if stored is None:
-            raise _s3_exception("NoSuchKey", 404, operation, bucket, key, f"s3://{bucket}/{key} does not exist")
+            raise _s3_exception("NoSuchKey", 404, operation, bucket, key)
         return stored
 
     def _check_version(self, version, stored: _Object, bucket: str, key: str) -> None:
@@ -282,7 +278,6 @@ class InMemoryS3:
                 "GetObject",
                 bucket,
                 key,
-                f"s3://{bucket}/{key} changed while it was being read",
             )
 
     def _store(self, bucket: str, key: str, data: bytes, storage_class: str) -> None:
@@ -296,7 +291,7 @@ class InMemoryS3:
                 "PutObject",
                 bucket,
                 key,
-                f"PutObject of s3://{bucket}/{key} failed: The storage class you specified is not valid",
+                "The storage class you specified is not valid",
             )
         stored = _new_object(data, storage_class)
         with self._lock:
@@ -314,7 +309,7 @@ class InMemoryS3:
                 "ListObjectsV2",
                 bucket,
                 "",
-                f"ListObjectsV2 of s3://{bucket} failed: The continuation token provided is incorrect",
+                "The continuation token provided is incorrect",
             ) from None
 
 
@@ -361,10 +356,6 @@ class GetStream:
         self._check()
         assert self._info is not None  # only a failed request has none, and _check raised its error
         return self._info
-
-    def read_all(self) -> bytearray:
-        self._check()
-        return bytearray(self._take(len(self._body)))  # writable, like the native Buffer
 
     def read_all_bytes(self) -> bytes:
         self._check()

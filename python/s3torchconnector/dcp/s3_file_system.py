@@ -16,10 +16,10 @@ from torch.distributed.checkpoint.planner import LoadPlan, LoadPlanner, SavePlan
 from torch.distributed.checkpoint.storage import WriteResult
 from torch.futures import Future
 
-from .._native import S3Exception
 from .._s3client import S3Client, S3ClientConfig
 from .._s3uri import parse_s3_uri
 from .._user_agent import UserAgent
+from ..s3exception import S3Exception
 from ..s3reader import S3ReaderConstructor
 from ..s3reader.dcp_optimized import DCPOptimizedConstructor
 from ..s3reader.protocol import S3ReaderConstructorProtocol
