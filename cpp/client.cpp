@@ -274,18 +274,17 @@ OperationContext Client::context(const std::string &operation, const std::string
 
 std::shared_ptr<BufferedRequest> Client::run(const std::string &operation, const std::string &bucket,
                                              const std::string &key, RequestTarget &target, RunOptions extra) {
-    auto request = std::make_shared<BufferedRequest>();
-    request->context = context(operation, bucket, key);
+    auto request = std::make_shared<BufferedRequest>(context(operation, bucket, key),
+                                                     extra.body ? std::move(*extra.body) : std::vector<uint8_t>());
     aws_s3_meta_request_options options = {};
     options.type = extra.type;
     if (extra.type == AWS_S3_META_REQUEST_TYPE_DEFAULT) options.operation_name = cursor(operation);
     if (!extra.copy_source_uri.empty()) options.copy_source_uri = cursor(extra.copy_source_uri);
     if (extra.body) {
-        request->request_body = std::move(*extra.body);
         // A non-null pointer tells the CRT there is a body, even an empty one.
         static const uint8_t no_bytes = 0;
-        const uint8_t *data = request->request_body.empty() ? &no_bytes : request->request_body.data();
-        options.request_body = aws_byte_cursor_from_array(data, request->request_body.size());
+        const std::vector<uint8_t> &body = request->request_body();
+        options.request_body = aws_byte_cursor_from_array(body.empty() ? &no_bytes : body.data(), body.size());
     }
     aws_s3_checksum_config checksums;
     if (extra.upload) apply_checksums(options, checksums, true);
@@ -293,14 +292,14 @@ std::shared_ptr<BufferedRequest> Client::run(const std::string &operation, const
     request->start(*this, options);
     request->wait_finished();
     request->throw_if_failed();
-    metrics_->add_bytes(operation, request->request_body.size());
+    metrics_->add_bytes(operation, request->request_body().size());
     return request;
 }
 
 ObjectInfo Client::head_object(const std::string &bucket, const std::string &key) {
     auto target_ = target("HEAD", bucket, key);
     auto request = run("HeadObject", bucket, key, *target_);
-    return object_info_from_headers(key, request->headers);
+    return object_info_from_headers(key, request->headers());
 }
 
 void Client::delete_object(const std::string &bucket, const std::string &key) {
@@ -340,10 +339,10 @@ ListPage Client::list_objects(const std::string &bucket, const std::string &pref
     auto request = run("ListObjectsV2", bucket, "", *target_);
 
     XmlElement root;
-    if (!parse_xml(request->response_body, list_containers, root) || root.name != "ListBucketResult") {
+    if (!parse_xml(request->response_body(), list_containers, root) || root.name != "ListBucketResult") {
         Outcome bad;
         bad.error_code = AWS_ERROR_S3_INVALID_RESPONSE_STATUS;
-        S3Error error(request->context, bad);
+        S3Error error(request->context(), bad);
         error.code = "MalformedResponse";
         error.key = prefix;
         throw error;

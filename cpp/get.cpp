@@ -1,7 +1,5 @@
 #include "get.h"
 
-#include "gil.h"
-#include "profiler_span.h"
 #include "runtime.h"
 #include "text.h"
 #include "wait.h"
@@ -27,11 +25,11 @@ uint64_t total_from_content_range(const std::string &content_range) {
 
 }  // namespace
 
-void Download::open_window(uint64_t bytes) {
+void DownloadState::open_window(uint64_t bytes) {
     if (handle != nullptr && !finished && bytes > 0) aws_s3_meta_request_increment_read_window(handle, bytes);
 }
 
-void Download::mark_landed(uint64_t start, uint64_t end) {
+void DownloadState::mark_landed(uint64_t start, uint64_t end) {
     if (end <= start) return;
     auto next = landed.upper_bound(start);
     if (next != landed.begin()) {
@@ -49,31 +47,13 @@ void Download::mark_landed(uint64_t start, uint64_t end) {
     landed.emplace(start, end);
 }
 
-bool Download::has_landed(uint64_t start, uint64_t end) const {
+bool DownloadState::has_landed(uint64_t start, uint64_t end) const {
     if (end <= start) return true;
     auto after = landed.upper_bound(start);
     return after != landed.begin() && std::prev(after)->second >= end;
 }
 
-bool Download::copy_next_part(std::unique_lock<std::mutex> &lock, uint8_t *target, uint64_t base) {
-    if (to_copy.empty()) return false;
-    PartBuffer part = std::move(to_copy.front());
-    to_copy.pop_front();
-    const uint64_t offset = part.offset();
-    const uint64_t length = part.bytes().len;
-    ++copying;
-    lock.unlock();
-    std::memcpy(target + (offset - base), part.bytes().ptr, length);
-    part.reset();  // back to the pool before the lock, which the CRT's threads want
-    lock.lock();
-    --copying;
-    mark_landed(offset, offset + length);
-    open_window(length);
-    changed.notify_all();
-    return true;
-}
-
-void Download::attach(uint8_t *target, uint64_t size) {
+void DownloadState::attach(uint8_t *target, uint64_t size) {
     const uint64_t base = read_position();
     uint64_t drained = 0;
     for (const Chunk &chunk : chunks) {
@@ -96,83 +76,173 @@ void Download::attach(uint8_t *target, uint64_t size) {
     open_window(drained + (ahead - initial_window));
 }
 
-int Download::on_headers() {
-    info = object_info_from_headers(info.key, headers);
-    content_length = info.size;  // of this response: a range, when one was asked for
-    const std::string content_range = header_value(headers, "Content-Range");
-    if (!content_range.empty()) info.size = total_from_content_range(content_range);
+Download::Download(OperationContext context) : MetaRequest(std::move(context), std::make_unique<DownloadState>()) {}
+
+bool Download::copy_next_part(Locked &locked, uint8_t *target, uint64_t base) {
+    DownloadState &d = of(locked);
+    if (d.to_copy.empty()) return false;
+    PartBuffer part = std::move(d.to_copy.front());
+    d.to_copy.pop_front();
+    const uint64_t offset = part.offset();
+    const uint64_t length = part.bytes().len;
+    ++d.copying;
+    locked.unique_lock().unlock();
+    std::memcpy(target + (offset - base), part.bytes().ptr, length);
+    part.reset();  // back to the pool before the lock, which the CRT's threads want
+    locked.unique_lock().lock();
+    --d.copying;
+    d.mark_landed(offset, offset + length);
+    d.open_window(length);
+    locked.notify_all();
+    return true;
+}
+
+int Download::on_headers(Locked &locked) {
+    DownloadState &d = of(locked);
+    d.info = object_info_from_headers(d.info.key, d.headers);
+    d.content_length = d.info.size;  // of this response: a range, when one was asked for
+    const std::string content_range = header_value(d.headers, "Content-Range");
+    if (!content_range.empty()) d.info.size = total_from_content_range(content_range);
     // Servers that ignore If-Match are caught here; so are requests sent before the first ETag was known.
-    if (version && !version->matches(info.etag)) return AWS_ERROR_S3_OBJECT_MODIFIED;
+    if (d.version && !d.version->matches(d.info.etag)) return AWS_ERROR_S3_OBJECT_MODIFIED;
     return 0;
 }
 
-int Download::on_body(aws_byte_cursor data, uint64_t offset, aws_s3_buffer_ticket *ticket) {
-    delivered += data.len;
-    if (destination != nullptr) {
-        const uint64_t base = read_position();
-        if (offset < base || offset - base + data.len > destination_size) {
+int Download::on_body(Locked &locked, aws_byte_cursor data, uint64_t offset, aws_s3_buffer_ticket *ticket) {
+    DownloadState &d = of(locked);
+    d.delivered += data.len;
+    if (d.destination != nullptr) {
+        const uint64_t base = d.read_position();
+        if (offset < base || offset - base + data.len > d.destination_size) {
             return AWS_ERROR_S3_INCORRECT_CONTENT_LENGTH;
         }
         if (ticket != nullptr) {
-            to_copy.emplace_back(offset, data, ticket);
+            d.to_copy.emplace_back(offset, data, ticket);
         } else {
-            std::memcpy(destination + (offset - base), data.ptr, data.len);
-            mark_landed(offset, offset + data.len);
-            open_window(data.len);
+            std::memcpy(d.destination + (offset - base), data.ptr, data.len);
+            d.mark_landed(offset, offset + data.len);
+            d.open_window(data.len);
         }
         return 0;
     }
     try {
         auto chunk = std::make_shared<Buffer>(data.len);
         std::memcpy(chunk->data(), data.ptr, data.len);
-        chunks.push_back(Chunk{offset, std::move(chunk)});
+        d.chunks.push_back(Chunk{offset, std::move(chunk)});
     } catch (const std::bad_alloc &) {
         return AWS_ERROR_OOM;
     }
     return 0;
 }
 
-void Download::on_finished() {
-    if (!outcome.ok() && outcome.status == 416 && ranged) {
+void Download::on_finished(Locked &locked) {
+    DownloadState &d = of(locked);
+    if (!d.outcome.ok() && d.outcome.status == 416 && d.ranged) {
         // A range that starts past the end holds no bytes: an empty read, as with a file.
-        outcome = Outcome();
-        headers_received = true;
-        content_length = 0;
+        d.outcome = Outcome();
+        d.headers_received = true;
+        d.content_length = 0;
         return;
     }
-    if (outcome.ok() && delivered != content_length) {
-        outcome.error_code = AWS_ERROR_S3_INCORRECT_CONTENT_LENGTH;
+    if (d.outcome.ok() && d.delivered != d.content_length) {
+        d.outcome.error_code = AWS_ERROR_S3_INCORRECT_CONTENT_LENGTH;
     }
+}
+
+size_t StagedBody::take(uint8_t *out, size_t size) {
+    const size_t n = std::min(size, unread());
+    if (n > 0) std::memcpy(out, buffer_->data() + used_, n);
+    used_ += n;
+    return n;
+}
+
+Lander::Lander(std::shared_ptr<Download> download, uint8_t *target, uint64_t size, std::shared_ptr<void> owner)
+    : download_(std::move(download)), owner_(std::move(owner)), pid_(current_pid()) {
+    uint64_t base;
+    {
+        auto locked = download_->lock();
+        DownloadState &d = Download::of(locked);
+        base = d.read_position();
+        d.attach(target, size);
+    }
+    thread_ = std::thread([download = download_, target, base] {
+        auto locked = download->lock();
+        DownloadState &d = Download::of(locked);
+        for (;;) {
+            locked.wait([&d] { return !d.to_copy.empty() || d.finished || d.destination == nullptr; });
+            if (d.destination == nullptr || !Download::copy_next_part(locked, target, base)) return;
+        }
+    });
+}
+
+Lander::~Lander() {
+    // In a forked child the thread is the parent's and does not exist here: its handle is let go of
+    // (std::thread would end the process).
+    if (!created_in_this_process(pid_)) {
+        new std::thread(std::move(thread_));
+        return;
+    }
+    {
+        auto locked = download_->lock();
+        Download::of(locked).detach();
+        locked.notify_all();
+    }
+    thread_.join();  // at most the copy of one part: the lander never waits for the GIL
+}
+
+void Lander::wait_landed(uint64_t start, uint64_t end) {
+    WaitingOnS3 waiting(download_->context().operation);
+    auto locked = download_->lock();
+    DownloadState &d = Download::of(locked);
+    wait_interruptibly(
+        locked.unique_lock(), locked.changed(),
+        [&d, start, end] { return d.has_landed(start, end) || d.landing_over(); }, [this] { download_->cancel(); });
+    if (!d.has_landed(start, end)) d.throw_if_failed(download_->context());
+}
+
+bool Lander::has_landed(uint64_t start, uint64_t end) {
+    auto locked = download_->lock();
+    return Download::of(locked).has_landed(start, end);
 }
 
 GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, const std::string &key,
                      std::optional<uint64_t> start, std::optional<uint64_t> end, bool whole,
                      std::shared_ptr<ObjectVersion> version)
-    : client_(std::move(client)), bucket_(bucket), download_(std::make_shared<Download>()), pid_(current_pid()) {
+    : client_(std::move(client)),
+      bucket_(bucket),
+      key_(key),
+      download_(std::make_shared<Download>(client_->context("GetObject", bucket, key))),
+      pid_(current_pid()) {
     if (start && end && *end < *start) {
         throw std::invalid_argument("range end " + std::to_string(*end) + " is before its start " +
                                     std::to_string(*start));
     }
-    download_->context = client_->context("GetObject", bucket, key);
-    download_->info.key = key;
-    download_->whole = whole;
-    download_->range_start = start.value_or(0);
-    download_->ranged = start.has_value() || end.has_value();
-    download_->version = std::move(version);
-    download_->initial_window = client_->initial_read_window();
-    if (end && *end == download_->range_start) {
+    const uint64_t range_start = start.value_or(0);
+    const bool ranged = start.has_value() || end.has_value();
+    // Only this GET's own decisions below use the fields, before start(); the lock is taken for form's sake.
+    {
+        auto locked = download_->lock();
+        DownloadState &d = Download::of(locked);
+        d.info.key = key;
+        d.whole = whole;
+        d.range_start = range_start;
+        d.ranged = ranged;
+        d.version = version;
+        d.initial_window = client_->initial_read_window();
+    }
+    if (end && *end == range_start) {
         empty_range_ = true;  // nothing to fetch
         return;
     }
 
     auto target = client_->target("GET", bucket, key);
-    if (download_->ranged) {
-        std::string range = "bytes=" + std::to_string(download_->range_start) + "-";
+    if (ranged) {
+        std::string range = "bytes=" + std::to_string(range_start) + "-";
         if (end) range += std::to_string(*end - 1);
         aws_http_headers_set(aws_http_message_get_headers(target->message()), aws_byte_cursor_from_c_str("Range"),
                              aws_byte_cursor_from_array(range.data(), range.size()));
     }
-    const std::string pinned_etag = download_->version ? download_->version->etag() : "";
+    const std::string pinned_etag = version ? version->etag() : "";
     if (!pinned_etag.empty()) {
         aws_http_headers_set(aws_http_message_get_headers(target->message()), aws_byte_cursor_from_c_str("If-Match"),
                              aws_byte_cursor_from_array(pinned_etag.data(), pinned_etag.size()));
@@ -190,20 +260,18 @@ GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, 
     // response headers when that first request fails or is cancelled (a crash on a CRT thread).
     aws_s3_checksum_config checksums;
     client_->apply_checksums(options, checksums, false);
-    download_->max_window = uint64_t{client_->max_connections_per_request()} * part_size;
+    {
+        auto locked = download_->lock();
+        Download::of(locked).max_window = uint64_t{client_->max_connections_per_request()} * part_size;
+    }
     target->apply(options);
     download_->start(*client_, options);
 }
 
 GetStream::~GetStream() {
-    // In a forked child the request belongs to the parent's CRT threads, and the lander to the parent too:
-    // neither exists here. The lander's handle is let go of (std::thread would end the process).
-    if (!created_in_this_process(pid_)) {
-        if (lander_.joinable()) new std::thread(std::move(lander_));
-        return;
-    }
-    download_->cancel();
-    stop_landing();
+    // In a forked child the request belongs to the parent's CRT threads: it does not exist here.
+    if (created_in_this_process(pid_)) download_->cancel();
+    lander_.reset();
 }
 
 void GetStream::land(uint8_t *target, uint64_t size, std::shared_ptr<void> owner) {
@@ -211,125 +279,97 @@ void GetStream::land(uint8_t *target, uint64_t size, std::shared_ptr<void> owner
     if (staged_) throw std::logic_error("the body of this stream is already being received");
     if (size <= whole_object_part_size) {  // nothing to overlap: one part
         receive_rest(target, size);
-        landing_owner_ = std::move(owner);
+        landed_at_once_ = std::move(owner);
         return;
     }
-    Download &d = *download_;
-    uint64_t base;
-    {
-        std::lock_guard<std::mutex> lock(d.mutex);
-        base = d.read_position();
-        d.attach(target, size);
-    }
-    landing_owner_ = std::move(owner);
-    lander_ = std::thread([download = download_, target, base] {
-        Download &d = *download;
-        std::unique_lock<std::mutex> lock(d.mutex);
-        for (;;) {
-            d.changed.wait(lock, [&d] { return !d.to_copy.empty() || d.finished || d.destination == nullptr; });
-            if (d.destination == nullptr || !d.copy_next_part(lock, target, base)) return;
-        }
-    });
+    lander_ = std::make_unique<Lander>(download_, target, size, std::move(owner));
 }
 
 void GetStream::wait_landed(uint64_t start, uint64_t end) {
-    if (empty_range_) return;
-    Download &d = *download_;
-    if (!lander_.joinable()) {  // received before land() returned
-        std::lock_guard<std::mutex> lock(d.mutex);
-        throw_if_failed_locked();
+    if (lander_) {
+        lander_->wait_landed(start, end);
         return;
     }
-    wait_for([&d, start, end] { return d.has_landed(start, end) || d.landing_over(); });
-    std::lock_guard<std::mutex> lock(d.mutex);
-    if (!d.has_landed(start, end)) throw_if_failed_locked();
+    if (empty_range_) return;
+    auto locked = download_->lock();  // received before land() returned
+    locked->throw_if_failed(download_->context());
 }
 
 bool GetStream::has_landed(uint64_t start, uint64_t end) {
-    if (empty_range_ || !lander_.joinable()) return true;  // received before land() returned
-    std::lock_guard<std::mutex> lock(download_->mutex);
-    return download_->has_landed(start, end);
+    return lander_ ? lander_->has_landed(start, end) : true;  // or received before land() returned
 }
 
 void GetStream::refuse_while_landing() const {
-    if (lander_.joinable()) throw std::logic_error("the body of this stream is already being received");
+    if (lander_) throw std::logic_error("the body of this stream is already being received");
 }
 
-void GetStream::stop_landing() {
-    if (!lander_.joinable()) return;
+Download::Locked GetStream::wait_for(const std::function<bool(DownloadState &)> &ready) {
     {
-        std::lock_guard<std::mutex> lock(download_->mutex);
-        download_->detach();
-        download_->changed.notify_all();
+        WaitingOnS3 waiting(download_->context().operation);
+        auto locked = download_->lock();
+        DownloadState &d = Download::of(locked);
+        wait_interruptibly(
+            locked.unique_lock(), locked.changed(), [&] { return ready(d); }, [this] { download_->cancel(); });
     }
-    lander_.join();  // at most the copy of one part: the lander never waits for the GIL
-}
-
-void GetStream::wait_for(const std::function<bool()> &ready) {
-    ProfilerSpan span(download_->context.operation);
-    GilReleased no_gil;
-    std::unique_lock<std::mutex> lock(download_->mutex);
-    wait_interruptibly(lock, download_->changed, ready, [this] { download_->cancel(); });
-}
-
-void GetStream::throw_if_failed_locked() {
-    if (download_->finished && !download_->outcome.ok()) download_->throw_if_failed();
+    // The GIL is back (the caller builds Python values); the state is looked at again under the lock.
+    return download_->lock();
 }
 
 ObjectInfo GetStream::info() {
-    if (empty_range_) return download_->info;
-    Download &d = *download_;
-    wait_for([&d] { return d.headers_received || d.finished; });
-    std::lock_guard<std::mutex> lock(d.mutex);
-    throw_if_failed_locked();
-    return d.info;
+    if (empty_range_) {
+        auto locked = download_->lock();
+        return Download::of(locked).info;
+    }
+    auto locked = wait_for([](DownloadState &d) { return d.headers_received || d.finished; });
+    locked->throw_if_failed(download_->context());
+    return Download::of(locked).info;
 }
 
 uint64_t GetStream::remaining() {
     if (empty_range_) return 0;
-    if (staged_) return staged_->size() - staged_used_;
-    Download &d = *download_;
-    wait_for([&d] { return d.headers_received || d.finished; });
-    std::lock_guard<std::mutex> lock(d.mutex);
-    throw_if_failed_locked();
+    if (staged_) return staged_.unread();
+    auto locked = wait_for([](DownloadState &d) { return d.headers_received || d.finished; });
+    DownloadState &d = Download::of(locked);
+    d.throw_if_failed(download_->context());
     return d.content_length - d.consumed;
 }
 
 void GetStream::receive_rest(uint8_t *target, uint64_t size) {
     refuse_while_landing();
     if (staged_) {  // already received: what is left of it
-        std::memcpy(target, staged_->data() + staged_used_, static_cast<size_t>(size));
-        staged_.reset();
+        staged_.take(target, static_cast<size_t>(size));
+        staged_.clear();
         return;
     }
     if (empty_range_ || size == 0) return;
-    Download &d = *download_;
     {
-        std::lock_guard<std::mutex> lock(d.mutex);
-        d.attach(target, size);
+        auto locked = download_->lock();
+        Download::of(locked).attach(target, size);
     }
     try {
         copy_parts_until_finished(target);
     } catch (...) {
-        std::lock_guard<std::mutex> lock(d.mutex);
-        d.detach();  // the caller's memory may go away as soon as we return
+        auto locked = download_->lock();
+        Download::of(locked).detach();  // the caller's memory may go away as soon as we return
         throw;
     }
-    std::lock_guard<std::mutex> lock(d.mutex);
+    auto locked = download_->lock();
+    DownloadState &d = Download::of(locked);
     d.detach();
-    throw_if_failed_locked();
+    d.throw_if_failed(download_->context());
     d.consumed += size;
 }
 
 void GetStream::copy_parts_until_finished(uint8_t *target) {
-    Download &d = *download_;
-    ProfilerSpan span(d.context.operation);
-    GilReleased no_gil;
-    std::unique_lock<std::mutex> lock(d.mutex);
+    WaitingOnS3 waiting(download_->context().operation);
+    auto locked = download_->lock();
+    DownloadState &d = Download::of(locked);
     const uint64_t base = d.read_position();
     for (;;) {
-        wait_interruptibly(lock, d.changed, [&d] { return !d.to_copy.empty() || d.finished; }, [&d] { d.cancel(); });
-        if (!d.copy_next_part(lock, target, base)) return;  // finished, and every part is in
+        wait_interruptibly(
+            locked.unique_lock(), locked.changed(), [&d] { return !d.to_copy.empty() || d.finished; },
+            [this] { download_->cancel(); });
+        if (!Download::copy_next_part(locked, target, base)) return;  // finished, and every part is in
     }
 }
 
@@ -343,15 +383,19 @@ std::shared_ptr<Buffer> GetStream::read_all() {
 std::shared_ptr<Buffer> GetStream::next_chunk() {
     refuse_while_landing();
     if (empty_range_) return nullptr;
-    Download &d = *download_;
-    if (d.whole || staged_) {  // parts arrive out of order: the rest is one chunk
+    bool whole;
+    {
+        auto locked = download_->lock();
+        whole = Download::of(locked).whole;
+    }
+    if (whole || staged_) {  // parts arrive out of order: the rest is one chunk
         std::shared_ptr<Buffer> rest = read_all();
         return rest->size() == 0 ? nullptr : rest;
     }
-    wait_for([&d] { return !d.chunks.empty() || d.finished; });
-    std::lock_guard<std::mutex> lock(d.mutex);
+    auto locked = wait_for([](DownloadState &d) { return !d.chunks.empty() || d.finished; });
+    DownloadState &d = Download::of(locked);
     if (d.chunks.empty()) {
-        throw_if_failed_locked();
+        d.throw_if_failed(download_->context());
         return nullptr;
     }
     Chunk chunk = std::move(d.chunks.front());
@@ -371,30 +415,30 @@ std::shared_ptr<Buffer> GetStream::next_chunk() {
 size_t GetStream::readinto(uint8_t *out, size_t size) {
     refuse_while_landing();
     if (empty_range_ || size == 0) return 0;
-    Download &d = *download_;
-    if (d.whole && !staged_) {
+    bool whole;
+    {
+        auto locked = download_->lock();
+        whole = Download::of(locked).whole;
+    }
+    if (whole && !staged_) {
         const uint64_t rest = remaining();
         if (size >= rest) {  // it all fits: receive it straight into the caller's buffer
             receive_rest(out, rest);
             return static_cast<size_t>(rest);
         }
-        staged_ = read_all();
-        staged_used_ = 0;
+        staged_.stage(read_all());
     }
-    if (staged_) {
-        const size_t n = std::min(size, staged_->size() - staged_used_);
-        std::memcpy(out, staged_->data() + staged_used_, n);
-        staged_used_ += n;
-        return n;
-    }
+    if (staged_) return staged_.take(out, size);
     size_t copied = 0;
-    ProfilerSpan span(d.context.operation);
-    GilReleased no_gil;
-    std::unique_lock<std::mutex> lock(d.mutex);
+    WaitingOnS3 waiting(download_->context().operation);
+    auto locked = download_->lock();
+    DownloadState &d = Download::of(locked);
     while (copied < size) {
-        wait_interruptibly(lock, d.changed, [&d] { return !d.chunks.empty() || d.finished; }, [&d] { d.cancel(); });
+        wait_interruptibly(
+            locked.unique_lock(), locked.changed(), [&d] { return !d.chunks.empty() || d.finished; },
+            [this] { download_->cancel(); });
         if (d.chunks.empty()) {
-            throw_if_failed_locked();
+            d.throw_if_failed(download_->context());
             break;
         }
         Chunk &front = d.chunks.front();
@@ -412,20 +456,20 @@ size_t GetStream::readinto(uint8_t *out, size_t size) {
 }
 
 uint64_t GetStream::tell() {
-    std::lock_guard<std::mutex> lock(download_->mutex);
+    auto locked = download_->lock();
     // A staged body counts as consumed when it was received; its unread rest is still ahead.
-    const uint64_t staged_unread = staged_ ? staged_->size() - staged_used_ : 0;
-    return download_->read_position() - staged_unread;
+    return Download::of(locked).read_position() - staged_.unread();
 }
 
 void GetStream::close() {
     download_->cancel();
-    stop_landing();
-    landing_owner_.reset();
-    std::lock_guard<std::mutex> lock(download_->mutex);
-    download_->detach();
-    download_->chunks.clear();
-    staged_.reset();
+    lander_.reset();
+    landed_at_once_.reset();
+    auto locked = download_->lock();
+    DownloadState &d = Download::of(locked);
+    d.detach();
+    d.chunks.clear();
+    staged_.clear();
 }
 
 }  // namespace s3tc

@@ -25,11 +25,11 @@ struct Chunk {
     std::shared_ptr<Buffer> data;
 };
 
-// The CRT side of a download. While streaming, received chunks wait in a queue whose size the read
-// window bounds. Once the caller gives a destination for the rest of the body, queued chunks are
-// copied there and every later part is copied straight to its offset in it.
-class Download : public MetaRequest {
-public:
+// What a download's CRT callbacks and its readers share; only reachable under the request's lock. While
+// streaming, received chunks wait in a queue whose size the read window bounds. Once the caller gives a
+// destination for the rest of the body, queued chunks are copied there and every later part is copied straight
+// to its offset in it.
+struct DownloadState : RequestState {
     uint64_t range_start = 0;  // object offset of the first byte asked for
     bool ranged = false;
     bool whole = false;  // the caller wants the rest in one piece: parts may arrive out of order
@@ -53,32 +53,82 @@ public:
     ObjectInfo info;
     std::shared_ptr<ObjectVersion> version;  // the reader's pinned version, if it has one
 
-    // With `mutex` held: the next unread object offset.
+    // The next unread object offset.
     uint64_t read_position() const { return range_start + consumed; }
-    // With `mutex` held: send the rest of the body to `target` (`size` bytes), starting with what is queued.
+    // Send the rest of the body to `target` (`size` bytes), starting with what is queued.
     void attach(uint8_t *target, uint64_t size);
-    // With `mutex` held: stop writing to the destination (the caller is about to drop it).
+    // Stop writing to the destination (the caller is about to drop it).
     void detach() {
         destination = nullptr;
         to_copy.clear();
     }
-    // With `mutex` held: let the CRT fetch `bytes` more.
+    // Let the CRT fetch `bytes` more.
     void open_window(uint64_t bytes);
-    // With `lock` held on entry and on return: copies the next queued part to its place in `target`, the
-    // destination whose first byte is object offset `base`. False when no part is queued.
-    bool copy_next_part(std::unique_lock<std::mutex> &lock, uint8_t *target, uint64_t base);
-    // With `mutex` held: whether every byte of the object range [start, end) is in the destination.
+    // Whether every byte of the object range [start, end) is in the destination.
     bool has_landed(uint64_t start, uint64_t end) const;
-    // With `mutex` held: whether no byte will land any more (the download finished and its parts are in).
+    // Whether no byte will land any more (the download finished and its parts are in).
     bool landing_over() const { return finished && to_copy.empty() && copying == 0; }
+    void mark_landed(uint64_t start, uint64_t end);
+};
+
+// The CRT side of a download.
+class Download : public MetaRequest {
+public:
+    explicit Download(OperationContext context);
+
+    // The download's state, for the holder of its lock.
+    static DownloadState &of(Locked &locked) { return static_cast<DownloadState &>(*locked); }
+    // Copies the next queued part to its place in `target`, the destination whose first byte is object offset
+    // `base`; the lock is let go during the copy. False when no part is queued.
+    static bool copy_next_part(Locked &locked, uint8_t *target, uint64_t base);
 
 protected:
-    int on_headers() override;
-    int on_body(aws_byte_cursor data, uint64_t offset, aws_s3_buffer_ticket *ticket) override;
-    void on_finished() override;
+    int on_headers(Locked &locked) override;
+    int on_body(Locked &locked, aws_byte_cursor data, uint64_t offset, aws_s3_buffer_ticket *ticket) override;
+    void on_finished(Locked &locked) override;
+};
+
+// The body received whole while the caller reads it in pieces (whole mode, a read smaller than the rest).
+class StagedBody {
+public:
+    explicit operator bool() const { return buffer_ != nullptr; }
+    void stage(std::shared_ptr<Buffer> buffer) {
+        buffer_ = std::move(buffer);
+        used_ = 0;
+    }
+    size_t unread() const { return buffer_ ? buffer_->size() - used_ : 0; }
+    // Copies up to `size` unread bytes to `out`; how many it copied.
+    size_t take(uint8_t *out, size_t size);
+    void clear() { buffer_.reset(); }
 
 private:
-    void mark_landed(uint64_t start, uint64_t end);
+    std::shared_ptr<Buffer> buffer_;
+    size_t used_ = 0;
+};
+
+// Landing mode: a thread of the stream copies each part of the rest of the body to its offset in the caller's
+// memory as it arrives, while the caller reads what has landed.
+class Lander {
+public:
+    // Starts copying the rest of `download`'s body into `target` (`size` bytes); `owner` keeps `target` alive
+    // until the thread ended.
+    Lander(std::shared_ptr<Download> download, uint8_t *target, uint64_t size, std::shared_ptr<void> owner);
+    // Ends the thread (after the part it is copying), then lets go of the destination.
+    ~Lander();
+    Lander(const Lander &) = delete;
+    Lander &operator=(const Lander &) = delete;
+
+    // Waits until the object's bytes [start, end) have landed, or no more will (a range past the end); throws
+    // the download's failure if it failed first.
+    void wait_landed(uint64_t start, uint64_t end);
+    // Whether the object's bytes [start, end) have landed, without waiting.
+    bool has_landed(uint64_t start, uint64_t end);
+
+private:
+    std::shared_ptr<Download> download_;
+    std::thread thread_;
+    std::shared_ptr<void> owner_;
+    int pid_;
 };
 
 class GetStream {
@@ -100,15 +150,12 @@ public:
     // Receives the rest of the body into `target` (`remaining()` bytes), which must stay valid
     // until this returns. Each part is copied once, straight to its offset.
     void receive_rest(uint8_t *target, uint64_t size);
-    // Starts receiving the rest of the body into `target` (`size` = remaining() bytes) and returns at once:
-    // a thread of this stream (the lander) copies each part to its offset as it arrives, so the caller can
-    // use the first bytes while the last are on their way. `owner` keeps `target` alive; the stream drops it
-    // only after the lander ended. A body of one part or less is received before this returns.
+    // Starts receiving the rest of the body into `target` (`size` = remaining() bytes) and returns at once
+    // (a Lander). `owner` keeps `target` alive; the stream drops it only after the lander ended. A body of one
+    // part or less is received before this returns.
     void land(uint8_t *target, uint64_t size, std::shared_ptr<void> owner);
-    // After land(): waits until the object's bytes [start, end) have landed, or no more will (a range past
-    // the end); throws the download's failure if it failed first.
+    // After land(): Lander::wait_landed and has_landed.
     void wait_landed(uint64_t start, uint64_t end);
-    // After land(): whether the object's bytes [start, end) have landed, without waiting.
     bool has_landed(uint64_t start, uint64_t end);
     // The rest of the body in one native buffer.
     std::shared_ptr<Buffer> read_all();
@@ -121,26 +168,24 @@ public:
     // The object offset of the next byte a read would return.
     uint64_t tell();
     const std::string &bucket() const { return bucket_; }
-    const std::string &key() const { return download_->info.key; }
+    const std::string &key() const { return key_; }
 
 private:
-    void wait_for(const std::function<bool()> &ready);
+    // Waits (GIL released, Ctrl-C cancels the download) until ready(state) holds; returns holding the lock.
+    Download::Locked wait_for(const std::function<bool(DownloadState &)> &ready);
     // Copies parts into the attached destination as they arrive, until the download finished.
     void copy_parts_until_finished(uint8_t *target);
-    void throw_if_failed_locked();
-    // Ends the lander (after the part it is copying), so that the destination can go.
-    void stop_landing();
     // Throws when the body is landing: it has one destination, and reads of another kind would race it.
     void refuse_while_landing() const;
 
     std::shared_ptr<Client> client_;
     std::string bucket_;
+    std::string key_;
     std::shared_ptr<Download> download_;
-    std::shared_ptr<Buffer> staged_;  // whole mode, read in pieces: the rest, received at once
-    size_t staged_used_ = 0;
+    StagedBody staged_;
     bool empty_range_ = false;
-    std::thread lander_;
-    std::shared_ptr<void> landing_owner_;
+    std::unique_ptr<Lander> lander_;
+    std::shared_ptr<void> landed_at_once_;  // land() of a body of one part: the destination's owner, kept
     int pid_;
 };
 

@@ -1,7 +1,6 @@
 #include "put.h"
 
-#include "gil.h"
-#include "profiler_span.h"
+#include "guarded.h"
 #include "runtime.h"
 #include "wait.h"
 
@@ -12,22 +11,18 @@
 namespace s3tc {
 namespace {
 
-// Completion of one aws_s3_meta_request_write(), seen through a condition variable.
-struct WriteCompletion {
-    std::mutex mutex;
-    std::condition_variable done_changed;
-    bool done = false;
+// Completion of one aws_s3_meta_request_write(): whether it is done, under its lock.
+using WriteCompletion = Guarded<bool>;
 
-    static void on_done(void *user_data) {
-        auto *holder = static_cast<std::shared_ptr<WriteCompletion> *>(user_data);
-        {
-            std::lock_guard<std::mutex> lock((*holder)->mutex);
-            (*holder)->done = true;
-            (*holder)->done_changed.notify_all();
-        }
-        delete holder;
+void on_write_done(void *user_data) {
+    auto *holder = static_cast<std::shared_ptr<WriteCompletion> *>(user_data);
+    {
+        auto done = (*holder)->lock();
+        *done = true;
+        done.notify_all();
     }
-};
+    delete holder;
+}
 
 }  // namespace
 
@@ -51,8 +46,7 @@ void PutStream::start_multipart() {
                              aws_byte_cursor_from_c_str("x-amz-storage-class"),
                              aws_byte_cursor_from_array(storage_class_.data(), storage_class_.size()));
     }
-    upload_ = std::make_shared<MetaRequest>();
-    upload_->context = client_->context("PutObject", bucket_, key_);
+    upload_ = std::make_shared<MetaRequest>(client_->context("PutObject", bucket_, key_));
     aws_s3_meta_request_options options = {};
     options.type = AWS_S3_META_REQUEST_TYPE_PUT_OBJECT;
     options.send_using_async_writes = true;
@@ -63,31 +57,25 @@ void PutStream::start_multipart() {
 }
 
 void PutStream::send(const uint8_t *data, size_t size, bool eof) {
-    aws_s3_meta_request *handle;
-    {
-        std::lock_guard<std::mutex> lock(upload_->mutex);
-        handle = upload_->handle;
-    }
+    aws_s3_meta_request *handle = upload_->running_handle();
     if (handle == nullptr) {  // the upload already ended, e.g. CreateMultipartUpload failed
         upload_->wait_finished();
         upload_->throw_if_failed();
         throw std::logic_error("the upload ended before all data was written");
     }
     aws_future_void *future = aws_s3_meta_request_write(handle, aws_byte_cursor_from_array(data, size), eof);
-    auto completion = std::make_shared<WriteCompletion>();
-    aws_future_void_register_callback(future, WriteCompletion::on_done,
-                                      new std::shared_ptr<WriteCompletion>(completion));
+    auto completion = std::make_shared<WriteCompletion>(std::make_unique<bool>(false));
+    aws_future_void_register_callback(future, on_write_done, new std::shared_ptr<WriteCompletion>(completion));
     {
-        ProfilerSpan span(upload_->context.operation);
-        GilReleased no_gil;
-        std::unique_lock<std::mutex> lock(completion->mutex);
+        WaitingOnS3 waiting(upload_->context().operation);
+        auto done = completion->lock();
         wait_interruptibly(
-            lock, completion->done_changed, [&] { return completion->done; },
+            done.unique_lock(), done.changed(), [&done] { return *done; },
             [&] {
                 upload_->cancel();
                 // The CRT may still read `data` until the write completes; the caller's buffer must outlive that.
-                std::unique_lock<std::mutex> relock(completion->mutex);
-                completion->done_changed.wait(relock, [&] { return completion->done; });
+                auto relocked = completion->lock();
+                relocked.wait([&relocked] { return *relocked; });
                 ended_ = true;
             });
     }
@@ -100,7 +88,7 @@ void PutStream::send(const uint8_t *data, size_t size, bool eof) {
         upload_->throw_if_failed();
         Outcome outcome;
         outcome.error_code = error;
-        throw S3Error(upload_->context, outcome);
+        throw S3Error(upload_->context(), outcome);
     }
 }
 
@@ -129,7 +117,7 @@ void PutStream::close() {
     send(nullptr, 0, true);
     upload_->wait_finished();
     upload_->throw_if_failed();
-    client_->metrics()->add_bytes(upload_->context.operation, bytes_written_);
+    client_->metrics()->add_bytes(upload_->context().operation, bytes_written_);
 }
 
 void PutStream::abort() {

@@ -1,8 +1,6 @@
 #include "request.h"
 
 #include "client.h"
-#include "gil.h"
-#include "profiler_span.h"
 #include "text.h"
 #include "wait.h"
 
@@ -63,13 +61,21 @@ ObjectInfo object_info_from_headers(const std::string &key, const Headers &heade
     return info;
 }
 
+void RequestState::throw_if_failed(const OperationContext &context) const {
+    if (finished && !outcome.ok()) throw S3Error(context, outcome);
+}
+
+MetaRequest::MetaRequest(OperationContext context, std::unique_ptr<RequestState> state)
+    : context_(std::move(context)), state_(state ? std::move(state) : std::make_unique<RequestState>()) {}
+
 MetaRequest::~MetaRequest() {
-    if (handle != nullptr) aws_s3_meta_request_release(handle);
+    auto locked = state_.lock();
+    if (locked->handle != nullptr) aws_s3_meta_request_release(locked->handle);
 }
 
 void MetaRequest::start(const Client &client, aws_s3_meta_request_options &options) {
     options.max_active_connections_override = client.max_connections_per_request();
-    metrics = client.metrics();
+    metrics_ = client.metrics();
     // The CRT holds this reference through user_data until its shutdown callback.
     auto *keep_alive = new std::shared_ptr<MetaRequest>(shared_from_this());
     options.user_data = keep_alive;
@@ -83,109 +89,121 @@ void MetaRequest::start(const Client &client, aws_s3_meta_request_options &optio
         delete keep_alive;
         Outcome refused;
         refused.error_code = aws_last_error();
-        throw S3Error(context, refused);
+        throw S3Error(context_, refused);
     }
-    std::lock_guard<std::mutex> lock(mutex);
-    if (finished) {
+    auto locked = state_.lock();
+    if (locked->finished) {
         aws_s3_meta_request_release(made);  // it failed at once; nothing left to steer
     } else {
-        handle = made;
+        locked->handle = made;
     }
 }
 
 void MetaRequest::cancel() {
-    std::lock_guard<std::mutex> lock(mutex);
-    if (handle != nullptr && !finished) aws_s3_meta_request_cancel(handle);
+    auto locked = state_.lock();
+    if (locked->handle != nullptr && !locked->finished) aws_s3_meta_request_cancel(locked->handle);
 }
 
 void MetaRequest::wait_finished() {
-    ProfilerSpan span(context.operation);
-    GilReleased no_gil;
-    std::unique_lock<std::mutex> lock(mutex);
+    WaitingOnS3 waiting(context_.operation);
+    auto locked = state_.lock();
     wait_interruptibly(
-        lock, changed, [this] { return finished; },
+        locked.unique_lock(), locked.changed(), [&locked] { return locked->finished; },
         [this] {
             cancel();
             // The CRT finishes a cancelled request promptly; wait so nothing is left running behind us.
-            std::unique_lock<std::mutex> relock(mutex);
-            changed.wait(relock, [this] { return finished; });
+            auto relocked = state_.lock();
+            relocked.wait([&relocked] { return relocked->finished; });
         });
 }
 
-void MetaRequest::throw_if_failed() const {
-    if (!outcome.ok()) throw S3Error(context, outcome);
+void MetaRequest::throw_if_failed() { state_.lock()->throw_if_failed(context_); }
+
+aws_s3_meta_request *MetaRequest::running_handle() { return state_.lock()->handle; }
+
+int MetaRequest::on_body(Locked &, aws_byte_cursor, uint64_t, aws_s3_buffer_ticket *) { return 0; }
+
+BufferedRequest::BufferedRequest(OperationContext context, std::vector<uint8_t> request_body)
+    : MetaRequest(std::move(context), std::make_unique<BufferedState>()), request_body_(std::move(request_body)) {}
+
+std::string BufferedRequest::response_body() {
+    auto locked = lock();
+    return static_cast<BufferedState &>(*locked).response_body;
 }
 
-int MetaRequest::on_body(aws_byte_cursor, uint64_t, aws_s3_buffer_ticket *) { return 0; }
+Headers BufferedRequest::headers() { return lock()->headers; }
 
-int BufferedRequest::on_body(aws_byte_cursor data, uint64_t, aws_s3_buffer_ticket *) {
-    response_body.append(reinterpret_cast<const char *>(data.ptr), data.len);
+int BufferedRequest::on_body(Locked &locked, aws_byte_cursor data, uint64_t, aws_s3_buffer_ticket *) {
+    static_cast<BufferedState &>(*locked).response_body.append(reinterpret_cast<const char *>(data.ptr), data.len);
     return 0;
 }
 
 int MetaRequest::headers_callback(aws_s3_meta_request *, const aws_http_headers *headers, int status, void *user_data) {
     MetaRequest &self = owner(user_data);
-    std::lock_guard<std::mutex> lock(self.mutex);
-    self.headers = copy_headers(headers);
-    self.status = status;
+    auto locked = self.state_.lock();
+    locked->headers = copy_headers(headers);
+    locked->status = status;
     // An error response's headers are not the object's: the failure arrives with the finish callback.
     if (status >= 300) return AWS_OP_SUCCESS;
-    self.headers_received = true;
-    int error = self.on_headers();
-    self.changed.notify_all();
+    locked->headers_received = true;
+    int error = self.on_headers(locked);
+    locked.notify_all();
     return error == 0 ? AWS_OP_SUCCESS : aws_raise_error(error);
 }
 
 int MetaRequest::body_callback(aws_s3_meta_request *, const aws_byte_cursor *body,
                                aws_s3_meta_request_receive_body_extra_info info, void *user_data) {
     MetaRequest &self = owner(user_data);
-    self.metrics->add_bytes(self.context.operation, body->len);
-    std::lock_guard<std::mutex> lock(self.mutex);
-    int error = self.on_body(*body, info.range_start, info.ticket);
-    self.changed.notify_all();
+    self.metrics_->add_bytes(self.context_.operation, body->len);
+    auto locked = self.state_.lock();
+    int error = self.on_body(locked, *body, info.range_start, info.ticket);
+    locked.notify_all();
     return error == 0 ? AWS_OP_SUCCESS : aws_raise_error(error);
 }
 
 void MetaRequest::finish_callback(aws_s3_meta_request *, const aws_s3_meta_request_result *result, void *user_data) {
     MetaRequest &self = owner(user_data);
-    std::lock_guard<std::mutex> lock(self.mutex);
-    self.outcome.error_code = result->error_code;
-    if (result->error_code == AWS_ERROR_S3_CANCELED && self.permanent_error != 0) {
-        self.outcome.error_code = self.permanent_error;  // cancelled by us, for this reason
+    auto locked = self.state_.lock();
+    RequestState &state = *locked;
+    state.outcome.error_code = result->error_code;
+    if (result->error_code == AWS_ERROR_S3_CANCELED && state.permanent_error != 0) {
+        state.outcome.error_code = state.permanent_error;  // cancelled by us, for this reason
     }
-    self.outcome.status = result->response_status;
+    state.outcome.status = result->response_status;
     if (result->error_response_body != nullptr) {
-        self.outcome.body.assign(reinterpret_cast<const char *>(result->error_response_body->buffer),
-                                 result->error_response_body->len);
+        state.outcome.body.assign(reinterpret_cast<const char *>(result->error_response_body->buffer),
+                                  result->error_response_body->len);
     }
     // The id of the response that failed: S3 support asks for it. The CRT hands over that response's
     // headers for an error it does not retry (404, 403...); for one it retried until the attempts ran out
     // it reports only its own error code (AWS_ERROR_S3_SLOW_DOWN...), and the last such attempt, seen
     // through telemetry, names the response.
-    self.outcome.request_id = request_id_in(result->error_response_headers);
-    if (self.outcome.request_id.empty() && self.failed_attempt_error != 0 &&
-        self.failed_attempt_error == self.outcome.error_code) {
-        self.outcome.request_id = self.failed_attempt_request_id;
-        if (self.outcome.status == 0) self.outcome.status = self.failed_attempt_status;
+    state.outcome.request_id = request_id_in(result->error_response_headers);
+    if (state.outcome.request_id.empty() && state.failed_attempt_error != 0 &&
+        state.failed_attempt_error == state.outcome.error_code) {
+        state.outcome.request_id = state.failed_attempt_request_id;
+        if (state.outcome.status == 0) state.outcome.status = state.failed_attempt_status;
     }
-    if (self.outcome.request_id.empty()) {
-        self.outcome.request_id = header_value(self.headers, "x-amz-request-id");
-        if (self.outcome.request_id.empty()) self.outcome.request_id = header_value(self.headers, "x-amzn-requestid");
+    if (state.outcome.request_id.empty()) {
+        state.outcome.request_id = header_value(state.headers, "x-amz-request-id");
+        if (state.outcome.request_id.empty())
+            state.outcome.request_id = header_value(state.headers, "x-amzn-requestid");
     }
-    self.finished = true;
+    state.finished = true;
     // Our reference would keep the CRT from ever shutting the request down (and freeing us).
-    if (self.handle != nullptr) {
-        aws_s3_meta_request_release(self.handle);
-        self.handle = nullptr;
+    if (state.handle != nullptr) {
+        aws_s3_meta_request_release(state.handle);
+        state.handle = nullptr;
     }
-    self.on_finished();
-    self.changed.notify_all();
+    self.on_finished(locked);
+    locked.notify_all();
 }
 
 void MetaRequest::telemetry_callback(aws_s3_meta_request *meta_request, aws_s3_request_metrics *metrics,
                                      void *user_data) {
     // Called once per attempt, on the meta request's event loop, all before the finish callback.
-    owner(user_data).metrics->record_attempt(owner(user_data).context.operation, metrics);
+    MetaRequest &self = owner(user_data);
+    self.metrics_->record_attempt(self.context_.operation, metrics);
     const int error = aws_s3_request_metrics_get_error_code(metrics);
     int status = 0;
     if (error != 0 && aws_s3_request_metrics_get_response_status_code(metrics, &status) == AWS_OP_SUCCESS &&
@@ -193,19 +211,17 @@ void MetaRequest::telemetry_callback(aws_s3_meta_request *meta_request, aws_s3_r
         aws_http_headers *response_headers = nullptr;
         aws_s3_request_metrics_get_response_headers(metrics, &response_headers);  // stays null when none came
         std::string id = request_id_in(response_headers);
-        MetaRequest &self = owner(user_data);
-        std::lock_guard<std::mutex> lock(self.mutex);
-        self.failed_attempt_error = error;
-        self.failed_attempt_status = status;
-        self.failed_attempt_request_id = id;
+        auto locked = self.state_.lock();
+        locked->failed_attempt_error = error;
+        locked->failed_attempt_status = status;
+        locked->failed_attempt_request_id = id;
         return;
     }
     if (!retrying_cannot_help(error)) return;  // the CRT goes on retrying, within max_attempts
-    MetaRequest &self = owner(user_data);
     {
-        std::lock_guard<std::mutex> lock(self.mutex);
-        if (self.permanent_error != 0) return;
-        self.permanent_error = error;
+        auto locked = self.state_.lock();
+        if (locked->permanent_error != 0) return;
+        locked->permanent_error = error;
     }
     aws_s3_meta_request_cancel(meta_request);  // runs outside the CRT's lock: telemetry is delivered without it
 }

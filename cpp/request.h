@@ -2,6 +2,7 @@
 #pragma once
 
 #include "errors.h"
+#include "guarded.h"
 #include "metrics.h"
 #include "object_info.h"
 
@@ -24,11 +25,39 @@ std::string header_value(const Headers &headers, const std::string &name);
 // What a HEAD or GET response's headers say about the object (its size: this response's body's).
 ObjectInfo object_info_from_headers(const std::string &key, const Headers &headers);
 
+// What a meta request's CRT callbacks and the threads waiting on it share. Reachable only under its lock
+// (Guarded); kinds of request extend it with their own state (DownloadState, BufferedState).
+struct RequestState {
+    virtual ~RequestState() = default;
+
+    bool headers_received = false;
+    int status = 0;
+    Headers headers;
+    bool finished = false;
+    Outcome outcome;
+    aws_s3_meta_request *handle = nullptr;  // while the request runs; released when it finished
+    int permanent_error = 0;  // an attempt's error that retrying cannot mend; the request was cancelled for it
+    // The last attempt that S3 answered with an error, as telemetry reported it. When retries run out
+    // (503 SlowDown, 500 InternalError) the CRT's result has neither that response's status nor its
+    // headers, so its request id would be lost.
+    int failed_attempt_error = 0;
+    int failed_attempt_status = 0;
+    std::string failed_attempt_request_id;
+
+    // Throws the S3Error of a request that finished and failed.
+    void throw_if_failed(const OperationContext &context) const;
+};
+
 // Lives until the CRT's shutdown callback, so callbacks never outlive it, whatever the
 // Python side does (drop the stream, fork, exit).
 class MetaRequest : public std::enable_shared_from_this<MetaRequest> {
 public:
+    using Locked = Guarded<RequestState>::Locked;
+
+    explicit MetaRequest(OperationContext context, std::unique_ptr<RequestState> state = nullptr);
     virtual ~MetaRequest();
+    MetaRequest(const MetaRequest &) = delete;
+    MetaRequest &operator=(const MetaRequest &) = delete;
 
     // Makes the meta request on `client`. Fills in the callbacks, user data and limits of `options`.
     // Throws S3Error when the CRT refuses the options.
@@ -42,33 +71,20 @@ public:
     void wait_finished();
 
     // Throws the S3Error of a failed request, after it finished.
-    void throw_if_failed() const;
+    void throw_if_failed();
 
-    OperationContext context;
-    std::shared_ptr<Metrics> metrics;  // the client's; set by start()
+    // The CRT's handle while the request runs; nullptr once it finished.
+    aws_s3_meta_request *running_handle();
 
-    std::mutex mutex;
-    std::condition_variable changed;
-    bool headers_received = false;
-    int status = 0;
-    Headers headers;
-    bool finished = false;
-    Outcome outcome;
-    aws_s3_meta_request *handle = nullptr;
-    int permanent_error = 0;  // an attempt's error that retrying cannot mend; the request was cancelled for it
-    // The last attempt that S3 answered with an error, as telemetry reported it. When retries run out
-    // (503 SlowDown, 500 InternalError) the CRT's result has neither that response's status nor its
-    // headers, so its request id would be lost.
-    int failed_attempt_error = 0;
-    int failed_attempt_status = 0;
-    std::string failed_attempt_request_id;
+    const OperationContext &context() const { return context_; }
+    Locked lock() { return state_.lock(); }
 
 protected:
-    // Called on CRT threads with `mutex` held. Return an AWS error code to fail the request, 0 to go on.
-    virtual int on_headers() { return 0; }
+    // Called on CRT threads with the lock held. Return an AWS error code to fail the request, 0 to go on.
+    virtual int on_headers(Locked &) { return 0; }
     // `ticket` (may be null) holds the CRT buffer `data` points into; acquire it to keep the bytes past the call.
-    virtual int on_body(aws_byte_cursor data, uint64_t offset, aws_s3_buffer_ticket *ticket);
-    virtual void on_finished() {}
+    virtual int on_body(Locked &locked, aws_byte_cursor data, uint64_t offset, aws_s3_buffer_ticket *ticket);
+    virtual void on_finished(Locked &) {}
 
 private:
     static int headers_callback(aws_s3_meta_request *, const aws_http_headers *, int, void *);
@@ -77,16 +93,32 @@ private:
     static void finish_callback(aws_s3_meta_request *, const aws_s3_meta_request_result *, void *);
     static void telemetry_callback(aws_s3_meta_request *, aws_s3_request_metrics *, void *);
     static void shutdown_callback(void *);
+
+    const OperationContext context_;
+    std::shared_ptr<Metrics> metrics_;  // the client's; set by start(), before any callback
+    Guarded<RequestState> state_;
+};
+
+struct BufferedState : RequestState {
+    std::string response_body;
 };
 
 // A request whose whole response body is collected in memory (HEAD, DELETE, LIST, small PUT, COPY).
 class BufferedRequest : public MetaRequest {
 public:
-    std::string response_body;
-    std::vector<uint8_t> request_body;  // must stay alive while the CRT sends it
+    // `request_body` is what the request sends; it stays here while the CRT reads it.
+    BufferedRequest(OperationContext context, std::vector<uint8_t> request_body);
+
+    // After the request finished: its response.
+    std::string response_body();
+    Headers headers();
+    const std::vector<uint8_t> &request_body() const { return request_body_; }
 
 protected:
-    int on_body(aws_byte_cursor data, uint64_t offset, aws_s3_buffer_ticket *ticket) override;
+    int on_body(Locked &locked, aws_byte_cursor data, uint64_t offset, aws_s3_buffer_ticket *ticket) override;
+
+private:
+    const std::vector<uint8_t> request_body_;
 };
 
 }  // namespace s3tc
