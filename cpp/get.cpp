@@ -219,7 +219,7 @@ GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, 
     }
     const uint64_t range_start = start.value_or(0);
     const bool ranged = start.has_value() || end.has_value();
-    // Only this GET's own decisions below use the fields, before start(); the lock is taken for form's sake.
+    // Set before start(), so no callback can run yet; the state is reached through its lock all the same.
     {
         auto locked = download_->lock();
         DownloadState &d = Download::of(locked);
