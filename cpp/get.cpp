@@ -380,15 +380,15 @@ std::shared_ptr<Buffer> GetStream::read_all() {
     return body;
 }
 
+bool GetStream::whole_mode() {
+    auto locked = download_->lock();
+    return Download::of(locked).whole;
+}
+
 std::shared_ptr<Buffer> GetStream::next_chunk() {
     refuse_while_landing();
     if (empty_range_) return nullptr;
-    bool whole;
-    {
-        auto locked = download_->lock();
-        whole = Download::of(locked).whole;
-    }
-    if (whole || staged_) {  // parts arrive out of order: the rest is one chunk
+    if (whole_mode() || staged_) {  // parts arrive out of order: the rest is one chunk
         std::shared_ptr<Buffer> rest = read_all();
         return rest->size() == 0 ? nullptr : rest;
     }
@@ -415,12 +415,7 @@ std::shared_ptr<Buffer> GetStream::next_chunk() {
 size_t GetStream::readinto(uint8_t *out, size_t size) {
     refuse_while_landing();
     if (empty_range_ || size == 0) return 0;
-    bool whole;
-    {
-        auto locked = download_->lock();
-        whole = Download::of(locked).whole;
-    }
-    if (whole && !staged_) {
+    if (whole_mode() && !staged_) {
         const uint64_t rest = remaining();
         if (size >= rest) {  // it all fits: receive it straight into the caller's buffer
             receive_rest(out, rest);

@@ -175,6 +175,8 @@ private:
     Download::Locked wait_for(const std::function<bool(DownloadState &)> &ready);
     // Copies parts into the attached destination as they arrive, until the download finished.
     void copy_parts_until_finished(uint8_t *target);
+    // Whether the rest of the body goes to one destination (parts arrive out of order).
+    bool whole_mode();
     // Throws when the body is landing: it has one destination, and reads of another kind would race it.
     void refuse_while_landing() const;
 
