@@ -249,22 +249,31 @@ def error_from_facts(**given) -> S3Exception:
     kind = _KIND_BY_CODE.get(code, S3Exception)
     if _is_credentials_error(code):
         kind = CredentialsError
-    error = kind(message)
-    error.code = code
-    error.status = status
-    error.bucket = facts["bucket"]
-    error.key = facts["key"]
-    error.request_id = facts["request_id"]
-    error.operation = facts["operation"]
+    return _with_attributes(
+        kind(message),
+        code=code,
+        status=status,
+        bucket=facts["bucket"],
+        key=facts["key"],
+        request_id=facts["request_id"],
+        operation=facts["operation"],
+    )
+
+
+_ATTRIBUTES = ("code", "status", "bucket", "key", "request_id", "operation")
+
+
+def _with_attributes(error: S3Exception, **attributes) -> S3Exception:
+    """`error` with S3Exception's attributes set, every one of them."""
+    assert set(attributes) == set(_ATTRIBUTES)
+    for name, value in attributes.items():
+        setattr(error, name, value)
     return error
 
 
 def with_message(error: S3Exception, message: str) -> S3Exception:
     """The same error (its kind and attributes) with a more telling message."""
-    better = type(error)(message)
-    for name in ("code", "status", "bucket", "key", "request_id", "operation"):
-        setattr(better, name, getattr(error, name))
-    return better
+    return _with_attributes(type(error)(message), **{name: getattr(error, name) for name in _ATTRIBUTES})
 
 
 def _from_native(facts: dict) -> S3Exception:
