@@ -102,7 +102,7 @@ void RequestTarget::apply(aws_s3_meta_request_options &options) {
     options.endpoint = &endpoint_;
 }
 
-Client::Client(ClientConfig config) : config_(std::move(config)), pid_(current_pid()) {
+Client::Client(ClientConfig config) : config_(std::move(config)) {
     Runtime &runtime = Runtime::current();
 
     if (config_.endpoint.empty()) {
@@ -197,7 +197,7 @@ Client::Client(ClientConfig config) : config_(std::move(config)), pid_(current_p
 }
 
 Client::~Client() {
-    if (!created_in_this_process(pid_)) return;  // a forked child: the parent's CRT threads are not here
+    if (!made_in_.is_current()) return;  // the parent's, in a forked child (fork.h, rule 1)
     release_crt_objects();
 }
 

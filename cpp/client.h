@@ -1,6 +1,7 @@
 // The native S3 client: one aws_s3_client, its credentials, and the small one-shot operations.
 #pragma once
 
+#include "fork.h"
 #include "metrics.h"
 #include "object_info.h"
 #include "request.h"
@@ -134,7 +135,7 @@ private:
     aws_s3_client *client_ = nullptr;
     uint32_t max_connections_per_request_ = 0;
     std::shared_ptr<Metrics> metrics_ = std::make_shared<Metrics>();
-    int pid_ = 0;
+    MadeInProcess made_in_;
 };
 
 }  // namespace s3tc

@@ -157,7 +157,7 @@ size_t StagedBody::take(uint8_t *out, size_t size) {
 }
 
 Lander::Lander(std::shared_ptr<Download> download, uint8_t *target, uint64_t size, std::shared_ptr<void> owner)
-    : download_(std::move(download)), owner_(std::move(owner)), pid_(current_pid()) {
+    : download_(std::move(download)), owner_(std::move(owner)) {
     uint64_t base;
     {
         auto locked = download_->lock();
@@ -176,9 +176,9 @@ Lander::Lander(std::shared_ptr<Download> download, uint8_t *target, uint64_t siz
 }
 
 Lander::~Lander() {
-    // In a forked child the thread is the parent's and does not exist here: its handle is let go of
-    // (std::thread would end the process).
-    if (!created_in_this_process(pid_)) {
+    // In a forked child the thread is the parent's (fork.h, rule 1): its handle is let go of, as std::thread
+    // would end the process.
+    if (!made_in_.is_current()) {
         new std::thread(std::move(thread_));
         return;
     }
@@ -211,8 +211,7 @@ GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, 
     : client_(std::move(client)),
       bucket_(bucket),
       key_(key),
-      download_(std::make_shared<Download>(client_->context("GetObject", bucket, key))),
-      pid_(current_pid()) {
+      download_(std::make_shared<Download>(client_->context("GetObject", bucket, key))) {
     if (start && end && *end < *start) {
         throw std::invalid_argument("range end " + std::to_string(*end) + " is before its start " +
                                     std::to_string(*start));
@@ -269,8 +268,7 @@ GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, 
 }
 
 GetStream::~GetStream() {
-    // In a forked child the request belongs to the parent's CRT threads: it does not exist here.
-    if (created_in_this_process(pid_)) download_->cancel();
+    if (made_in_.is_current()) download_->cancel();  // else the parent's request (fork.h, rule 1)
     lander_.reset();
 }
 

@@ -3,6 +3,7 @@
 
 #include "buffer.h"
 #include "client.h"
+#include "fork.h"
 #include "object_info.h"
 #include "object_version.h"
 #include "part_buffer.h"
@@ -128,7 +129,7 @@ private:
     std::shared_ptr<Download> download_;
     std::thread thread_;
     std::shared_ptr<void> owner_;
-    int pid_;
+    MadeInProcess made_in_;
 };
 
 class GetStream {
@@ -188,7 +189,7 @@ private:
     bool empty_range_ = false;
     std::unique_ptr<Lander> lander_;
     std::shared_ptr<void> landed_at_once_;  // land() of a body of one part: the destination's owner, kept
-    int pid_;
+    MadeInProcess made_in_;
 };
 
 }  // namespace s3tc

@@ -10,7 +10,6 @@
 #include <pybind11/pybind11.h>
 
 #include <fcntl.h>
-#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <algorithm>
@@ -78,47 +77,9 @@ struct State {
     uint64_t batches = 0;  // how many waiting takes have returned
 };
 
-void before_fork();
-void after_fork_in_parent();
-void after_fork_in_child();
-
 State &state() {
-    static State *made = [] {
-        auto *fresh = new State();
-        pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
-        return fresh;
-    }();
+    static State *made = new State();
     return *made;
-}
-
-// Fork: no thread holds a lock of ours while the child is made, so the child's copies are consistent.
-// The child gets fresh locks and an empty queue (the parent's records are the parent's to drain); the
-// thread that waited on the queue was not copied.
-void before_fork() {
-    State &s = state();
-    s.config_mutex.lock();
-    s.writer_mutex.lock();
-    s.queue_mutex.lock();
-}
-
-void after_fork_in_parent() {
-    State &s = state();
-    s.queue_mutex.unlock();
-    s.writer_mutex.unlock();
-    s.config_mutex.unlock();
-}
-
-void after_fork_in_child() {
-    State &s = state();
-    s.queue.clear();
-    s.queued_bytes = 0;
-    s.dropped = 0;
-    s.batches = 0;
-    // The old condition variable may count the parent's waiter: replace it rather than destroy it.
-    new (&s.queue_ready) std::condition_variable();
-    s.queue_mutex.unlock();
-    s.writer_mutex.unlock();
-    s.config_mutex.unlock();
 }
 
 std::string vformat(const char *format, va_list args) {
@@ -278,6 +239,36 @@ void build_targets(State &s) {
 }
 
 }  // namespace
+
+// Fork (fork.h, rule 3): no thread holds a lock of ours while the child is made, so the child's copies are
+// consistent. The child gets fresh locks and an empty queue (the parent's records are the parent's to drain);
+// the thread that waited on the queue was not copied.
+void logging_before_fork() {
+    State &s = state();
+    s.config_mutex.lock();
+    s.writer_mutex.lock();
+    s.queue_mutex.lock();
+}
+
+void logging_after_fork_in_parent() {
+    State &s = state();
+    s.queue_mutex.unlock();
+    s.writer_mutex.unlock();
+    s.config_mutex.unlock();
+}
+
+void logging_after_fork_in_child() {
+    State &s = state();
+    s.queue.clear();
+    s.queued_bytes = 0;
+    s.dropped = 0;
+    s.batches = 0;
+    // The old condition variable may count the parent's waiter: replace it rather than destroy it.
+    new (&s.queue_ready) std::condition_variable();
+    s.queue_mutex.unlock();
+    s.writer_mutex.unlock();
+    s.config_mutex.unlock();
+}
 
 std::vector<std::string> log_targets() {
     State &s = state();

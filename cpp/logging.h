@@ -65,4 +65,9 @@ struct LogRecord {
 // when the records another thread took before it have been handled.
 std::vector<LogRecord> take_log_records(bool wait, uint64_t &dropped, uint64_t &batch);
 
+// The fork handlers' part for the logger (fork.h, rule 3).
+void logging_before_fork();
+void logging_after_fork_in_parent();
+void logging_after_fork_in_child();
+
 }  // namespace s3tc

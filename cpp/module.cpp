@@ -5,6 +5,7 @@
 #include "buffer.h"
 #include "client.h"
 #include "errors.h"
+#include "fork.h"
 #include "get.h"
 #include "gil.h"
 #include "logging.h"
@@ -97,6 +98,7 @@ PYBIND11_MODULE(_native, m) {
     register_s3_exception(m);
     remember_main_thread();
     watch_interpreter_exit();
+    install_fork_handlers();
     // The CRT's libraries initialise on a thread of their own while the rest of the package imports; the
     // interpreter's exit waits for that thread, so that the C libraries' exit handlers never run under it.
     start_crt_library_init();

@@ -30,13 +30,11 @@ PutStream::PutStream(std::shared_ptr<Client> client, std::string bucket, std::st
     : client_(std::move(client)),
       bucket_(std::move(bucket)),
       key_(std::move(key)),
-      storage_class_(std::move(storage_class)),
-      pid_(current_pid()) {}
+      storage_class_(std::move(storage_class)) {}
 
 PutStream::~PutStream() {
-    // Dropped without close(): the upload must not complete.
-    // (In a forked child the upload belongs to the parent's CRT threads: leave it alone.)
-    if (upload_ && !ended_ && created_in_this_process(pid_)) upload_->cancel();
+    // Dropped without close(): the upload must not complete. (Unless it is the parent's: fork.h, rule 1.)
+    if (upload_ && !ended_ && made_in_.is_current()) upload_->cancel();
 }
 
 void PutStream::start_multipart() {

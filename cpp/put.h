@@ -2,6 +2,7 @@
 #pragma once
 
 #include "client.h"
+#include "fork.h"
 #include "request.h"
 
 #include <cstdint>
@@ -42,7 +43,7 @@ private:
     std::shared_ptr<MetaRequest> upload_;
     uint64_t bytes_written_ = 0;
     bool ended_ = false;
-    int pid_;
+    MadeInProcess made_in_;
 };
 
 }  // namespace s3tc

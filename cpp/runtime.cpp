@@ -10,8 +10,6 @@
 #include <aws/io/tls_channel_handler.h>
 #include <aws/s3/s3.h>
 
-#include <pthread.h>
-#include <unistd.h>
 #include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
@@ -70,7 +68,6 @@ Runtime *new_runtime() {
 
     auto *rt = new Runtime();
     rt->allocator = allocator;
-    rt->pid = current_pid();
 
     aws_event_loop_group_options loop_options = {};
     // One loop per CPU: given 0, the CRT takes half the CPUs, a single thread on a 2-core machine,
@@ -92,7 +89,7 @@ Runtime *new_runtime() {
     if (rt->resolver == nullptr || rt->bootstrap == nullptr) {
         throw std::runtime_error("cannot start the CRT resolver: " + describe_crt_error(aws_last_error()));
     }
-    log_native(log_level_debug, "CRT runtime started in process %d: %u event loop threads", rt->pid,
+    log_native(log_level_debug, "CRT runtime started in process %d: %u event loop threads", rt->made_in.pid(),
                static_cast<unsigned>(loop_options.loop_count));
     return rt;
 }
@@ -115,12 +112,10 @@ void finish_background_init() {
 
 Runtime &Runtime::current() {
     std::lock_guard<std::mutex> lock(runtime_mutex);
-    if (runtime == nullptr || !created_in_this_process(runtime->pid)) {
-        // In a forked child the parent's runtime is left alone on purpose: releasing it would
-        // wait for threads that were not copied by fork.
-        if (runtime != nullptr) {
+    if (runtime == nullptr || !runtime->made_in.is_current()) {
+        if (runtime != nullptr) {  // the parent's, left as it is (fork.h, rule 1)
             log_native(log_level_debug, "process %d was forked from process %d: it gets a CRT runtime of its own",
-                       current_pid(), runtime->pid);
+                       current_pid(), runtime->made_in.pid());
         }
         runtime = new_runtime();
     }
@@ -135,7 +130,7 @@ aws_tls_ctx *Runtime::tls_context() {
         const std::string bundle = ca_bundle == nullptr ? "" : ca_bundle;
         tls_ = new_tls_context(allocator, bundle);
         ca_bundle_ = bundle;
-        log_native(log_level_debug, "TLS context made in process %d, trusting %s", pid,
+        log_native(log_level_debug, "TLS context made in process %d, trusting %s", made_in.pid(),
                    bundle.empty() ? "the system's certificates" : bundle.c_str());
     }
     return tls_;
@@ -153,11 +148,6 @@ void start_crt_library_init() {
         background_started = true;
         background_running = true;
     }
-    // Fork handlers: prepare handlers run in the reverse order of registration, so registering ours after the
-    // logger's (log_level() makes its state) lets the initialising thread finish, logging included, before
-    // the logger's handler takes its locks.
-    log_level();
-    pthread_atfork(wait_for_crt_library_init, nullptr, nullptr);
     try {
         std::thread([] {
             init_crt_library();
@@ -178,9 +168,16 @@ std::string trusted_ca_bundle() {
     return runtime == nullptr ? "" : runtime->ca_bundle_;
 }
 
-int current_pid() { return static_cast<int>(getpid()); }
+void runtime_before_fork() {
+    wait_for_crt_library_init();  // its thread is not copied: the child must not inherit it half done
+    background_mutex.lock();
+    runtime_mutex.lock();
+}
 
-bool created_in_this_process(int pid) { return pid == current_pid(); }
+void runtime_after_fork() {
+    runtime_mutex.unlock();
+    background_mutex.unlock();
+}
 
 std::string describe_crt_error(int error_code) {
     return std::string(aws_error_name(error_code)) + ": " + aws_error_str(error_code);

@@ -1,6 +1,8 @@
 // The CRT's process-wide machinery: event loop threads, DNS resolver, TLS context.
 #pragma once
 
+#include "fork.h"
+
 #include <string>
 
 struct aws_allocator;
@@ -16,10 +18,9 @@ struct Runtime {
     aws_event_loop_group *event_loops = nullptr;
     aws_host_resolver *resolver = nullptr;
     aws_client_bootstrap *bootstrap = nullptr;
-    int pid = 0;
+    MadeInProcess made_in;
 
-    // The runtime of the calling process, made on first use. A forked child gets a new one:
-    // the parent's event loop threads do not exist in the child.
+    // The runtime of the calling process, made on first use. A forked child gets a new one (fork.h, rule 2).
     static Runtime &current();
 
     // The process's TLS context, made on the first call from AWS_CA_BUNDLE as it is then (a bundle that
@@ -41,7 +42,7 @@ void init_crt_library();
 // need not wait for it (it costs tens of ms, most of it TLS's parse of the system's trust store, which the
 // CRT does at start-up whether or not TLS is used). Called when the module is imported, while the rest of
 // the package (torch) is still being imported. Anything that needs the libraries waits for that thread;
-// so does a fork (the child gets them whole), and the interpreter's exit.
+// so does a fork (runtime_before_fork: the child gets them whole), and the interpreter's exit.
 void start_crt_library_init();
 // Returns once the libraries are initialised, if start_crt_library_init() was called.
 void wait_for_crt_library_init();
@@ -49,10 +50,10 @@ void wait_for_crt_library_init();
 // The CA bundle the current process's runtime trusts ("" for the system's store, or before any runtime).
 std::string trusted_ca_bundle();
 
-int current_pid();
-// False in a forked child for objects the parent made: their CRT threads were not copied,
-// so releasing or cancelling them could block forever. They are left as they are.
-bool created_in_this_process(int pid);
+// The fork handlers' part for the runtime (fork.h, rule 3): before, waits for the libraries' initialisation and
+// takes the runtime's locks; after, in parent and child alike, gives them back.
+void runtime_before_fork();
+void runtime_after_fork();
 
 // The CRT's name and description of an error code, e.g. "AWS_IO_SOCKET_TIMEOUT: socket operation timed out".
 std::string describe_crt_error(int error_code);
