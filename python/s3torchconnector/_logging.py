@@ -190,7 +190,8 @@ _loggers: Dict[str, logging.Logger] = {}
 
 def _after_fork_in_child() -> None:
     global _lock, _emitted, _emitted_batch, _drain_thread
-    # Another thread may have held these while this process was forked; the drain thread was not copied.
+    # Another thread may have held these while this process was forked; the drain thread was not copied
+    # (cpp/fork.h, rule 3).
     _lock = threading.Lock()
     _emitted = threading.Condition()
     _emitted_batch = 0

@@ -206,8 +206,8 @@ def test_exit_while_a_daemon_thread_waits_on_a_request(stalling_server):
 
 
 def test_a_fork_while_the_client_lock_is_held_does_not_hang_the_child(s3):
-    """Another thread may hold a client's lock (building its native client) when a fork happens:
-    the child's copy of that lock would stay held forever, so the child gets fresh ones."""
+    """Another thread may hold the lock that builds a client's native client when a fork happens:
+    the child's copy of that lock would stay held forever, so the child gets a fresh one."""
     s3.put("k", b"forked")
     result = run_python(
         """
@@ -215,7 +215,7 @@ def test_a_fork_while_the_client_lock_is_held_does_not_hang_the_child(s3):
         from s3torchconnector._s3client import S3Client
 
         client = S3Client("us-east-1", endpoint=sys.argv[1])
-        client._lock.acquire()  # as another thread would hold it at the moment of the fork
+        client._native._lock.acquire()  # as another thread would hold it at the moment of the fork
         pid = os.fork()
         if pid == 0:
             os._exit(0 if client.get_object(sys.argv[2], "k").read() == b"forked" else 3)

@@ -176,7 +176,7 @@ def test_client_is_lazy():
     # No endpoint is contacted (nor parsed) until the first request.
     client = S3Client("us-east-1", endpoint="http://127.0.0.1:1")
     assert client.endpoint == "http://127.0.0.1:1"
-    assert client._native_client is None
+    assert client._native.built() is None
 
 
 # ---------------------------------------------------------------- UserAgent

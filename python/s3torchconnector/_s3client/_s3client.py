@@ -2,13 +2,12 @@
 
 import logging
 import os
-import threading
-import weakref
 from contextvars import ContextVar
 from functools import partial
 from typing import Optional
 
 from .. import _logging, _metrics, _native
+from .._per_process import PerProcess
 from .._user_agent import UserAgent
 from .._validation import check_bucket, check_key
 from ..s3reader import S3Reader, S3ReaderConstructor
@@ -32,20 +31,6 @@ def _resolve_endpoint(endpoint: Optional[str]) -> str:
         if value:
             return value
     return ""
-
-
-# Every client of this process, so that a forked child can give each a lock of its own.
-_clients: "weakref.WeakSet[S3Client]" = weakref.WeakSet()
-
-
-def _fresh_locks_in_child() -> None:
-    # A lock another thread held at the fork (building a native client, say) would stay held
-    # forever in the child, and its first request would hang.
-    for client in list(_clients):
-        client._lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_fresh_locks_in_child)
 
 
 class S3Client:
@@ -73,10 +58,7 @@ class S3Client:
         self._endpoint = endpoint
         self._user_agent_prefix = (user_agent or UserAgent()).prefix
         self._s3client_config = s3client_config or S3ClientConfig()
-        self._lock = threading.Lock()
-        self._native_client: Optional[_native.NativeClient] = None
-        self._client_pid: Optional[int] = None
-        _clients.add(self)
+        self._native: PerProcess[_native.NativeClient] = PerProcess()
 
     @property
     def region(self) -> str:
@@ -96,18 +78,12 @@ class S3Client:
 
     @property
     def _client(self) -> _native.NativeClient:
-        pid = os.getpid()
-        if self._client_pid != pid:
-            # Native logs, as the variables and Python loggers ask. Not under self._lock: it may start a
-            # thread, and another thread that forks meanwhile would leave the child a lock held forever.
+        native = self._native.built()
+        if native is None:
+            # Native logs, as the variables and Python loggers ask, before this process's first request.
             _logging.configure()
-            with self._lock:
-                if self._client_pid != pid:
-                    # A forked child inherits the parent's native client, whose threads it lacks.
-                    self._native_client = self._client_builder()
-                    self._client_pid = pid
-        assert self._native_client is not None  # built above for this process
-        return self._native_client
+            native = self._native.get(self._client_builder)
+        return native
 
     def _client_builder(self) -> _native.NativeClient:
         options = self._s3client_config.native_options(
@@ -125,20 +101,8 @@ class S3Client:
         ``first_byte_ms`` / ``duration_ms`` percentiles (p50, p90, p99). Each process (a DataLoader
         worker, a rank) counts its own requests; ``s3torchconnector.merge_metrics`` adds snapshots.
         """
-        native = self._native_client if self._client_pid == os.getpid() else None
+        native = self._native.built()
         return _metrics.shape(native.metrics()) if native is not None else _metrics.empty_metrics()
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_native_client"] = None
-        state["_client_pid"] = None
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
-        _clients.add(self)
 
     def get_object(
         self,
