@@ -188,6 +188,9 @@ Client::Client(ClientConfig config) : config_(std::move(config)) {
     client_config.enable_read_backpressure = true;
     client_config.initial_read_window = static_cast<size_t>(initial_read_window());
 
+    client_config.buffer_pool_factory_fn = LandingPool::make;
+    client_config.buffer_pool_user_data = &landing_pool_;
+
     client_ = aws_s3_client_new(runtime.allocator, &client_config);
     if (client_ == nullptr) {
         int error = aws_last_error();
@@ -208,6 +211,7 @@ void Client::release_crt_objects() {
     if (credentials_ != nullptr) aws_credentials_provider_release(credentials_);
     aws_tls_connection_options_clean_up(&tls_);
     client_ = nullptr;
+    landing_pool_ = nullptr;
     retry_ = nullptr;
     credentials_ = nullptr;
 }

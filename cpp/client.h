@@ -2,6 +2,7 @@
 #pragma once
 
 #include "fork.h"
+#include "landing_pool.h"
 #include "metrics.h"
 #include "object_info.h"
 #include "request.h"
@@ -94,6 +95,8 @@ public:
     const std::shared_ptr<Metrics> &metrics() const { return metrics_; }
     // The connections one request (a large GET or upload) may use: what the throughput target gives.
     uint32_t max_connections_per_request() const { return max_connections_per_request_; }
+    // The client's buffer pool, which receives a download's parts straight into its destination when it can.
+    LandingPool &landing_pool() const { return *landing_pool_; }
     // The read window every download starts with: eight parts.
     uint64_t initial_read_window() const { return 8 * config_.part_size; }
 
@@ -133,6 +136,7 @@ private:
     aws_tls_connection_options tls_{};
     aws_retry_strategy *retry_ = nullptr;
     aws_s3_client *client_ = nullptr;
+    LandingPool *landing_pool_ = nullptr;  // written by LandingPool::make; lives as long as client_, at least
     uint32_t max_connections_per_request_ = 0;
     std::shared_ptr<Metrics> metrics_ = std::make_shared<Metrics>();
     MadeInProcess made_in_;

@@ -69,11 +69,23 @@ void DownloadState::attach(uint8_t *target, uint64_t size) {
     destination = target;
     destination_size = size;
     whole = true;
+    if (pool != nullptr && handle != nullptr && !finished) {  // the parts not reserved yet are received in place
+        slices = std::make_shared<Slices>();
+        pool->open(handle, LandingSite{target, base, base + size, range_start, part_size, spread_regions}, slices);
+    }
     // Parts fetched ahead of the copying cost memory on top of the destination: at most a twelfth of it (with
     // the client's own needs, the peak stays within 1.1x the object), but never less than the window this
     // download started with, nor more than one part per connection.
     const uint64_t ahead = std::clamp(size / 12, initial_window, std::max(initial_window, max_window));
     open_window(drained + (ahead - initial_window));
+}
+
+std::shared_ptr<Slices> DownloadState::detach() {
+    destination = nullptr;
+    to_copy.clear();
+    misplaced.clear();
+    if (slices != nullptr && handle != nullptr) pool->close(handle);
+    return std::move(slices);
 }
 
 Download::Download(OperationContext context) : MetaRequest(std::move(context), std::make_unique<DownloadState>()) {}
@@ -97,6 +109,22 @@ bool Download::copy_next_part(Locked &locked, uint8_t *target, uint64_t base) {
     return true;
 }
 
+void Download::place_misplaced(Locked &locked, uint8_t *target, uint64_t base) {
+    DownloadState &d = of(locked);
+    if (d.misplaced.empty()) return;
+    std::shared_ptr<Slices> slices = d.slices;
+    locked.unique_lock().unlock();
+    if (slices != nullptr) slices->wait_released();  // no part is received into the destination any more
+    locked.unique_lock().lock();
+    if (d.destination == nullptr) return;  // let go of meanwhile
+    for (const Chunk &chunk : d.misplaced) {
+        std::memcpy(target + (chunk.offset - base), chunk.data->data(), chunk.data->size());
+        d.mark_landed(chunk.offset, chunk.offset + chunk.data->size());
+    }
+    d.misplaced.clear();
+    locked.notify_all();
+}
+
 int Download::on_headers(Locked &locked) {
     DownloadState &d = of(locked);
     d.info = object_info_from_headers(d.info.key, d.headers);
@@ -115,6 +143,28 @@ int Download::on_body(Locked &locked, aws_byte_cursor data, uint64_t offset, aws
         const uint64_t base = d.read_position();
         if (offset < base || offset - base + data.len > d.destination_size) {
             return AWS_ERROR_S3_INCORRECT_CONTENT_LENGTH;
+        }
+        uint8_t *place = d.destination + (offset - base);
+        if (data.ptr == place) {  // received in its slice: already where it belongs
+            metrics().add_bytes_in_place(context().operation, data.len);
+            d.mark_landed(offset, offset + data.len);
+            d.open_window(data.len);
+            return 0;
+        }
+        const bool in_another_slice = data.ptr >= d.destination && data.ptr < d.destination + d.destination_size;
+        if (in_another_slice && d.handle != nullptr) d.pool->close(d.handle);  // its idea of the part order is wrong
+        if (d.slices != nullptr && d.slices->was_handed(offset)) {
+            // Its place went to another part's request, which may still be writing there: the part waits aside
+            // until every slice is released.
+            try {
+                auto aside = std::make_shared<Buffer>(data.len);
+                std::memcpy(aside->data(), data.ptr, data.len);
+                d.misplaced.push_back(Chunk{offset, std::move(aside)});
+            } catch (const std::bad_alloc &) {
+                return AWS_ERROR_OOM;
+            }
+            d.open_window(data.len);
+            return 0;
         }
         if (ticket != nullptr) {
             d.to_copy.emplace_back(offset, data, ticket);
@@ -170,7 +220,11 @@ Lander::Lander(std::shared_ptr<Download> download, uint8_t *target, uint64_t siz
         DownloadState &d = Download::of(locked);
         for (;;) {
             locked.wait([&d] { return !d.to_copy.empty() || d.finished || d.destination == nullptr; });
-            if (d.destination == nullptr || !Download::copy_next_part(locked, target, base)) return;
+            if (d.destination == nullptr) return;
+            if (!Download::copy_next_part(locked, target, base)) {  // finished, and every queued part is in
+                Download::place_misplaced(locked, target, base);
+                return;
+            }
         }
     });
 }
@@ -182,12 +236,14 @@ Lander::~Lander() {
         new std::thread(std::move(thread_));
         return;
     }
+    std::shared_ptr<Slices> slices;
     {
         auto locked = download_->lock();
-        Download::of(locked).detach();
+        slices = Download::of(locked).detach();
         locked.notify_all();
     }
-    thread_.join();  // at most the copy of one part: the lander never waits for the GIL
+    thread_.join();                                  // at most the copy of one part: the lander never waits for the GIL
+    if (slices != nullptr) slices->wait_released();  // then the owner may let the destination go
 }
 
 void Lander::wait_landed(uint64_t start, uint64_t end) {
@@ -228,6 +284,7 @@ GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, 
         d.ranged = ranged;
         d.version = version;
         d.initial_window = client_->initial_read_window();
+        d.pool = &client_->landing_pool();
     }
     if (end && *end == range_start) {
         empty_range_ = true;  // nothing to fetch
@@ -261,7 +318,10 @@ GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, 
     client_->apply_checksums(options, checksums, false);
     {
         auto locked = download_->lock();
-        Download::of(locked).max_window = uint64_t{client_->max_connections_per_request()} * part_size;
+        DownloadState &d = Download::of(locked);
+        d.part_size = part_size;
+        d.spread_regions = whole ? client_->max_connections_per_request() : 1;  // one run per connection
+        d.max_window = uint64_t{client_->max_connections_per_request()} * part_size;
     }
     target->apply(options);
     download_->start(*client_, options);
@@ -340,22 +400,35 @@ void GetStream::receive_rest(uint8_t *target, uint64_t size) {
         return;
     }
     if (empty_range_ || size == 0) return;
+    uint64_t base;
     {
         auto locked = download_->lock();
+        base = Download::of(locked).read_position();
         Download::of(locked).attach(target, size);
     }
     try {
         copy_parts_until_finished(target);
-    } catch (...) {
         auto locked = download_->lock();
-        Download::of(locked).detach();  // the caller's memory may go away as soon as we return
+        Download::place_misplaced(locked, target, base);
+    } catch (...) {
+        download_->cancel();
+        let_go_of_destination();  // the caller's memory may go away as soon as we return
         throw;
     }
+    let_go_of_destination();
     auto locked = download_->lock();
     DownloadState &d = Download::of(locked);
-    d.detach();
     d.throw_if_failed(download_->context());
     d.consumed += size;
+}
+
+void GetStream::let_go_of_destination() {
+    std::shared_ptr<Slices> slices;
+    {
+        auto locked = download_->lock();
+        slices = Download::of(locked).detach();
+    }
+    if (slices != nullptr) slices->wait_released();
 }
 
 void GetStream::copy_parts_until_finished(uint8_t *target) {
@@ -458,10 +531,9 @@ void GetStream::close() {
     download_->cancel();
     lander_.reset();
     landed_at_once_.reset();
+    let_go_of_destination();
     auto locked = download_->lock();
-    DownloadState &d = Download::of(locked);
-    d.detach();
-    d.chunks.clear();
+    Download::of(locked).chunks.clear();
     staged_.clear();
 }
 

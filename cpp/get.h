@@ -4,6 +4,7 @@
 #include "buffer.h"
 #include "client.h"
 #include "fork.h"
+#include "landing_pool.h"
 #include "object_info.h"
 #include "object_version.h"
 #include "part_buffer.h"
@@ -17,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace s3tc {
 
@@ -31,7 +33,9 @@ struct Chunk {
 // destination for the rest of the body, queued chunks are copied there and every later part is copied straight
 // to its offset in it.
 struct DownloadState : RequestState {
-    uint64_t range_start = 0;  // object offset of the first byte asked for
+    uint64_t range_start = 0;     // object offset of the first byte asked for
+    uint64_t part_size = 0;       // the CRT asks for part i at object offset range_start + i * part_size
+    uint32_t spread_regions = 1;  // the runs of parts the CRT takes turns between (LandingSite::regions)
     bool ranged = false;
     bool whole = false;  // the caller wants the rest in one piece: parts may arrive out of order
 
@@ -47,6 +51,13 @@ struct DownloadState : RequestState {
     int copying = 0;  // parts taken from to_copy whose bytes are still being copied
     // Object ranges [start, end) already in the destination, merged: parts land in any order.
     std::map<uint64_t, uint64_t> landed;
+    // The client's pool, which hands the CRT slices of the destination to receive parts in (landing_pool.h), and
+    // the slices handed out for this destination (null while it has none).
+    LandingPool *pool = nullptr;
+    std::shared_ptr<Slices> slices;
+    // Parts that arrived outside their place while their place was a slice the CRT could still be writing (only if
+    // the pool's count of parts went astray): kept aside until every slice is released.
+    std::vector<Chunk> misplaced;
 
     uint64_t initial_window = 0;  // bytes the CRT may fetch ahead of delivery before the window is opened
     uint64_t max_window = 0;      // the most a whole-object download fetches ahead: one part per connection
@@ -58,17 +69,15 @@ struct DownloadState : RequestState {
     uint64_t read_position() const { return range_start + consumed; }
     // Send the rest of the body to `target` (`size` bytes), starting with what is queued.
     void attach(uint8_t *target, uint64_t size);
-    // Stop writing to the destination (the caller is about to drop it).
-    void detach() {
-        destination = nullptr;
-        to_copy.clear();
-    }
+    // Stop writing to the destination (the caller is about to drop it). The CRT may still be receiving into slices
+    // of it: wait for the returned slices' release (without the lock) before the memory goes.
+    [[nodiscard]] std::shared_ptr<Slices> detach();
     // Let the CRT fetch `bytes` more.
     void open_window(uint64_t bytes);
     // Whether every byte of the object range [start, end) is in the destination.
     bool has_landed(uint64_t start, uint64_t end) const;
     // Whether no byte will land any more (the download finished and its parts are in).
-    bool landing_over() const { return finished && to_copy.empty() && copying == 0; }
+    bool landing_over() const { return finished && to_copy.empty() && copying == 0 && misplaced.empty(); }
     void mark_landed(uint64_t start, uint64_t end);
 };
 
@@ -82,6 +91,9 @@ public:
     // Copies the next queued part to its place in `target`, the destination whose first byte is object offset
     // `base`; the lock is let go during the copy. False when no part is queued.
     static bool copy_next_part(Locked &locked, uint8_t *target, uint64_t base);
+    // Once the download finished: waits (lock let go) until the CRT released every slice, then copies the
+    // misplaced parts to their places.
+    static void place_misplaced(Locked &locked, uint8_t *target, uint64_t base);
 
 protected:
     int on_headers(Locked &locked) override;
@@ -180,6 +192,8 @@ private:
     bool whole_mode();
     // Throws when the body is landing: it has one destination, and reads of another kind would race it.
     void refuse_while_landing() const;
+    // Stops writing to the caller's memory; returns once nothing will (the CRT released every slice of it).
+    void let_go_of_destination();
 
     std::shared_ptr<Client> client_;
     std::string bucket_;

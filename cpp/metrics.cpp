@@ -57,6 +57,11 @@ void Metrics::add_bytes(const std::string &operation, uint64_t bytes) {
     state_.operations[operation].bytes += bytes;
 }
 
+void Metrics::add_bytes_in_place(const std::string &operation, uint64_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    state_.operations[operation].bytes_in_place += bytes;
+}
+
 MetricsSnapshot Metrics::snapshot() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return state_;

@@ -18,6 +18,7 @@ using LatencyHistogram = std::map<uint32_t, uint64_t>;  // bucket -> count; only
 struct OperationMetrics {
     uint64_t requests = 0;           // HTTP requests sent, each part and each retry counted
     uint64_t bytes = 0;              // payload moved: response bodies received, object data sent
+    uint64_t bytes_in_place = 0;     // of the bytes received, those the CRT received straight into the caller's memory
     uint64_t retries = 0;            // requests that were a second or later attempt
     uint64_t throttles = 0;          // answered 503 SlowDown or 429
     uint64_t server_errors = 0;      // answered 5xx (throttles included)
@@ -37,6 +38,7 @@ public:
     // One finished attempt of a meta request made for `operation` (telemetry callback, any CRT thread).
     void record_attempt(const std::string &operation, const aws_s3_request_metrics *attempt);
     void add_bytes(const std::string &operation, uint64_t bytes);
+    void add_bytes_in_place(const std::string &operation, uint64_t bytes);
     MetricsSnapshot snapshot() const;
 
 private:

@@ -31,6 +31,7 @@ py::dict metrics_as_dict(const MetricsSnapshot &snapshot) {
         py::dict entry;
         entry["requests"] = counts.requests;
         entry["bytes"] = counts.bytes;
+        entry["bytes_in_place"] = counts.bytes_in_place;
         entry["retries"] = counts.retries;
         entry["throttles"] = counts.throttles;
         entry["server_errors"] = counts.server_errors;

@@ -71,11 +71,14 @@ MetaRequest::MetaRequest(OperationContext context, std::unique_ptr<RequestState>
 MetaRequest::~MetaRequest() {
     auto locked = state_.lock();
     if (locked->handle != nullptr) aws_s3_meta_request_release(locked->handle);
+    if (landing_pool_ != nullptr) landing_pool_->release();
 }
 
 void MetaRequest::start(const Client &client, aws_s3_meta_request_options &options) {
     options.max_active_connections_override = client.max_connections_per_request();
     metrics_ = client.metrics();
+    landing_pool_ = &client.landing_pool();
+    landing_pool_->acquire();
     // The CRT holds this reference through user_data until its shutdown callback.
     auto *keep_alive = new std::shared_ptr<MetaRequest>(shared_from_this());
     options.user_data = keep_alive;
@@ -161,9 +164,12 @@ int MetaRequest::body_callback(aws_s3_meta_request *, const aws_byte_cursor *bod
     return error == 0 ? AWS_OP_SUCCESS : aws_raise_error(error);
 }
 
-void MetaRequest::finish_callback(aws_s3_meta_request *, const aws_s3_meta_request_result *result, void *user_data) {
+void MetaRequest::finish_callback(aws_s3_meta_request *meta_request, const aws_s3_meta_request_result *result,
+                                  void *user_data) {
     MetaRequest &self = owner(user_data);
     auto locked = self.state_.lock();
+    // It reserves nothing more. Under the lock, with `finished` below: no destination can be opened for it after.
+    self.landing_pool_->forget(meta_request);
     RequestState &state = *locked;
     state.outcome.error_code = result->error_code;
     if (result->error_code == AWS_ERROR_S3_CANCELED && state.permanent_error != 0) {

@@ -3,6 +3,7 @@
 
 #include "errors.h"
 #include "guarded.h"
+#include "landing_pool.h"
 #include "metrics.h"
 #include "object_info.h"
 
@@ -80,6 +81,8 @@ public:
     Locked lock() { return state_.lock(); }
 
 protected:
+    // The client's counters (set by start()).
+    Metrics &metrics() const { return *metrics_; }
     // Called on CRT threads with the lock held. Return an AWS error code to fail the request, 0 to go on.
     virtual int on_headers(Locked &) { return 0; }
     // `ticket` (may be null) holds the CRT buffer `data` points into; acquire it to keep the bytes past the call.
@@ -95,7 +98,8 @@ private:
     static void shutdown_callback(void *);
 
     const OperationContext context_;
-    std::shared_ptr<Metrics> metrics_;  // the client's; set by start(), before any callback
+    std::shared_ptr<Metrics> metrics_;     // the client's; set by start(), before any callback
+    LandingPool *landing_pool_ = nullptr;  // the client's, one reference ours; set by start(), before any callback
     Guarded<RequestState> state_;
 };
 

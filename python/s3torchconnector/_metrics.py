@@ -10,7 +10,7 @@ from typing import Dict, Iterable, Mapping, Optional
 # The native histograms hold eight log buckets per doubling of microseconds (cpp/metrics.h).
 _BUCKETS_PER_DOUBLING = 8
 _PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
-COUNTERS = ("requests", "bytes", "retries", "throttles", "server_errors", "stalls_dropped", "failed")
+COUNTERS = ("requests", "bytes", "bytes_in_place", "retries", "throttles", "server_errors", "stalls_dropped", "failed")
 _LATENCIES = (("first_byte_us", "first_byte_ms"), ("duration_us", "duration_ms"))
 
 

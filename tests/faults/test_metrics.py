@@ -22,8 +22,6 @@ from .test_faults import (
     write,
 )
 
-COUNTERS = ("requests", "bytes", "retries", "throttles", "server_errors", "stalls_dropped", "failed")
-
 
 def test_counts_match_the_requests_on_the_wire(s3, proxy):
     data = payload(SIZE, seed=40)

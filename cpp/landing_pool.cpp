@@ -1,0 +1,173 @@
+#include "landing_pool.h"
+
+#include <algorithm>
+#include <new>
+
+// aws-c-s3 exports its default pool's constructor but declares it in a private header, which an installed CRT
+// does not ship.
+extern "C" aws_s3_buffer_pool *aws_s3_default_buffer_pool_new(aws_allocator *allocator,
+                                                              aws_s3_buffer_pool_config config);
+
+namespace s3tc {
+namespace {
+
+// A ticket whose buffer is a slice of a download's destination.
+struct SliceTicket {
+    aws_s3_buffer_ticket ticket;
+    uint8_t *data;
+    size_t size;
+    std::shared_ptr<Slices> slices;
+};
+
+aws_byte_buf claim_slice(aws_s3_buffer_ticket *ticket) {
+    auto *slice = static_cast<SliceTicket *>(ticket->impl);
+    return aws_byte_buf_from_empty_array(slice->data, slice->size);  // not owned: the CRT frees nothing
+}
+
+void destroy_slice(void *impl) {
+    auto *slice = static_cast<SliceTicket *>(impl);
+    slice->slices->released();
+    delete slice;
+}
+
+aws_s3_buffer_ticket_vtable slice_vtable = {claim_slice, nullptr, nullptr};
+
+// The part (0-based) the CRT reserves its r-th buffer of a download for. aws-c-s3 0.38 asks for the first part
+// alone (it tells the object's size); when parts may arrive out of order it cuts the rest into `regions` runs and
+// takes one part from each run in turn, so that its connections read far-apart places (s_next_part_number_synced
+// in s3_auto_ranged_get.c). A CRT that orders them otherwise puts a part outside its slice: the download sees
+// it, the pool stops handing slices out, and the parts are copied as before.
+uint64_t part_of_reservation(uint64_t r, uint64_t parts, uint32_t regions) {
+    if (r == 0 || parts <= 1) return r;
+    const uint64_t spread = parts - 1;  // every part after the first
+    if (regions < 2 || spread <= regions) return r;
+    const uint64_t i = r - 1;
+    const uint64_t region = i % regions;
+    const uint64_t step = i / regions;
+    const uint64_t size = spread / regions;
+    const uint64_t large = spread % regions;  // the first `large` runs hold one part more
+    const uint64_t run_start = region < large ? region * (size + 1) : large * (size + 1) + (region - large) * size;
+    return 1 + run_start + step;
+}
+
+}  // namespace
+
+void Slices::handed(uint64_t start) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    handed_.insert(start);
+    ++outstanding_;
+}
+
+void Slices::released() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (--outstanding_ == 0) all_released_.notify_all();
+}
+
+bool Slices::was_handed(uint64_t start) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return handed_.count(start) > 0;
+}
+
+void Slices::wait_released() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    all_released_.wait(lock, [this] { return outstanding_ == 0; });
+}
+
+aws_s3_buffer_pool *LandingPool::make(aws_allocator *allocator, aws_s3_buffer_pool_config config, void *user_data) {
+    aws_s3_buffer_pool *fallback = aws_s3_default_buffer_pool_new(allocator, config);
+    if (fallback == nullptr) return nullptr;
+    LandingPool *pool;
+    try {
+        pool = new LandingPool(allocator, fallback);
+    } catch (const std::bad_alloc &) {
+        aws_s3_buffer_pool_release(fallback);
+        aws_raise_error(AWS_ERROR_OOM);
+        return nullptr;
+    }
+    *static_cast<LandingPool **>(user_data) = pool;
+    return &pool->pool_;
+}
+
+LandingPool::LandingPool(aws_allocator *allocator, aws_s3_buffer_pool *fallback)
+    : allocator_(allocator), fallback_(fallback), pool_{} {
+    static aws_s3_buffer_pool_vtable vtable = {
+        reserve,
+        [](aws_s3_buffer_pool *pool) { aws_s3_buffer_pool_trim(static_cast<LandingPool *>(pool->impl)->fallback_); },
+        [](aws_s3_buffer_pool *pool, size_t size) {
+            return aws_s3_buffer_pool_add_special_size(static_cast<LandingPool *>(pool->impl)->fallback_, size);
+        },
+        [](aws_s3_buffer_pool *pool, size_t size) {
+            aws_s3_buffer_pool_release_special_size(static_cast<LandingPool *>(pool->impl)->fallback_, size);
+        },
+        [](aws_s3_buffer_pool *pool, uint64_t size) {
+            return aws_s3_buffer_pool_derive_aligned_buffer_size(static_cast<LandingPool *>(pool->impl)->fallback_,
+                                                                 size);
+        },
+        nullptr,
+        nullptr,
+    };
+    pool_.vtable = &vtable;
+    pool_.impl = this;
+    aws_ref_count_init(&pool_.ref_count, this, [](void *self) { delete static_cast<LandingPool *>(self); });
+}
+
+LandingPool::~LandingPool() { aws_s3_buffer_pool_release(fallback_); }
+
+void LandingPool::acquire() { aws_s3_buffer_pool_acquire(&pool_); }
+
+void LandingPool::release() { aws_s3_buffer_pool_release(&pool_); }
+
+void LandingPool::open(aws_s3_meta_request *meta_request, const LandingSite &site, std::shared_ptr<Slices> slices) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // Only a request the pool counts: one that finished is forgotten, and its address may soon be another's.
+    auto found = entries_.find(meta_request);
+    if (found == entries_.end()) return;
+    Entry &entry = found->second;
+    entry.open = true;
+    entry.site = site;
+    entry.slices = std::move(slices);
+}
+
+void LandingPool::close(aws_s3_meta_request *meta_request) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto found = entries_.find(meta_request);
+    if (found != entries_.end()) found->second.open = false;
+}
+
+void LandingPool::forget(aws_s3_meta_request *meta_request) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    entries_.erase(meta_request);
+}
+
+aws_future_s3_buffer_ticket *LandingPool::reserve(aws_s3_buffer_pool *pool, aws_s3_buffer_pool_reserve_meta meta) {
+    auto *self = static_cast<LandingPool *>(pool->impl);
+    aws_s3_buffer_ticket *slice = self->slice_for(meta);
+    if (slice == nullptr) return aws_s3_buffer_pool_reserve(self->fallback_, meta);
+    aws_future_s3_buffer_ticket *future = aws_future_s3_buffer_ticket_new(self->allocator_);
+    aws_future_s3_buffer_ticket_set_result_by_move(future, &slice);
+    return future;
+}
+
+aws_s3_buffer_ticket *LandingPool::slice_for(const aws_s3_buffer_pool_reserve_meta &meta) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // Every meta request is counted from its first reservation, so the count names the part even for one whose
+    // destination is registered later (after its headers came).
+    Entry &entry = entries_[meta.meta_request];
+    const uint64_t index = entry.reserved++;
+    if (!entry.open) return nullptr;
+    const LandingSite &site = entry.site;
+    const uint64_t parts = (site.end - site.first_part_start + site.part_size - 1) / site.part_size;
+    const uint64_t start = site.first_part_start + part_of_reservation(index, parts, site.regions) * site.part_size;
+    if (start < site.base || start >= site.end) return nullptr;
+    // A size other than the part's says the count went astray (a request made twice): the default pool serves it.
+    if (meta.size != std::min(site.part_size, site.end - start)) return nullptr;
+    auto *slice = new (std::nothrow) SliceTicket{{}, site.destination + (start - site.base), meta.size, entry.slices};
+    if (slice == nullptr) return nullptr;
+    slice->ticket.vtable = &slice_vtable;
+    slice->ticket.impl = slice;
+    aws_ref_count_init(&slice->ticket.ref_count, slice, destroy_slice);
+    entry.slices->handed(start);
+    return &slice->ticket;
+}
+
+}  // namespace s3tc
