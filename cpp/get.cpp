@@ -428,7 +428,8 @@ void GetStream::let_go_of_destination() {
         auto locked = download_->lock();
         slices = Download::of(locked).detach();
     }
-    if (slices != nullptr) slices->wait_released();
+    // In a forked child the parent's CRT threads, which would release the slices, do not exist (fork.h, rule 1).
+    if (slices != nullptr && made_in_.is_current()) slices->wait_released();
 }
 
 void GetStream::copy_parts_until_finished(uint8_t *target) {
