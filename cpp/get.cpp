@@ -23,6 +23,18 @@ uint64_t total_from_content_range(const std::string &content_range) {
     return slash == std::string::npos ? 0 : parse_u64(content_range.substr(slash + 1));
 }
 
+// Appends a copy of `data`, the bytes at object offset `offset`; an AWS error code if memory ran out, else 0.
+int append_copy(std::deque<Chunk> &chunks, uint64_t offset, aws_byte_cursor data) {
+    try {
+        auto copy = std::make_shared<Buffer>(data.len);
+        std::memcpy(copy->data(), data.ptr, data.len);
+        chunks.push_back(Chunk{offset, std::move(copy)});
+    } catch (const std::bad_alloc &) {
+        return AWS_ERROR_OOM;
+    }
+    return 0;
+}
+
 }  // namespace
 
 void DownloadState::open_window(uint64_t bytes) {
@@ -156,15 +168,9 @@ int Download::on_body(Locked &locked, aws_byte_cursor data, uint64_t offset, aws
         if (d.slices != nullptr && d.slices->was_handed(offset)) {
             // Its place went to another part's request, which may still be writing there: the part waits aside
             // until every slice is released.
-            try {
-                auto aside = std::make_shared<Buffer>(data.len);
-                std::memcpy(aside->data(), data.ptr, data.len);
-                d.misplaced.push_back(Chunk{offset, std::move(aside)});
-            } catch (const std::bad_alloc &) {
-                return AWS_ERROR_OOM;
-            }
-            d.open_window(data.len);
-            return 0;
+            const int error = append_copy(d.misplaced, offset, data);
+            if (error == 0) d.open_window(data.len);
+            return error;
         }
         if (ticket != nullptr) {
             d.to_copy.emplace_back(offset, data, ticket);
@@ -175,14 +181,7 @@ int Download::on_body(Locked &locked, aws_byte_cursor data, uint64_t offset, aws
         }
         return 0;
     }
-    try {
-        auto chunk = std::make_shared<Buffer>(data.len);
-        std::memcpy(chunk->data(), data.ptr, data.len);
-        d.chunks.push_back(Chunk{offset, std::move(chunk)});
-    } catch (const std::bad_alloc &) {
-        return AWS_ERROR_OOM;
-    }
-    return 0;
+    return append_copy(d.chunks, offset, data);
 }
 
 void Download::on_finished(Locked &locked) {

@@ -18,7 +18,6 @@
 #include <optional>
 #include <string>
 #include <thread>
-#include <vector>
 
 namespace s3tc {
 
@@ -57,7 +56,7 @@ struct DownloadState : RequestState {
     std::shared_ptr<Slices> slices;
     // Parts that arrived outside their place while their place was a slice the CRT could still be writing (only if
     // the pool's count of parts went astray): kept aside until every slice is released.
-    std::vector<Chunk> misplaced;
+    std::deque<Chunk> misplaced;
 
     uint64_t initial_window = 0;  // bytes the CRT may fetch ahead of delivery before the window is opened
     uint64_t max_window = 0;      // the most a whole-object download fetches ahead: one part per connection

@@ -3,10 +3,10 @@ each pins a behaviour no other test checked (the mutant it kills is named in the
 No server: the native client is built (which sends nothing) or stood in for at its constructor."""
 
 import logging
-import os
 import pickle
 
 import pytest
+from forked_child import in_forked_child
 
 from s3torchconnector import S3Exception
 from s3torchconnector._s3client import MockS3Client, S3Client, S3ClientConfig, _s3client
@@ -102,18 +102,7 @@ def test_a_forked_child_counts_only_its_own_requests():
     client.add_object("k", b"abc")
     assert client.get_object(BUCKET, "k").read() == b"abc"
     assert client.metrics()["operations"]
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report and leave at once
-        try:
-            os.write(write, repr(client.metrics()).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as child:
-        reported = child.read()
-    os.waitpid(pid, 0)
-    assert reported == repr({"operations": {}, "peak_connections": 0})
+    assert in_forked_child(client.metrics) == repr({"operations": {}, "peak_connections": 0})
 
 
 @pytest.mark.parametrize("storage_class", ["", 3])

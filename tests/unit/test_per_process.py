@@ -4,23 +4,9 @@ import os
 import pickle
 import threading
 
+from forked_child import in_forked_child
+
 from s3torchconnector._per_process import PerProcess
-
-
-def in_forked_child(report) -> str:
-    """What report() returns in a forked child, as text."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.write(write, str(report()).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as child:
-        reported = child.read()
-    os.waitpid(pid, 0)
-    return reported
 
 
 def test_a_value_is_built_once_per_process():
