@@ -65,7 +65,7 @@ bool DownloadState::has_landed(uint64_t start, uint64_t end) const {
     return after != landed.begin() && std::prev(after)->second >= end;
 }
 
-void DownloadState::attach(uint8_t *target, uint64_t size) {
+uint64_t DownloadState::attach(uint8_t *target, uint64_t size) {
     const uint64_t base = read_position();
     uint64_t drained = 0;
     for (const Chunk &chunk : chunks) {
@@ -90,6 +90,7 @@ void DownloadState::attach(uint8_t *target, uint64_t size) {
     // download started with, nor more than one part per connection.
     const uint64_t ahead = std::clamp(size / 12, initial_window, std::max(initial_window, max_window));
     open_window(drained + (ahead - initial_window));
+    return base;
 }
 
 std::shared_ptr<Slices> DownloadState::detach() {
@@ -210,9 +211,7 @@ Lander::Lander(std::shared_ptr<Download> download, uint8_t *target, uint64_t siz
     uint64_t base;
     {
         auto locked = download_->lock();
-        DownloadState &d = Download::of(locked);
-        base = d.read_position();
-        d.attach(target, size);
+        base = Download::of(locked).attach(target, size);
     }
     thread_ = std::thread([download = download_, target, base] {
         auto locked = download->lock();
@@ -402,11 +401,10 @@ void GetStream::receive_rest(uint8_t *target, uint64_t size) {
     uint64_t base;
     {
         auto locked = download_->lock();
-        base = Download::of(locked).read_position();
-        Download::of(locked).attach(target, size);
+        base = Download::of(locked).attach(target, size);
     }
     try {
-        copy_parts_until_finished(target);
+        copy_parts_until_finished(target, base);
         auto locked = download_->lock();
         Download::place_misplaced(locked, target, base);
     } catch (...) {
@@ -431,11 +429,10 @@ void GetStream::let_go_of_destination() {
     if (slices != nullptr && made_in_.is_current()) slices->wait_released();
 }
 
-void GetStream::copy_parts_until_finished(uint8_t *target) {
+void GetStream::copy_parts_until_finished(uint8_t *target, uint64_t base) {
     WaitingOnS3 waiting(download_->context().operation);
     auto locked = download_->lock();
     DownloadState &d = Download::of(locked);
-    const uint64_t base = d.read_position();
     for (;;) {
         wait_interruptibly(
             locked.unique_lock(), locked.changed(), [&d] { return !d.to_copy.empty() || d.finished; },

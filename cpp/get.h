@@ -66,8 +66,9 @@ struct DownloadState : RequestState {
 
     // The next unread object offset.
     uint64_t read_position() const { return range_start + consumed; }
-    // Send the rest of the body to `target` (`size` bytes), starting with what is queued.
-    void attach(uint8_t *target, uint64_t size);
+    // Send the rest of the body to `target` (`size` bytes), starting with what is queued. Returns the object offset
+    // of target[0].
+    uint64_t attach(uint8_t *target, uint64_t size);
     // Stop writing to the destination (the caller is about to drop it). The CRT may still be receiving into slices
     // of it: wait for the returned slices' release (without the lock) before the memory goes.
     [[nodiscard]] std::shared_ptr<Slices> detach();
@@ -185,8 +186,9 @@ public:
 private:
     // Waits (GIL released, Ctrl-C cancels the download) until ready(state) holds; returns holding the lock.
     Download::Locked wait_for(const std::function<bool(DownloadState &)> &ready);
-    // Copies parts into the attached destination as they arrive, until the download finished.
-    void copy_parts_until_finished(uint8_t *target);
+    // Copies parts into the attached destination (object offset `base` at target[0]) as they arrive, until the
+    // download finished.
+    void copy_parts_until_finished(uint8_t *target, uint64_t base);
     // Whether the rest of the body goes to one destination (parts arrive out of order).
     bool whole_mode();
     // Throws when the body is landing: it has one destination, and reads of another kind would race it.

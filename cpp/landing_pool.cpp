@@ -90,18 +90,16 @@ aws_s3_buffer_pool *LandingPool::make(aws_allocator *allocator, aws_s3_buffer_po
 
 LandingPool::LandingPool(aws_allocator *allocator, aws_s3_buffer_pool *fallback)
     : allocator_(allocator), fallback_(fallback), pool_{} {
+    // Everything but reserving is the default pool's business.
     static aws_s3_buffer_pool_vtable vtable = {
         reserve,
-        [](aws_s3_buffer_pool *pool) { aws_s3_buffer_pool_trim(static_cast<LandingPool *>(pool->impl)->fallback_); },
+        [](aws_s3_buffer_pool *pool) { aws_s3_buffer_pool_trim(fallback_of(pool)); },
         [](aws_s3_buffer_pool *pool, size_t size) {
-            return aws_s3_buffer_pool_add_special_size(static_cast<LandingPool *>(pool->impl)->fallback_, size);
+            return aws_s3_buffer_pool_add_special_size(fallback_of(pool), size);
         },
-        [](aws_s3_buffer_pool *pool, size_t size) {
-            aws_s3_buffer_pool_release_special_size(static_cast<LandingPool *>(pool->impl)->fallback_, size);
-        },
+        [](aws_s3_buffer_pool *pool, size_t size) { aws_s3_buffer_pool_release_special_size(fallback_of(pool), size); },
         [](aws_s3_buffer_pool *pool, uint64_t size) {
-            return aws_s3_buffer_pool_derive_aligned_buffer_size(static_cast<LandingPool *>(pool->impl)->fallback_,
-                                                                 size);
+            return aws_s3_buffer_pool_derive_aligned_buffer_size(fallback_of(pool), size);
         },
         nullptr,
         nullptr,
@@ -137,6 +135,10 @@ void LandingPool::close(aws_s3_meta_request *meta_request) {
 void LandingPool::forget(aws_s3_meta_request *meta_request) {
     std::lock_guard<std::mutex> lock(mutex_);
     entries_.erase(meta_request);
+}
+
+aws_s3_buffer_pool *LandingPool::fallback_of(aws_s3_buffer_pool *pool) {
+    return static_cast<LandingPool *>(pool->impl)->fallback_;
 }
 
 aws_future_s3_buffer_ticket *LandingPool::reserve(aws_s3_buffer_pool *pool, aws_s3_buffer_pool_reserve_meta meta) {

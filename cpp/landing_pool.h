@@ -73,6 +73,7 @@ private:
     LandingPool(aws_allocator *allocator, aws_s3_buffer_pool *fallback);
     ~LandingPool();
     static aws_future_s3_buffer_ticket *reserve(aws_s3_buffer_pool *pool, aws_s3_buffer_pool_reserve_meta meta);
+    static aws_s3_buffer_pool *fallback_of(aws_s3_buffer_pool *pool);
     // The slice of the next part of `meta`'s request, or nullptr when that part has no slice.
     aws_s3_buffer_ticket *slice_for(const aws_s3_buffer_pool_reserve_meta &meta);
 
