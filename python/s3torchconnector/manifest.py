@@ -103,9 +103,9 @@ class ObjectsFromManifest:
             raw: Any = io.BufferedReader(StreamFile(stream), buffer_size=1 << 20)
             if self.key.endswith(".gz"):
                 raw = gzip.GzipFile(fileobj=raw, mode="rb")
-            lines = io.TextIOWrapper(raw, encoding="utf-8")  # decoded a buffer at a time, not per line
+            text = io.TextIOWrapper(raw, encoding="utf-8")
             with _collector_paused():
-                entries = list(self._parse(lines))
+                entries = list(self._parse(_lines(text)))
         except S3Exception as error:
             raise with_message(error, f"cannot read the manifest {self.uri}: {error}") from error
         except (OSError, EOFError, UnicodeDecodeError) as error:  # gzip.BadGzipFile is an OSError
@@ -118,8 +118,30 @@ class ObjectsFromManifest:
 
     def _parse(self, lines) -> Iterator[S3BucketKeyData]:
         bucket = None
-        decode = json.JSONDecoder().decode
+        decoder = json.JSONDecoder()
+        decode = decoder.decode
+        # One JSON value at an index: what decode() calls after its two regex matches (typeshed omits it).
+        scan = decoder.scan_once  # type: ignore[attr-defined]
         for number, line in enumerate(lines, start=1):
+            # The fast path takes a line that is one JSON object and nothing more, in the shape write_manifest
+            # writes; anything else (blank lines, other spacing, "uri" entries, errors) takes the exact path below.
+            try:
+                entry, end = scan(line, 0)
+            except (StopIteration, ValueError):  # no value at 0, or not JSON: the exact path says which
+                entry = None
+            if bucket is not None and type(entry) is dict and end == len(line):
+                key, size, etag = entry.get("key"), entry.get("size"), entry.get("etag", "")
+                if (
+                    type(key) is str
+                    and key
+                    and type(size) is int
+                    and size >= 0
+                    and type(etag) is str
+                    and "uri" not in entry
+                    and HEADER_FIELD not in entry
+                ):
+                    yield S3BucketKeyData(bucket, key, ObjectInfo(key, etag, size))
+                    continue
             if not line.strip():
                 continue
             try:
@@ -169,6 +191,21 @@ class ObjectsFromManifest:
             f"s3://{bucket}/{key} changed since the manifest {self.uri} was written (its ETag no longer "
             f"matches): write the manifest again, or restore the object ({error})",
         )
+
+
+def _lines(text) -> Iterator[str]:
+    """The lines of a text stream, without their newlines, split a megabyte at a time: iterating the
+    stream line by line costs a Python call per line in GzipFile (its ``closed`` check)."""
+    partial = ""
+    while True:
+        block = text.read(1 << 20)
+        if not block:
+            break
+        lines = (partial + block).split("\n")
+        partial = lines.pop()
+        yield from lines
+    if partial:
+        yield partial
 
 
 @contextlib.contextmanager

@@ -29,6 +29,9 @@ def objects(s3):
     return uploaded
 
 
+HEADER = b'{"s3torchconnector_manifest":1,"bucket":"b","prefix":""}\n'
+
+
 def options(s3, **more):
     return dict(region=s3.region, endpoint=s3.endpoint, transform=key_and_bytes, **more)
 
@@ -54,6 +57,27 @@ def test_write_then_read_a_manifest(s3, objects, name):
     assert [mapped[i] for i in range(len(mapped))] == sorted(objects.items())
     iterated = S3IterableDataset.from_manifest(s3.uri(name), **options(s3, shuffle=True, seed=1))
     assert sorted(iterated) == sorted(objects.items())
+
+
+def test_every_accepted_line_form_reads_its_object(s3, objects):
+    """Hand-written manifests need not look like write_manifest's: spacing, blank lines, CRLF, extra
+    fields, no size or ETag, and "uri" entries beside "key" entries all read the objects they name."""
+    size = {key: len(body) for key, body in objects.items()}
+    etag = s3.boto3.head_object(Bucket=s3.bucket, Key="train/000.bin")["ETag"]
+    lines = [
+        f'{{"s3torchconnector_manifest": 1, "bucket": "{s3.bucket}"}}',
+        json.dumps({"key": "train/000.bin", "size": size["train/000.bin"], "etag": etag}, separators=(",", ":")),
+        f'{{"key": "train/001.bin", "size": {size["train/001.bin"]}}}',
+        "",
+        '  {"key":"train/002.bin"}  ',
+        f'{{"uri":"s3://{s3.bucket}/train/003.bin","size":{size["train/003.bin"]}}}',
+        f'{{"key":"train/004.bin","size":{size["train/004.bin"]},"etag":"","extra":"ignored"}}\r',
+        '{"key":"train/005.bin"}',
+    ]
+    s3.put("forms.jsonl", "\n".join(lines).encode())  # and no newline after the last line
+    dataset = S3MapDataset.from_manifest(s3.uri("forms.jsonl"), **options(s3))
+    expected = [f"train/{i:03d}.bin" for i in range(6)]
+    assert [dataset[i] for i in range(len(dataset))] == [(key, objects[key]) for key in expected]
 
 
 def test_a_manifest_of_uris_spans_buckets(s3, objects):
@@ -112,6 +136,13 @@ def test_a_resumed_pass_refuses_a_rewritten_manifest(s3, objects):
             b'{"uri": "s3://b/k"}\n{"s3torchconnector_manifest": 1, "bucket": "b"}\n',
             "line 2: a header line is only allowed first",
         ),
+        # Lines in the shape write_manifest writes (after a header), which a faster parse takes first.
+        (HEADER + b'{"key":"a","size":1}{"key":"b","size":2}\n', "line 2: not JSON"),
+        (HEADER + b'{"key":"a","size":true,"etag":""}\n', "line 2: size must be a non-negative integer"),
+        (HEADER + b'{"key":"a","size":-1,"etag":""}\n', "line 2: size must be a non-negative integer"),
+        (HEADER + b'{"key":"","size":1,"etag":""}\n', "line 2: the object key is empty"),
+        (HEADER + b'{"key":"a","size":1,"etag":5}\n', "line 2: etag must be a string"),
+        (HEADER + b'{"key":"a","size":1,"etag":""}\n' + HEADER, "line 3: a header line is only allowed first"),
     ],
 )
 def test_bad_manifests_are_refused_before_any_sample(s3, content, message):
