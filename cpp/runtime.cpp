@@ -44,6 +44,48 @@ aws_tls_ctx *new_tls_context(aws_allocator *allocator, const std::string &ca_bun
     return tls;
 }
 
+std::string ca_bundle_from_environment() {
+    const char *ca_bundle = std::getenv("AWS_CA_BUNDLE");
+    return ca_bundle == nullptr ? "" : ca_bundle;
+}
+
+// A TLS context the import's background thread made ahead of any client (runtime_mutex guards the pointer).
+struct ReadyTls {
+    aws_tls_ctx *context;
+    std::string ca_bundle;  // AWS_CA_BUNDLE when it was made: a client takes it only if that is still the bundle
+    MadeInProcess made_in;
+};
+ReadyTls *ready_tls = nullptr;
+
+// Parsing the trust store is most of a client's start-up (60-70 ms here), and every real client needs the
+// context: for its https endpoint, or for the credential providers a signed client sets up. Made while the
+// rest of the package (torch) imports, it is ready when the first client asks. A failure is left for that
+// client's own attempt to raise.
+void make_tls_context_ahead() {
+    const std::string bundle = ca_bundle_from_environment();
+    aws_tls_ctx *context = nullptr;
+    try {
+        context = new_tls_context(aws_default_allocator(), bundle);
+    } catch (const std::exception &) {
+        return;
+    }
+    std::lock_guard<std::mutex> lock(runtime_mutex);
+    ready_tls = new ReadyTls{context, bundle, MadeInProcess()};
+}
+
+// With runtime_mutex held: the context made ahead, if this process made it for `bundle`. One made for another
+// bundle (AWS_CA_BUNDLE changed since the import) is released; one a parent made is left alone (fork.h, rule 1).
+aws_tls_ctx *take_tls_context_made_ahead(const std::string &bundle) {
+    if (ready_tls == nullptr || !ready_tls->made_in.is_current()) return nullptr;
+    aws_tls_ctx *context = ready_tls->context;
+    const bool fits = ready_tls->ca_bundle == bundle;
+    delete ready_tls;
+    ready_tls = nullptr;
+    if (fits) return context;
+    aws_tls_ctx_release(context);
+    return nullptr;
+}
+
 bool library_ready = false;
 
 // The most a connection reads from its socket per event-loop tick, and the size of the messages that carry the
@@ -123,14 +165,16 @@ Runtime &Runtime::current() {
 }
 
 aws_tls_ctx *Runtime::tls_context() {
+    wait_for_crt_library_init();  // it may be making the context right now: take that one, not a second
     std::lock_guard<std::mutex> lock(runtime_mutex);
     if (tls_ == nullptr) {
         // Honour a private CA bundle the way boto3 and the AWS CLI do.
-        const char *ca_bundle = std::getenv("AWS_CA_BUNDLE");
-        const std::string bundle = ca_bundle == nullptr ? "" : ca_bundle;
-        tls_ = new_tls_context(allocator, bundle);
+        const std::string bundle = ca_bundle_from_environment();
+        aws_tls_ctx *made_ahead = take_tls_context_made_ahead(bundle);
+        tls_ = made_ahead != nullptr ? made_ahead : new_tls_context(allocator, bundle);
         ca_bundle_ = bundle;
-        log_native(log_level_debug, "TLS context made in process %d, trusting %s", made_in.pid(),
+        log_native(log_level_debug, "TLS context %s in process %d, trusting %s",
+                   made_ahead != nullptr ? "made at import" : "made", made_in.pid(),
                    bundle.empty() ? "the system's certificates" : bundle.c_str());
     }
     return tls_;
@@ -151,6 +195,7 @@ void start_crt_library_init() {
     try {
         std::thread([] {
             init_crt_library();
+            make_tls_context_ahead();
             finish_background_init();
         }).detach();
     } catch (const std::system_error &) {

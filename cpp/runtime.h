@@ -23,10 +23,10 @@ struct Runtime {
     // The runtime of the calling process, made on first use. A forked child gets a new one (fork.h, rule 2).
     static Runtime &current();
 
-    // The process's TLS context, made on the first call from AWS_CA_BUNDLE as it is then (a bundle that
-    // cannot be used raises, and the next call tries again). Only https endpoints and credential providers
-    // need one: parsing the trust store is most of what starting a client costs, so a process that talks
-    // plain http to its endpoint never pays for it.
+    // The process's TLS context, for AWS_CA_BUNDLE as it is at the first call (a bundle that cannot be used
+    // raises, and the next call tries again). Only https endpoints and credential providers need one; parsing
+    // the trust store is most of what starting a client costs, so the import's background thread makes it
+    // ahead (start_crt_library_init) and the first call takes that one when the bundle is still the same.
     aws_tls_ctx *tls_context();
 
 private:
@@ -38,11 +38,11 @@ private:
 // Initialises the CRT's libraries (their errors and log subjects) once per process; Runtime::current() does too.
 void init_crt_library();
 
-// Starts initialising the CRT's libraries on a thread of its own, so that the first client of the process
-// need not wait for it (it costs tens of ms, most of it TLS's parse of the system's trust store, which the
-// CRT does at start-up whether or not TLS is used). Called when the module is imported, while the rest of
-// the package (torch) is still being imported. Anything that needs the libraries waits for that thread;
-// so does a fork (runtime_before_fork: the child gets them whole), and the interpreter's exit.
+// Starts initialising the CRT's libraries, then making the process's TLS context (tls_context()), on a thread
+// of its own, so that the first client of the process need not wait for them (tens of ms each, most of it the
+// parse of the trust store). Called when the module is imported, while the rest of the package (torch) is
+// still being imported. Anything that needs the libraries or the context waits for that thread; so does a
+// fork (runtime_before_fork: the child gets them whole), and the interpreter's exit.
 void start_crt_library_init();
 // Returns once the libraries are initialised, if start_crt_library_init() was called.
 void wait_for_crt_library_init();

@@ -423,6 +423,30 @@ def test_ca_bundle_makes_the_connection_pass(pki, s3_endpoint, tmp_path):
         forwarder.stop()
 
 
+SET_AFTER_IMPORT = """
+    from s3torchconnector._s3client import S3Client
+    endpoint, bucket, ca_file = sys.argv[1:4]
+    time.sleep(0.5)  # the context the import makes ahead, for the system's store, is ready by now
+    os.environ["AWS_CA_BUNDLE"] = ca_file
+    client = S3Client("us-east-1", endpoint=endpoint)
+    print(json.dumps({"get": attempt(lambda: client.get_object(bucket, "existing").read().decode())}))
+"""
+
+
+def test_ca_bundle_set_after_the_import_is_honoured(pki, s3_endpoint):
+    # The import makes the process's TLS context ahead of any client, from AWS_CA_BUNDLE as it was then
+    # (unset here); a bundle set before the first client must still be the one trusted.
+    bucket = Bucket(s3_endpoint)
+    forwarder = TlsForwarder(s3_endpoint, *pki.server_cert("e-local", ["localhost"], ["127.0.0.1"]))
+    try:
+        out = run_client(SET_AFTER_IMPORT, forwarder.endpoint, bucket.name, pki.ca_file)
+        assert out["get"]["raised"] is None, describe(out)
+        assert out["get"]["value"] == EXISTING.decode()
+        assert set(forwarder.handshakes) == {"ok"}, forwarder.handshakes
+    finally:
+        forwarder.stop()
+
+
 # ---------------------------------------------------------------- (c) AWS_CA_BUNDLE names an unusable file
 
 BAD_BUNDLE = """
