@@ -245,6 +245,22 @@ def build(sizes: Sizes, quick: bool) -> List[Workload]:
             "boto3: boto3.client('s3', ...) then get_object()['Body'].read(); medians of at least 5",
         ),
         Workload(
+            "W0s",
+            "W0 with signed requests, as every real client makes them (keys from the environment)",
+            "startup",
+            "loopback",
+            "ms",
+            ["ours", "original", "boto3"],
+            max(5, s.reps),
+            dict(key=k["tiny"], size=1, sign=True),
+            target="≤ 0.5x boto3 and ≤ 50 ms",
+            check=_w0_check,
+            lower_is_better=True,
+            ratios=[("ours", "boto3"), ("ours", "original")],
+            note="as W0, with S3ClientConfig(force_path_style=True) and boto3's default SigV4: a signed client sets "
+            "up the credential providers, and those need a TLS context (its trust store parsed) even over http",
+        ),
+        Workload(
             "W1",
             f"one {human(s.big)} object into memory (sequential reader), loopback",
             "seq_read",

@@ -140,16 +140,17 @@ def _s3client(endpoint):
     return S3Client(REGION, endpoint=endpoint, s3client_config=_config())
 
 
-def _boto3(endpoint):
+def _boto3(endpoint, signed=False):
     import boto3
     from botocore import UNSIGNED
     from botocore.config import Config
 
+    signature = {} if signed else dict(signature_version=UNSIGNED)
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
         region_name=REGION,
-        config=Config(signature_version=UNSIGNED, s3={"addressing_style": "path"}, max_pool_connections=16),
+        config=Config(**signature, s3={"addressing_style": "path"}, max_pool_connections=16),
     )
 
 
@@ -223,9 +224,10 @@ def w_startup(spec, impl):
     read whole. The imports (torch, boto3) happen before the clock starts; ours builds its native client
     (CRT runtime, connection) at the first request, so that is inside the time too."""
     if impl in ("ours", "original"):
+        from s3torchconnector import S3ClientConfig
         from s3torchconnector._s3client import S3Client
 
-        config = _config()
+        config = S3ClientConfig(force_path_style=True) if spec.get("sign") else _config()
         t0 = time.perf_counter()
         client = S3Client(REGION, endpoint=spec["endpoint"], s3client_config=config)
         t1 = time.perf_counter()
@@ -235,7 +237,7 @@ def w_startup(spec, impl):
         from botocore.config import Config  # noqa: F401
 
         t0 = time.perf_counter()
-        s3 = _boto3(spec["endpoint"])
+        s3 = _boto3(spec["endpoint"], signed=spec.get("sign", False))
         t1 = time.perf_counter()
         data = s3.get_object(Bucket=spec["bucket"], Key=spec["key"])["Body"].read()
     else:
