@@ -97,8 +97,12 @@ public:
     uint32_t max_connections_per_request() const { return max_connections_per_request_; }
     // The client's buffer pool, which receives a download's parts straight into its destination when it can.
     LandingPool &landing_pool() const { return *landing_pool_; }
-    // The read window every download starts with: eight parts.
-    uint64_t initial_read_window() const { return 8 * config_.part_size; }
+    // The read window the CRT gives every download at its start: one part. A whole-object download keeps it until
+    // its destination exists, so that little is fetched into pool buffers and copied before then; any other
+    // download is given least_read_ahead() as soon as it starts.
+    uint64_t initial_read_window() const { return config_.part_size; }
+    // The least any download may fetch ahead of its reader once it runs: eight parts.
+    uint64_t least_read_ahead() const { return 8 * config_.part_size; }
 
     // A request for `method` on bucket/key ("" key for the bucket itself); `query` without "?".
     std::unique_ptr<RequestTarget> target(const char *method, const std::string &bucket, const std::string &key,

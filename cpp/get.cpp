@@ -86,9 +86,9 @@ uint64_t DownloadState::attach(uint8_t *target, uint64_t size) {
         pool->open(handle, LandingSite{target, base, base + size, range_start, part_size, spread_regions}, slices);
     }
     // Parts fetched ahead of the copying cost memory on top of the destination: at most a twelfth of it (with
-    // the client's own needs, the peak stays within 1.1x the object), but never less than the window this
-    // download started with, nor more than one part per connection.
-    const uint64_t ahead = std::clamp(size / 12, initial_window, std::max(initial_window, max_window));
+    // the client's own needs, the peak stays within 1.1x the object), but never less than any running download
+    // keeps, nor more than one part per connection.
+    const uint64_t ahead = std::clamp(size / 12, least_ahead, std::max(least_ahead, max_window));
     open_window(drained + (ahead - initial_window));
     return base;
 }
@@ -282,6 +282,7 @@ GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, 
         d.ranged = ranged;
         d.version = version;
         d.initial_window = client_->initial_read_window();
+        d.least_ahead = client_->least_read_ahead();
         d.pool = &client_->landing_pool();
     }
     if (end && *end == range_start) {
@@ -323,6 +324,11 @@ GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, 
     }
     target->apply(options);
     download_->start(*client_, options);
+    if (!whole) {  // a stream reads ahead from its start; a whole download opens its window in attach()
+        auto locked = download_->lock();
+        DownloadState &d = Download::of(locked);
+        d.open_window(d.least_ahead - d.initial_window);
+    }
 }
 
 GetStream::~GetStream() {

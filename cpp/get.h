@@ -59,6 +59,7 @@ struct DownloadState : RequestState {
     std::deque<Chunk> misplaced;
 
     uint64_t initial_window = 0;  // bytes the CRT may fetch ahead of delivery before the window is opened
+    uint64_t least_ahead = 0;     // the window a running download keeps at least (Client::least_read_ahead)
     uint64_t max_window = 0;      // the most a whole-object download fetches ahead: one part per connection
     uint64_t content_length = 0;
     ObjectInfo info;
