@@ -37,8 +37,13 @@ class LazyListing:
         return self._items[position]
 
     def all(self) -> List[Any]:
-        while not self._complete:
-            self.has(len(self._items))
+        if not self._complete:
+            # The rest in one go: one digest update over their keys, not one per object (the same digest).
+            rest = list(self._objects)
+            self._items.extend(rest)
+            if rest:
+                self._digest.update(("\0".join([item.key for item in rest]) + "\0").encode())
+            self._complete = True
         return self._items
 
     def fingerprint(self) -> Listing:

@@ -297,10 +297,14 @@ def test_a_listings_fingerprint_is_the_formats():
     so that a state saved by another release of that version resumes (and is checked) here."""
     import hashlib
 
-    iterator = iter(dataset(5))
-    next(iterator)
     keys = b"".join(f"p/{i:04d}".encode() + b"\0" for i in range(5))
-    assert iterator.state_dict()["listing"] == {"objects": 5, "digest": hashlib.sha256(keys).hexdigest()[:16]}
+    expected = {"objects": 5, "digest": hashlib.sha256(keys).hexdigest()[:16]}
+    iterator = iter(dataset(5))  # listed one object at a time, the rest at the state_dict
+    next(iterator)
+    assert iterator.state_dict()["listing"] == expected
+    shuffled = iter(dataset(5, shuffle=True))  # listed whole before the first object
+    next(shuffled)
+    assert shuffled.state_dict()["listing"] == expected
 
 
 def test_a_state_saved_before_the_first_item_of_an_elastic_resume_keeps_its_listing():
