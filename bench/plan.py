@@ -220,6 +220,25 @@ def _w8_check(v):
     return v["ours"] >= 3 * v["webdataset"] and v["ours"] >= 10 * v["W2:ours"]
 
 
+def _startup(sizes: Sizes, tiny_key: str, workload_id: str, description: str, note: str, **params) -> Workload:
+    """W0 and W0s: a fresh process's client start-up to the byte of a 1-byte GET, unsigned or signed."""
+    return Workload(
+        workload_id,
+        description,
+        "startup",
+        "loopback",
+        "ms",
+        ["ours", "original", "boto3"],
+        max(5, sizes.reps),
+        dict(key=tiny_key, size=1, **params),
+        target="≤ 0.5x boto3 and ≤ 50 ms",
+        check=_w0_check,
+        lower_is_better=True,
+        ratios=[("ours", "boto3"), ("ours", "original")],
+        note=note,
+    )
+
+
 def build(sizes: Sizes, quick: bool) -> List[Workload]:
     s = sizes
     k = keys(sizes)
@@ -227,38 +246,23 @@ def build(sizes: Sizes, quick: bool) -> List[Workload]:
     small = dict(prefix=small_prefix, count=s.small_count, object_size=s.small_size)
     all_peers = ["ours", "original", "boto3", "s3fs"]
     w = [
-        Workload(
+        _startup(
+            s,
+            k["tiny"],
             "W0",
             "client start-up: S3Client(...) to the byte of a 1-byte GET, fresh process, loopback",
-            "startup",
-            "loopback",
-            "ms",
-            ["ours", "original", "boto3"],
-            max(5, s.reps),
-            dict(key=k["tiny"], size=1),
-            target="≤ 0.5x boto3 and ≤ 50 ms",
-            check=_w0_check,
-            lower_is_better=True,
-            ratios=[("ours", "boto3"), ("ours", "original")],
-            note="imports not timed (torch, boto3); ours/original: S3Client(region, endpoint=..., "
+            "imports not timed (torch, boto3); ours/original: S3Client(region, endpoint=..., "
             "s3client_config=S3ClientConfig(unsigned=True, force_path_style=True)).get_object(b, k).read(); "
             "boto3: boto3.client('s3', ...) then get_object()['Body'].read(); medians of at least 5",
         ),
-        Workload(
+        _startup(
+            s,
+            k["tiny"],
             "W0s",
             "W0 with signed requests, as every real client makes them (keys from the environment)",
-            "startup",
-            "loopback",
-            "ms",
-            ["ours", "original", "boto3"],
-            max(5, s.reps),
-            dict(key=k["tiny"], size=1, sign=True),
-            target="≤ 0.5x boto3 and ≤ 50 ms",
-            check=_w0_check,
-            lower_is_better=True,
-            ratios=[("ours", "boto3"), ("ours", "original")],
-            note="as W0, with S3ClientConfig(force_path_style=True) and boto3's default SigV4: a signed client sets "
+            "as W0, with S3ClientConfig(force_path_style=True) and boto3's default SigV4: a signed client sets "
             "up the credential providers, and those need a TLS context (its trust store parsed) even over http",
+            sign=True,
         ),
         Workload(
             "W1",
