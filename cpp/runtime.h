@@ -42,7 +42,8 @@ void init_crt_library();
 // of its own, so that the first client of the process need not wait for them (tens of ms each, most of it the
 // parse of the trust store). Called when the module is imported, while the rest of the package (torch) is
 // still being imported. Anything that needs the libraries or the context waits for that thread; so does a
-// fork (runtime_before_fork: the child gets them whole), and the interpreter's exit.
+// fork (runtime_before_fork: the child gets the libraries whole, and makes a context of its own), and the
+// interpreter's exit.
 void start_crt_library_init();
 // Returns once the libraries are initialised, if start_crt_library_init() was called.
 void wait_for_crt_library_init();
