@@ -16,6 +16,9 @@ namespace s3tc {
 namespace {
 
 constexpr uint64_t whole_object_part_size = 4ull << 20;
+// A read copies this much or more out of a received chunk without holding the download's lock, so that the CRT's
+// delivery thread, which takes the lock for every part, does not wait on the copy (and its page faults).
+constexpr size_t copy_without_lock = 64 * 1024;
 
 // "bytes 0-99/1234" -> 1234; 0 when absent or unknown ("*").
 uint64_t total_from_content_range(const std::string &content_range) {
@@ -468,6 +471,7 @@ std::shared_ptr<Buffer> GetStream::next_chunk() {
     }
     auto locked = wait_for([](DownloadState &d) { return !d.chunks.empty() || d.finished; });
     DownloadState &d = Download::of(locked);
+    if (d.reading) throw std::logic_error("this stream is already being read by another thread");
     if (d.chunks.empty()) {
         d.throw_if_failed(download_->context());
         return nullptr;
@@ -502,6 +506,14 @@ size_t GetStream::readinto(uint8_t *out, size_t size) {
     WaitingOnS3 waiting(download_->context().operation);
     auto locked = download_->lock();
     DownloadState &d = Download::of(locked);
+    // The copies below let go of the lock, which the CRT's delivery thread wants for the next part: one reader at
+    // a time keeps the stream's position its own.
+    if (d.reading) throw std::logic_error("this stream is already being read by another thread");
+    d.reading = true;
+    struct EndReading {
+        DownloadState &d;
+        ~EndReading() { d.reading = false; }
+    } end_reading{d};
     while (copied < size) {
         wait_interruptibly(
             locked.unique_lock(), locked.changed(), [&d] { return !d.chunks.empty() || d.finished; },
@@ -510,11 +522,18 @@ size_t GetStream::readinto(uint8_t *out, size_t size) {
             d.throw_if_failed(download_->context());
             break;
         }
-        Chunk &front = d.chunks.front();
+        const Chunk front = d.chunks.front();  // its bytes stay alive while copied
         const size_t used = static_cast<size_t>(d.read_position() - front.offset);
         const size_t n = std::min(size - copied, front.data->size() - used);
-        std::memcpy(out + copied, front.data->data() + used, n);
+        if (n >= copy_without_lock) {
+            locked.unique_lock().unlock();
+            std::memcpy(out + copied, front.data->data() + used, n);
+            locked.unique_lock().lock();
+        } else {
+            std::memcpy(out + copied, front.data->data() + used, n);
+        }
         copied += n;
+        if (d.chunks.empty() || d.chunks.front().data != front.data) break;  // closed meanwhile
         d.consumed += n;
         if (used + n == front.data->size()) {
             d.open_window(front.data->size());

@@ -38,9 +38,10 @@ struct DownloadState : RequestState {
     bool ranged = false;
     bool whole = false;  // the caller wants the rest in one piece: parts may arrive out of order
 
-    std::deque<Chunk> chunks;
-    uint64_t consumed = 0;   // bytes handed to the caller so far
-    uint64_t delivered = 0;  // bytes received in total
+    std::deque<Chunk> chunks;  // only the reader takes chunks out (GetStream::readinto, next_chunk)
+    bool reading = false;      // a readinto() is copying out of chunks, the lock let go during its copies
+    uint64_t consumed = 0;     // bytes handed to the caller so far
+    uint64_t delivered = 0;    // bytes received in total
 
     uint8_t *destination = nullptr;  // where the rest goes, once given; owned by the caller
     uint64_t destination_size = 0;

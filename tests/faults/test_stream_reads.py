@@ -1,0 +1,45 @@
+"""A streaming GET's readinto copies out of the received parts without holding the download's lock
+(cpp/get.cpp), so one stream takes one reader at a time: a second, concurrent one is refused
+with a clear error instead of taking bytes from under the first."""
+
+import threading
+
+from .proxy import forward
+from .test_faults import MIB, PART, client_for, payload, ranged_get_of
+
+
+def test_a_second_concurrent_reader_of_one_stream_is_refused_and_the_first_gets_its_bytes(s3, proxy):
+    data = payload(3 * PART, seed=80)
+    s3.put("obj.bin", data)
+    release = threading.Event()
+    is_get = ranged_get_of(s3.bucket, "obj.bin")
+    proxy.add(lambda r: is_get(r) and r.range_start == 0, forward(before=lambda _r: release.wait(60)), limit=1)
+    stream = client_for(proxy, s3.region)._get_object_stream(s3.bucket, "obj.bin", 0, None)
+
+    outcomes = {}
+    refused = threading.Event()
+
+    def read(name):
+        buffer = bytearray(2 * MIB)
+        try:
+            outcomes[name] = (stream.readinto(buffer), bytes(buffer))
+        except RuntimeError as error:
+            outcomes[name] = error
+            refused.set()
+
+    readers = [threading.Thread(target=read, args=(name,)) for name in ("a", "b")]
+    for reader in readers:
+        reader.start()
+    try:
+        # The first part is held: whichever reader came first waits for it until the other was refused.
+        assert refused.wait(30), "neither concurrent read was refused"
+    finally:
+        release.set()
+    for reader in readers:
+        reader.join(30)
+    errors = [o for o in outcomes.values() if isinstance(o, Exception)]
+    results = [o for o in outcomes.values() if not isinstance(o, Exception)]
+    assert len(errors) == 1 and "already being read by another thread" in str(errors[0])
+    assert results == [(2 * MIB, data[: 2 * MIB])]
+    rest = bytearray(len(data))
+    assert stream.readinto(rest) == len(data) - 2 * MIB and rest[: len(data) - 2 * MIB] == data[2 * MIB :]
