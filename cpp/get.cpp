@@ -26,10 +26,11 @@ uint64_t total_from_content_range(const std::string &content_range) {
     return slash == std::string::npos ? 0 : parse_u64(content_range.substr(slash + 1));
 }
 
-// Appends a copy of `data`, the bytes at object offset `offset`; an AWS error code if memory ran out, else 0.
-int append_copy(std::deque<Chunk> &chunks, uint64_t offset, aws_byte_cursor data) {
+// Appends a copy of `data`, the bytes at object offset `offset`, in a buffer from `recycler` when there is one; an
+// AWS error code if memory ran out, else 0.
+int append_copy(std::deque<Chunk> &chunks, uint64_t offset, aws_byte_cursor data, BufferRecycler *recycler = nullptr) {
     try {
-        auto copy = std::make_shared<Buffer>(data.len);
+        auto copy = recycler != nullptr ? recycler->take(data.len) : std::make_shared<Buffer>(data.len);
         std::memcpy(copy->data(), data.ptr, data.len);
         chunks.push_back(Chunk{offset, std::move(copy)});
     } catch (const std::bad_alloc &) {
@@ -185,7 +186,7 @@ int Download::on_body(Locked &locked, aws_byte_cursor data, uint64_t offset, aws
         }
         return 0;
     }
-    return append_copy(d.chunks, offset, data);
+    return append_copy(d.chunks, offset, data, d.recycler.get());
 }
 
 void Download::on_finished(Locked &locked) {
@@ -324,6 +325,7 @@ GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, 
         d.part_size = part_size;
         d.spread_regions = whole ? client_->max_connections_per_request() : 1;  // one run per connection
         d.max_window = uint64_t{client_->max_connections_per_request()} * part_size;
+        if (!whole) d.recycler = std::make_shared<BufferRecycler>(part_size, d.least_ahead / part_size);
     }
     target->apply(options);
     download_->start(*client_, options);
@@ -556,6 +558,7 @@ void GetStream::close() {
     let_go_of_destination();
     auto locked = download_->lock();
     Download::of(locked).chunks.clear();
+    Download::of(locked).recycler.reset();  // its idle buffers go once the last chunk handed out does
     staged_.clear();
 }
 

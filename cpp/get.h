@@ -2,6 +2,7 @@
 #pragma once
 
 #include "buffer.h"
+#include "buffer_recycler.h"
 #include "client.h"
 #include "fork.h"
 #include "landing_pool.h"
@@ -40,8 +41,9 @@ struct DownloadState : RequestState {
 
     std::deque<Chunk> chunks;  // only the reader takes chunks out (GetStream::readinto, next_chunk)
     bool reading = false;      // a readinto() is copying out of chunks, the lock let go during its copies
-    uint64_t consumed = 0;     // bytes handed to the caller so far
-    uint64_t delivered = 0;    // bytes received in total
+    std::shared_ptr<BufferRecycler> recycler;  // a stream's chunk buffers, reused (null in whole mode)
+    uint64_t consumed = 0;                     // bytes handed to the caller so far
+    uint64_t delivered = 0;                    // bytes received in total
 
     uint8_t *destination = nullptr;  // where the rest goes, once given; owned by the caller
     uint64_t destination_size = 0;
