@@ -199,7 +199,7 @@ def test_partial_load_fetches_only_the_model_bytes(s3, monkeypatch):
 
     planned = sum(info.length for index, info in reader.storage_data.items() if index.fqn.startswith("model."))
     fetched = gets.bytes_of(data_key, file_size)
-    assert gets.of("partial/.metadata") == [(None, None)]  # read whole, sequentially
+    assert gets.of("partial/.metadata") == [(0, None)]  # read whole, sequentially: one GET from its first byte
     assert all(start is not None for start, _ in gets.of(data_key)), "the data file was fetched whole"
     assert len(gets.of(data_key)) == 1  # the model's tensors are adjacent: one coalesced request
     assert data_key not in gets.heads  # the planned ranges are known to exist: no HEAD needed

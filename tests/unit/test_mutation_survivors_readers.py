@@ -53,27 +53,56 @@ class _WholeGet:
 
 
 class _RangedGet:
-    def __init__(self, data: bytes):
+    """A ranged GET, all of its bytes in at once; ``fail_at`` makes the read that reaches that many
+    bytes fail, as a broken connection would."""
+
+    def __init__(self, data: bytes, object_size: int, fail_at=None):
         self._data = data
+        self._object_size = object_size
+        self._offset = 0
+        self._fail_at = fail_at
+        self.closed = False
+
+    def info(self):
+        return _Info(self._object_size)
 
     def read_all_bytes(self) -> bytes:
-        return self._data
+        rest = self._data[self._offset :]
+        self._offset = len(self._data)
+        return rest
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), len(self._data) - self._offset)
+        if self._fail_at is not None and self._offset + n >= self._fail_at:
+            self._offset += n // 2  # part of it was consumed when the failure came
+            raise ConnectionError("connection reset")
+        view[:n] = self._data[self._offset : self._offset + n]
+        self._offset += n
+        return n
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class LandingGets:
     """A reader's ``get_stream``: () is the whole object, (start, end) a ranged GET."""
 
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes, fail_at=None):
         self.data = data
         self.log: list = []
         self.whole: list = []
+        self.ranged: list = []
+        self._fail_at = fail_at  # the first ranged GET fails when its reads reach this many bytes
 
     def __call__(self, start=None, end=None):
         self.log.append(("get", start, end))
         if start is None and end is None:
             self.whole.append(_WholeGet(self.data, self.log))
             return self.whole[-1]
-        return _RangedGet(self.data[start:end])
+        fail_at, self._fail_at = self._fail_at, None
+        self.ranged.append(_RangedGet(self.data[start:end], len(self.data), fail_at))
+        return self.ranged[-1]
 
     def gets(self) -> list:
         return [entry[1:] for entry in self.log if entry[0] == "get"]
@@ -87,16 +116,20 @@ class _Info:
         self.size = size
 
 
-def reader(data: bytes):
-    gets = LandingGets(data)
-    return SequentialS3Reader("bucket", "key", lambda: _Info(len(data)), gets), gets
+def reader(data: bytes, prefetched: bool = False, fail_at=None):
+    """A sequential reader of ``data``; ``prefetched`` starts its whole-object GET, as datasets do."""
+    gets = LandingGets(data, fail_at)
+    made = SequentialS3Reader("bucket", "key", lambda: _Info(len(data)), gets)
+    if prefetched:
+        made.prefetch()
+    return made, gets
 
 
 def test_a_read_of_a_piece_waits_for_its_bytes_only():
-    """SequentialS3Reader._range: the first read of a piece starts the whole-object GET and returns
-    once its own bytes have landed; reading all of it from the start then waits for the whole body."""
+    """SequentialS3Reader._range: after prefetch(), the first read of a piece returns once its own
+    bytes of the whole-object GET have landed; reading all of it from the start then waits for the whole body."""
     data = payload(300_000)
-    made, gets = reader(data)
+    made, gets = reader(data, prefetched=True)
     assert made.read(100) == data[:100]
     made.seek(200_000)
     buffer = bytearray(50)
@@ -115,7 +148,7 @@ def test_a_read_near_the_end_of_a_large_object_does_not_wait_for_the_body(offset
     reads come from that GET too."""
     size = TAIL_FETCH_ABOVE + 12_345
     data = payload(size)
-    made, gets = reader(data)
+    made, gets = reader(data, prefetched=True)
     start = size - offset_from_end
     made.seek(start)
     assert made.read(60) == data[start : start + 60]
@@ -133,7 +166,7 @@ def test_other_reads_wait_for_the_body(size, offset_from_end):
     """SequentialS3Reader._range: an object of TAIL_FETCH_ABOVE bytes or less, or a read before the
     last TAIL_BYTES, waits for its bytes of the whole-object GET: no other request."""
     data = payload(size)
-    made, gets = reader(data)
+    made, gets = reader(data, prefetched=True)
     start = size - offset_from_end
     made.seek(start)
     assert made.read(60) == data[start : start + 60]
@@ -144,7 +177,7 @@ def test_a_large_objects_first_bytes_wait_for_the_body():
     """SequentialS3Reader._range: the tail GET is only for the tail."""
     size = TAIL_FETCH_ABOVE + 12_345
     data = payload(size)
-    made, gets = reader(data)
+    made, gets = reader(data, prefetched=True)
     assert made.read(10) == data[:10]
     assert gets.gets() == [(None, None)] and gets.waits() == [(0, 10)]
 
@@ -167,7 +200,7 @@ def test_prefetch_starts_one_get_and_only_while_it_can_be_used():
 
 def test_closing_a_reader_cancels_its_get():
     """SequentialS3Reader.close: a GET still landing is closed (its transfer cancelled)."""
-    made, gets = reader(payload(300_000))
+    made, gets = reader(payload(300_000), prefetched=True)
     made.read(10)
     made.close()
     assert gets.whole[0].closed and made.closed
@@ -452,3 +485,63 @@ def test_the_read_ahead_past_where_the_object_really_ends_is_cancelled(into):
     asked = len(gets.streams)
     made.seek(len(data) - 10)
     assert made.read() == data[-10:] and len(gets.streams) == asked
+
+
+def test_a_large_object_read_in_pieces_is_one_get_front_to_back():
+    """SequentialS3Reader._fill, ForwardStream: without prefetch(), reads of pieces of a large object
+    take its bytes in order from one GET (from byte 0); nothing waits for a whole body."""
+    size = TAIL_FETCH_ABOVE + 12_345
+    data = payload(size)
+    made, gets = reader(data)
+    assert made.read(10) == data[:10]
+    buffer = bytearray(2 * MiB)
+    assert made.readinto(buffer) == len(buffer) and buffer == data[10 : 10 + 2 * MiB]
+    made.seek(3 * MiB)
+    assert made.read(100) == data[3 * MiB : 3 * MiB + 100]
+    assert gets.gets() == [(0, None)] and gets.waits() == []
+
+
+def test_a_small_object_read_in_pieces_is_kept_whole():
+    """SequentialS3Reader._begin_pieces: an object of TAIL_FETCH_ABOVE bytes or less is received
+    whole by its one GET and serves every later read and seek."""
+    data = payload(TAIL_FETCH_ABOVE)
+    made, gets = reader(data)
+    assert made.read(10) == data[:10]
+    made.seek(-100, 2)
+    assert made.read() == data[-100:]
+    made.seek(5)
+    assert made.read(20) == data[5:25]
+    assert gets.gets() == [(0, None)]
+
+
+def test_a_large_objects_tail_comes_by_its_own_get_before_the_stream_reaches_it():
+    """SequentialS3Reader._fill_forward: the tail's GET, as in the whole-object case."""
+    size = TAIL_FETCH_ABOVE + 12_345
+    data = payload(size)
+    made, gets = reader(data)
+    assert made.read(10) == data[:10]
+    made.seek(size - 100)
+    assert made.read() == data[-100:]
+    assert gets.gets() == [(0, None), (size - TAIL_BYTES, size)]
+
+
+def test_a_failed_read_leaves_the_stream_and_the_next_read_receives_the_object_whole():
+    """ForwardStream.readinto: after a failure part-way through a read, the stream's position is
+    unknown; the next read must not take bytes from it (they would be the wrong ones)."""
+    size = TAIL_FETCH_ABOVE + 12_345
+    data = payload(size)
+    made, gets = reader(data, fail_at=2 * MiB)
+    assert made.read(10) == data[:10]
+    with pytest.raises(ConnectionError):
+        made.read(3 * MiB)
+    assert made.tell() == 10
+    assert made.read(100) == data[10:110]
+    assert gets.gets() == [(0, None), (None, None)]
+
+
+def test_closing_a_reader_cancels_its_forward_get():
+    """SequentialS3Reader.close: the front-to-back GET is closed too."""
+    made, gets = reader(payload(TAIL_FETCH_ABOVE + 1))
+    made.read(10)
+    made.close()
+    assert gets.ranged[0].closed and made.closed

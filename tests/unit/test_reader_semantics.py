@@ -4,6 +4,7 @@ against a BytesIO model, and over a fake of the native download streams that cou
 
 import io
 import random
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -12,6 +13,7 @@ from reader_model import ClampedBytesIO, apply_operation
 
 from s3torchconnector import S3Reader, S3ReaderConstructor
 from s3torchconnector._s3client import MockS3Client
+from s3torchconnector.s3reader import forward_stream, sequential
 from s3torchconnector.s3reader.dcp_optimized import DCPOptimizedS3Reader
 from s3torchconnector.s3reader.ranged import (
     DEFAULT_BUFFER_SIZE,
@@ -168,10 +170,14 @@ class _Info:
 class _Stream:
     """Stands in for a native GetObjectStream of data[start:end]."""
 
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes, object_size: int):
         self._data = data
+        self._object_size = object_size
         self._offset = 0
         self.closed = False
+
+    def info(self):
+        return _Info(self._object_size)
 
     def read_all_bytes(self):
         out = self._data[self._offset :]
@@ -213,8 +219,8 @@ class _FakeObject:
     def get_stream(self, start=None, end=None):
         self.gets.append((start, end))
         if start is None and end is None:
-            return _Stream(self.data)
-        return _Stream(self.data[start:end])
+            return _Stream(self.data, len(self.data))
+        return _Stream(self.data[start:end], len(self.data))
 
     def reader(self, constructor) -> S3Reader:
         return constructor(
@@ -268,6 +274,42 @@ def _reader_on_mock(data: bytes, constructor) -> S3Reader:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_reader_matches_bytesio_model(name, data, ops):
     run_against_model(_reader_on_mock(data, CONSTRUCTORS[name]), data, ops)
+
+
+@given(
+    size=st.integers(0, 2500), seed=st.integers(0, 2**32 - 1), ops=st.lists(_ops, max_size=25), prefetched=st.booleans()
+)
+# Each path once for sure: a jump forward read through, one that starts a new GET, the window of bytes
+# just read, a large read straight from the stream, the tail's own GET, and a step back past the window.
+@example(
+    size=2000,
+    seed=1,
+    ops=[("read", 10), ("seek", 200, 0), ("read", 5), ("seek", 1000, 0), ("read", 5)],
+    prefetched=False,
+)
+@example(
+    size=2000,
+    seed=2,
+    ops=[("read", 10), ("seek", 3, 0), ("read", 100), ("seek", -50, 2), ("read", 10)],
+    prefetched=False,
+)
+@example(size=2000, seed=3, ops=[("read", 500), ("seek", 499, 0), ("read", 10)], prefetched=False)
+@example(
+    size=2000, seed=4, ops=[("read", 10), ("seek", 12, 0), ("read", 10), ("seek", 13, 0), ("read", 3)], prefetched=False
+)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_sequential_reader_of_a_large_object_matches_bytesio_model(size, seed, ops, prefetched):
+    """With its sizes scaled down, so that objects of a few KiB take every path a large object takes:
+    front to back through one GET, the window of bytes just read, jumps forward (read through, or a
+    new GET), the tail's own GET, and a step back past the window (the object received whole)."""
+    data = random.Random(seed).randbytes(size)
+    scaled = dict(TAIL_FETCH_ABOVE=200, TAIL_BYTES=100)
+    scaled_forward = dict(WINDOW_FILL=16, SKIP_BY_READING=300, _DISCARD_PIECE=7)
+    with mock.patch.multiple(sequential, **scaled), mock.patch.multiple(forward_stream, **scaled_forward):
+        reader = _reader_on_mock(data, S3ReaderConstructor.sequential())
+        if prefetched:
+            reader.prefetch()
+        run_against_model(reader, data, ops)
 
 
 # A DCP data file as a load plan sees it: runs of bytes, each an item the plan reads (True) or one
@@ -583,7 +625,7 @@ def test_sequential_reader_fetches_the_object_once():
     reader.seek(0)
     assert reader.read() == data
     assert out == data
-    assert fake.gets == [(None, None)]
+    assert fake.gets == [(0, None)]  # all of it, kept after the first read of a piece
 
 
 def test_range_based_reader_serves_small_reads_from_one_buffered_request():

@@ -1,23 +1,30 @@
-"""SequentialS3Reader: fetches the whole object once, in parallel parts, into one buffer."""
+"""SequentialS3Reader: reads an object whole into one buffer, or front to back through one GET."""
 
 import sys
 from typing import Any, Callable, Optional
 
+from .forward_stream import ForwardStream
 from .s3reader import S3Reader, check_read_size
 
 # Zip archives (torch.save) and other formats keep their index at the end, and read it first: in an
-# object larger than TAIL_FETCH_ABOVE, a read in its last TAIL_BYTES that has not landed yet fetches
-# them on their own, so that it does not wait for the whole object to arrive.
+# object larger than TAIL_FETCH_ABOVE, a read in its last TAIL_BYTES that the download has not reached
+# yet fetches them on their own, so that it does not wait for the whole object to arrive.
 TAIL_BYTES = 1024 * 1024
 TAIL_FETCH_ABOVE = 8 * TAIL_BYTES
 
 
 class SequentialS3Reader(S3Reader):
-    """Reads the whole object once into one bytes object (parts written straight to their offsets
-    as they arrive) and serves reads and seeks from it. ``read()`` of all of it returns that object
-    without a copy. Any other first read starts the download and returns as soon as its own bytes
-    are in, the rest landing in the background: ``torch.load`` of a checkpoint unpickles its first
-    tensors while the last are on their way. Best for reading objects whole: samples, checkpoints.
+    """Reads the whole object with one GET. ``read()`` of all of it returns one bytes object, the
+    parts received straight into it, without a copy. Reads of pieces return as soon as their own
+    bytes are in:
+
+    - an object of at most 8 MiB, or one whose download ``prefetch()`` started, is received whole
+      into one buffer that serves every read and seek;
+    - a larger one is read front to back through one in-order GET whose parts are fetched ahead,
+      each large read received straight into the caller's memory (``torch.load`` gets its tensors'
+      bytes without a second copy of the checkpoint), a read in the last 1 MiB that the GET has not
+      reached yet fetches that tail on its own (a zip's index), and a read further back than the last
+      256 KiB read turns to receiving the object whole (one more GET).
     """
 
     def __init__(self, bucket: str, key: str, get_object_info: Callable, get_stream: Callable):
@@ -27,16 +34,24 @@ class SequentialS3Reader(S3Reader):
         self._stream: Any = None  # the whole-object GET: a native GetObjectStream, or the in-memory client's
         self._body: Optional[bytes] = None
         self._landing = False  # the body is still arriving: wait_landed before reading a range of it
+        self._forward: Optional[ForwardStream] = None
+        self._random = False  # a read went back past the forward stream's window: receive the object whole
         self._tail_start = 0
         self._tail: Optional[bytes] = None
 
     def prefetch(self) -> None:
-        if self._stream is None and self._body is None and not self.closed:
+        if self._stream is None and self._body is None and self._forward is None and not self.closed:
             self._stream = self._get_stream()
 
     def _started_stream(self):
+        self._end_forward()
         self.prefetch()
         return self._stream
+
+    def _end_forward(self) -> None:
+        if self._forward is not None:
+            self._forward.close()
+            self._forward = None
 
     def _load(self) -> bytes:
         """All of the body: the bytes object itself."""
@@ -47,6 +62,37 @@ class SequentialS3Reader(S3Reader):
             self._stream.wait_landed(0, len(self._body))
             self._landing = False
         return self._body
+
+    def _begin_pieces(self) -> None:
+        """Before a read of a piece, if no download started yet: the GET that suits the object."""
+        if self._body is None and self._stream is None and self._forward is None and not self._random:
+            forward = ForwardStream(self._get_stream)
+            if forward.size <= TAIL_FETCH_ABOVE:  # one part at most: keep it all, for any seek
+                self._body = forward.read_rest()
+            else:
+                self._forward = forward
+
+    def _fill(self, start: int, target: memoryview) -> int:
+        """Copies the body's bytes from ``start`` into ``target`` as soon as they are in; how many."""
+        self._begin_pieces()
+        forward = self._forward
+        if forward is not None:
+            if forward.can_read(start):
+                return self._fill_forward(forward, start, target)
+            self._random = True
+            self._end_forward()
+        data = self._range(start, start + len(target))
+        target[: len(data)] = data
+        return len(data)
+
+    def _fill_forward(self, forward: ForwardStream, start: int, target: memoryview) -> int:
+        size = forward.size
+        in_tail = size > TAIL_FETCH_ABOVE and start >= size - TAIL_BYTES
+        if in_tail and (self._tail is not None or start >= forward.at):
+            data = self._from_tail(start, min(size, start + len(target)), size)
+            target[: len(data)] = data
+            return len(data)
+        return forward.readinto(start, target)
 
     def _range(self, start: int, end: int) -> memoryview:
         """Bytes [start, end) of the body (clamped to it), as soon as they are in."""
@@ -71,6 +117,8 @@ class SequentialS3Reader(S3Reader):
     def _size(self) -> int:
         if self._body is not None:
             return len(self._body)
+        if self._forward is not None:
+            return self._forward.size
         return self._get_object_info().size
 
     def get_object_info(self):
@@ -83,21 +131,27 @@ class SequentialS3Reader(S3Reader):
             body = self._load()  # all of it: the body itself, not a copy
             self._position = len(body)
             return body
-        end = sys.maxsize if size is None else self._position + size  # the rest: clamped to the body
-        data = self._range(self._position, end)
-        self._position += len(data)
-        return data.tobytes()
+        self._begin_pieces()
+        if self._forward is None:  # a slice of the body, landed or landing: one copy
+            end = sys.maxsize if size is None else self._position + size  # the rest: clamped to the body
+            data = self._range(self._position, end)
+            self._position += len(data)
+            return data.tobytes()
+        wanted = self._size() - self._position if size is None else size
+        buffer = bytearray(max(0, min(wanted, self._size() - self._position)))
+        n = self._fill(self._position, memoryview(buffer))
+        self._position += n
+        return bytes(memoryview(buffer)[:n])
 
     def readinto(self, buf) -> int:
         self._check_not_closed()
-        target = memoryview(buf).cast("B")
-        data = self._range(self._position, self._position + len(target))
-        target[: len(data)] = data
-        self._position += len(data)
-        return len(data)
+        n = self._fill(self._position, memoryview(buf).cast("B"))
+        self._position += n
+        return n
 
     def close(self) -> None:
         if not self.closed:
+            self._end_forward()
             if self._stream is not None:
                 self._stream.close()
             self._stream = None
