@@ -409,6 +409,27 @@ def build(sizes: Sizes, quick: bool) -> List[Workload]:
             note="S3Checkpoint.reader (sequential); boto3: get_object().read() + BytesIO; s3fs: open('rb')",
         ),
         Workload(
+            "W3lb",
+            f"peak RSS growth of torch.load of a {human(s.checkpoint)} checkpoint (from the W3l runs)",
+            "load",
+            "loopback",
+            "MiB",
+            all_peers,
+            0,
+            dict(key=ckpt_key, size=s.checkpoint),
+            target=f"≤ 1.1x the checkpoint ({1.1 * s.checkpoint / MIB:,.0f} MiB) and < every peer",
+            value_field="rss_growth",
+            target_value=1.1 * s.checkpoint / MIB,
+            from_runs_of="W3l",
+            check=lambda v: (
+                None
+                if v.get("ours") is None
+                else v["ours"] <= 1.1 * s.checkpoint / MIB
+                and all(v[p] is None or v["ours"] < v[p] for p in v if p != "ours")
+            ),
+            note="the largest growth over the W3l runs; the loaded tensors themselves are the checkpoint's size",
+        ),
+        Workload(
             "W3c",
             f"torch.save of {human(s.write_check)} to moto, read back and compared",
             "save",
