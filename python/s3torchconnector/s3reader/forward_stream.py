@@ -7,7 +7,7 @@ from typing import Callable
 from .s3reader import readinto_full
 
 # Reads smaller than this are served from a window of the object filled this much at a time; larger
-# ones are received from the stream straight into the caller's memory.
+# ones are copied once, from the parts the stream received, straight into the caller's memory.
 WINDOW_FILL = 256 * 1024
 # A jump forward of at most this many bytes reads through them (the GET has most of them on their way
 # already); a longer one starts a new GET where it lands.

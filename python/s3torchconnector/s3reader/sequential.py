@@ -21,7 +21,7 @@ class SequentialS3Reader(S3Reader):
     - an object of at most 8 MiB, or one whose download ``prefetch()`` started, is received whole
       into one buffer that serves every read and seek;
     - a larger one is read front to back through one in-order GET whose parts are fetched ahead,
-      each large read received straight into the caller's memory (``torch.load`` gets its tensors'
+      each large read copied once from them into the caller's memory (``torch.load`` gets its tensors'
       bytes without a second copy of the checkpoint), a read in the last 1 MiB that the GET has not
       reached yet fetches that tail on its own (a zip's index), and a read further back than the last
       256 KiB read turns to receiving the object whole (one more GET).
