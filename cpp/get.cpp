@@ -45,6 +45,13 @@ void DownloadState::open_window(uint64_t bytes) {
     if (handle != nullptr && !finished && bytes > 0) aws_s3_meta_request_increment_read_window(handle, bytes);
 }
 
+void DownloadState::widen_stream_window() {
+    if (whole || finished || !chunks.empty() || stream_ahead >= max_window) return;
+    const uint64_t wider = std::min(part_size, max_window - stream_ahead);
+    stream_ahead += wider;
+    open_window(wider);
+}
+
 void DownloadState::mark_landed(uint64_t start, uint64_t end) {
     if (end <= start) return;
     auto next = landed.upper_bound(start);
@@ -333,6 +340,7 @@ GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, 
         auto locked = download_->lock();
         DownloadState &d = Download::of(locked);
         d.open_window(d.least_ahead - d.initial_window);
+        d.stream_ahead = d.least_ahead;
     }
 }
 
@@ -471,6 +479,10 @@ std::shared_ptr<Buffer> GetStream::next_chunk() {
         std::shared_ptr<Buffer> rest = read_all();
         return rest->size() == 0 ? nullptr : rest;
     }
+    {
+        auto locked = download_->lock();
+        Download::of(locked).widen_stream_window();
+    }
     auto locked = wait_for([](DownloadState &d) { return !d.chunks.empty() || d.finished; });
     DownloadState &d = Download::of(locked);
     if (d.reading) throw std::logic_error("this stream is already being read by another thread");
@@ -517,6 +529,7 @@ size_t GetStream::readinto(uint8_t *out, size_t size) {
         ~EndReading() { d.reading = false; }
     } end_reading{d};
     while (copied < size) {
+        d.widen_stream_window();
         wait_interruptibly(
             locked.unique_lock(), locked.changed(), [&d] { return !d.chunks.empty() || d.finished; },
             [this] { download_->cancel(); });

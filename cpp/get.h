@@ -63,7 +63,8 @@ struct DownloadState : RequestState {
 
     uint64_t initial_window = 0;  // bytes the CRT may fetch ahead of delivery before the window is opened
     uint64_t least_ahead = 0;     // the window a running download keeps at least (Client::least_read_ahead)
-    uint64_t max_window = 0;      // the most a whole-object download fetches ahead: one part per connection
+    uint64_t max_window = 0;      // the most a download fetches ahead: one part per connection
+    uint64_t stream_ahead = 0;    // what a stream fetches ahead now: least_ahead, widened while its reader waits
     uint64_t content_length = 0;
     ObjectInfo info;
     std::shared_ptr<ObjectVersion> version;  // the reader's pinned version, if it has one
@@ -78,6 +79,9 @@ struct DownloadState : RequestState {
     [[nodiscard]] std::shared_ptr<Slices> detach();
     // Let the CRT fetch `bytes` more.
     void open_window(uint64_t bytes);
+    // A stream's reader is about to wait for the next part: the parts in flight do not cover the time to the first
+    // byte of the next (a far server), so one more part is fetched ahead from now on, up to max_window.
+    void widen_stream_window();
     // Whether every byte of the object range [start, end) is in the destination.
     bool has_landed(uint64_t start, uint64_t end) const;
     // Whether no byte will land any more (the download finished and its parts are in).
