@@ -226,7 +226,7 @@ def _parse_args(argv):
     ap.add_argument("--quick", action="store_true", help="smaller objects and counts: a run of a few minutes")
     ap.add_argument(
         "--only",
-        help="comma-separated workload ids (W0,W0s,W1,W1c,W1q,W1s,W2,W2x,W2d,W2m,W3s,W3l,W3lb,W3c,W4,W4m,W4mx,"
+        help="comma-separated workload ids (W0,W0s,W1,W1c,W1q,W1s,W2,W2x,W2d,W2m,W3s,W3l,W3ls,W3lb,W3c,W4,W4m,W4mx,"
         "W5,W5n,W5s,W6,W6b,W8); W4m brings W4mx, W1c and W6b bring W1, W3lb brings W3l",
     )
     ap.add_argument("--impls", help="comma-separated clients (ours,original,boto3,s3fs,curl,ours_prefix,webdataset)")
