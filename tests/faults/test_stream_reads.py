@@ -1,8 +1,10 @@
 """A streaming GET's readinto copies out of the received parts without holding the download's lock
 (cpp/get.cpp), so one stream takes one reader at a time: a second, concurrent one is refused
-with a clear error instead of taking bytes from under the first."""
+with a clear error instead of taking bytes from under the first. And a stream whose reader waits for
+its next part fetches further ahead."""
 
 import threading
+import time
 
 from .proxy import forward
 from .test_faults import MIB, PART, client_for, payload, ranged_get_of
@@ -43,3 +45,22 @@ def test_a_second_concurrent_reader_of_one_stream_is_refused_and_the_first_gets_
     assert results == [(2 * MIB, data[: 2 * MIB])]
     rest = bytearray(len(data))
     assert stream.readinto(rest) == len(data) - 2 * MIB and rest[: len(data) - 2 * MIB] == data[2 * MIB :]
+
+
+def test_a_stream_whose_reader_waits_fetches_further_ahead(s3, proxy):
+    # Each part takes the proxy 0.2 s to answer: a reader of four parts waits for each of them, and the
+    # stream fetches one more part ahead each time, beyond the eight it starts with.
+    parts, waits, window = 24, 4, 8
+    data = payload(parts * PART, seed=81)
+    s3.put("obj.bin", data)
+    is_get = ranged_get_of(s3.bucket, "obj.bin")
+    proxy.add(is_get, forward(before=lambda _r: time.sleep(0.2)))
+    stream = client_for(proxy, s3.region)._get_object_stream(s3.bucket, "obj.bin", 0, None)
+
+    buffer = bytearray(PART)
+    for part in range(waits):
+        assert stream.readinto(buffer) == PART and buffer == data[part * PART : (part + 1) * PART]
+
+    # Without widening the requests stop at what the reader consumed plus the window (and one being sent).
+    assert proxy.wait_for(is_get, waits + window + 2, 20), [r.range for r in proxy.received(is_get)]
+    stream.close()
