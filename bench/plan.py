@@ -107,6 +107,34 @@ class Workload:
     labels: Dict[str, str] = field(default_factory=dict)  # this row's own names of its impls
 
 
+def _peak_memory_row(row_id, what, kind, spec, impls, *, factor, of, below, below_text, note) -> Workload:
+    """A memory row made from the runs of the row that runs ``kind`` on loopback (W6b from W1's): ours's
+    largest peak RSS growth, at most ``factor`` times the object's size and below each client in ``below``."""
+    bound = factor * spec["size"] / MIB
+
+    def check(v):
+        if v.get("ours") is None or any(v.get(p) is None for p in below):
+            return None
+        return v["ours"] <= bound and all(v["ours"] < v[p] for p in below)
+
+    return Workload(
+        row_id,
+        what,
+        kind,
+        "loopback",
+        "MiB",
+        impls,
+        0,
+        spec,
+        target=f"≤ {factor}x {of} ({bound:,.0f} MiB) and < {below_text}",
+        value_field="rss_growth",
+        target_value=bound,
+        from_runs_of={"seq_read": "W1", "load": "W3l"}[kind],
+        check=check,
+        note=note,
+    )
+
+
 def _ratio(values, a="ours", b="original"):
     if values.get(a) is None or not values.get(b):
         return None
@@ -421,25 +449,16 @@ def build(sizes: Sizes, quick: bool) -> List[Workload]:
             check=_at_least(3),
             note="W3l where each connection is slow and far (20 ms to first byte, 90 MB/s): what the read-ahead buys",
         ),
-        Workload(
+        _peak_memory_row(
             "W3lb",
             f"peak RSS growth of torch.load of a {human(s.checkpoint)} checkpoint (from the W3l runs)",
             "load",
-            "loopback",
-            "MiB",
-            all_peers,
-            0,
             dict(key=ckpt_key, size=s.checkpoint),
-            target=f"≤ 1.1x the checkpoint ({1.1 * s.checkpoint / MIB:,.0f} MiB) and < every peer",
-            value_field="rss_growth",
-            target_value=1.1 * s.checkpoint / MIB,
-            from_runs_of="W3l",
-            check=lambda v: (
-                None
-                if v.get("ours") is None
-                else v["ours"] <= 1.1 * s.checkpoint / MIB
-                and all(v[p] is None or v["ours"] < v[p] for p in v if p != "ours")
-            ),
+            all_peers,
+            factor=1.1,
+            of="the checkpoint",
+            below=[p for p in all_peers if p != "ours"],
+            below_text="every peer",
             note="the largest growth over the W3l runs; the loaded tensors themselves are the checkpoint's size",
         ),
         Workload(
@@ -570,24 +589,16 @@ def build(sizes: Sizes, quick: bool) -> List[Workload]:
             check=lambda v: None if v.get("ours") is None else v["ours"] < 300,
             note="VmHWM (reset before the read) minus VmRSS before it; client start-up included",
         ),
-        Workload(
+        _peak_memory_row(
             "W6b",
             f"peak RSS growth of a sequential read of a {human(s.big)} object (from the W1 runs)",
             "seq_read",
-            "loopback",
-            "MiB",
-            all_peers,
-            0,
             dict(key=big_key, size=s.big),
-            target=f"≤ 1.05x object ({1.05 * s.big / MIB:,.0f} MiB) and < original",
-            value_field="rss_growth",
-            target_value=1.05 * s.big / MIB,
-            from_runs_of="W1",
-            check=lambda v: (
-                None
-                if v.get("ours") is None or v.get("original") is None
-                else v["ours"] <= 1.05 * s.big / MIB and v["ours"] < v["original"]
-            ),
+            all_peers,
+            factor=1.05,
+            of="object",
+            below=["original"],
+            below_text="original",
             note="the largest growth over the W1 runs; .read() returns a bytes object",
         ),
         Workload(
