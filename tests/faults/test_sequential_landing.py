@@ -1,6 +1,6 @@
 """The sequential reader's reads of pieces: each returns once its own bytes are in, while the rest of
 the object comes in the background; an index at the tail comes by its own GET. A large object is read
-front to back through one GET (bytes going straight to the caller), unless its download was started
+front to back through one GET (each large read copied once to the caller), unless its download was started
 whole by prefetch(). Observed at the proxy, with a part of the download held back."""
 
 import gc
