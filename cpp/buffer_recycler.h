@@ -2,6 +2,7 @@
 #pragma once
 
 #include "buffer.h"
+#include "fork.h"
 
 #include <cstddef>
 #include <memory>
@@ -38,6 +39,9 @@ public:
 
 private:
     void give_back(std::unique_ptr<Buffer> buffer) {
+        // In a forked child the mutex may have been held by a parent's thread at the fork (fork.h, rule 1): the
+        // buffer is just freed.
+        if (!made_in_.is_current()) return;
         std::lock_guard<std::mutex> lock(mutex_);
         if (free_.size() < keep_) free_.push_back(std::move(buffer));
     }
@@ -46,6 +50,7 @@ private:
     const size_t keep_;
     std::mutex mutex_;
     std::vector<std::unique_ptr<Buffer>> free_;
+    MadeInProcess made_in_;
 };
 
 }  // namespace s3tc
