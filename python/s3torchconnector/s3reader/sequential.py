@@ -137,8 +137,8 @@ class SequentialS3Reader(S3Reader):
             data = self._range(self._position, end)
             self._position += len(data)
             return data.tobytes()
-        wanted = self._size() - self._position if size is None else size
-        buffer = bytearray(max(0, min(wanted, self._size() - self._position)))
+        left = self._size() - self._position  # the position never passes the end (resolve_seek)
+        buffer = bytearray(left if size is None else min(size, left))
         n = self._fill(self._position, memoryview(buffer))
         self._position += n
         return bytes(memoryview(buffer)[:n])
