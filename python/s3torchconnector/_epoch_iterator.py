@@ -7,10 +7,11 @@ loads it into the new pass before its first item, which then continues exactly w
 
 import hashlib
 from itertools import islice, takewhile
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 from . import _epoch_order
 from ._iterable_state import Listing, Position, check_listing, check_settings, position_from_dict
+from ._manifest_entries import ManifestEntries
 
 
 class LazyListing:
@@ -18,10 +19,15 @@ class LazyListing:
     need all of them (and their fingerprint); a plain pass reads while it lists."""
 
     def __init__(self, objects):
-        self._objects = iter(objects)
-        self._items: List[Any] = []
-        self._digest = hashlib.sha256()
-        self._complete = False
+        self._fingerprint: Optional[Listing] = None
+        if isinstance(objects, ManifestEntries):  # listed whole already, each entry made when indexed
+            self._items: Sequence[Any] = objects
+            self._objects: Iterator[Any] = iter(())
+            self._complete = True
+        else:
+            self._items = []
+            self._objects = iter(objects)
+            self._complete = False
 
     def has(self, position: int) -> bool:
         while len(self._items) <= position and not self._complete:
@@ -29,25 +35,27 @@ class LazyListing:
             if item is None:
                 self._complete = True
             else:
-                self._items.append(item)
-                self._digest.update(item.key.encode() + b"\0")
+                self._items.append(item)  # type: ignore[attr-defined]  # a list until complete
         return position < len(self._items)
 
     def __getitem__(self, position: int):
         return self._items[position]
 
-    def all(self) -> List[Any]:
+    def all(self) -> Sequence[Any]:
         if not self._complete:
-            # The rest in one go: one digest update over their keys, not one per object (the same digest).
-            rest = list(self._objects)
-            self._items.extend(rest)
-            if rest:
-                self._digest.update(("\0".join([item.key for item in rest]) + "\0").encode())
+            self._items.extend(self._objects)  # type: ignore[attr-defined]  # a list until complete
             self._complete = True
         return self._items
 
     def fingerprint(self) -> Listing:
-        return Listing(objects=len(self.all()), digest=self._digest.hexdigest()[:16])
+        """The object count and a digest of the keys, each followed by a NUL (made once: the listing
+        is complete by then, and a StatefulDataLoader asks with every batch)."""
+        if self._fingerprint is None:
+            items = self.all()
+            keys = items.keys() if isinstance(items, ManifestEntries) else [item.key for item in items]
+            text = "\0".join(keys) + "\0" if keys else ""
+            self._fingerprint = Listing(objects=len(items), digest=hashlib.sha256(text.encode()).hexdigest()[:16])
+        return self._fingerprint
 
 
 class EpochIterator:

@@ -22,6 +22,7 @@ import json
 import sys
 from typing import Any, Iterator, List, Optional
 
+from ._manifest_entries import ManifestEntries, Row, is_simple_block, is_simple_line
 from ._progress import TerminalProgress
 from ._s3bucket_key_data import S3BucketKeyData
 from ._s3client import ObjectInfo, S3Client, S3ClientConfig
@@ -33,6 +34,7 @@ from .s3writer import S3Writer
 
 HEADER_FIELD = "s3torchconnector_manifest"
 VERSION = 1
+_DECODER = json.JSONDecoder()
 
 
 def write_manifest(
@@ -94,10 +96,10 @@ class ObjectsFromManifest:
             raise ValueError(f"{manifest_uri!r} names a bucket, not a manifest object: use 's3://bucket/m.jsonl'")
         self.uri = manifest_uri
 
-    def __call__(self, client: S3Client) -> Iterator[S3BucketKeyData]:
-        return iter(self.read(client))
+    def __call__(self, client: S3Client) -> ManifestEntries:
+        return self.read(client)
 
-    def read(self, client: S3Client) -> List[S3BucketKeyData]:
+    def read(self, client: S3Client) -> ManifestEntries:
         try:
             stream = client._get_object_stream(self.bucket, self.key, 0, None)
             raw: Any = io.BufferedReader(StreamFile(stream), buffer_size=1 << 20)
@@ -105,7 +107,7 @@ class ObjectsFromManifest:
                 raw = gzip.GzipFile(fileobj=raw, mode="rb")
             text = io.TextIOWrapper(raw, encoding="utf-8")
             with _collector_paused():
-                entries = list(self._parse(_lines(text)))
+                entries = self._parse(_blocks(text))
         except S3Exception as error:
             raise with_message(error, f"cannot read the manifest {self.uri}: {error}") from error
         except (OSError, EOFError, UnicodeDecodeError) as error:  # gzip.BadGzipFile is an OSError
@@ -116,48 +118,47 @@ class ObjectsFromManifest:
             raise ValueError(f"the manifest {self.uri} lists no objects")
         return entries
 
-    def _parse(self, lines) -> Iterator[S3BucketKeyData]:
-        bucket = None
-        decoder = json.JSONDecoder()
-        decode = decoder.decode
-        # One JSON value at an index: what decode() calls after its two regex matches (typeshed omits it).
-        scan = decoder.scan_once  # type: ignore[attr-defined]
-        for number, line in enumerate(lines, start=1):
-            # The fast path takes a line that is one JSON object and nothing more, in the shape write_manifest
-            # writes; anything else (blank lines, other spacing, "uri" entries, errors) takes the exact path below.
-            try:
-                entry, end = scan(line, 0)
-            except (StopIteration, ValueError):  # no value at 0, or not JSON: the exact path says which
-                entry = None
-            if bucket is not None and type(entry) is dict and end == len(line):
-                key, size, etag = entry.get("key"), entry.get("size"), entry.get("etag", "")
-                if (
-                    type(key) is str
-                    and key
-                    and type(size) is int
-                    and size >= 0
-                    and type(etag) is str
-                    and "uri" not in entry
-                    and HEADER_FIELD not in entry
-                ):
-                    yield S3BucketKeyData(bucket, key, ObjectInfo(key, etag, size))
-                    continue
-            if not line.strip():
-                continue
-            try:
-                entry = decode(line)
-            except ValueError as error:
-                raise self._bad_line(number, f"not JSON ({error})") from None
-            if not isinstance(entry, dict):
-                raise self._bad_line(number, "not a JSON object")
-            if HEADER_FIELD in entry:
-                if number != 1:
-                    raise self._bad_line(number, "a header line is only allowed first")
-                bucket = entry.get("bucket")
-                if not isinstance(bucket, str) or not bucket:
-                    raise self._bad_line(number, "the header has no bucket")
-                continue
-            yield self._entry(entry, bucket, number)
+    def _parse(self, blocks: Iterator[str]) -> ManifestEntries:
+        bucket: Optional[str] = None  # a header names it, on line 1
+        rows: List[Row] = []
+        number = 0  # lines before the block
+        for block in blocks:
+            if number == 0:  # line 1 alone: a header there names the bucket of the lines after it
+                first, block = block.split("\n", 1)
+                bucket = self._add_line(first, 1, bucket, rows)
+                number = 1
+            lines = block.split("\n")
+            lines.pop()  # after the block's last newline
+            if bucket is not None and is_simple_block(block):  # one match checks every line
+                rows.extend(lines)
+            else:
+                for offset, line in enumerate(lines, start=1):
+                    bucket = self._add_line(line, number + offset, bucket, rows)
+            number += len(lines)
+        return ManifestEntries(bucket or "", rows)
+
+    def _add_line(self, line: str, number: int, bucket: Optional[str], rows: List[Row]) -> Optional[str]:
+        """Checks one line and adds its object to ``rows``; returns the bucket, which a header names."""
+        if bucket is not None and is_simple_line(line):
+            rows.append(line)
+            return bucket
+        if not line.strip():
+            return bucket
+        try:
+            entry = _DECODER.decode(line)
+        except ValueError as error:
+            raise self._bad_line(number, f"not JSON ({error})") from None
+        if not isinstance(entry, dict):
+            raise self._bad_line(number, "not a JSON object")
+        if HEADER_FIELD in entry:
+            if number != 1:
+                raise self._bad_line(number, "a header line is only allowed first")
+            header_bucket = entry.get("bucket")
+            if not isinstance(header_bucket, str) or not header_bucket:
+                raise self._bad_line(number, "the header has no bucket")
+            return header_bucket
+        rows.append(self._entry(entry, bucket, number))
+        return bucket
 
     def _entry(self, entry: dict, bucket: Optional[str], number: int) -> S3BucketKeyData:
         if "uri" in entry:
@@ -193,19 +194,21 @@ class ObjectsFromManifest:
         )
 
 
-def _lines(text) -> Iterator[str]:
-    """The lines of a text stream, without their newlines, split a megabyte at a time: iterating the
-    stream line by line costs a Python call per line in GzipFile (its ``closed`` check)."""
+def _blocks(text) -> Iterator[str]:
+    """The text of a stream about a megabyte at a time, cut after a newline: whole lines, each ending
+    with one. Iterating the stream line by line would cost a Python call per line in GzipFile."""
     partial = ""
     while True:
         block = text.read(1 << 20)
         if not block:
             break
-        lines = (partial + block).split("\n")
-        partial = lines.pop()
-        yield from lines
+        block = partial + block
+        cut = block.rfind("\n") + 1
+        partial = block[cut:]
+        if cut:
+            yield block[:cut]
     if partial:
-        yield partial
+        yield partial + "\n"
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ from typing import Any, Callable, Iterable, List, Optional, Sequence
 
 import torch.utils.data
 
+from ._manifest_entries import ManifestEntries
 from ._s3client import S3Client, S3ClientConfig
 from ._s3dataset_common import S3BucketKeyData, identity
 from .s3dataset_base import S3DatasetBase
@@ -39,12 +40,14 @@ class S3MapDataset(S3DatasetBase, torch.utils.data.Dataset):
             reader_constructor=reader_constructor,
             kind="map",
         )
-        self._objects: Optional[List[S3BucketKeyData]] = None
+        self._objects: Optional[Sequence[S3BucketKeyData]] = None
 
     @property
-    def _dataset_objects(self) -> List[S3BucketKeyData]:
+    def _dataset_objects(self) -> Sequence[S3BucketKeyData]:
         if self._objects is None:
-            self._objects = list(self._get_dataset_objects(self._get_client()))
+            objects = self._get_dataset_objects(self._get_client())
+            # A manifest's entries are a sequence already, each made when it is indexed.
+            self._objects = objects if isinstance(objects, ManifestEntries) else list(objects)
         return self._objects
 
     def __len__(self) -> int:

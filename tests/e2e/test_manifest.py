@@ -3,7 +3,9 @@ gzip for .gz, also by the command), read with one GET by both dataset kinds, eac
 the version the manifest recorded, and bad manifests refused before any sample is read."""
 
 import gzip
+import hashlib
 import json
+import pickle
 import subprocess
 import sys
 from itertools import islice
@@ -11,6 +13,8 @@ from itertools import islice
 import pytest
 
 from s3torchconnector import S3Exception, S3IterableDataset, S3MapDataset
+from s3torchconnector._epoch_iterator import LazyListing
+from s3torchconnector._iterable_state import Listing
 from s3torchconnector.manifest import write_manifest
 
 N = 25
@@ -191,3 +195,65 @@ def test_the_command_writes_a_manifest(s3, objects):
     assert done.returncode == 0, done.stderr
     assert f"{N} objects" in done.stdout
     assert len(gzip.decompress(s3.get("cli.jsonl.gz")).splitlines()) == N + 1
+
+
+LARGE = 40_000  # lines of about 80 bytes: the manifest is read in several megabyte blocks
+
+
+def large_manifest(s3, odd_lines):
+    """A header and LARGE entries in write_manifest's shape, except the lines at the numbers in
+    ``odd_lines``, which are given as they are. Puts it, gzipped, into the bucket; returns each
+    expected entry as (bucket, key, size, etag)."""
+    lines = [f'{{"s3torchconnector_manifest":1,"bucket":"{s3.bucket}","prefix":"big/"}}']
+    expected = []
+    for i in range(LARGE):
+        key, size, etag = f"big/{i:06d}.bin", i, f'"{i:032x}"'
+        lines.append(json.dumps({"key": key, "size": size, "etag": etag}, separators=(",", ":")))
+        expected.append((s3.bucket, key, size, etag))
+    for number, line in odd_lines.items():
+        lines[number - 1] = line
+    s3.put("big.jsonl.gz", gzip.compress("\n".join(lines).encode()))
+    return expected
+
+
+def entries_of(entries):
+    return [
+        (e.bucket, e.key, e.object_info and e.object_info.size, e.object_info and e.object_info.etag) for e in entries
+    ]
+
+
+def test_a_large_manifest_reads_every_line_in_order(s3):
+    """Lines in write_manifest's shape and other accepted forms mix in any block, and every entry
+    keeps its place, key, size and ETag: through len, index, slice and pickle of the map dataset's
+    objects, and in the fingerprint a saved pass is checked against, the same as a listing's."""
+    odd = {
+        3: '{"key": "big/000001.bin", "size": 1, "etag": "\\"00000000000000000000000000000001\\""}',
+        20_000: '{"uri": "s3://other/far.bin", "size": 7}',
+        30_000: '{"key":"big/029998.bin","size":29998,"etag":"\\"0000000000000000000000000000752e\\"","x":1}',
+        35_000: '{"key":"big/\\u00e9t\\u00e9.bin","size":5,"etag":"\\"e\\""}',
+        LARGE + 1: '{"key":"big/last.bin"}',
+    }
+    expected = large_manifest(s3, odd)
+    expected[20_000 - 2] = ("other", "far.bin", 7, "")
+    expected[35_000 - 2] = (s3.bucket, "big/été.bin", 5, '"e"')
+    expected[LARGE - 1] = (s3.bucket, "big/last.bin", None, None)
+
+    dataset = S3MapDataset.from_manifest(s3.uri("big.jsonl.gz"), **options(s3))
+    objects = dataset._dataset_objects
+    assert len(dataset) == LARGE
+    assert entries_of(objects) == expected
+    assert entries_of(objects[-3:]) == expected[-3:] and entries_of([objects[-1]]) == expected[-1:]
+    assert pickle.loads(pickle.dumps(dataset))._dataset_objects.keys() == [entry[1] for entry in expected]
+
+    # The listing a saved pass is checked against (format version 1): the count, and the SHA-256 of
+    # the keys, each followed by a NUL, as a listing of the same keys gives it.
+    digest = hashlib.sha256("".join(entry[1] + "\0" for entry in expected).encode()).hexdigest()[:16]
+    assert LazyListing(objects).fingerprint() == Listing(objects=LARGE, digest=digest)
+    assert LazyListing(iter(list(objects))).fingerprint() == Listing(objects=LARGE, digest=digest)
+
+
+@pytest.mark.parametrize("number", [2, 20_000, LARGE + 1])
+def test_a_bad_line_anywhere_in_a_large_manifest_is_named(s3, number):
+    large_manifest(s3, {number: '{"key":"big/x.bin","size":-1,"etag":"\\"e\\""}'})
+    with pytest.raises(ValueError, match=f"line {number}: size must be a non-negative integer"):
+        len(S3MapDataset.from_manifest(s3.uri("big.jsonl.gz"), **options(s3)))
