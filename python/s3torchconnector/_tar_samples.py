@@ -10,8 +10,9 @@ the byte offset where it stopped making sense, and the sample being read then is
 """
 
 import re
-import tarfile
 from typing import Dict, Iterator, Optional, Tuple
+
+from ._tar_reader import BrokenTar, regular_files
 
 _KEY_AND_EXTENSION = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
 _METADATA = re.compile(r"__[^/]*__($|/)")
@@ -26,46 +27,24 @@ def key_and_extension(name: str) -> Tuple[Optional[str], Optional[str]]:
 def tar_samples(fileobj, url: str) -> Iterator[Dict[str, object]]:
     """The samples of the tar stream ``fileobj`` (plain or compressed)."""
     sample: Optional[Dict[str, object]] = None
-    tar = None
     try:
-        with tarfile.open(fileobj=fileobj, mode="r|*", tarinfo=_StrictTarInfo) as tar:
-            for member in tar:
-                key, extension = key_and_extension(member.name)
-                if not member.isreg() or key is None or extension is None or _METADATA.match(member.name):
-                    continue
-                if sample is not None and key != sample["__key__"]:
-                    yield sample
-                    sample = None
-                if sample is None:
-                    sample = {"__key__": key, "__url__": url}
-                if extension in sample:
-                    raise ValueError(
-                        f"{url}: {member.name} is a second '{extension}' member of the sample {key!r} "
-                        f"(at byte {member.offset})"
-                    )
-                sample[extension] = tar.extractfile(member).read()  # type: ignore[union-attr]  # a regular file has one
-                tar.members = []  # type: ignore[attr-defined]  # a stream needs no past members: memory stays flat
-    except (tarfile.TarError, EOFError, OSError) as error:
-        where = tar.offset if tar is not None else 0  # how far into the (uncompressed) tar it got
+        for name, offset, read in regular_files(fileobj):
+            key, extension = key_and_extension(name)
+            if key is None or extension is None or _METADATA.match(name):
+                continue
+            if sample is not None and key != sample["__key__"]:
+                yield sample
+                sample = None
+            if sample is None:
+                sample = {"__key__": key, "__url__": url}
+            if extension in sample:
+                raise ValueError(
+                    f"{url}: {name} is a second '{extension}' member of the sample {key!r} (at byte {offset})"
+                )
+            sample[extension] = read()
+    except BrokenTar as error:
         raise ValueError(
-            f"{url} is not a readable tar shard: {error} (at byte {where}); the sample being read was not yielded"
+            f"{url} is not a readable tar shard: {error} (at byte {error.offset}); the sample being read was not yielded"
         ) from None
     if sample is not None:
         yield sample
-
-
-class _StrictTarInfo(tarfile.TarInfo):
-    """tarfile takes any header it cannot read after the first for the end of the archive, so a shard
-    cut short or damaged between members would end quietly, short of samples. Only the zero block
-    that ends every tar ends it here; anything else is an error."""
-
-    @classmethod
-    def frombuf(cls, buf, encoding, errors):
-        try:
-            return super().frombuf(buf, encoding, errors)
-        except tarfile.EOFHeaderError:  # the zero block: the end
-            raise
-        except (tarfile.EmptyHeaderError, tarfile.TruncatedHeaderError):
-            raise tarfile.SubsequentHeaderError("it ends where a member's header should be: truncated") from None
-        except tarfile.InvalidHeaderError as error:
-            raise tarfile.SubsequentHeaderError(f"a damaged member header ({error})") from None

@@ -31,6 +31,25 @@ def tar_of(members):
     return buffer.getvalue()
 
 
+def patched(header: bytes, at: int, field: bytes, signed_checksum: bool = False) -> bytes:
+    """A header block with ``field`` written at ``at`` and its checksum made again (of signed bytes,
+    as some old tars summed them, when asked)."""
+    block = bytearray(header)
+    block[at : at + len(field)] = field
+    block[148:156] = b" " * 8
+    total = sum(byte - 256 if signed_checksum and byte >= 128 else byte for byte in block)
+    block[148:156] = b"%06o\0 " % total
+    return bytes(block)
+
+
+def member(name: str, data: bytes, **fields) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    for field, value in fields.items():
+        setattr(info, field, value)
+    return info.tobuf(tarfile.PAX_FORMAT) + data + bytes(-len(data) % 512)
+
+
 LONG = "deep/" + "d" * 120 + "/sample"  # longer than a ustar name: a pax or GNU long-name header
 ODD_MEMBERS = [
     ("train/", b""),
@@ -82,6 +101,66 @@ def test_samples_equal_what_webdataset_yields(s3, tmp_path, compress):
     }
 
 
+FORMATS = {"ustar": tarfile.USTAR_FORMAT, "gnu": tarfile.GNU_FORMAT, "pax": tarfile.PAX_FORMAT}
+
+
+@pytest.mark.parametrize("compression", ["", "gz", "bz2", "xz"])
+@pytest.mark.parametrize("tar_format", FORMATS)
+def test_each_tar_format_and_compression_reads_as_webdataset_reads_it(s3, tmp_path, tar_format, compression):
+    """ustar (a long name split into its prefix field), GNU (long-name headers) and pax (a global
+    header, and long or non-ASCII names in per-member headers), each plain and compressed."""
+    members = [
+        ("deep/" + "d" * 120 + "/0001.jpg", b"a name split in two"),
+        ("deep/" + "d" * 120 + "/0001.cls", b"1"),
+        ("\u00e9t\u00e9/0002.jpg", b"a non-ASCII name"),
+        ("links/", b""),
+    ]
+    if tar_format != "ustar":  # a name no ustar header can hold
+        members.append(("n" * 150 + ".txt", b"a long name"))
+    buffer = io.BytesIO()
+    global_header = {"comment": "for every member"} if tar_format == "pax" else None
+    with tarfile.open(
+        fileobj=buffer, mode=f"w:{compression}", format=FORMATS[tar_format], pax_headers=global_header
+    ) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name.rstrip("/"))
+            info.type = tarfile.DIRTYPE if name.endswith("/") else tarfile.REGTYPE
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("links/0001.jpg")
+        link.type, link.linkname = tarfile.SYMTYPE, "../deep/0001.jpg"  # not a regular file: skipped
+        tar.addfile(link)
+    name = f"shards/{tar_format}.tar{'.' + compression if compression else ''}"
+    s3.put(name, buffer.getvalue())
+    (tmp_path / "shard").write_bytes(buffer.getvalue())
+
+    ours = samples(s3.uri("shards/"), s3)
+    assert ours == webdataset_samples(tmp_path / "shard", s3.uri(name))
+    keys = ["deep/" + "d" * 120 + "/0001", "\u00e9t\u00e9/0002"] + (["n" * 150] if tar_format != "ustar" else [])
+    assert [sample["__key__"] for sample in ours] == keys
+    assert ours[0]["jpg"] == b"a name split in two" and ours[1]["jpg"] == b"a non-ASCII name"
+
+
+def test_hand_made_headers_read_as_tarfile_reads_them(s3, tmp_path):
+    """A pax size that overrides its header's, and a checksum of signed bytes: the same samples as
+    webdataset's; a sparse member is refused by name of the problem."""
+    five = member("p/1.txt", b"12345", pax_headers={"size": "5"})
+    five = five[:1024] + patched(five[1024:1536], 124, b"00000000001\0") + five[1536:]  # the header's size: 1
+    signed = member("p/2.txt", b"signed")
+    signed = patched(signed[:512], 0, "p/2\u00e9.txt".encode() + b"\0", signed_checksum=True) + signed[512:]
+    body = five + signed + bytes(1024)
+    s3.put("hand/shard.tar", body)
+    (tmp_path / "shard").write_bytes(body)
+    ours = samples(s3.uri("hand/"), s3)
+    assert ours == webdataset_samples(tmp_path / "shard", s3.uri("hand/shard.tar"))
+    assert [(sample["__key__"], sample["txt"]) for sample in ours] == [("p/1", b"12345"), ("p/2\u00e9", b"signed")]
+
+    sparse = member("q/1.txt", b"x")
+    s3.put("sparse/shard.tar", patched(sparse[:512], 156, b"S") + sparse[512:] + bytes(1024))
+    with pytest.raises(ValueError, match="shard.tar is not a readable tar shard: a sparse member.*at byte 0"):
+        samples(s3.uri("sparse/"), s3)
+
+
 def key_of(sample):
     return sample["__key__"]
 
@@ -125,6 +204,7 @@ def test_a_manifest_of_shards(s3):
 
 
 GOOD = tar_of([("a/1.txt", b"one"), ("a/2.txt", b"two"), ("a/3.txt", b"three" * 300)])
+PAX_ONLY = member("a/2.txt", b"", pax_headers={"comment": "c"})[:-512]  # a member's pax header, not the member
 
 
 @pytest.mark.parametrize(
@@ -133,10 +213,12 @@ GOOD = tar_of([("a/1.txt", b"one"), ("a/2.txt", b"two"), ("a/3.txt", b"three" * 
         (GOOD[:2048], ["a/1"], "truncated"),  # cut between members: tarfile alone would end quietly
         (GOOD[:1600], ["a/1"], "unexpected end of data"),  # cut inside a member's data
         (GOOD[:1024] + b"x" * 512 + GOOD[1536:], [], "at byte 1024"),  # a damaged header
+        (GOOD[:1024] + b"b" + GOOD[1025:], [], "a damaged member header (bad checksum) (at byte 1024)"),
+        (GOOD[:1024] + PAX_ONLY + bytes(1024), [], "ends after a pax or long-name header, without its member"),
         (b"this is not a tar file at all" * 40, [], "at byte 0"),
         (b"", [], "at byte 0"),
     ],
-    ids=["cut-at-header", "cut-in-member", "bad-header", "not-tar", "empty"],
+    ids=["cut-at-header", "cut-in-member", "bad-header", "bad-checksum", "pax-header-alone", "not-tar", "empty"],
 )
 def test_damaged_shards_fail_by_name_and_offset(s3, body, read_before, problem):
     s3.put("bad/shard.tar", body)
