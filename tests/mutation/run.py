@@ -82,7 +82,9 @@ MODULES = {
     # test_manifest.py runs the command as `python -m`, where no mutant is active (the module is
     # __main__): main() is tested in-process by test_mutation_survivors_e2e.py.
     "manifest.py": ["tests/e2e/test_manifest.py", "tests/e2e/test_mutation_survivors_e2e.py"],
+    "_manifest_entries.py": ["tests/e2e/test_manifest.py"],
     "_tar_samples.py": ["tests/e2e/test_tar_shards.py"],
+    "_tar_reader.py": ["tests/e2e/test_tar_shards.py"],
     "_stream_file.py": ["tests/e2e/test_tar_shards.py", "tests/e2e/test_manifest.py"],
     "dcp/s3_file_system.py": ["tests/e2e/test_dcp.py"],
     "dcp/s3_prefix_strategy.py": ["tests/e2e/test_dcp.py"],
