@@ -10,6 +10,7 @@
 #include "gil.h"
 #include "logging.h"
 #include "put.h"
+#include "python_shuffle.h"
 #include "runtime.h"
 #include "wait.h"
 
@@ -105,6 +106,21 @@ PYBIND11_MODULE(_native, m) {
     start_crt_library_init();
     Py_AtExit(wait_for_crt_library_init);
 
+    m.def(
+        "shuffled_positions",
+        [](uint32_t n, const std::vector<uint32_t> &mt_state) {
+            if (mt_state.empty()) throw py::value_error("mt_state must be Random.getstate()[1]");
+            const std::vector<uint32_t> words(mt_state.begin(), mt_state.end() - 1);
+            const std::vector<uint32_t> order = python_shuffled_positions(n, words, mt_state.back());
+            py::list out(order.size());
+            for (size_t i = 0; i < order.size(); ++i) {
+                PyObject *position = PyLong_FromUnsignedLong(order[i]);
+                if (position == nullptr) throw py::error_already_set();
+                PyList_SET_ITEM(out.ptr(), static_cast<py::ssize_t>(i), position);
+            }
+            return out;
+        },
+        py::arg("n"), py::arg("mt_state"));
     m.def("log_targets", &log_targets);
     m.def(
         "set_log_levels",

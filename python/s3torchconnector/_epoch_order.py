@@ -17,6 +17,8 @@ import random
 from itertools import count, islice
 from typing import Iterable, Iterator, List, Optional, Sequence, Set
 
+from . import _native
+
 Round = Sequence[int]  # positions yielded by each shard of one run, indexed by shard
 
 
@@ -33,8 +35,11 @@ def epoch_order(length: Optional[int], *, shuffle: bool, seed: int, epoch: int) 
         return count() if length is None else range(length)
     if length is None:
         raise ValueError("a shuffled order needs the listing's length")
+    rng = _rng(seed, epoch)
+    if length < 1 << 31:  # random.shuffle's permutation, computed natively (see cpp/python_shuffle.h)
+        return _native.shuffled_positions(length, rng.getstate()[1])
     order = list(range(length))
-    _rng(seed, epoch).shuffle(order)
+    rng.shuffle(order)
     return order
 
 

@@ -3,11 +3,14 @@
 Every blocking call releases the GIL and raises KeyboardInterrupt on Ctrl-C, cancelling its request.
 """
 
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 # Native logs (policy and docs: s3torchconnector._logging). Levels are the CRT's: 0 none, 1 fatal,
 # 2 error, 3 warn, 4 info, 5 debug, 6 trace. Targets: "awscrt::<subject>" per CRT log subject,
 # "awscrt" for subjects without a registered name, "s3torchconnectorclient" for this module's messages.
+
+def shuffled_positions(n: int, mt_state: Sequence[int]) -> List[int]:
+    """random.Random with this state's shuffle of list(range(n)) (mt_state: Random.getstate()[1]), n < 2**31."""
 
 def log_targets() -> List[str]:
     """Every log target, in a fixed order."""

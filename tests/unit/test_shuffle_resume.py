@@ -386,3 +386,34 @@ def test_a_state_of_objects_does_not_resume_tar_shards():
 def test_an_unknown_shard_format_fails_at_construction():
     with pytest.raises(ValueError, match="shard_format"):
         dataset(shard_format="zip")
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 255, 256, 257, 1000, 65_537, 100_003])
+@pytest.mark.parametrize("draws_before", [0, 1, 623, 624, 5000])
+def test_the_epoch_order_is_random_shuffles_permutation(n, draws_before):
+    """epoch_order's native shuffle: the permutation random.Random.shuffle makes from the same state,
+    wherever in its 624 words the generator stands, so that every rank and worker, and a state saved
+    by a release that shuffled in Python, agree on the order of an epoch."""
+    from s3torchconnector import _epoch_order, _native
+
+    generator = _epoch_order._rng(draws_before, n)
+    for _ in range(draws_before):
+        generator.getrandbits(32)
+    state = generator.getstate()[1]
+    expected = list(range(n))
+    generator.shuffle(expected)
+    assert _native.shuffled_positions(n, state) == expected
+
+    seeded = _epoch_order._rng(3, 4)
+    expected = list(range(n))
+    seeded.shuffle(expected)
+    assert list(_epoch_order.epoch_order(n, shuffle=True, seed=3, epoch=4)) == expected
+
+
+def test_a_generator_state_that_is_not_one_is_refused():
+    from s3torchconnector import _native
+
+    with pytest.raises(ValueError, match="not a Mersenne Twister state"):
+        _native.shuffled_positions(10, [1, 2, 3])
+    with pytest.raises(ValueError, match="mt_state must be"):
+        _native.shuffled_positions(10, [])
