@@ -368,13 +368,16 @@ def check_unsigned_clients(endpoints, big_key, original, notes) -> dict:
 
 
 def run_workloads(sizes, workloads, endpoints, paths, signed, bar) -> list:
-    """Every run; repetitions interleave the clients so that drift in the machine's load hits all."""
+    """Every run; repetitions interleave the clients so that drift in the machine's load hits all,
+    and each repetition starts with the next client: the first run after another workload is often
+    the slowest (W1's first runs: 650 and 639 MB/s against 806-1,138), so no client always takes it."""
     runs = []
     for w in workloads:
         if w.from_runs_of:
             continue
         for rep in range(w.reps):
-            for impl in w.impls:
+            turn = rep % len(w.impls)
+            for impl in w.impls[turn:] + w.impls[:turn]:
                 bar.set_description(f"{w.id} {impl}" + (f" #{rep + 1}" if w.reps > 1 else ""))
                 if impl == "curl":
                     res = _curl_run(endpoints[w.profile], w, paths.get(plan.keys(sizes)["checkpoint"]))
