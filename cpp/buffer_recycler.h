@@ -11,7 +11,8 @@
 
 namespace s3tc {
 
-// A stream receives each part into a new buffer, which its reader drops once it has copied the bytes out. Fresh
+// A stream copies each part the pool does not lend it (LandingPool::lend) into a new buffer, which its reader drops
+// once it has copied the bytes out. Fresh
 // memory costs a page fault for every 4 KiB the CRT's delivery thread writes (the kernel zeroes and charges each
 // page), which slowed a stream down more than the copy itself; a dropped buffer of the usual size comes back here
 // instead, and the next part reuses its warm pages. At most `keep` buffers wait, so a stream holds no more than its

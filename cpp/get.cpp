@@ -39,6 +39,45 @@ int append_copy(std::deque<Chunk> &chunks, uint64_t offset, aws_byte_cursor data
     return 0;
 }
 
+// A received part the reader copies out of the CRT's buffer itself, lent by the pool (LandingPool::lend).
+class LentPart {
+public:
+    LentPart(uint64_t offset, aws_byte_cursor data, aws_s3_buffer_ticket *ticket, LandingPool &pool)
+        : part_(offset, data, ticket), pool_(pool) {}
+    ~LentPart() {
+        // In a forked child the pool's lock may have been held by a parent's thread at the fork (fork.h, rule 1).
+        if (!made_in_.is_current()) return;
+        part_.reset();
+        pool_.give_back(part_.bytes().len);
+    }
+    LentPart(const LentPart &) = delete;
+    LentPart &operator=(const LentPart &) = delete;
+
+private:
+    PartBuffer part_;
+    LandingPool &pool_;
+    MadeInProcess made_in_;
+};
+
+// Appends the part `data` (object offset `offset`) in the CRT's buffer that `ticket` holds, lent by `pool`; an
+// AWS error code if memory ran out, else 0.
+int append_lent(std::deque<Chunk> &chunks, uint64_t offset, aws_byte_cursor data, aws_s3_buffer_ticket *ticket,
+                LandingPool &pool) {
+    std::shared_ptr<LentPart> part;
+    try {
+        part = std::make_shared<LentPart>(offset, data, ticket, pool);
+    } catch (const std::bad_alloc &) {
+        pool.give_back(data.len);
+        return AWS_ERROR_OOM;
+    }
+    try {
+        chunks.push_back(Chunk{offset, std::make_shared<Buffer>(data.ptr, data.len, std::move(part))});
+    } catch (const std::bad_alloc &) {
+        return AWS_ERROR_OOM;  // the part, let go, went back to the pool
+    }
+    return 0;
+}
+
 }  // namespace
 
 void DownloadState::open_window(uint64_t bytes) {
@@ -113,6 +152,14 @@ std::shared_ptr<Slices> DownloadState::detach() {
 }
 
 Download::Download(OperationContext context) : MetaRequest(std::move(context), std::make_unique<DownloadState>()) {}
+
+Download::~Download() {
+    // Parts still in the CRT's buffers go back to the pool while this request's reference keeps it alive.
+    auto locked = lock();
+    DownloadState &d = of(locked);
+    d.chunks.clear();
+    d.to_copy.clear();
+}
 
 bool Download::copy_next_part(Locked &locked, uint8_t *target, uint64_t base) {
     DownloadState &d = of(locked);
@@ -192,6 +239,10 @@ int Download::on_body(Locked &locked, aws_byte_cursor data, uint64_t offset, aws
             d.open_window(data.len);
         }
         return 0;
+    }
+    // A stream's part stays in the CRT's buffer for its reader to copy out, while the pool can lend it.
+    if (ticket != nullptr && d.pool != nullptr && d.pool->lend(data.len)) {
+        return append_lent(d.chunks, offset, data, ticket, *d.pool);
     }
     return append_copy(d.chunks, offset, data, d.recycler.get());
 }

@@ -29,7 +29,8 @@ struct Chunk {
 };
 
 // What a download's CRT callbacks and its readers share; only reachable under the request's lock. While
-// streaming, received chunks wait in a queue whose size the read window bounds. Once the caller gives a
+// streaming, received chunks wait in a queue whose size the read window bounds, each in the CRT's part buffer it
+// arrived in while the pool lends it (LandingPool::lend), else in a copy. Once the caller gives a
 // destination for the rest of the body, queued chunks are copied there and every later part is copied straight
 // to its offset in it.
 struct DownloadState : RequestState {
@@ -93,6 +94,7 @@ struct DownloadState : RequestState {
 class Download : public MetaRequest {
 public:
     explicit Download(OperationContext context);
+    ~Download() override;
 
     // The download's state, for the holder of its lock.
     static DownloadState &of(Locked &locked) { return static_cast<DownloadState &>(*locked); }
@@ -180,7 +182,8 @@ public:
     bool has_landed(uint64_t start, uint64_t end);
     // The rest of the body in one native buffer.
     std::shared_ptr<Buffer> read_all();
-    // The next chunk, or nullptr at the end.
+    // The next chunk, or nullptr at the end. It may borrow the CRT's buffer of its part (Buffer::borrowed): copy it
+    // out before the stream goes.
     std::shared_ptr<Buffer> next_chunk();
     // Fills `out` (up to `size` bytes) and returns how many bytes it wrote; fewer only at the end.
     size_t readinto(uint8_t *out, size_t size);

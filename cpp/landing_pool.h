@@ -4,6 +4,7 @@
 
 #include <aws/s3/s3_buffer_pool.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -62,6 +63,13 @@ public:
     // `meta_request` finished: it reserves nothing more.
     void forget(aws_s3_meta_request *meta_request);
 
+    // A stream's reader may keep a received part in the pool's buffer until it copies it out (no copy on the CRT's
+    // delivery thread, no second buffer). A reader that stops reading would then hold pool memory the CRT needs for
+    // every other request's parts, so what all readers hold stays within a quarter of the pool's limit: true if
+    // `bytes` more fit (and counts them), false to copy the part instead. give_back() when the part is let go.
+    bool lend(size_t bytes);
+    void give_back(size_t bytes);
+
 private:
     struct Entry {
         uint64_t reserved = 0;  // buffers reserved so far: the index of the next part
@@ -70,7 +78,7 @@ private:
         std::shared_ptr<Slices> slices;
     };
 
-    LandingPool(aws_allocator *allocator, aws_s3_buffer_pool *fallback);
+    LandingPool(aws_allocator *allocator, aws_s3_buffer_pool *fallback, size_t memory_limit);
     ~LandingPool();
     static aws_future_s3_buffer_ticket *reserve(aws_s3_buffer_pool *pool, aws_s3_buffer_pool_reserve_meta meta);
     static aws_s3_buffer_pool *fallback_of(aws_s3_buffer_pool *pool);
@@ -82,6 +90,8 @@ private:
     aws_s3_buffer_pool pool_;
     std::mutex mutex_;
     std::unordered_map<aws_s3_meta_request *, Entry> entries_;
+    const size_t lend_limit_;
+    std::atomic<size_t> lent_{0};
 };
 
 }  // namespace s3tc

@@ -17,6 +17,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
 #include <set>
 #include <string>
 
@@ -199,7 +200,15 @@ PYBIND11_MODULE(_native, m) {
              })
         .def("wait_landed", &GetStream::wait_landed, py::arg("start"), py::arg("end"))
         .def("has_landed", &GetStream::has_landed, py::arg("start"), py::arg("end"))
-        .def("next_chunk", &GetStream::next_chunk)
+        .def("next_chunk",
+             [](GetStream &stream) {
+                 // Python may keep the chunk past the stream and its client: never one in the CRT's buffer.
+                 std::shared_ptr<Buffer> chunk = stream.next_chunk();
+                 if (!chunk || !chunk->borrowed()) return chunk;
+                 auto copy = std::make_shared<Buffer>(chunk->size());
+                 std::memcpy(copy->data(), chunk->data(), chunk->size());
+                 return copy;
+             })
         .def(
             "readinto",
             [](GetStream &stream, const py::object &target) {

@@ -5,9 +5,10 @@ its next part fetches further ahead."""
 
 import threading
 import time
+from functools import partial
 
 from .proxy import forward
-from .test_faults import MIB, PART, client_for, payload, ranged_get_of
+from .test_faults import MIB, PART, client_for, payload, ranged_get_of, returns
 
 
 def test_a_second_concurrent_reader_of_one_stream_is_refused_and_the_first_gets_its_bytes(s3, proxy):
@@ -64,3 +65,25 @@ def test_a_stream_whose_reader_waits_fetches_further_ahead(s3, proxy):
     # Without widening the requests stop at what the reader consumed plus the window (and one being sent).
     assert proxy.wait_for(is_get, waits + window + 2, 20), [r.range for r in proxy.received(is_get)]
     stream.close()
+
+
+def test_streams_nobody_reads_leave_the_pool_to_the_clients_other_reads(s3, proxy, monkeypatch):
+    # A stream's reader copies its parts out of the CRT's buffers itself, but the parts held that way stay
+    # within a quarter of the pool's limit, past it they are copied out at once: streams left unread must not
+    # take all the pool memory the parts of the stream being read need (a hang).
+    monkeypatch.setenv("AWS_CRT_S3_MEMORY_LIMIT_IN_MB", "256")  # the least the CRT takes
+    count, parts, window = 6, 10, 8
+    objects = {f"obj-{i}.bin": payload(parts * PART, seed=90 + i) for i in range(count)}
+    for key, data in objects.items():
+        s3.put(key, data)
+    client = client_for(proxy, s3.region)
+    streams = {key: client._get_object_stream(s3.bucket, key, 0, None) for key in objects}
+    for stream in streams.values():
+        assert returns(partial(stream.readinto, bytearray(1))) == 1
+    # Let every stream fetch ahead what its window allows before any is read on.
+    is_part = lambda r: r.method == "GET" and r.range is not None  # noqa: E731
+    proxy.wait_for(is_part, count * window, 10)
+    for key, stream in streams.items():
+        rest = bytearray(len(objects[key]))
+        assert returns(partial(stream.readinto, rest)) == len(rest) - 1
+        assert rest[:-1] == objects[key][1:], key
