@@ -55,13 +55,14 @@ void PutStream::start_multipart() {
 }
 
 void PutStream::send(const uint8_t *data, size_t size, bool eof) {
-    aws_s3_meta_request *handle = upload_->running_handle();
+    // Held until the write completed: the CRT's write job keeps no reference of its own.
+    HeldMetaRequest handle = upload_->running_handle();
     if (handle == nullptr) {  // the upload already ended, e.g. CreateMultipartUpload failed
         upload_->wait_finished();
         upload_->throw_if_failed();
         throw std::logic_error("the upload ended before all data was written");
     }
-    aws_future_void *future = aws_s3_meta_request_write(handle, aws_byte_cursor_from_array(data, size), eof);
+    aws_future_void *future = aws_s3_meta_request_write(handle.get(), aws_byte_cursor_from_array(data, size), eof);
     auto completion = std::make_shared<WriteCompletion>(std::make_unique<bool>(false));
     aws_future_void_register_callback(future, on_write_done, new std::shared_ptr<WriteCompletion>(completion));
     {

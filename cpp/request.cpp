@@ -122,7 +122,11 @@ void MetaRequest::wait_finished() {
 
 void MetaRequest::throw_if_failed() { state_.lock()->throw_if_failed(context_); }
 
-aws_s3_meta_request *MetaRequest::running_handle() { return state_.lock()->handle; }
+HeldMetaRequest MetaRequest::running_handle() {
+    auto locked = state_.lock();
+    if (locked->handle == nullptr) return nullptr;
+    return HeldMetaRequest(aws_s3_meta_request_acquire(locked->handle));
+}
 
 int MetaRequest::on_body(Locked &, aws_byte_cursor, uint64_t, aws_s3_buffer_ticket *) { return 0; }
 

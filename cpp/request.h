@@ -19,6 +19,13 @@
 namespace s3tc {
 
 class Client;
+
+// A reference of ours to a CRT meta request: the request cannot be freed while it is held, even if it finishes.
+struct MetaRequestRelease {
+    void operator()(aws_s3_meta_request *handle) const { aws_s3_meta_request_release(handle); }
+};
+using HeldMetaRequest = std::unique_ptr<aws_s3_meta_request, MetaRequestRelease>;
+
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 // The value of header `name` (case-insensitive), or "" when absent.
@@ -74,8 +81,9 @@ public:
     // Throws the S3Error of a failed request, after it finished.
     void throw_if_failed();
 
-    // The CRT's handle while the request runs; nullptr once it finished.
-    aws_s3_meta_request *running_handle();
+    // The CRT's handle while the request runs, with a reference of the caller's (the finish callback lets go of
+    // ours, on a CRT thread, at any moment); null once it finished.
+    HeldMetaRequest running_handle();
 
     const OperationContext &context() const { return context_; }
     Locked lock() { return state_.lock(); }
