@@ -249,8 +249,14 @@ int Download::on_body(Locked &locked, aws_byte_cursor data, uint64_t offset, aws
 
 void Download::on_finished(Locked &locked) {
     DownloadState &d = of(locked);
-    if (!d.outcome.ok() && d.outcome.status == 416 && d.ranged) {
-        // A range that starts past the end holds no bytes: an empty read, as with a file.
+    const bool empty_answer =
+        d.outcome.status == 416 ||
+        (d.outcome.error_code == AWS_ERROR_S3_MISSING_CONTENT_RANGE_HEADER && d.answered_empty_whole);
+    if (!d.outcome.ok() && empty_answer) {
+        // A range that starts past the end holds no bytes: an empty read, as with a file. Without a range of the
+        // caller's, the CRT asked for the first part from byte 0, which only an empty object cannot satisfy: S3
+        // says so in <ActualObjectSize>0</ActualObjectSize>, which the CRT reads; other servers answer 416 without
+        // it (rclone) or 200 with no body and no Content-Range (nginx), which the CRT fails.
         d.outcome = Outcome();
         d.headers_received = true;
         d.content_length = 0;
@@ -259,6 +265,21 @@ void Download::on_finished(Locked &locked) {
     if (d.outcome.ok() && d.delivered != d.content_length) {
         d.outcome.error_code = AWS_ERROR_S3_INCORRECT_CONTENT_LENGTH;
     }
+}
+
+void Download::on_attempt(aws_s3_request_metrics *metrics) {
+    int status = 0;
+    if (aws_s3_request_metrics_get_response_status_code(metrics, &status) != AWS_OP_SUCCESS || status != 200) return;
+    aws_http_headers *headers = nullptr;
+    aws_s3_request_metrics_get_response_headers(metrics, &headers);
+    aws_byte_cursor length;
+    if (headers == nullptr || aws_http_headers_has(headers, aws_byte_cursor_from_c_str("Content-Range")) ||
+        aws_http_headers_get(headers, aws_byte_cursor_from_c_str("Content-Length"), &length) != AWS_OP_SUCCESS ||
+        !aws_byte_cursor_eq_c_str(&length, "0")) {
+        return;
+    }
+    auto locked = lock();
+    of(locked).answered_empty_whole = true;
 }
 
 size_t StagedBody::take(uint8_t *out, size_t size) {
@@ -359,7 +380,7 @@ GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, 
         aws_http_headers_set(aws_http_message_get_headers(target->message()), aws_byte_cursor_from_c_str("Range"),
                              aws_byte_cursor_from_array(range.data(), range.size()));
     }
-    const std::string pinned_etag = version ? version->etag() : "";
+    const std::string pinned_etag = version ? version->if_match() : "";
     if (!pinned_etag.empty()) {
         aws_http_headers_set(aws_http_message_get_headers(target->message()), aws_byte_cursor_from_c_str("If-Match"),
                              aws_byte_cursor_from_array(pinned_etag.data(), pinned_etag.size()));

@@ -67,6 +67,9 @@ struct DownloadState : RequestState {
     uint64_t max_window = 0;      // the most a download fetches ahead: one part per connection
     uint64_t stream_ahead = 0;    // what a stream fetches ahead now: least_ahead, widened while its reader waits
     uint64_t content_length = 0;
+    // An attempt was answered 200 with no body and no Content-Range: a server that ignores the range asked of an
+    // empty object (nginx serving a file), which the CRT then fails for the missing Content-Range.
+    bool answered_empty_whole = false;
     ObjectInfo info;
     std::shared_ptr<ObjectVersion> version;  // the reader's pinned version, if it has one
 
@@ -109,6 +112,7 @@ protected:
     int on_headers(Locked &locked) override;
     int on_body(Locked &locked, aws_byte_cursor data, uint64_t offset, aws_s3_buffer_ticket *ticket) override;
     void on_finished(Locked &locked) override;
+    void on_attempt(aws_s3_request_metrics *metrics) override;
 };
 
 // The body received whole while the caller reads it in pieces (whole mode, a read smaller than the rest).

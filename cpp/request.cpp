@@ -214,6 +214,7 @@ void MetaRequest::telemetry_callback(aws_s3_meta_request *meta_request, aws_s3_r
     // Called once per attempt, on the meta request's event loop, all before the finish callback.
     MetaRequest &self = owner(user_data);
     self.metrics_->record_attempt(self.context_.operation, metrics);
+    self.on_attempt(metrics);
     const int error = aws_s3_request_metrics_get_error_code(metrics);
     int status = 0;
     if (error != 0 && aws_s3_request_metrics_get_response_status_code(metrics, &status) == AWS_OP_SUCCESS &&

@@ -96,6 +96,8 @@ protected:
     // `ticket` (may be null) holds the CRT buffer `data` points into; acquire it to keep the bytes past the call.
     virtual int on_body(Locked &locked, aws_byte_cursor data, uint64_t offset, aws_s3_buffer_ticket *ticket);
     virtual void on_finished(Locked &) {}
+    // Called on a CRT thread, without the lock, for each attempt as telemetry reports it (before the finish).
+    virtual void on_attempt(aws_s3_request_metrics *) {}
 
 private:
     static int headers_callback(aws_s3_meta_request *, const aws_http_headers *, int, void *);

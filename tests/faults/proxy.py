@@ -12,6 +12,8 @@ forwarded to the upstream server on a fresh connection or answered with a fault:
 - ``trickle(bytes_per_second, seconds)``: the upstream response's headers, then its body at
   ``bytes_per_second`` for at most ``seconds`` (or until the client gives up), then a reset.
 - ``corrupt()``: the upstream response with one byte of its body flipped, length and headers kept.
+- ``rewrite(change)``: the upstream response as ``change(status, headers, body)`` returns it, a
+  ``(status, headers, body)`` triple: another server's way of answering (root names, ETag quoting).
 - ``synthetic(size)``: answered here, never upstream, as an object of ``size`` bytes of
   ``synthetic_bytes`` (Range honoured): a large object at no cost to the upstream server.
 
@@ -86,7 +88,7 @@ class Request:
 
 @dataclass
 class Fault:
-    kind: str  # "forward", "error", "reset", "truncate", "stall", "trickle", "corrupt", "synthetic"
+    kind: str  # "forward", "error", "reset", "truncate", "stall", "trickle", "corrupt", "rewrite", "synthetic"
     status: int = 0
     bytes_per_second: int = 0
     code: str = ""
@@ -95,6 +97,7 @@ class Fault:
     size: int = 0  # of a synthetic object
     forward_first: bool = False  # for "reset": send the request upstream before resetting
     before: Optional[Callable[[Request], None]] = None
+    change: Optional[Callable[[int, list, bytes], tuple]] = None  # of a "rewrite"
 
 
 def forward(before: Optional[Callable[[Request], None]] = None) -> Fault:
@@ -123,6 +126,10 @@ def trickle(bytes_per_second: int, seconds: float) -> Fault:
 
 def corrupt(before: Optional[Callable[[Request], None]] = None) -> Fault:
     return Fault("corrupt", before=before)
+
+
+def rewrite(change: Callable[[int, list, bytes], tuple]) -> Fault:
+    return Fault("rewrite", change=change)
 
 
 def synthetic(size: int) -> Fault:
@@ -300,6 +307,8 @@ class FaultProxy(LoopbackServer):
                     flipped = bytearray(response_body)
                     flipped[len(flipped) // 2] ^= 0xFF  # one byte; the length and headers are kept
                     response_body = bytes(flipped)
+                if kind == "rewrite":
+                    status, response_headers, response_body = fault.change(status, response_headers, response_body)
                 if kind == "truncate":
                     self._record(request, f"truncate after {fault.after_bytes} bytes", status)
                     _send_response(
@@ -318,7 +327,7 @@ class FaultProxy(LoopbackServer):
                     self._trickle(connection, status, reason, response_headers, response_body, fault)
                     graceful = False
                     return
-                self._record(request, "corrupt" if kind == "corrupt" else "forward", status)
+                self._record(request, kind if kind in ("corrupt", "rewrite") else "forward", status)
                 _send_response(
                     connection, status, reason, response_headers, response_body, len(response_body), method=method
                 )
