@@ -14,7 +14,7 @@ from ._s3dataset_common import (
 )
 from ._user_agent import UserAgent
 from .manifest import ObjectsFromManifest
-from .s3exception import S3Exception
+from .s3exception import ObjectChangedError
 from .s3reader import S3Reader, S3ReaderConstructor
 from .s3reader.protocol import S3ReaderConstructorProtocol
 
@@ -163,8 +163,9 @@ class S3DatasetBase:
         manifest was written says so, naming both."""
         try:
             yield
-        except S3Exception as error:
+        except ObjectChangedError as error:
+            # 412 from If-Match, or, from a server that ignores If-Match, a response of another ETag.
             source = self._get_dataset_objects
-            if getattr(error, "code", "") == "PreconditionFailed" and isinstance(source, ObjectsFromManifest):
+            if isinstance(source, ObjectsFromManifest):
                 raise source.explain_changed(error, bucket, key) from error
             raise
