@@ -4,11 +4,13 @@
 #   1. an installed aws-c-s3 CMake package (conda-forge, vcpkg, a prefix on CMAKE_PREFIX_PATH);
 #   2. a source tree holding the CRT C libraries (S3TC_CRT_SOURCE_DIR, cache or environment variable);
 #   3. the crt/ folder of the pinned awscrt source distribution from PyPI, checked by sha256
-#      (cmake/FetchAwsCrt.cmake; an sdist carries the archive, so it builds offline).
+#      (cmake/FetchAwsCrt.cmake; an sdist carries the archive, so it builds offline), with one change
+#      (cmake/PatchAwsCrt.cmake).
 # Cases 2 and 3 build the libraries static and position-independent, against the
 # system libcrypto unless S3TC_BUILD_AWS_LC is ON.
 
 include("${CMAKE_CURRENT_LIST_DIR}/FetchAwsCrt.cmake")
+include("${CMAKE_CURRENT_LIST_DIR}/PatchAwsCrt.cmake")
 
 option(S3TC_BUILD_AWS_LC "Build aws-lc for libcrypto instead of using the system's OpenSSL libcrypto" OFF)
 option(S3TC_USE_INSTALLED_CRT "Look for an installed aws-c-s3 before building one" ON)
@@ -32,6 +34,7 @@ function(s3tc_unpack_awscrt out_dir)
     if(NOT EXISTS "${tree}/crt/aws-c-s3/CMakeLists.txt")
         file(ARCHIVE_EXTRACT INPUT "${archive}" DESTINATION "${work}")
     endif()
+    s3tc_patch_awscrt("${tree}/crt")
     set(${out_dir} "${tree}/crt" PARENT_SCOPE)
 endfunction()
 

@@ -162,6 +162,13 @@ def _explain_crt_error(crt_error: str, facts: dict) -> str:
         return f"{uri} was overwritten while it was being read; read it again"
     if crt_error == "AWS_ERROR_S3_RESPONSE_CHECKSUM_MISMATCH":
         return f"the bytes of {uri} did not match their checksum"
+    if crt_error == "AWS_ERROR_S3_MISSING_UPLOAD_ID":
+        return (
+            f"{where} answered the CreateMultipartUpload of {operation} {uri} without an UploadId where S3 puts it "
+            "(InitiateMultipartUploadResult/UploadId), so the upload stopped there, without a retry; the server may "
+            "keep that multipart upload open until it is aborted with the server's own tools. To upload to such a "
+            "server, set S3ClientConfig(part_size=...) above the object's size: the object then goes up in one PUT"
+        )
     if crt_error in _NOT_LIKE_S3:
         return f"{where} did not answer {operation} like S3 does; is the endpoint an S3 API?"
     if crt_error in (
@@ -201,11 +208,11 @@ def _crt_error(facts: dict) -> Tuple[str, str]:
     """The code and message of a request that failed without an error response."""
     code = facts["crt_error"]
     message = f"{code}: {_explain_crt_error(code, facts)} ({facts['crt_error_text']}"
-    # The CRT does not retry these: an attempt count would mislead.
+    # The CRT does not retry these (nor an answer it could not read): an attempt count would mislead.
     retried = (
         facts["retryable"]
         and not _is_credentials_error(code)
-        and code not in ("AWS_ERROR_S3_CANCELED", "AWS_ERROR_S3_OBJECT_MODIFIED")
+        and code not in ("AWS_ERROR_S3_CANCELED", "AWS_ERROR_S3_OBJECT_MODIFIED", *_NOT_LIKE_S3)
     )
     if facts["max_attempts"] > 0 and retried:
         message += _gave_up_after(facts["max_attempts"])

@@ -107,6 +107,20 @@ def test_a_failure_the_crt_does_not_retry_claims_no_attempts():
     assert "gave up" not in str(failed("AWS_IO_TLS_ERROR_NEGOTIATION_FAILURE", retryable=False))
 
 
+def test_an_answer_the_crt_could_not_read_claims_no_attempts():
+    """The CRT fails a request whose answer is not S3's shape at once: it retries none of them."""
+    for crt_error in ("AWS_ERROR_S3_MISSING_UPLOAD_ID", "AWS_ERROR_S3_MISSING_CONTENT_RANGE_HEADER"):
+        assert "gave up" not in str(failed(crt_error))
+
+
+def test_an_upload_without_a_readable_upload_id_says_what_was_left_and_the_workaround():
+    error = failed("AWS_ERROR_S3_MISSING_UPLOAD_ID", operation="PutObject")
+    message = str(error)
+    assert error.code == "AWS_ERROR_S3_MISSING_UPLOAD_ID" and "CreateMultipartUpload of PutObject s3://b/k" in message
+    assert "without a retry" in message and "multipart upload open" in message
+    assert "S3ClientConfig(part_size=...) above the object's size" in message
+
+
 def test_missing_credentials_say_how_to_configure_them():
     error = failed("AWS_AUTH_CREDENTIALS_PROVIDER_CHAIN_SOURCES_EXHAUSTED")
     assert type(error) is CredentialsError
