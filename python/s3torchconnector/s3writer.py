@@ -4,13 +4,15 @@ import io
 from typing import Optional
 
 from ._publish_on_success import PublishOnSuccess
+from .s3exception import S3Exception
 
 
 class S3Writer(PublishOnSuccess, io.BufferedIOBase):
     """Bytes written go up as a multipart upload while you keep writing (objects smaller than
     one part go up in a single request). ``close()`` completes the upload; leaving a ``with``
     block by an exception, calling ``abort()``, or dropping the writer unclosed cancels it and
-    leaves no object behind.
+    leaves no object behind. Once a write has failed with an S3Exception, ``write``, ``close()``
+    and the ``with`` block raise that S3Exception again, whatever error the caller raised on it.
     """
 
     def __init__(self, stream, bucket: Optional[str] = None, key: Optional[str] = None):
@@ -36,6 +38,8 @@ class S3Writer(PublishOnSuccess, io.BufferedIOBase):
 
     def write(self, data) -> int:
         """Writes any bytes-like object (bytes, bytearray, memoryview, numpy arrays...)."""
+        if self._failure is not None:
+            raise self._failure
         if self._finished:
             raise ValueError(f"write to a closed S3Writer ({self._describe()})")
         if isinstance(data, str):
@@ -44,8 +48,11 @@ class S3Writer(PublishOnSuccess, io.BufferedIOBase):
             written = self._stream.write(data)
         except BufferError as error:
             raise ValueError(f"S3Writer.write needs a contiguous buffer: {error}") from None
-        except BaseException:
-            # A failed or interrupted write leaves the upload unusable: cancel it.
+        except BaseException as error:
+            # A failed or interrupted write leaves the upload unusable: cancel it. S3's reason is
+            # kept to be raised again, as callers like torch.save hide it behind their own error.
+            if isinstance(error, S3Exception):
+                self._failure = error
             self.abort()
             raise
         self._position += written
@@ -72,6 +79,8 @@ class S3Writer(PublishOnSuccess, io.BufferedIOBase):
 
     def close(self) -> None:
         """Completes the upload; the object exists when this returns. Raises S3Exception on failure."""
+        if self._failure is not None:
+            raise self._failure  # the upload failed: there is no object to report as written
         if self._finished:
             return
         self._finished = True

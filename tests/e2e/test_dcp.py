@@ -18,7 +18,7 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 import torch.multiprocessing as mp
 
-from s3torchconnector import S3Exception, S3ReaderConstructor
+from s3torchconnector import NoSuchBucketError, S3Exception, S3ReaderConstructor
 from s3torchconnector._s3client import S3Client
 from s3torchconnector.dcp import (
     BinaryPrefixStrategy,
@@ -337,6 +337,50 @@ def test_interrupted_save_leaves_no_metadata(s3, monkeypatch, failing_thread):
     assert s3.multipart_uploads() == []
     with pytest.raises(dcp.CheckpointException, match="NoSuchKey"):
         dcp.load(state, storage_reader=S3StorageReader(REGION, path, endpoint=s3.endpoint))
+
+
+LARGE = 5 * 1024 * 1024  # float32 elements: 20 MiB, so an upload fails during torch.save's writes
+
+
+def _assert_reports_no_such_bucket(raised, bucket: str) -> None:
+    """The rank's failure is S3's error, its class and message in what the user reads."""
+    error, _ = raised.value.failures[0]
+    assert isinstance(error, NoSuchBucketError) and bucket in str(error)
+    assert "NoSuchBucketError" in str(raised.value) and bucket in str(raised.value)
+
+
+def test_failed_upload_is_reported_as_the_s3_exception(s3):
+    """Not as the RuntimeError torch.save raises when a write into the upload fails."""
+    missing = f"{s3.bucket}-missing"
+    state = {"big": torch.zeros(LARGE), "small": torch.ones(8)}
+    with pytest.raises(dcp.CheckpointException) as raised:
+        dcp.save(state, storage_writer=S3StorageWriter(REGION, f"s3://{missing}/ckpt", endpoint=s3.endpoint))
+    _assert_reports_no_such_bucket(raised, missing)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_failed_upload_in_a_writer_thread_is_reported_as_the_s3_exception(s3, monkeypatch):
+    """FileSystemWriter's extra threads drop their exceptions: S3StorageWriter raises the one the
+    failed upload met. Only the extra thread's upload goes to a missing bucket; the main thread
+    waits at its upload until that one is open, so each thread holds one of the two files."""
+    missing = f"{s3.bucket}-missing"
+    writer_thread_opened = threading.Event()
+    put_object = S3Client.put_object
+
+    def put_in_missing_bucket_from_writer_thread(client, bucket, key, *args, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            assert writer_thread_opened.wait(60), "the second writer thread never opened an upload"
+        else:
+            writer_thread_opened.set()
+            bucket = missing
+        return put_object(client, bucket, key, *args, **kwargs)
+
+    monkeypatch.setattr(S3Client, "put_object", put_in_missing_bucket_from_writer_thread)
+    state = {"a": torch.zeros(LARGE), "b": torch.ones(LARGE)}
+    with pytest.raises(dcp.CheckpointException) as raised:
+        dcp.save(state, storage_writer=S3StorageWriter(REGION, s3.uri("ckpt"), endpoint=s3.endpoint, thread_count=2))
+    _assert_reports_no_such_bucket(raised, missing)
+    assert "ckpt/.metadata" not in s3.keys()
 
 
 def test_overwrite_false_refuses_an_existing_checkpoint(s3):

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from s3torchconnector import S3Checkpoint, S3ClientConfig, S3Exception, S3ReaderConstructor, S3Writer
+from s3torchconnector import (
+    NoSuchBucketError,
+    S3Checkpoint,
+    S3ClientConfig,
+    S3Exception,
+    S3ReaderConstructor,
+    S3Writer,
+)
 from s3torchconnector._s3client import S3Client
 
 MIB = 1024 * 1024
@@ -253,6 +260,42 @@ def test_checkpoint_writer_to_missing_bucket_raises_s3_exception(s3):
         with checkpoint.writer(f"s3://{s3.bucket}-missing/model.pt") as writer:
             torch.save({"w": torch.ones(3)}, writer)
     assert raised.value.code == "NoSuchBucket"
+
+
+def test_failed_upload_is_raised_again_by_later_writes_and_close(s3):
+    """After a write's upload failed, later writes and close() raise that same S3 error, not a
+    "closed" ValueError or nothing at all: the caller learns why there is no object."""
+    missing = f"{s3.bucket}-missing"
+    writer = client(s3).put_object(missing, "writer/failed")
+    with pytest.raises(NoSuchBucketError) as raised:
+        for _ in range(64):  # the multipart upload starts, and fails, while the writes go on
+            writer.write(b"w" * MIB)
+    failure = raised.value
+    assert missing in str(failure)
+    assert writer.closed
+    with pytest.raises(NoSuchBucketError) as again:
+        writer.write(b"more")
+    assert again.value is failure
+    with pytest.raises(NoSuchBucketError) as on_close:
+        writer.close()
+    assert on_close.value is failure
+
+
+def test_torch_save_into_a_failed_upload_raises_the_s3_exception_last(s3):
+    """torch.save answers a failed write with a RuntimeError of its own ("unexpected pos"): leaving
+    the with block raises S3's error instead, torch's as its context, so the traceback ends with the
+    cause."""
+    checkpoint = S3Checkpoint(region=s3.region, endpoint=s3.endpoint)
+    missing = f"{s3.bucket}-missing"
+    state = {"big": torch.zeros(5 * MIB)}  # 20 MiB: the upload fails while torch.save is still writing
+    with pytest.raises(S3Exception) as raised:
+        with checkpoint.writer(f"s3://{missing}/model.pt") as writer:
+            torch.save(state, writer)
+    assert isinstance(raised.value, NoSuchBucketError)
+    assert missing in str(raised.value)
+    torch_error = raised.value.__context__
+    assert isinstance(torch_error, RuntimeError) and not isinstance(torch_error, S3Exception)
+    assert writer.closed
 
 
 # --------------------------------------------------------------------------- README sample

@@ -252,15 +252,15 @@ class S3StorageWriter(FileSystemWriter):
         future = super().write_data(plan, planner)
         # FileSystemWriter's extra writer threads (thread_count > 1) drop their exceptions: a file
         # whose upload failed is only missing from the results. Fail the save rather than let
-        # finish() write a .metadata that names data never written.
+        # finish() write a .metadata that names data never written, with the upload's own error
+        # (an S3Exception naming the object) as a failure in this thread would have raised it.
         written = {result.index for result in future.wait()}
         missing = [item.index for item in plan.items if item.index not in written]
         if missing:
             error = self.fs._last_write_error
-            raise RuntimeError(
-                f"{len(missing)} of {len(plan.items)} checkpoint items were not written to {self.path}"
-                + (f": {error}" if error is not None else "")
-            ) from error
+            if error is not None:
+                raise error
+            raise RuntimeError(f"{len(missing)} of {len(plan.items)} checkpoint items were not written to {self.path}")
         return future
 
     def _metadata_path_for(self, rank: Optional[int]) -> str:
