@@ -266,7 +266,10 @@ def test_a_fork_while_a_reader_lands_in_the_background(s3):
 # Runs each operation against its own stalling server. Every interrupt but the last is caught (the
 # client must stay usable after one); the last propagates, as an uncaught Ctrl-C does.
 INTERRUPTED = """
-    import sys
+    import signal, sys
+    # Python turns SIGINT into KeyboardInterrupt only if SIGINT was not ignored when it started; a run
+    # launched in the background (`pytest &` in a script) ignores it, and so would this process.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from s3torchconnector._s3client import S3Client, S3ClientConfig
 
     def run(operation, endpoint):
@@ -312,7 +315,13 @@ def test_ctrl_c_interrupts_a_stalled_request():
         env=os.environ.copy(),
     )
     lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line.strip()) for line in process.stdout], daemon=True).start()
+
+    def read_lines():
+        for line in process.stdout:
+            lines.put(line.strip())
+        lines.put(None)  # the child exited
+
+    threading.Thread(target=read_lines, daemon=True).start()
     deadline = time.monotonic() + SUBPROCESS_TIMEOUT
     try:
         for operation, server in zip(INTERRUPTED_OPERATIONS, servers):
@@ -328,6 +337,9 @@ def test_ctrl_c_interrupts_a_stalled_request():
                 line = lines.get(timeout=max(1, deadline - time.monotonic()))
             except queue.Empty:
                 pytest.fail(f"{operation}: Ctrl-C did not interrupt the waiting call")
+            if line is None:
+                process.wait()
+                pytest.fail(f"{operation}: exited ({process.returncode}) instead: {process.stderr.read()[-3000:]}")
             assert line == f"interrupted {operation}", line
         try:
             _, stderr = process.communicate(timeout=max(1, deadline - time.monotonic()))

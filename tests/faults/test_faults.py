@@ -650,7 +650,8 @@ def test_dataloader_workers_survive_faults(s3, proxy, kind):
 # ---------------------------------------------------------------------- 9. interrupted checkpoint writes
 
 SAVE_CHECKPOINT = """
-    import sys, torch
+    import signal, sys, torch
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when the run ignores SIGINT (started with &)
     from s3torchconnector import S3Checkpoint
     checkpoint = S3Checkpoint(region="us-east-1", endpoint=sys.argv[1])
     state = {"weights": torch.arange(6 * 1024 * 1024, dtype=torch.float32)}  # 24 MiB: a multipart upload
