@@ -13,7 +13,7 @@ from s3torchconnector._s3client import S3Client, S3ClientConfig
 from s3torchconnector.manifest import write_manifest
 from s3torchconnector.s3reader import S3ReaderConstructor
 
-from .proxy import FaultProxy, error, rewrite
+from .proxy import FaultProxy, error, rewrite, stall
 
 MIB = 1024 * 1024
 PART = 5 * MIB
@@ -74,6 +74,21 @@ def test_an_empty_object_reads_as_no_bytes(s3, proxy, answer, reader):
         loader = DataLoader(dataset, batch_size=None, num_workers=0, collate_fn=lambda item: (item.key, item.read()))
         assert sorted(loader) == [("data/empty", b""), ("data/full", b"not empty")]
     assert proxy.requests(lambda request: request.path.endswith("/data/empty"))  # the rewritten answers were read
+
+
+def test_an_empty_object_dropped_while_s3_is_asked_again_does_not_crash(s3, proxy):
+    """S3's 416 for an empty object makes the CRT ask again with partNumber=1; a download cancelled while that
+    request waits ended it without a response, which the unchanged CRT read (a crash on its thread)."""
+    s3.put("empty", b"")
+    is_second_ask = lambda request: request.method == "GET" and "partNumber" in request.query
+    proxy.add(is_second_ask, stall(30))
+    client = client_via(proxy, s3)
+    stream = client._get_object_stream(s3.bucket, "empty")
+    assert proxy.wait_for(is_second_ask, 1, timeout=20)
+    stream.close()
+    proxy.clear()
+    # The cancelled request ends on the CRT's threads; the client goes on serving.
+    assert client.get_object(s3.bucket, "empty").read() == b""
 
 
 # ---------------------------------------------------------------------- multipart uploads
