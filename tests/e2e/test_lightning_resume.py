@@ -178,7 +178,7 @@ def runs(s3_endpoint, tmp_path_factory):
     """First process: an uninterrupted run of 2 epochs, and one run per training_step signature
     that fails after step 5. Second process: each failed run resumed from its step-5 checkpoint,
     and a run resumed from the uninterrupted run's end-of-epoch-0 checkpoint."""
-    from conftest import LocalS3  # the session's server, with a bucket shared by this module's tests
+    from local_s3 import LocalS3  # the session's server, with a bucket shared by this module's tests
 
     s3 = LocalS3(s3_endpoint, f"resume-{uuid.uuid4().hex[:12]}")
     s3.boto3.create_bucket(Bucket=s3.bucket)
