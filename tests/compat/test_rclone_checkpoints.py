@@ -6,6 +6,7 @@ import io
 import pytest
 import torch
 import torch.distributed.checkpoint as dcp
+from training_state import assert_nested_equal, model_and_optimizer
 
 from s3torchconnector import S3Checkpoint, S3ClientConfig, S3ReaderConstructor
 from s3torchconnector.dcp import S3StorageReader, S3StorageWriter
@@ -72,30 +73,6 @@ def test_checkpoint_written_by_boto3_loads(s3, reader):
     checkpoint = S3Checkpoint(region=s3.region, endpoint=s3.endpoint, reader_constructor=reader)
     with checkpoint.reader(s3.uri("ckpt/boto3.pt")) as reader_file:
         assert_state_dicts_equal(torch.load(reader_file, weights_only=True), state)
-
-
-def model_and_optimizer(seed: int, width: int = 64):
-    torch.manual_seed(seed)
-    model = torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.ReLU(), torch.nn.Linear(width, 4))
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    model(torch.randn(8, width)).pow(2).mean().backward()
-    optimizer.step()  # the optimizer now has state tensors to save and to load into
-    return model, optimizer
-
-
-def assert_nested_equal(expected, actual, where="state"):
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict) and set(expected) == set(actual), where
-        for key in expected:
-            assert_nested_equal(expected[key], actual[key], f"{where}.{key}")
-    elif isinstance(expected, (list, tuple)):
-        assert len(expected) == len(actual), where
-        for i, (e, a) in enumerate(zip(expected, actual)):
-            assert_nested_equal(e, a, f"{where}[{i}]")
-    elif isinstance(expected, torch.Tensor):
-        assert torch.equal(expected, actual), where
-    else:
-        assert expected == actual, where
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
+from epoch_check import check_epoch
 from torch.utils.data import DataLoader
 
 from s3torchconnector import (
@@ -128,15 +129,6 @@ def test_a_listing_of_more_than_one_page(s3):
 
 
 # ---------------------------------------------------------------- DataLoader workers
-
-
-def check_epoch(loader, objects):
-    samples = [sample for batch in loader for sample in batch]
-    counts = collections.Counter(key for key, _ in samples)
-    assert sorted(counts) == sorted(objects), "missing or unexpected samples"
-    assert [key for key, n in counts.items() if n != 1] == [], "samples delivered more than once"
-    for key, body in samples:
-        assert body == objects[key], key
 
 
 def loader_of(s3, kind, context):

@@ -1,12 +1,12 @@
 """Real torch DataLoaders over both dataset kinds in the local S3 server: every sample arrives
 exactly once per epoch, with its bytes, whatever the worker count and start method."""
 
-import collections
 import random
 import uuid
 
 import pytest
 import torch
+from epoch_check import check_epoch
 from torch.utils.data import DataLoader
 
 from s3torchconnector import S3IterableDataset, S3MapDataset
@@ -64,15 +64,6 @@ def _loader(dataset, num_workers, context, persistent=False):
     return DataLoader(dataset, **options)
 
 
-def _check_epoch(loader, objects):
-    samples = [sample for batch in loader for sample in batch]
-    counts = collections.Counter(key for key, _ in samples)
-    assert sorted(counts) == sorted(objects), "missing or unexpected samples"
-    assert [key for key, n in counts.items() if n != 1] == [], "samples delivered more than once"
-    for key, body in samples:
-        assert body == objects[key], key
-
-
 @pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
 @pytest.mark.parametrize("kind", ["map", "iterable"])
 @pytest.mark.parametrize(
@@ -82,14 +73,14 @@ def _check_epoch(loader, objects):
 )
 def test_dataloader_delivers_every_sample_once(bucket, kind, num_workers, context):
     loader = _loader(bucket.dataset(kind), num_workers, context)
-    _check_epoch(loader, bucket.objects)
+    check_epoch(loader, bucket.objects)
 
 
 @pytest.mark.parametrize("kind", ["map", "iterable"])
 def test_dataloader_persistent_workers_two_epochs(bucket, kind):
     loader = _loader(bucket.dataset(kind), 2, "fork", persistent=True)
     for _ in range(2):
-        _check_epoch(loader, bucket.objects)
+        check_epoch(loader, bucket.objects)
 
 
 @pytest.mark.parametrize("kind", ["map", "iterable"])
@@ -98,4 +89,4 @@ def test_dataloader_with_dataset_used_in_parent_first(bucket, kind):
     dataset = bucket.dataset(kind)
     first = dataset[0] if kind == "map" else next(iter(dataset))
     assert first == sorted(bucket.objects.items())[0]
-    _check_epoch(_loader(dataset, 2, "fork"), bucket.objects)
+    check_epoch(_loader(dataset, 2, "fork"), bucket.objects)

@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 import torch.multiprocessing as mp
+from training_state import assert_nested_equal, model_and_optimizer
 
 from s3torchconnector import NoSuchBucketError, S3Exception, S3ReaderConstructor
 from s3torchconnector._s3client import S3Client
@@ -60,45 +61,21 @@ STRATEGIES = {
 }
 
 
-def _model_and_optimizer(seed: int, width: int = 64):
-    torch.manual_seed(seed)
-    model = torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.ReLU(), torch.nn.Linear(width, 4))
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    model(torch.randn(8, width)).pow(2).mean().backward()
-    optimizer.step()  # the optimizer now has state tensors to save and to load into
-    return model, optimizer
-
-
-def _assert_equal(expected, actual, where="state") -> None:
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict) and set(expected) == set(actual), where
-        for key in expected:
-            _assert_equal(expected[key], actual[key], f"{where}.{key}")
-    elif isinstance(expected, (list, tuple)):
-        assert len(expected) == len(actual), where
-        for i, (e, a) in enumerate(zip(expected, actual)):
-            _assert_equal(e, a, f"{where}[{i}]")
-    elif isinstance(expected, torch.Tensor):
-        assert torch.equal(expected, actual), where
-    else:
-        assert expected == actual, where
-
-
 def _save_and_load_round_trip(path: str, endpoint: str, rank: int = 0, **writer_kwargs) -> None:
     """Saves a model and optimizer (plus a tensor of this rank's own), loads them into fresh
     objects and checks every value came back."""
-    model, optimizer = _model_and_optimizer(0)
+    model, optimizer = model_and_optimizer(0)
     own = torch.full((32,), float(rank + 1))
     state = {"model": model.state_dict(), "optim": optimizer.state_dict(), f"rank{rank}": own}
     dcp.save(state, storage_writer=S3StorageWriter(REGION, path, endpoint=endpoint, **writer_kwargs))
 
-    fresh_model, fresh_optimizer = _model_and_optimizer(1)
+    fresh_model, fresh_optimizer = model_and_optimizer(1)
     target = {"model": fresh_model.state_dict(), "optim": fresh_optimizer.state_dict(), f"rank{rank}": torch.zeros(32)}
     dcp.load(target, storage_reader=S3StorageReader(REGION, path, endpoint=endpoint))
     fresh_model.load_state_dict(target["model"])
     fresh_optimizer.load_state_dict(target["optim"])
-    _assert_equal(model.state_dict(), fresh_model.state_dict(), "model")
-    _assert_equal(optimizer.state_dict(), fresh_optimizer.state_dict(), "optim")
+    assert_nested_equal(model.state_dict(), fresh_model.state_dict(), "model")
+    assert_nested_equal(optimizer.state_dict(), fresh_optimizer.state_dict(), "optim")
     assert torch.equal(target[f"rank{rank}"], own)
 
 
@@ -133,7 +110,7 @@ class RecordedGets:
 # ---- single process ----
 
 
-def test_save_and_load_model_and_optimizer(s3):
+def test_save_and_loadmodel_and_optimizer(s3):
     _save_and_load_round_trip(s3.uri("ckpt"), s3.endpoint)
     assert sorted(s3.keys()) == ["ckpt/.metadata", "ckpt/__0_0.distcp"]
     assert s3.multipart_uploads() == []
@@ -152,34 +129,34 @@ def test_thread_count_writes_several_files(s3):
 
 
 def test_async_save(s3):
-    model, optimizer = _model_and_optimizer(0)
+    model, optimizer = model_and_optimizer(0)
     state = {"model": model.state_dict(), "optim": optimizer.state_dict()}
     future = dcp.async_save(state, storage_writer=S3StorageWriter(REGION, s3.uri("async"), endpoint=s3.endpoint))
     future.result()
     assert sorted(s3.keys()) == ["async/.metadata", "async/__0_0.distcp"]
-    fresh_model, fresh_optimizer = _model_and_optimizer(1)
+    fresh_model, fresh_optimizer = model_and_optimizer(1)
     target = {"model": fresh_model.state_dict(), "optim": fresh_optimizer.state_dict()}
     dcp.load(target, storage_reader=S3StorageReader(REGION, s3.uri("async"), endpoint=s3.endpoint))
-    _assert_equal(model.state_dict(), target["model"])
+    assert_nested_equal(model.state_dict(), target["model"])
 
 
 def test_checkpoint_id_and_sequential_reader(s3):
     """checkpoint_id= re-targets the writer and reader; the sequential reader loads whole files."""
-    model, _ = _model_and_optimizer(0)
+    model, _ = model_and_optimizer(0)
     writer = S3StorageWriter(REGION, s3.uri("unused"), endpoint=s3.endpoint)
     dcp.save({"model": model.state_dict()}, checkpoint_id=s3.uri("by-id"), storage_writer=writer)
     assert sorted(s3.keys()) == ["by-id/.metadata", "by-id/__0_0.distcp"]
     reader = S3StorageReader(
         REGION, s3.uri("unused"), endpoint=s3.endpoint, reader_constructor=S3ReaderConstructor.sequential()
     )
-    fresh, _ = _model_and_optimizer(1)
+    fresh, _ = model_and_optimizer(1)
     target = {"model": fresh.state_dict()}
     dcp.load(target, checkpoint_id=s3.uri("by-id"), storage_reader=reader)
-    _assert_equal(model.state_dict(), target["model"])
+    assert_nested_equal(model.state_dict(), target["model"])
 
 
 def test_partial_load_fetches_only_the_model_bytes(s3, monkeypatch):
-    model, optimizer = _model_and_optimizer(0, width=256)
+    model, optimizer = model_and_optimizer(0, width=256)
     path = s3.uri("partial")
     dcp.save(
         {"model": model.state_dict(), "optim": optimizer.state_dict()},
@@ -192,10 +169,10 @@ def test_partial_load_fetches_only_the_model_bytes(s3, monkeypatch):
     gets = RecordedGets(monkeypatch)
     reader = S3StorageReader(REGION, path, endpoint=s3.endpoint)
     assert S3ReaderConstructor.get_reader_type_string(reader.reader_constructor) == "dcp_optimized"
-    fresh, _ = _model_and_optimizer(1, width=256)
+    fresh, _ = model_and_optimizer(1, width=256)
     target = {"model": fresh.state_dict()}
     dcp.load(target, storage_reader=reader)
-    _assert_equal(model.state_dict(), target["model"])
+    assert_nested_equal(model.state_dict(), target["model"])
 
     planned = sum(info.length for index, info in reader.storage_data.items() if index.fqn.startswith("model."))
     fetched = gets.bytes_of(data_key, file_size)
@@ -213,7 +190,7 @@ def test_partial_load_fetches_only_the_model_bytes(s3, monkeypatch):
     sequential = S3StorageReader(
         REGION, path, endpoint=s3.endpoint, reader_constructor=S3ReaderConstructor.sequential()
     )
-    dcp.load({"model": _model_and_optimizer(2, width=256)[0].state_dict()}, storage_reader=sequential)
+    dcp.load({"model": model_and_optimizer(2, width=256)[0].state_dict()}, storage_reader=sequential)
     assert gets.bytes_of(data_key, file_size) == file_size
 
 
@@ -221,7 +198,7 @@ def test_partial_load_fetches_only_the_model_bytes(s3, monkeypatch):
 def test_ranges_coalesce_within_max_gap_size(s3, monkeypatch, max_gap_size, requests):
     """Loading the two weights but not the bias between them: one request when the gap may be
     bridged, two exact ones when it may not."""
-    model, _ = _model_and_optimizer(0)
+    model, _ = model_and_optimizer(0)
     path = s3.uri("gaps")
     dcp.save({"model": model.state_dict()}, storage_writer=S3StorageWriter(REGION, path, endpoint=s3.endpoint))
     gets = RecordedGets(monkeypatch)
@@ -268,7 +245,7 @@ def _record_closes(monkeypatch, on_put=None):
 
 def test_metadata_is_written_last(s3, monkeypatch):
     completed = _record_closes(monkeypatch)
-    model, optimizer = _model_and_optimizer(0)
+    model, optimizer = model_and_optimizer(0)
     state = {"model": model.state_dict(), "optim": optimizer.state_dict()}
     dcp.save(state, storage_writer=S3StorageWriter(REGION, s3.uri("order"), endpoint=s3.endpoint, thread_count=3))
     data_keys = [f"order/__0_{i}.distcp" for i in range(3)]
@@ -298,7 +275,7 @@ def test_interrupted_save_leaves_no_metadata(s3, monkeypatch, failing_thread):
     check for missing results turns a failure there into a failed save. The main thread waits at
     its first upload until the extra thread has opened one, so each thread holds one of the two
     files and the failure lands in the chosen thread every time."""
-    model, optimizer = _model_and_optimizer(0)
+    model, optimizer = model_and_optimizer(0)
     state = {"model": model.state_dict(), "optim": optimizer.state_dict()}
     path = s3.uri("broken")
     dcp.save(state, storage_writer=S3StorageWriter(REGION, path, endpoint=s3.endpoint, thread_count=2))
@@ -384,7 +361,7 @@ def test_failed_upload_in_a_writer_thread_is_reported_as_the_s3_exception(s3, mo
 
 
 def test_overwrite_false_refuses_an_existing_checkpoint(s3):
-    model, _ = _model_and_optimizer(0)
+    model, _ = model_and_optimizer(0)
     path = s3.uri("keep")
     dcp.save({"model": model.state_dict()}, storage_writer=S3StorageWriter(REGION, path, endpoint=s3.endpoint))
     with pytest.raises(dcp.CheckpointException, match="already exists"):
@@ -535,7 +512,7 @@ class _RankMetadataReader(S3StorageReader):
 def test_save_without_collectives_writes_its_own_metadata(s3, monkeypatch):
     """use_collectives=False: the rank writes __<rank>.metadata (no shared .metadata), removes its
     previous one before any data file is written, and the checkpoint loads from it."""
-    model, optimizer = _model_and_optimizer(0)
+    model, optimizer = model_and_optimizer(0)
     state = {"model": model.state_dict(), "optim": optimizer.state_dict()}
     path = s3.uri("solo")
 
@@ -557,11 +534,11 @@ def test_save_without_collectives_writes_its_own_metadata(s3, monkeypatch):
     assert metadata_present_at_data_puts == [False, False]
     assert completed[-1] == "solo/__0.metadata"
 
-    fresh_model, fresh_optimizer = _model_and_optimizer(1)
+    fresh_model, fresh_optimizer = model_and_optimizer(1)
     target = {"model": fresh_model.state_dict(), "optim": fresh_optimizer.state_dict()}
     dcp.load(target, storage_reader=_RankMetadataReader(REGION, path, endpoint=s3.endpoint, rank=0))
-    _assert_equal(model.state_dict(), target["model"], "model")
-    _assert_equal(optimizer.state_dict(), target["optim"], "optim")
+    assert_nested_equal(model.state_dict(), target["model"], "model")
+    assert_nested_equal(optimizer.state_dict(), target["optim"], "optim")
 
 
 def _rank_saves_without_collectives(rank, endpoint, bucket, init_file):
@@ -725,15 +702,15 @@ def _rank_main(rank: int, endpoint: str, bucket: str, init_file: str) -> None:
             _save_and_load_round_trip(f"s3://{bucket}/{name}", endpoint, rank=rank, prefix_strategy=factory())
             dist.barrier()
 
-        model, optimizer = _model_and_optimizer(0)
+        model, optimizer = model_and_optimizer(0)
         state = {"model": model.state_dict(), "optim": optimizer.state_dict()}
         dcp.async_save(
             state, storage_writer=S3StorageWriter(REGION, f"s3://{bucket}/async", endpoint=endpoint)
         ).result()
-        fresh, _ = _model_and_optimizer(1)
+        fresh, _ = model_and_optimizer(1)
         target = {"model": fresh.state_dict()}
         dcp.load(target, storage_reader=S3StorageReader(REGION, f"s3://{bucket}/async", endpoint=endpoint))
-        _assert_equal(model.state_dict(), target["model"])
+        assert_nested_equal(model.state_dict(), target["model"])
         dist.barrier()
     finally:
         dist.destroy_process_group()
