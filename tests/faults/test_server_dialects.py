@@ -147,6 +147,21 @@ def test_a_manifest_of_unquoted_etags_reads_its_objects(s3, proxy, objects, kind
     assert sorted(dataset) == sorted(objects.items())
 
 
+def test_a_weak_etag_does_not_match_the_manifests(s3, proxy, objects):
+    """RFC 9110's strong comparison, which If-Match uses: W/"x" is not the version "x"."""
+    write_manifest(s3.uri("train/"), s3.uri("m.jsonl"), region=s3.region, endpoint=proxy.url)
+    proxy.add(
+        lambda request: request.is_get_of("train/002.bin"),
+        rewrite(
+            lambda status, headers, body: (200, [(n, "W/" + v if n.lower() == "etag" else v) for n, v in headers], body)
+        ),
+    )
+    dataset = S3MapDataset.from_manifest(s3.uri("m.jsonl"), region=s3.region, endpoint=proxy.url)
+    assert dataset[1].read() == objects["train/001.bin"]
+    with pytest.raises(ObjectChangedError):
+        dataset[2].read()
+
+
 @pytest.mark.parametrize("kind", [S3MapDataset, S3IterableDataset])
 def test_a_changed_object_from_a_server_that_ignores_if_match_names_the_manifest(s3, proxy, objects, kind):
     write_manifest(s3.uri("train/"), s3.uri("m.jsonl"), region=s3.region, endpoint=proxy.url)
