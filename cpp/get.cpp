@@ -249,9 +249,11 @@ int Download::on_body(Locked &locked, aws_byte_cursor data, uint64_t offset, aws
 
 void Download::on_finished(Locked &locked) {
     DownloadState &d = of(locked);
+    // Only the first response can say so: a later part's 416 is an object that shrank under the read, an error.
     const bool empty_answer =
-        d.outcome.status == 416 ||
-        (d.outcome.error_code == AWS_ERROR_S3_MISSING_CONTENT_RANGE_HEADER && d.answered_empty_whole);
+        !d.headers_received &&
+        (d.outcome.status == 416 ||
+         (d.outcome.error_code == AWS_ERROR_S3_MISSING_CONTENT_RANGE_HEADER && d.answered_empty_whole));
     if (!d.outcome.ok() && empty_answer) {
         // A range that starts past the end holds no bytes: an empty read, as with a file. Without a range of the
         // caller's, the CRT asked for the first part from byte 0, which only an empty object cannot satisfy: S3

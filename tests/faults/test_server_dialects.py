@@ -76,6 +76,18 @@ def test_an_empty_object_reads_as_no_bytes(s3, proxy, answer, reader):
     assert proxy.requests(lambda request: request.path.endswith("/data/empty"))  # the rewritten answers were read
 
 
+@pytest.mark.parametrize("reader", READERS.values(), ids=READERS.keys())
+def test_a_later_part_answered_416_fails_the_read(s3, proxy, reader):
+    """Only the first answer can say that an object is empty: a 416 to a later part (the object shrank under
+    the read, on a server that ignores If-Match) is an error, not an empty or short read."""
+    data = bytes(range(256)) * (12 * MIB // 256)
+    s3.put("big", data)
+    proxy.add(lambda request: request.is_get_of("big") and (request.range_start or 0) > 0, error(416, "InvalidRange"))
+    with pytest.raises(S3Exception) as failed:
+        client_via(proxy, s3).get_object(s3.bucket, "big", reader_constructor=reader).read()
+    assert failed.value.status == 416
+
+
 def test_an_empty_object_dropped_while_s3_is_asked_again_does_not_crash(s3, proxy):
     """S3's 416 for an empty object makes the CRT ask again with partNumber=1; a download cancelled while that
     request waits ended it without a response, which the unchanged CRT read (a crash on its thread)."""
