@@ -14,6 +14,8 @@
 #include <aws/io/tls_channel_handler.h>
 #include <aws/s3/s3_client.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -103,6 +105,9 @@ public:
     uint64_t initial_read_window() const { return config_.part_size; }
     // The least any download may fetch ahead of its reader once it runs: eight parts.
     uint64_t least_read_ahead() const { return 8 * config_.part_size; }
+    // An upload's parts: part_size, or S3's smallest (5 MiB, which the CRT also uses then) when it is smaller.
+    // Objects of at most one part go up in a single PutObject.
+    uint64_t upload_part_size() const { return std::max<uint64_t>(config_.part_size, 5 * 1024 * 1024); }
 
     // A request for `method` on bucket/key ("" key for the bucket itself); `query` without "?".
     std::unique_ptr<RequestTarget> target(const char *method, const std::string &bucket, const std::string &key,

@@ -95,7 +95,7 @@ void PutStream::write(const uint8_t *data, size_t size) {
     if (ended_) throw std::logic_error("write to an upload that was closed or aborted");
     bytes_written_ += size;
     if (!upload_) {
-        if (pending_.size() + size <= client_->config().part_size) {
+        if (pending_.size() + size <= client_->upload_part_size()) {
             pending_.insert(pending_.end(), data, data + size);
             return;
         }

@@ -188,6 +188,24 @@ def test_writer_file_like_surface(s3, client):
 # ---------------------------------------------------------------- reads
 
 
+def test_a_part_size_under_5_mib_reads_in_its_parts_and_uploads_in_5_mib_parts(s3):
+    """The original accepts part sizes S3 would refuse for upload parts: reads use them, uploads use S3's 5 MiB
+    minimum (one PUT up to 5 MiB)."""
+    client = S3Client(s3.region, endpoint=s3.endpoint, s3client_config=S3ClientConfig(part_size=756))
+    data = payload(20_000, seed=3)
+    s3.put("small", data)
+    for reader in (S3ReaderConstructor.sequential(), S3ReaderConstructor.range_based()):
+        assert client.get_object(s3.bucket, "small", reader_constructor=reader).read() == data
+    stream = client._client.get_object(s3.bucket, "small")  # a stream of 756-byte parts
+    assert b"".join(iter(lambda: bytes(stream.next_chunk() or b""), b"")) == data
+    one_put, two_parts = payload(5 * MIB, seed=4), payload(6 * MIB, seed=5)
+    put(client, s3.bucket, "one-put", one_put)
+    put(client, s3.bucket, "two-parts", two_parts)
+    assert s3.get("one-put") == one_put and s3.get("two-parts") == two_parts
+    assert "-" not in s3.boto3.head_object(Bucket=s3.bucket, Key="one-put")["ETag"]  # not a multipart upload
+    assert s3.boto3.head_object(Bucket=s3.bucket, Key="two-parts")["ETag"].endswith('-2"')  # 5 MiB + 1 MiB
+
+
 def test_sequential_reader_is_the_default(s3, client, ragged_object):
     bucket, key, data = ragged_object
     reader = client.get_object(bucket, key)

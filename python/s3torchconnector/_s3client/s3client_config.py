@@ -5,7 +5,6 @@ from typing import Optional
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
-MIN_PART_SIZE = 5 * MIB  # S3's smallest multipart part
 MAX_PART_SIZE = 5 * GIB  # S3's largest part
 CHECKSUM_ALGORITHMS = ("CRC32C", "CRC32", "CRC64NVME", "SHA1", "SHA256")
 MAX_STALL_TIMEOUT_SECONDS = 24 * 3600
@@ -18,9 +17,11 @@ class S3ClientConfig:
     Args:
         throughput_target_gbps: the throughput (gigabits per second) the client sizes its
             connection pool for. 10.0 by default.
-        part_size: bytes per part of multipart uploads and ranged downloads, 5 MiB to 5 GiB.
+        part_size: bytes per part of ranged downloads and multipart uploads, up to 5 GiB.
             8 MiB by default. Whole-object reads (the sequential reader) use 4 MiB parts: more
-            connections within the same memory.
+            connections within the same memory. S3 takes no upload part under 5 MiB but the last,
+            so an upload uses 5 MiB parts when this is smaller (and sends objects up to 5 MiB in
+            one request).
         unsigned: send anonymous, unsigned requests (public buckets).
         force_path_style: address buckets as ``endpoint/bucket/key`` instead of
             ``bucket.endpoint/key``.
@@ -57,11 +58,8 @@ class S3ClientConfig:
         if not self.throughput_target_gbps > 0:
             raise ValueError(f"throughput_target_gbps must be positive, got {self.throughput_target_gbps}")
         _check_type("part_size", self.part_size, int)
-        if not MIN_PART_SIZE <= self.part_size <= MAX_PART_SIZE:
-            raise ValueError(
-                f"part_size must be between 5 MiB ({MIN_PART_SIZE}) and 5 GiB ({MAX_PART_SIZE}) "
-                f"bytes, got {self.part_size}"
-            )
+        if not 1 <= self.part_size <= MAX_PART_SIZE:
+            raise ValueError(f"part_size must be from 1 byte to 5 GiB ({MAX_PART_SIZE}), got {self.part_size}")
         _check_type("unsigned", self.unsigned, bool)
         _check_type("force_path_style", self.force_path_style, bool)
         _check_type("max_attempts", self.max_attempts, int)
