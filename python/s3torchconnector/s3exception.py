@@ -185,6 +185,17 @@ def _explain_crt_error(crt_error: str, facts: dict) -> str:
     return f"{operation} of {uri} failed"
 
 
+def _original_wording(code: str, operation: str) -> str:
+    """The original's text for a missing key or bucket ("Service error: The key does not exist"), kept inside
+    our message so that code matching on it (pytest.raises(match=...), `in str(error)`) still finds it."""
+    if code == "NoSuchKey":
+        found = operation in ("HeadObject", "CopyObject")  # its head and copy errors name the object otherwise
+        return "Service error: The object was not found" if found else "Service error: The key does not exist"
+    if code == "NoSuchBucket":
+        return "Service error: The bucket does not exist"
+    return ""
+
+
 def _gave_up_after(max_attempts: int) -> str:
     return f"; gave up after up to {max_attempts} {'attempt' if max_attempts == 1 else 'attempts'}"
 
@@ -194,9 +205,11 @@ def _service_error(facts: dict, status: int) -> Tuple[str, str]:
     code = facts["code"] or _CODE_BY_STATUS.get(status, "")
     if not code:
         code = ("NoSuchKey" if facts["key"] else "NoSuchBucket") if status == 404 else f"HTTP{status}"
-    # "NoSuchKey: s3://b/k does not exist (HTTP 404, request id X)";
+    # "NoSuchKey: s3://b/k does not exist (Service error: The key does not exist; HTTP 404, request id X)";
     # "SlowDown: ... (HTTP 503, request id X; gave up after up to 10 attempts)".
-    message = f"{code}: {_explain_service_error(code, facts['server_message'], facts)} (HTTP {status}"
+    original = _original_wording(code, facts["operation"])
+    message = f"{code}: {_explain_service_error(code, facts['server_message'], facts)} ("
+    message += f"{original}; HTTP {status}" if original else f"HTTP {status}"
     if facts["request_id"]:
         message += f", request id {facts['request_id']}"
     if facts["max_attempts"] > 0 and facts["crt_error"] in _STATUS_BY_CRT_ERROR:

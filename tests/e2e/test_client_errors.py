@@ -212,7 +212,10 @@ def test_get_404_message_is_well_formed(s3, client, responses, like_s3):
     sent = responses.request_ids("GET", "no/such key", 404)
     assert len(sent) == 1 and sent[0], responses.sent
     assert error.request_id == sent[0]
-    assert str(error) == f"NoSuchKey: s3://{s3.bucket}/no/such key does not exist (HTTP 404, request id {sent[0]})"
+    assert (
+        str(error)
+        == f"NoSuchKey: s3://{s3.bucket}/no/such key does not exist (Service error: The key does not exist; HTTP 404, request id {sent[0]})"
+    )
 
 
 @pytest.mark.parametrize("like_s3", [False, True], ids=["moto-headers", "s3-headers"])
@@ -223,7 +226,10 @@ def test_head_404_message_is_well_formed(s3, client, responses, like_s3):
     sent = responses.request_ids("HEAD", "nokey", 404)
     assert len(sent) == 1 and sent[0], responses.sent
     assert error.request_id == sent[0]
-    assert str(error) == f"NoSuchKey: s3://{s3.bucket}/nokey does not exist (HTTP 404, request id {sent[0]})"
+    assert (
+        str(error)
+        == f"NoSuchKey: s3://{s3.bucket}/nokey does not exist (Service error: The object was not found; HTTP 404, request id {sent[0]})"
+    )
 
 
 class ThrottlingServer:
@@ -531,8 +537,8 @@ def test_bad_endpoint(endpoint):
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"part_size": PART - 1},
         {"part_size": 0},
+        {"part_size": 5 * 1024 * MIB + 1},  # above S3's 5 GiB
         {"max_attempts": 0},
         {"throughput_target_gbps": 0},
         {"unsigned": True, "requester_pays": True},

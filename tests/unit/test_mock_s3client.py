@@ -50,7 +50,7 @@ def _assert_s3_error(error: S3Exception, code, status, operation, bucket, key):
         bucket,
         key,
     )
-    assert str(error).startswith(f"{code}: ") and str(error).endswith(f"(HTTP {status})")
+    assert str(error).startswith(f"{code}: ") and str(error).endswith(f"HTTP {status})")
 
 
 # ---------------------------------------------------------------- the client

@@ -46,7 +46,9 @@ def test_each_answer_has_its_kind_and_the_builtin_generic_code_knows(status, cod
 
 def test_a_missing_key_reads_as_a_missing_file():
     error = answered(404, "NoSuchKey", request_id="R1")
-    assert str(error) == "NoSuchKey: s3://b/k does not exist (HTTP 404, request id R1)"
+    assert str(error) == (
+        "NoSuchKey: s3://b/k does not exist (Service error: The key does not exist; HTTP 404, request id R1)"
+    )
     with pytest.raises(FileNotFoundError):
         raise error
 
@@ -62,6 +64,22 @@ def test_an_answer_without_a_body_is_named_by_its_status(status, key, code):
     assert str(error).startswith(f"{code}: ")
 
 
+@pytest.mark.parametrize(
+    "operation, key, code, wording",
+    [
+        ("GetObject", "k", "NoSuchKey", "Service error: The key does not exist"),
+        ("HeadObject", "k", "NoSuchKey", "Service error: The object was not found"),
+        ("CopyObject", "k", "NoSuchKey", "Service error: The object was not found"),
+        ("ListObjectsV2", "", "NoSuchBucket", "Service error: The bucket does not exist"),
+        ("GetObject", "k", "NoSuchBucket", "Service error: The bucket does not exist"),
+    ],
+)
+def test_a_missing_key_or_bucket_keeps_the_originals_wording(operation, key, code, wording):
+    """Code written for the original matches on its text: pytest.raises(S3Exception, match=...), `in str(e)`."""
+    error = answered(404, code, operation=operation, key=key)
+    assert error.code == code and wording in str(error)
+
+
 def test_an_unknown_status_without_a_body_keeps_the_number():
     assert answered(418).code == "HTTP418"
     assert type(answered(418)) is S3Exception
@@ -75,7 +93,9 @@ def test_an_unknown_s3_code_keeps_s3s_message():
 
 def test_a_copy_whose_source_is_missing_names_the_source():
     error = answered(404, "NoSuchKey", operation="CopyObject", bucket="src", key="a")
-    assert str(error) == "NoSuchKey: copy source s3://src/a does not exist (HTTP 404)"
+    assert str(error) == (
+        "NoSuchKey: copy source s3://src/a does not exist (Service error: The object was not found; HTTP 404)"
+    )
 
 
 def test_a_bucket_in_another_region_says_to_pass_its_region():
