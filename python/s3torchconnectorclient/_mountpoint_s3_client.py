@@ -127,6 +127,12 @@ class MountpointS3Client(_RawClientSettings):
         self._s3client = client
 
     @property
+    def _client(self):
+        """The native client, named as S3Client names it: the original's datasets restore a listing with
+        ``ListObjectStream._from_state(client=<this client>, ...)``, which lists through it."""
+        return self._s3client._client
+
+    @property
     def endpoint(self) -> str:
         return self._s3client.endpoint or ""
 

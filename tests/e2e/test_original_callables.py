@@ -88,3 +88,19 @@ def test_pickled_partial_dataset_in_spawn_worker(s3, objects, kind):
         options["sampler"] = range(len(objects))
     samples = [sample for batch in DataLoader(dataset, **options) for sample in batch]
     assert samples == sorted(objects.items())
+
+
+def test_a_listing_restored_from_its_state_with_the_originals_client_lists_the_rest(s3, objects):
+    """The original's datasets pickle a listing as its fields and restore it with
+    ListObjectStream._from_state(client=<MountpointS3Client>, ...): the rest of the listing follows."""
+    from s3torchconnectorclient._mountpoint_s3_client import ListObjectStream, MountpointS3Client
+
+    client = MountpointS3Client(s3.region, "test", endpoint=s3.endpoint)
+    stream = client.list_objects(s3.bucket, "train/", max_keys=2)
+    first = [info.key for info in next(stream).object_info]
+    fields = ("bucket", "prefix", "delimiter", "max_keys", "continuation_token", "complete")
+    state = {"client": client, **{name: getattr(stream, name) for name in fields}}
+    assert state["continuation_token"] and not state["complete"]
+    restored = ListObjectStream._from_state(**state)
+    rest = [info.key for page in restored for info in page.object_info]
+    assert first + rest == sorted(objects) and restored.complete
