@@ -84,9 +84,15 @@ def test_part_size_type(part_size):
     assert "part_size" in str(raised.value)
 
 
-@pytest.mark.parametrize("max_attempts", [1, 2, 10, 100])
+@pytest.mark.parametrize("max_attempts", [1, 2, 10, 64])
 def test_max_attempts_valid(max_attempts):
     assert S3ClientConfig(max_attempts=max_attempts).max_attempts == max_attempts
+
+
+def test_more_attempts_than_the_crt_makes_are_refused_saying_why():
+    """The original accepts them and panics when the client is made (its #361); the CRT retries at most 63 times."""
+    with pytest.raises(ValueError, match="max_attempts must be from 1 to 64, got 65: the CRT's backoff retries"):
+        S3ClientConfig(max_attempts=65)
 
 
 @pytest.mark.parametrize("max_attempts", [0, -1])

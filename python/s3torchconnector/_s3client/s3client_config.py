@@ -8,6 +8,7 @@ GIB = 1024 * MIB
 MAX_PART_SIZE = 5 * GIB  # S3's largest part
 CHECKSUM_ALGORITHMS = ("CRC32C", "CRC32", "CRC64NVME", "SHA1", "SHA256")
 MAX_STALL_TIMEOUT_SECONDS = 24 * 3600
+MAX_ATTEMPTS = 64  # the first attempt and the CRT's most retries, 63 (its exponential backoff's bound)
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class S3ClientConfig:
         force_path_style: address buckets as ``endpoint/bucket/key`` instead of
             ``bucket.endpoint/key``.
         max_attempts: attempts per request for errors worth retrying (throttling,
-            5xx, dropped connections), at least 1.
+            5xx, dropped connections), from 1 to 64.
         profile: the named profile of the shared AWS config and credentials files.
         requester_pays: accept the charges of requester-pays buckets.
         upload_checksum: the checksum sent with every uploaded part for S3 to verify:
@@ -63,8 +64,12 @@ class S3ClientConfig:
         _check_type("unsigned", self.unsigned, bool)
         _check_type("force_path_style", self.force_path_style, bool)
         _check_type("max_attempts", self.max_attempts, int)
-        if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if not 1 <= self.max_attempts <= MAX_ATTEMPTS:
+            raise ValueError(
+                f"max_attempts must be from 1 to {MAX_ATTEMPTS}, got {self.max_attempts}: the CRT's backoff "
+                f"retries at most {MAX_ATTEMPTS - 1} times (a request that fails {MAX_ATTEMPTS} times in a row "
+                "will not pass on the next)"
+            )
         if self.profile is not None:
             _check_type("profile", self.profile, str)
         _check_type("requester_pays", self.requester_pays, bool)
