@@ -451,3 +451,29 @@ def test_range_based_reader_reads_a_large_object_in_bounded_memory(proxy):
     assert measured["pieces"] == expected, "the reads returned the wrong bytes"
     growth = measured["growth"]
     assert growth < 64 * MIB, f"peak RSS grew by {growth / MIB:.0f} MiB while reading a {size // MIB} MiB object"
+
+
+def test_every_request_of_a_requester_pays_client_says_so(s3, proxy):
+    """A requester-pays bucket refuses any request without x-amz-request-payer (403): the parts of uploads and
+    copies, and DCP's rename (a copy and a delete), must carry it as the first request does."""
+    from s3torchconnector.dcp.s3_file_system import S3FileSystem
+
+    client = client_via(proxy, s3, requester_pays=True)
+    data = bytes(range(256)) * (2 * PART // 256 + 1)  # three parts
+    with client.put_object(s3.bucket, "big") as writer:
+        writer.write(data)
+    with client.put_object(s3.bucket, "small") as writer:
+        writer.write(b"small")
+    assert client.get_object(s3.bucket, "big").read() == data
+    assert client.head_object(s3.bucket, "small").size == 5
+    assert [info.key for page in client.list_objects(s3.bucket) for info in page.object_info] == ["big", "small"]
+    client.copy_object(s3.bucket, "small", s3.bucket, "copied")
+    client.delete_object(s3.bucket, "copied")
+    S3FileSystem(s3.region, client).rename(s3.uri("small"), s3.uri("renamed"))
+    assert s3.get("renamed") == b"small" and "small" not in s3.keys()
+    methods = {(entry.request.method, tuple(sorted(entry.request.query))) for entry in proxy.requests()}
+    assert ("POST", ("uploads",)) in methods and ("PUT", ("partNumber", "uploadId")) in methods  # the parts
+    without = [
+        entry.request for entry in proxy.requests() if entry.request.headers.get("x-amz-request-payer") != "requester"
+    ]
+    assert without == []
