@@ -170,7 +170,9 @@ Client::Client(ClientConfig config) : config_(std::move(config)) {
     client_config.throughput_target_gbps =
         std::max(config_.throughput_target_gbps, min_pool_connections * crt_gbps_per_connection);
     max_connections_per_request_ = connections_for(config_.throughput_target_gbps);
-    if (!memory_limit_set_by_environment()) {
+    if (config_.memory_limit_bytes != 0) {
+        client_config.memory_limit_in_bytes = config_.memory_limit_bytes;
+    } else if (!memory_limit_set_by_environment()) {
         client_config.memory_limit_in_bytes =
             aws_s3_default_memory_limit_for_throughput(config_.throughput_target_gbps);
     }
@@ -187,6 +189,11 @@ Client::Client(ClientConfig config) : config_(std::move(config)) {
     client_config.monitoring_options = &monitoring;
     client_config.enable_read_backpressure = true;
     client_config.initial_read_window = static_cast<size_t>(initial_read_window());
+
+    std::vector<aws_byte_cursor> interfaces;  // the CRT copies the names
+    for (const std::string &name : config_.network_interface_names) interfaces.push_back(cursor(name));
+    client_config.network_interface_names_array = interfaces.data();
+    client_config.num_network_interface_names = interfaces.size();
 
     client_config.buffer_pool_factory_fn = LandingPool::make;
     client_config.buffer_pool_user_data = &landing_pool_;

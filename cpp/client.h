@@ -30,21 +30,25 @@ namespace s3tc {
 //   validate_checksums: check downloads against the object's checksum (a HEAD when the size is unknown).
 //   stall_timeout_seconds, min_throughput_bytes_per_second: a connection moving fewer bytes a second than the
 //   minimum for that long while a request waits on it is dropped and the request retried.
-#define S3TC_CLIENT_CONFIG_FIELDS(FIELD)   \
-    FIELD(std::string, region)             \
-    FIELD(std::string, endpoint)           \
-    FIELD(std::string, user_agent)         \
-    FIELD(double, throughput_target_gbps)  \
-    FIELD(uint64_t, part_size)             \
-    FIELD(bool, unsigned_requests)         \
-    FIELD(bool, force_path_style)          \
-    FIELD(int, max_attempts)               \
-    FIELD(std::string, profile)            \
-    FIELD(bool, requester_pays)            \
-    FIELD(std::string, upload_checksum)    \
-    FIELD(bool, validate_checksums)        \
-    FIELD(uint32_t, stall_timeout_seconds) \
-    FIELD(uint64_t, min_throughput_bytes_per_second)
+//   memory_limit_bytes: the CRT's buffer memory, 0 for its default (for the throughput target, or its environment
+//   variables). network_interface_names: the interfaces connections are spread over, none for the system's choice.
+#define S3TC_CLIENT_CONFIG_FIELDS(FIELD)             \
+    FIELD(std::string, region)                       \
+    FIELD(std::string, endpoint)                     \
+    FIELD(std::string, user_agent)                   \
+    FIELD(double, throughput_target_gbps)            \
+    FIELD(uint64_t, part_size)                       \
+    FIELD(bool, unsigned_requests)                   \
+    FIELD(bool, force_path_style)                    \
+    FIELD(int, max_attempts)                         \
+    FIELD(std::string, profile)                      \
+    FIELD(bool, requester_pays)                      \
+    FIELD(std::string, upload_checksum)              \
+    FIELD(bool, validate_checksums)                  \
+    FIELD(uint32_t, stall_timeout_seconds)           \
+    FIELD(uint64_t, min_throughput_bytes_per_second) \
+    FIELD(uint64_t, memory_limit_bytes)              \
+    FIELD(std::vector<std::string>, network_interface_names)
 
 struct ClientConfig {
 #define S3TC_DECLARE_FIELD(type, name) type name{};

@@ -206,6 +206,32 @@ def test_a_part_size_under_5_mib_reads_in_its_parts_and_uploads_in_5_mib_parts(s
     assert s3.boto3.head_object(Bucket=s3.bucket, Key="two-parts")["ETag"].endswith('-2"')  # 5 MiB + 1 MiB
 
 
+def test_connections_go_through_the_network_interfaces_given(s3):
+    """Bound to the loopback interface, requests to 127.0.0.1 pass; bound to another, they cannot reach it."""
+    import socket
+
+    s3.put("k", b"through lo")
+    through_lo = S3Client(
+        s3.region, endpoint=s3.endpoint, s3client_config=S3ClientConfig(network_interface_names=["lo"])
+    )
+    assert through_lo.get_object(s3.bucket, "k").read() == b"through lo"
+    others = [name for _, name in socket.if_nameindex() if name != "lo"]
+    assert others, "this test needs a network interface besides lo"
+    elsewhere = S3ClientConfig(network_interface_names=[others[0]], max_attempts=1)
+    with pytest.raises(S3Exception):
+        S3Client(s3.region, endpoint=s3.endpoint, s3client_config=elsewhere).head_object(s3.bucket, "k")
+
+
+def test_a_client_works_within_the_memory_limit_given(s3):
+    data = payload(3 * PART, seed=9)
+    s3.put("k", data)
+    config = S3ClientConfig(part_size=PART, memory_limit_bytes=256 * MIB)
+    client = S3Client(s3.region, endpoint=s3.endpoint, s3client_config=config)
+    assert client.get_object(s3.bucket, "k").read() == data
+    put(client, s3.bucket, "copy", data)
+    assert s3.get("copy") == data
+
+
 def test_sequential_reader_is_the_default(s3, client, ragged_object):
     bucket, key, data = ragged_object
     reader = client.get_object(bucket, key)

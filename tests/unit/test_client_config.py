@@ -286,3 +286,38 @@ def test_the_native_client_takes_every_option_python_decides():
         _native.NativeClient(**missing)
     with pytest.raises(TypeError, match="read_window"):
         _native.NativeClient(**options, read_window=1)
+
+
+def test_memory_limit_is_the_crts_default_unless_given():
+    assert S3ClientConfig().memory_limit_bytes is None
+    assert S3ClientConfig().native_options("us-east-1", "", "ua")["memory_limit_bytes"] == 0  # the CRT decides
+    config = S3ClientConfig(memory_limit_bytes=512 * MIB)
+    assert config.native_options("us-east-1", "", "ua")["memory_limit_bytes"] == 512 * MIB
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [dict(memory_limit_bytes=256 * MIB - 1), dict(memory_limit_bytes=0), dict(part_size=GIB, memory_limit_bytes=GIB)],
+)
+def test_a_memory_limit_the_crt_cannot_work_in_is_refused(settings):
+    with pytest.raises(ValueError, match="memory_limit_bytes must be at least"):
+        S3ClientConfig(**settings)
+
+
+def test_network_interfaces_must_exist_here():
+    with pytest.raises(
+        ValueError, match="network interface 'no-such-nic0' does not exist on this machine; it has .*lo"
+    ):
+        S3ClientConfig(network_interface_names=["lo", "no-such-nic0"])
+    with pytest.raises(ValueError, match="at least one interface"):
+        S3ClientConfig(network_interface_names=[])
+    with pytest.raises(TypeError):
+        S3ClientConfig(network_interface_names="lo")  # a string is not a list of names
+
+
+def test_network_interfaces_given_as_a_list_are_kept_as_a_tuple():
+    config = S3ClientConfig(network_interface_names=["lo"])
+    assert config.network_interface_names == ("lo",) and hash(config) == hash(
+        S3ClientConfig(network_interface_names=("lo",))
+    )
+    assert config.native_options("us-east-1", "", "ua")["network_interface_names"] == ["lo"]

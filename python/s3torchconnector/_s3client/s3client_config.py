@@ -1,13 +1,15 @@
 """S3ClientConfig: the knobs of the native S3 client, checked when made."""
 
+import socket
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 MAX_PART_SIZE = 5 * GIB  # S3's largest part
 CHECKSUM_ALGORITHMS = ("CRC32C", "CRC32", "CRC64NVME", "SHA1", "SHA256")
 MAX_STALL_TIMEOUT_SECONDS = 24 * 3600
+MIN_MEMORY_LIMIT = 256 * MIB  # the least the CRT's buffer pool takes
 MAX_ATTEMPTS = 64  # the first attempt and the CRT's most retries, 63 (its exponential backoff's bound)
 
 
@@ -40,6 +42,12 @@ class S3ClientConfig:
             is dropped and the request retried (within ``max_attempts``). 30 by default.
         min_throughput_bytes_per_second: the throughput below which a connection counts as
             stalled. 1 by default (only a connection that moves nothing at all is dropped).
+        memory_limit_bytes: the most memory the client's part buffers may take, at least 256 MiB
+            and two parts. None (default): the CRT's choice for ``throughput_target_gbps``, or
+            ``AWS_CRT_S3_MEMORY_LIMIT_IN_MB`` / ``_IN_GIB`` from the environment.
+        network_interface_names: network interfaces (such as ``("eth0", "eth1")``) to spread the
+            client's connections over, for instances with several network cards; each must exist
+            on this machine (Linux binds with SO_BINDTODEVICE). None (default): the system routes.
     """
 
     throughput_target_gbps: float = 10.0
@@ -53,6 +61,8 @@ class S3ClientConfig:
     validate_checksums: Optional[bool] = None
     stall_timeout_seconds: int = 30
     min_throughput_bytes_per_second: int = 1
+    memory_limit_bytes: Optional[int] = None
+    network_interface_names: Optional[Tuple[str, ...]] = None
 
     def __post_init__(self):
         _check_type("throughput_target_gbps", self.throughput_target_gbps, (int, float))
@@ -89,6 +99,19 @@ class S3ClientConfig:
             raise ValueError(
                 f"min_throughput_bytes_per_second must be at least 1, got {self.min_throughput_bytes_per_second}"
             )
+        if self.memory_limit_bytes is not None:
+            _check_type("memory_limit_bytes", self.memory_limit_bytes, int)
+            least = max(MIN_MEMORY_LIMIT, 2 * self.part_size)
+            if self.memory_limit_bytes < least:
+                raise ValueError(
+                    f"memory_limit_bytes must be at least {least} (256 MiB, and two parts of part_size), "
+                    f"got {self.memory_limit_bytes}"
+                )
+        if self.network_interface_names is not None:
+            # A list is taken too, and kept as a tuple: the config stays hashable and frozen.
+            _check_type("network_interface_names", self.network_interface_names, (tuple, list))
+            object.__setattr__(self, "network_interface_names", tuple(self.network_interface_names))
+            _check_interfaces(self.network_interface_names)
         if self.requester_pays and self.unsigned:
             raise ValueError(
                 "requester_pays needs signed requests: S3 bills the requester by its credentials, "
@@ -116,7 +139,21 @@ class S3ClientConfig:
             validate_checksums=bool(self.validate_checksums),
             stall_timeout_seconds=self.stall_timeout_seconds,
             min_throughput_bytes_per_second=self.min_throughput_bytes_per_second,
+            memory_limit_bytes=self.memory_limit_bytes or 0,
+            network_interface_names=list(self.network_interface_names or ()),
         )
+
+
+def _check_interfaces(names: Tuple[str, ...]) -> None:
+    """Each name is an interface of this machine: a wrong one would fail every connection made through it."""
+    if not names:
+        raise ValueError("network_interface_names must name at least one interface, or be None")
+    known = [name for _, name in socket.if_nameindex()] if hasattr(socket, "if_nameindex") else None
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"network_interface_names must hold interface names (non-empty str), got {name!r}")
+        if known is not None and name not in known:
+            raise ValueError(f"network interface {name!r} does not exist on this machine; it has {', '.join(known)}")
 
 
 def _check_type(name: str, value, expected) -> None:
