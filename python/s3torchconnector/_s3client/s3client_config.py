@@ -77,8 +77,7 @@ class S3ClientConfig:
         if not 1 <= self.max_attempts <= MAX_ATTEMPTS:
             raise ValueError(
                 f"max_attempts must be from 1 to {MAX_ATTEMPTS}, got {self.max_attempts}: the CRT's backoff "
-                f"retries at most {MAX_ATTEMPTS - 1} times (a request that fails {MAX_ATTEMPTS} times in a row "
-                "will not pass on the next)"
+                f"retries a request at most {MAX_ATTEMPTS - 1} times"
             )
         if self.profile is not None:
             _check_type("profile", self.profile, str)
