@@ -43,6 +43,8 @@ def test_every_setting_of_the_config_reaches_the_native_client(built, monkeypatc
         validate_checksums=True,
         stall_timeout_seconds=7,
         min_throughput_bytes_per_second=1000,
+        memory_limit_bytes=512 * 1024 * 1024,
+        network_interface_names=("lo",),
     )
     _ = S3Client("eu-west-2", endpoint="http://127.0.0.1:9", s3client_config=config)._client  # built now
     ((args, kwargs),) = built
@@ -62,6 +64,8 @@ def test_every_setting_of_the_config_reaches_the_native_client(built, monkeypatc
         validate_checksums=True,
         stall_timeout_seconds=7,
         min_throughput_bytes_per_second=1000,
+        memory_limit_bytes=512 * 1024 * 1024,
+        network_interface_names=["lo"],
     )
     assert type(kwargs["throughput_target_gbps"]) is float and type(kwargs["validate_checksums"]) is bool
 
