@@ -51,3 +51,11 @@ function(s3tc_patch_awscrt crt_dir)
 ")
     s3tc_change_crt_source("${crt_dir}" aws-c-s3/source/s3_auto_ranged_get.c "${part_one}" "${part_one_checked}")
 endfunction()
+
+# A CRT built elsewhere lacks these changes: say what that costs, at every configure.
+function(s3tc_warn_unchanged_crt what)
+    message(WARNING "s3torchconnector: ${what} is used as it is, without cmake/PatchAwsCrt.cmake's changes: "
+        "a GET of an empty object cancelled while the CRT asks again (partNumber=1) can crash the process (change 2), "
+        "and uploads to servers that answer CreateMultipartUpload as rclone does fail (change 1). Unset "
+        "S3TC_CRT_SOURCE_DIR, or pass -DS3TC_USE_INSTALLED_CRT=OFF, to build the pinned CRT with them.")
+endfunction()
