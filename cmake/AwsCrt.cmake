@@ -4,8 +4,8 @@
 #   1. an installed aws-c-s3 CMake package (conda-forge, vcpkg, a prefix on CMAKE_PREFIX_PATH);
 #   2. a source tree holding the CRT C libraries (S3TC_CRT_SOURCE_DIR, cache or environment variable);
 #   3. the crt/ folder of the pinned awscrt source distribution from PyPI, checked by sha256
-#      (cmake/FetchAwsCrt.cmake; an sdist carries the archive, so it builds offline), with one change
-#      (cmake/PatchAwsCrt.cmake).
+#      (cmake/FetchAwsCrt.cmake; an sdist carries the archive, so it builds offline), with two changes
+#      (cmake/PatchAwsCrt.cmake). Cases 1 and 2 lack them, and the build warns so.
 # Cases 2 and 3 build the libraries static and position-independent, against the
 # system libcrypto unless S3TC_BUILD_AWS_LC is ON.
 
