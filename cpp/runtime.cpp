@@ -1,5 +1,6 @@
 #include "runtime.h"
 
+#include "localhost_names.h"
 #include "logging.h"
 
 #include <aws/common/error.h>
@@ -123,6 +124,7 @@ Runtime *new_runtime() {
     resolver_options.max_entries = 64;
     resolver_options.el_group = rt->event_loops;
     rt->resolver = aws_host_resolver_new_default(allocator, &resolver_options);
+    resolve_localhost_names(rt->resolver);
 
     aws_client_bootstrap_options bootstrap_options = {};
     bootstrap_options.event_loop_group = rt->event_loops;
