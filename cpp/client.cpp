@@ -1,6 +1,7 @@
 #include "client.h"
 
 #include "runtime.h"
+#include "s3express.h"
 #include "single_attempt_retry.h"
 #include "text.h"
 #include "xml.h"
@@ -100,6 +101,7 @@ RequestTarget::~RequestTarget() {
 void RequestTarget::apply(aws_s3_meta_request_options &options) {
     options.message = message_;
     options.endpoint = &endpoint_;
+    if (signing_ != nullptr) options.signing_config = signing_;
 }
 
 Client::Client(ClientConfig config) : config_(std::move(config)) {
@@ -126,8 +128,10 @@ Client::Client(ClientConfig config) : config_(std::move(config)) {
             throw std::invalid_argument("endpoint '" + config_.endpoint +
                                         "' must start with http:// or https:// and name a host");
         }
-        // Virtual-hosted names cannot resolve under an IP address or localhost.
-        path_style_ = config_.force_path_style || is_ip_address(host_) || host_ == "localhost";
+        // Virtual-hosted names cannot resolve under an IP address. Under localhost they do (localhost_names.h), but
+        // local servers are mostly set up for path style.
+        ip_endpoint_ = is_ip_address(host_);
+        path_style_ = config_.force_path_style || ip_endpoint_ || host_ == "localhost";
     }
 
     checksum_algorithm(config_.upload_checksum);  // refuse an unknown name now, not at the first upload
@@ -152,6 +156,15 @@ Client::Client(ClientConfig config) : config_(std::move(config)) {
         throw std::runtime_error("cannot set up AWS credentials: " + describe_crt_error(aws_last_error()));
     }
     aws_s3_init_default_signing_config(&signing_, cursor(config_.region), credentials_);
+    if (!config_.unsigned_requests) {
+        s3express_credentials_ = s3express_user_credentials(credentials_);
+        if (s3express_credentials_ == nullptr) {
+            int error = aws_last_error();
+            release_crt_objects();
+            throw std::runtime_error("cannot set up AWS credentials: " + describe_crt_error(error));
+        }
+        s3express_signing_ = s3express_signing_config(config_.region, s3express_credentials_);
+    }
 
     aws_s3_client_config client_config = {};
     client_config.region = cursor(config_.region);
@@ -166,6 +179,8 @@ Client::Client(ClientConfig config) : config_(std::move(config)) {
         client_config.tls_mode = AWS_MR_TLS_DISABLED;
     }
     client_config.signing_config = &signing_;
+    // The CRT's S3 Express credentials: made on a directory bucket's first request, then one session per bucket.
+    client_config.enable_s3express = !config_.unsigned_requests;
     client_config.part_size = config_.part_size;
     client_config.throughput_target_gbps =
         std::max(config_.throughput_target_gbps, min_pool_connections * crt_gbps_per_connection);
@@ -216,16 +231,38 @@ void Client::release_crt_objects() {
     if (client_ != nullptr) aws_s3_client_release(client_);
     if (retry_ != nullptr) aws_retry_strategy_release(retry_);
     if (credentials_ != nullptr) aws_credentials_provider_release(credentials_);
+    if (s3express_credentials_ != nullptr) aws_credentials_provider_release(s3express_credentials_);
     aws_tls_connection_options_clean_up(&tls_);
     client_ = nullptr;
     landing_pool_ = nullptr;
     retry_ = nullptr;
     credentials_ = nullptr;
+    s3express_credentials_ = nullptr;
 }
 
 std::string Client::object_uri(const std::string &bucket, const std::string &key) const {
     std::string authority = host_;
     if (port_ != 0) authority += ":" + std::to_string(port_);
+    const std::string zone = directory_bucket_zone(bucket);
+    if (!zone.empty()) {
+        // S3 Express One Zone has virtual-hosted addressing only; its sessions are made per host.
+        const std::string reason = config_.force_path_style ? "force_path_style=True is set"
+                                   : ip_endpoint_           ? "endpoint " + config_.endpoint + " is an IP address"
+                                                            : "";
+        if (!reason.empty()) {
+            throw std::invalid_argument(
+                "cannot reach s3://" + bucket +
+                ": an S3 Express One Zone directory bucket is addressed only as <bucket>.<endpoint host>, and " +
+                reason +
+                ". Use the zonal endpoint (no endpoint=), or a host name (http://localhost:<port> for a "
+                "local server) without force_path_style");
+        }
+        if (config_.endpoint.empty())
+            authority = zonal_host(bucket, zone, config_.region);
+        else
+            authority = bucket + "." + authority;
+        return scheme_ + "://" + authority + "/" + encode(key, true);
+    }
     // Dotted bucket names break the TLS certificate of virtual-hosted names: use path style for them.
     const bool path_style = path_style_ || (scheme_ == "https" && bucket.find('.') != std::string::npos);
     if (path_style) {
@@ -256,7 +293,9 @@ std::unique_ptr<RequestTarget> Client::target(const char *method, const std::str
         aws_http_headers_set(headers, aws_byte_cursor_from_c_str("x-amz-request-payer"),
                              aws_byte_cursor_from_c_str("requester"));
     }
-    return std::make_unique<RequestTarget>(message, endpoint);
+    auto made = std::make_unique<RequestTarget>(message, endpoint);
+    if (!config_.unsigned_requests && !directory_bucket_zone(bucket).empty()) made->sign_with(&s3express_signing_);
+    return made;
 }
 
 void Client::apply_checksums(aws_s3_meta_request_options &options, aws_s3_checksum_config &storage, bool upload) const {
@@ -278,7 +317,11 @@ OperationContext Client::context(const std::string &operation, const std::string
     context.operation = operation;
     context.bucket = bucket;
     context.key = key;
-    context.endpoint = config_.endpoint.empty() ? scheme_ + "://" + host_ : config_.endpoint;
+    const std::string zone = directory_bucket_zone(bucket);
+    if (!config_.endpoint.empty())
+        context.endpoint = config_.endpoint;
+    else
+        context.endpoint = scheme_ + "://" + (zone.empty() ? host_ : zonal_host(bucket, zone, config_.region));
     context.max_attempts = config_.max_attempts;
     return context;
 }
@@ -342,11 +385,23 @@ void Client::copy_object(const std::string &src_bucket, const std::string &src_k
 
 ListPage Client::list_objects(const std::string &bucket, const std::string &prefix, const std::string &delimiter,
                               int max_keys, const std::string &continuation_token) {
+    // A directory bucket lists only prefixes that end in "/" and groups keys only by "/": the folder of the prefix
+    // is listed, and what does not start with the prefix left out. Its listing takes no x-amz-request-payer.
+    const bool directory_bucket = !directory_bucket_zone(bucket).empty();
+    if (directory_bucket && !delimiter.empty() && delimiter != "/") {
+        throw std::invalid_argument("cannot list s3://" + bucket + " with delimiter '" + delimiter +
+                                    "': S3 Express One Zone directory buckets group keys only by '/'");
+    }
+    const std::string listed_prefix = directory_bucket ? prefix.substr(0, prefix.rfind('/') + 1) : prefix;
     std::string query = "list-type=2&max-keys=" + std::to_string(max_keys);
-    if (!prefix.empty()) query += "&prefix=" + encode(prefix, false);
+    if (!listed_prefix.empty()) query += "&prefix=" + encode(listed_prefix, false);
     if (!delimiter.empty()) query += "&delimiter=" + encode(delimiter, false);
     if (!continuation_token.empty()) query += "&continuation-token=" + encode(continuation_token, false);
     auto target_ = target("GET", bucket, "", query);
+    if (directory_bucket) {
+        aws_http_headers_erase(aws_http_message_get_headers(target_->message()),
+                               aws_byte_cursor_from_c_str("x-amz-request-payer"));
+    }
     auto request = run("ListObjectsV2", bucket, "", *target_);
 
     XmlElement root;
@@ -358,18 +413,21 @@ ListPage Client::list_objects(const std::string &bucket, const std::string &pref
         error.key = prefix;
         throw error;
     }
+    auto under_prefix = [&prefix](const std::string &name) { return name.compare(0, prefix.size(), prefix) == 0; };
     ListPage page;
     for (const auto &element : root.children) {
         if (element.name == "Contents") {
             ObjectInfo info;
             info.key = element.child_text("Key");
+            if (!under_prefix(info.key)) continue;
             info.etag = element.child_text("ETag");
             info.size = parse_u64(element.child_text("Size"));
             info.last_modified = element.child_text("LastModified");
             info.storage_class = element.child_text("StorageClass");
             page.objects.push_back(std::move(info));
         } else if (element.name == "CommonPrefixes") {
-            page.common_prefixes.push_back(element.child_text("Prefix"));
+            std::string common = element.child_text("Prefix");
+            if (under_prefix(common)) page.common_prefixes.push_back(std::move(common));
         } else if (element.name == "NextContinuationToken") {
             page.next_continuation_token = element.text;
         }

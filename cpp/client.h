@@ -73,11 +73,14 @@ public:
     // Points `options` at this target; the target must outlive the call that makes the meta request.
     void apply(aws_s3_meta_request_options &options);
     aws_http_message *message() { return message_; }
+    // Signs the request with `signing` instead of the client's config (which must outlive the request).
+    void sign_with(const aws_signing_config_aws *signing) { signing_ = signing; }
 
 private:
     aws_http_message *message_;
     std::string endpoint_text_;
     aws_uri endpoint_;
+    const aws_signing_config_aws *signing_ = nullptr;
 };
 
 // How Client::run sends a request beyond its method and target.
@@ -119,7 +122,8 @@ public:
     // Fills `storage` and points `options` at it, for an upload or a download.
     void apply_checksums(aws_s3_meta_request_options &options, aws_s3_checksum_config &storage, bool upload) const;
     OperationContext context(const std::string &operation, const std::string &bucket, const std::string &key) const;
-    // The URI of bucket/key on this client's endpoint, e.g. for a copy source.
+    // The URI of bucket/key on this client's endpoint, e.g. for a copy source. A directory bucket's is on its
+    // zonal endpoint (or virtual-hosted on the given endpoint); std::invalid_argument when it cannot be reached.
     std::string object_uri(const std::string &bucket, const std::string &key) const;
 
     // Each blocks with the GIL released and raises S3Error on failure.
@@ -144,8 +148,11 @@ private:
     std::string host_;
     uint32_t port_ = 0;
     bool path_style_ = false;
+    bool ip_endpoint_ = false;  // the endpoint's host is an IP address: it has no virtual-hosted names
     aws_credentials_provider *credentials_ = nullptr;
     aws_signing_config_aws signing_{};
+    aws_credentials_provider *s3express_credentials_ = nullptr;  // credentials_, for directory buckets' sessions
+    aws_signing_config_aws s3express_signing_{};                 // for directory buckets; not made when unsigned
     aws_tls_connection_options tls_{};
     aws_retry_strategy *retry_ = nullptr;
     aws_s3_client *client_ = nullptr;

@@ -12,6 +12,7 @@
 #include "put.h"
 #include "python_shuffle.h"
 #include "runtime.h"
+#include "s3express.h"
 #include "wait.h"
 
 #include <pybind11/pybind11.h>
@@ -122,6 +123,9 @@ PYBIND11_MODULE(_native, m) {
             return out;
         },
         py::arg("n"), py::arg("mt_state"));
+    m.def(
+        "is_directory_bucket", [](const std::string &bucket) { return !directory_bucket_zone(bucket).empty(); },
+        py::arg("bucket"));
     m.def("log_targets", &log_targets);
     m.def(
         "set_log_levels",

@@ -12,6 +12,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 def shuffled_positions(n: int, mt_state: Sequence[int]) -> List[int]:
     """random.Random with this state's shuffle of list(range(n)) (mt_state: Random.getstate()[1]), n < 2**31."""
 
+def is_directory_bucket(bucket: str) -> bool:
+    """Whether ``bucket`` names an S3 Express One Zone directory bucket ("<base>--<zone id>--x-s3")."""
+
 def log_targets() -> List[str]:
     """Every log target, in a fixed order."""
 

@@ -2,6 +2,7 @@
 
 from typing import Any, Iterable, Iterator, Union
 
+from ._listing import objects_in_key_order
 from ._s3bucket_key_data import S3BucketKeyData
 from ._s3client import S3Client
 from ._s3uri import parse_s3_uri
@@ -12,7 +13,7 @@ def identity(obj: Any) -> Any:
 
 
 class ObjectsUnderPrefix:
-    """Lists every object under ``s3_uri``; the URI is checked now, S3 is asked when called.
+    """Lists every object under ``s3_uri``, in key order; the URI is checked now, S3 is asked when called.
 
     A plain class (not a closure) so that datasets pickle into spawned DataLoader workers.
     """
@@ -21,9 +22,8 @@ class ObjectsUnderPrefix:
         self.bucket, self.prefix = parse_s3_uri(s3_uri)
 
     def __call__(self, client: S3Client) -> Iterator[S3BucketKeyData]:
-        for page in client.list_objects(self.bucket, self.prefix):
-            for info in page.object_info:
-                yield S3BucketKeyData(self.bucket, info.key, info)
+        for info in objects_in_key_order(client, self.bucket, self.prefix):
+            yield S3BucketKeyData(self.bucket, info.key, info)
 
 
 class ObjectsFromUris:

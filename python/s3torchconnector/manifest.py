@@ -22,6 +22,7 @@ import json
 import sys
 from typing import Any, Iterator, List, Optional
 
+from ._listing import PAGE_SIZE, objects_in_key_order
 from ._manifest_entries import ManifestEntries, Row, is_simple_block, is_simple_line
 from ._progress import TerminalProgress
 from ._s3bucket_key_data import S3BucketKeyData
@@ -58,16 +59,17 @@ def write_manifest(
     out: Any = None  # the writer, or a GzipFile over it
     count = 0
     try:
-        for page in client.list_objects(bucket, prefix):
-            for info in page.object_info:
-                if s3writer is None:  # opened at the first object: an empty prefix writes nothing
-                    s3writer = client.put_object(manifest_bucket, manifest_key)
-                    out = gzip.GzipFile(fileobj=s3writer, mode="wb") if manifest_key.endswith(".gz") else s3writer
-                    _write_line(out, {HEADER_FIELD: VERSION, "bucket": bucket, "prefix": prefix})
-                _write_line(out, {"key": info.key, "size": info.size, "etag": info.etag})
-                count += 1
-            if progress is not None:
+        for info in objects_in_key_order(client, bucket, prefix):
+            if s3writer is None:  # opened at the first object: an empty prefix writes nothing
+                s3writer = client.put_object(manifest_bucket, manifest_key)
+                out = gzip.GzipFile(fileobj=s3writer, mode="wb") if manifest_key.endswith(".gz") else s3writer
+                _write_line(out, {HEADER_FIELD: VERSION, "bucket": bucket, "prefix": prefix})
+            _write_line(out, {"key": info.key, "size": info.size, "etag": info.etag})
+            count += 1
+            if progress is not None and count % PAGE_SIZE == 0:
                 progress(count)
+        if progress is not None and count % PAGE_SIZE != 0:
+            progress(count)
         if s3writer is None:
             raise ValueError(f"there are no objects under {prefix_uri}: no manifest written")
         if out is not s3writer:

@@ -156,6 +156,12 @@ def _explain_crt_error(crt_error: str, facts: dict) -> str:
             f"the connection to {where} stalled during {operation} of {uri}: it moved fewer than "
             "S3ClientConfig.min_throughput_bytes_per_second for stall_timeout_seconds"
         )
+    if crt_error == "AWS_ERROR_S3EXPRESS_CREATE_SESSION_FAILED":
+        return (
+            f"{where} refused to open an S3 Express session (CreateSession) on bucket '{facts['bucket']}' for "
+            f"{operation} of {uri}: check that the directory bucket exists in the configured region and that the "
+            "credentials allow s3express:CreateSession on it"
+        )
     if crt_error == "AWS_ERROR_S3_CANCELED":
         return f"{operation} of {uri} was cancelled"
     if crt_error == "AWS_ERROR_S3_OBJECT_MODIFIED":

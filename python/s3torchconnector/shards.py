@@ -17,6 +17,7 @@ import sys
 from fractions import Fraction
 from typing import Iterable, Iterator, List, NamedTuple, Optional, Tuple, TypeVar
 
+from ._listing import PAGE_SIZE, objects_in_key_order
 from ._progress import TerminalProgress
 from ._s3client import S3Client, S3ClientConfig
 from ._s3dataset_common import S3BucketKeyData
@@ -136,19 +137,20 @@ def _check_names(client: S3Client, bucket: str, prefix: str, skip_invalid: bool,
 
     def names() -> Iterator[Tuple[str, None]]:
         nonlocal objects
-        for page in client.list_objects(bucket, prefix):
-            for info in page.object_info:
-                name = info.key[len(prefix) :]
-                if name.endswith("/"):
-                    continue  # a "folder" marker, not a file
-                objects += 1
-                problem = member_problem(name)
-                if problem is None:
-                    yield name, None
-                else:
-                    invalid.append((info.key, problem))
-            if progress is not None:
+        for info in objects_in_key_order(client, bucket, prefix):
+            name = info.key[len(prefix) :]
+            if name.endswith("/"):
+                continue  # a "folder" marker, not a file
+            objects += 1
+            problem = member_problem(name)
+            if problem is None:
+                yield name, None
+            else:
+                invalid.append((info.key, problem))
+            if progress is not None and objects % PAGE_SIZE == 0:
                 progress(f"checked {objects:,} objects")
+        if progress is not None:
+            progress(f"checked {objects:,} objects")
 
     samples = sum(1 for _ in grouped(names()))
     if invalid and not skip_invalid:
@@ -186,11 +188,11 @@ class _Packable:
         self.bucket, self.prefix = bucket, prefix
 
     def __call__(self, client: S3Client) -> Iterator[S3BucketKeyData]:
-        for page in client.list_objects(self.bucket, self.prefix):
-            for info in page.object_info:
-                name = info.key[len(self.prefix) :]
-                if not name.endswith("/") and member_problem(name) is None:
-                    yield S3BucketKeyData(self.bucket, info.key, info)
+        # Key order keeps a sample's objects (k.jpg, k.cls) next to each other, whatever the bucket lists.
+        for info in objects_in_key_order(client, self.bucket, self.prefix):
+            name = info.key[len(self.prefix) :]
+            if not name.endswith("/") and member_problem(name) is None:
+                yield S3BucketKeyData(self.bucket, info.key, info)
 
 
 T = TypeVar("T")
