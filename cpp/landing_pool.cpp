@@ -89,7 +89,7 @@ aws_s3_buffer_pool *LandingPool::make(aws_allocator *allocator, aws_s3_buffer_po
 }
 
 LandingPool::LandingPool(aws_allocator *allocator, aws_s3_buffer_pool *fallback, size_t memory_limit)
-    : allocator_(allocator), fallback_(fallback), pool_{}, lend_limit_(memory_limit / 4) {
+    : allocator_(allocator), fallback_(fallback), pool_{}, lending_(memory_limit / 4) {
     // Everything but reserving is the default pool's business.
     static aws_s3_buffer_pool_vtable vtable = {
         reserve,
@@ -110,16 +110,6 @@ LandingPool::LandingPool(aws_allocator *allocator, aws_s3_buffer_pool *fallback,
 }
 
 LandingPool::~LandingPool() { aws_s3_buffer_pool_release(fallback_); }
-
-bool LandingPool::lend(size_t bytes) {
-    size_t lent = lent_.load();
-    do {
-        if (bytes > lend_limit_ - std::min(lent, lend_limit_)) return false;
-    } while (!lent_.compare_exchange_weak(lent, lent + bytes));
-    return true;
-}
-
-void LandingPool::give_back(size_t bytes) { lent_ -= bytes; }
 
 void LandingPool::acquire() { aws_s3_buffer_pool_acquire(&pool_); }
 

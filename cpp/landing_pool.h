@@ -2,9 +2,10 @@
 // the slice of the destination each part belongs in. The part is received there: no pool buffer, no copy.
 #pragma once
 
+#include "lending_budget.h"
+
 #include <aws/s3/s3_buffer_pool.h>
 
-#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -63,12 +64,8 @@ public:
     // `meta_request` finished: it reserves nothing more.
     void forget(aws_s3_meta_request *meta_request);
 
-    // A stream's reader may keep a received part in the pool's buffer until it copies it out (no copy on the CRT's
-    // delivery thread, no second buffer). A reader that stops reading would then hold pool memory the CRT needs for
-    // every other request's parts, so what all readers hold stays within a quarter of the pool's limit: true if
-    // `bytes` more fit (and counts them), false to copy the part instead. give_back() when the part is let go.
-    bool lend(size_t bytes);
-    void give_back(size_t bytes);
+    // What streams' readers may hold of the pool's buffers: a quarter of its memory limit.
+    LendingBudget &lending() { return lending_; }
 
 private:
     struct Entry {
@@ -90,8 +87,7 @@ private:
     aws_s3_buffer_pool pool_;
     std::mutex mutex_;
     std::unordered_map<aws_s3_meta_request *, Entry> entries_;
-    const size_t lend_limit_;
-    std::atomic<size_t> lent_{0};
+    LendingBudget lending_;
 };
 
 }  // namespace s3tc
