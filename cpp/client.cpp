@@ -1,5 +1,6 @@
 #include "client.h"
 
+#include "crt_internals.h"
 #include "runtime.h"
 #include "s3express.h"
 #include "single_attempt_retry.h"
@@ -58,18 +59,16 @@ aws_s3_checksum_algorithm checksum_algorithm(const std::string &name) {
                                 "': use CRC32C, CRC32, CRC64NVME, SHA1, SHA256 or none");
 }
 
-// The CRT sizes its connection pool for large transfers, at 0.4 Gbps a connection (25 for 10 Gbps). Small
-// objects are bound by latency, not bandwidth: a dataset keeps up to 64 GETs in flight, each on a connection
-// of its own, and 25 connections capped it near 25 / 22 ms = 1,100 objects/s against S3-like latency. So the
-// pool gets at least 64 connections, while each single request stays within what the configured target
-// gives it, and so does the pool's memory.
-constexpr double crt_gbps_per_connection = 100.0 / 250;
+// The CRT sizes its connection pool for large transfers, by the throughput target (crt_internals.h, item 3). Small
+// objects are bound by latency, not bandwidth: a dataset keeps up to 64 GETs in flight, each on a connection of its
+// own, and a pool of fewer connections caps the objects read a second at connections / latency. So the pool gets at
+// least 64 connections, while each single request stays within what the configured target gives it, and so does
+// the pool's memory.
 constexpr uint32_t min_pool_connections = 64;
-constexpr uint32_t crt_min_connections = 10;
 
 uint32_t connections_for(double throughput_target_gbps) {
-    return std::max(crt_min_connections,
-                    static_cast<uint32_t>(std::ceil(throughput_target_gbps / crt_gbps_per_connection)));
+    return std::max(crt::min_connections,
+                    static_cast<uint32_t>(std::ceil(throughput_target_gbps / crt::gbps_per_connection)));
 }
 
 bool memory_limit_set_by_environment() {
@@ -183,7 +182,7 @@ Client::Client(ClientConfig config) : config_(std::move(config)) {
     client_config.enable_s3express = !config_.unsigned_requests;
     client_config.part_size = config_.part_size;
     client_config.throughput_target_gbps =
-        std::max(config_.throughput_target_gbps, min_pool_connections * crt_gbps_per_connection);
+        std::max(config_.throughput_target_gbps, min_pool_connections * crt::gbps_per_connection);
     max_connections_per_request_ = connections_for(config_.throughput_target_gbps);
     if (config_.memory_limit_bytes != 0) {
         client_config.memory_limit_in_bytes = config_.memory_limit_bytes;

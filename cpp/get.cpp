@@ -83,13 +83,11 @@ GetStream::GetStream(std::shared_ptr<Client> client, const std::string &bucket, 
     options.type = AWS_S3_META_REQUEST_TYPE_GET_OBJECT;
     // In whole mode each part lands at its own offset, so it need not wait for the part before it.
     options.out_of_order_delivery = whole ? AWS_TRIBOOL_TRUE : AWS_TRIBOOL_UNSET;
-    // Whole objects come in 4 MiB parts: twice the connections of 8 MiB parts within the same memory bound,
-    // which is what counts where each connection is slow (S3 gives one about 90 MB/s after ~20 ms):
-    // a 1 GiB read against such a server went from 0.7-0.9 to 1.1 GB/s.
+    // Whole objects come in 4 MiB parts: twice the connections of 8 MiB parts within the same memory bound, which
+    // is what counts where each connection is slow, as S3's are (measured in commit d32dd24).
     const uint64_t part_size = whole ? whole_object_part_size : client_->config().part_size;
     options.part_size = part_size;
-    // No object_size_hint: in aws-c-s3 0.38 the single-part path it selects dereferences missing
-    // response headers when that first request fails or is cancelled (a crash on a CRT thread).
+    // No object_size_hint (crt_internals.h, item 4).
     aws_s3_checksum_config checksums;
     client_->apply_checksums(options, checksums, false);
     {

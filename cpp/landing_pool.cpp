@@ -1,12 +1,9 @@
 #include "landing_pool.h"
 
+#include "crt_internals.h"
+
 #include <algorithm>
 #include <new>
-
-// aws-c-s3 exports its default pool's constructor but declares it in a private header, which an installed CRT
-// does not ship.
-extern "C" aws_s3_buffer_pool *aws_s3_default_buffer_pool_new(aws_allocator *allocator,
-                                                              aws_s3_buffer_pool_config config);
 
 namespace s3tc {
 namespace {
@@ -30,25 +27,13 @@ void destroy_slice(void *impl) {
     delete slice;
 }
 
-aws_s3_buffer_ticket_vtable slice_vtable = {claim_slice, nullptr, nullptr};
-
-// The part (0-based) the CRT reserves its r-th buffer of a download for. aws-c-s3 0.38 asks for the first part
-// alone (it tells the object's size); when parts may arrive out of order it cuts the rest into `regions` runs and
-// takes one part from each run in turn, so that its connections read far-apart places (s_next_part_number_synced
-// in s3_auto_ranged_get.c). A CRT that orders them otherwise puts a part outside its slice: the download sees
-// it, the pool stops handing slices out, and the parts are copied as before.
-uint64_t part_of_reservation(uint64_t r, uint64_t parts, uint32_t regions) {
-    if (r == 0 || parts <= 1) return r;
-    const uint64_t spread = parts - 1;  // every part after the first
-    if (regions < 2 || spread <= regions) return r;
-    const uint64_t i = r - 1;
-    const uint64_t region = i % regions;
-    const uint64_t step = i / regions;
-    const uint64_t size = spread / regions;
-    const uint64_t large = spread % regions;  // the first `large` runs hold one part more
-    const uint64_t run_start = region < large ? region * (size + 1) : large * (size + 1) + (region - large) * size;
-    return 1 + run_start + step;
+// Filled by name: a CRT that reorders or adds members leaves the others null, not mismatched.
+aws_s3_buffer_ticket_vtable make_slice_vtable() {
+    aws_s3_buffer_ticket_vtable vtable = {};
+    vtable.claim = claim_slice;  // acquire and release null: the ticket's ref count is used
+    return vtable;
 }
+aws_s3_buffer_ticket_vtable slice_vtable = make_slice_vtable();
 
 }  // namespace
 
@@ -74,7 +59,7 @@ void Slices::wait_released() {
 }
 
 aws_s3_buffer_pool *LandingPool::make(aws_allocator *allocator, aws_s3_buffer_pool_config config, void *user_data) {
-    aws_s3_buffer_pool *fallback = aws_s3_default_buffer_pool_new(allocator, config);
+    aws_s3_buffer_pool *fallback = crt::new_default_buffer_pool(allocator, config);
     if (fallback == nullptr) return nullptr;
     LandingPool *pool;
     try {
@@ -90,20 +75,22 @@ aws_s3_buffer_pool *LandingPool::make(aws_allocator *allocator, aws_s3_buffer_po
 
 LandingPool::LandingPool(aws_allocator *allocator, aws_s3_buffer_pool *fallback, size_t memory_limit)
     : allocator_(allocator), fallback_(fallback), pool_{}, lending_(memory_limit / 4) {
-    // Everything but reserving is the default pool's business.
-    static aws_s3_buffer_pool_vtable vtable = {
-        reserve,
-        [](aws_s3_buffer_pool *pool) { aws_s3_buffer_pool_trim(fallback_of(pool)); },
-        [](aws_s3_buffer_pool *pool, size_t size) {
+    // Everything but reserving is the default pool's business. Filled by name, as the ticket's.
+    static aws_s3_buffer_pool_vtable vtable = [] {
+        aws_s3_buffer_pool_vtable made = {};
+        made.reserve = reserve;
+        made.trim = [](aws_s3_buffer_pool *pool) { aws_s3_buffer_pool_trim(fallback_of(pool)); };
+        made.add_special_size = [](aws_s3_buffer_pool *pool, size_t size) {
             return aws_s3_buffer_pool_add_special_size(fallback_of(pool), size);
-        },
-        [](aws_s3_buffer_pool *pool, size_t size) { aws_s3_buffer_pool_release_special_size(fallback_of(pool), size); },
-        [](aws_s3_buffer_pool *pool, uint64_t size) {
+        };
+        made.release_special_size = [](aws_s3_buffer_pool *pool, size_t size) {
+            aws_s3_buffer_pool_release_special_size(fallback_of(pool), size);
+        };
+        made.derive_aligned_buffer_size = [](aws_s3_buffer_pool *pool, uint64_t size) {
             return aws_s3_buffer_pool_derive_aligned_buffer_size(fallback_of(pool), size);
-        },
-        nullptr,
-        nullptr,
-    };
+        };
+        return made;  // acquire and release null: the pool's ref count is used
+    }();
     pool_.vtable = &vtable;
     pool_.impl = this;
     aws_ref_count_init(&pool_.ref_count, this, [](void *self) { delete static_cast<LandingPool *>(self); });
@@ -116,6 +103,7 @@ void LandingPool::acquire() { aws_s3_buffer_pool_acquire(&pool_); }
 void LandingPool::release() { aws_s3_buffer_pool_release(&pool_); }
 
 void LandingPool::open(aws_s3_meta_request *meta_request, const LandingSite &site, std::shared_ptr<Slices> slices) {
+    if (!crt::checked) return;  // the reservation order is known only for the checked CRT (crt_internals.h)
     std::lock_guard<std::mutex> lock(mutex_);
     // Only a request the pool counts: one that finished is forgotten, and its address may soon be another's.
     auto found = entries_.find(meta_request);
@@ -159,7 +147,8 @@ aws_s3_buffer_ticket *LandingPool::slice_for(const aws_s3_buffer_pool_reserve_me
     if (!entry.open) return nullptr;
     const LandingSite &site = entry.site;
     const uint64_t parts = (site.end - site.first_part_start + site.part_size - 1) / site.part_size;
-    const uint64_t start = site.first_part_start + part_of_reservation(index, parts, site.regions) * site.part_size;
+    const uint64_t start =
+        site.first_part_start + crt::part_of_reservation(index, parts, site.regions) * site.part_size;
     if (start < site.base || start >= site.end) return nullptr;
     // A size other than the part's says the count went astray (a request made twice): the default pool serves it.
     if (meta.size != std::min(site.part_size, site.end - start)) return nullptr;

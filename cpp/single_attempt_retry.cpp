@@ -64,7 +64,17 @@ void destroy(aws_retry_strategy *strategy) {
     aws_mem_release(strategy->allocator, self);
 }
 
-aws_retry_strategy_vtable vtable = {destroy, acquire_token, schedule_retry, record_success, release_token};
+// Filled by name: a CRT that reorders or adds members leaves the others null, not mismatched.
+aws_retry_strategy_vtable make_vtable() {
+    aws_retry_strategy_vtable made = {};
+    made.destroy = destroy;
+    made.acquire_token = acquire_token;
+    made.schedule_retry = schedule_retry;
+    made.record_success = record_success;
+    made.release_token = release_token;
+    return made;
+}
+aws_retry_strategy_vtable vtable = make_vtable();
 
 }  // namespace
 

@@ -40,7 +40,8 @@ from loopback_server import LoopbackServer
 _SOCKET_TIMEOUT = 60.0  # no proxy thread waits on a peer longer than this
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
 _SYNTHETIC_PERIOD = 1024 * 1024 + 7  # synthetic_bytes repeat with this period, off any power of two
-_SYNTHETIC_BLOCK = hashlib.shake_256(b"fault-proxy synthetic object").digest(2 * _SYNTHETIC_PERIOD)
+# One period twice over, so that a piece starting anywhere in the period can be sliced out of it whole.
+_SYNTHETIC_BLOCK = hashlib.shake_256(b"fault-proxy synthetic object").digest(_SYNTHETIC_PERIOD) * 2
 
 
 @dataclass

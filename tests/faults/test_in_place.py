@@ -9,7 +9,7 @@ import torch
 from s3torchconnector import S3Checkpoint, S3ClientConfig
 from s3torchconnector.s3reader.sequential import TAIL_BYTES
 
-from .proxy import error, truncate
+from .proxy import error, synthetic, synthetic_bytes, truncate
 from .test_faults import MIB, PART, client_for, payload, ranged_get_of, read_sequential, returns, sha
 
 # More than the read window a download starts with (eight client parts): the parts past it can only be
@@ -33,6 +33,22 @@ def test_a_whole_read_receives_the_parts_past_the_first_window_in_place(s3, prox
     in_place, received = in_place_and_received(client)
     assert received == SIZE
     assert SIZE - INITIAL_WINDOW <= in_place <= SIZE
+
+
+def test_parts_spread_over_the_connections_runs_land_in_place(s3, proxy):
+    # More parts than the download has connections: the CRT cuts them into one run per connection and takes a part
+    # from each run in turn, the order cpp/crt_internals.h mirrors (item 2). A mirror that differs from the CRT
+    # hands parts the wrong slices, and they are copied in instead: the in-place count drops.
+    whole_part = 4 * MIB
+    size = 30 * whole_part + 12_345  # 30 parts after the first, over 10 runs of 3 or 2
+    proxy.add(lambda r: r.is_get_of("spread.bin"), synthetic(size))
+    client = client_for(proxy, s3.region, throughput_target_gbps=1.0)  # 10 connections a request
+
+    assert sha(read_sequential(client, s3.bucket, "spread.bin")) == sha(synthetic_bytes(0, size))
+
+    in_place, received = in_place_and_received(client)
+    assert received == size
+    assert in_place >= size - INITIAL_WINDOW
 
 
 @pytest.mark.parametrize("fault", [error(500, "InternalError"), truncate(1000)], ids=["500", "truncated"])
