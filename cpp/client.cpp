@@ -356,6 +356,8 @@ ObjectInfo Client::head_object(const std::string &bucket, const std::string &key
 }
 
 void Client::delete_object(const std::string &bucket, const std::string &key) {
+    // A DELETE of no key is a DeleteBucket.
+    if (key.empty()) throw std::invalid_argument("cannot delete s3://" + bucket + "/: no key given");
     auto target_ = target("DELETE", bucket, key);
     run("DeleteObject", bucket, key, *target_);
 }

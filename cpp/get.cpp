@@ -114,7 +114,7 @@ GetStream::~GetStream() {
 }
 
 void GetStream::land(uint8_t *target, uint64_t size, std::shared_ptr<void> owner) {
-    refuse_while_landing();
+    check_readable();
     if (staged_) throw std::logic_error("the body of this stream is already being received");
     if (size <= whole_object_part_size) {  // nothing to overlap: one part
         receive_rest(target, size);
@@ -138,7 +138,8 @@ bool GetStream::has_landed(uint64_t start, uint64_t end) {
     return lander_ ? lander_->has_landed(start, end) : true;  // or received before land() returned
 }
 
-void GetStream::refuse_while_landing() const {
+void GetStream::check_readable() const {
+    if (closed_) throw std::logic_error("the stream is closed");
     if (lander_) throw std::logic_error("the body of this stream is already being received");
 }
 
@@ -165,6 +166,7 @@ ObjectInfo GetStream::info() {
 }
 
 uint64_t GetStream::remaining() {
+    if (closed_) throw std::logic_error("the stream is closed");
     if (empty_range_) return 0;
     if (staged_) return staged_.unread();
     auto locked = wait_for([](DownloadState &d) { return d.headers_received || d.finished; });
@@ -174,7 +176,7 @@ uint64_t GetStream::remaining() {
 }
 
 void GetStream::receive_rest(uint8_t *target, uint64_t size) {
-    refuse_while_landing();
+    check_readable();
     if (staged_) {  // already received: what is left of it
         staged_.take(target, static_cast<size_t>(size));
         staged_.clear();
@@ -237,7 +239,7 @@ bool GetStream::whole_mode() {
 }
 
 std::shared_ptr<Buffer> GetStream::next_chunk() {
-    refuse_while_landing();
+    check_readable();
     if (empty_range_) return nullptr;
     if (whole_mode() || staged_) {  // parts arrive out of order: the rest is one chunk
         std::shared_ptr<Buffer> rest = read_all();
@@ -269,7 +271,7 @@ std::shared_ptr<Buffer> GetStream::next_chunk() {
 }
 
 size_t GetStream::readinto(uint8_t *out, size_t size) {
-    refuse_while_landing();
+    check_readable();
     if (empty_range_ || size == 0) return 0;
     if (whole_mode() && !staged_) {
         const uint64_t rest = remaining();
@@ -329,6 +331,7 @@ uint64_t GetStream::tell() {
 }
 
 void GetStream::close() {
+    closed_ = true;  // its unread chunks go: a read after this would return bytes never received
     download_->cancel();
     lander_.reset();
     landed_at_once_.reset();

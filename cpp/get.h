@@ -66,8 +66,9 @@ private:
     void copy_parts_until_finished();
     // Whether the rest of the body goes to one destination (parts arrive out of order).
     bool whole_mode();
-    // Throws when the body is landing: it has one destination, and reads of another kind would race it.
-    void refuse_while_landing() const;
+    // Throws when the stream is closed, or its body is landing (it has one destination, and reads of another kind
+    // would race it).
+    void check_readable() const;
     // Stops writing to the caller's memory; returns once nothing will (the CRT released every slice of it).
     void let_go_of_destination();
 
@@ -77,6 +78,7 @@ private:
     std::shared_ptr<Download> download_;
     StagedBody staged_;
     bool empty_range_ = false;
+    bool closed_ = false;
     std::unique_ptr<Lander> lander_;
     std::shared_ptr<void> landed_at_once_;  // land() of a body of one part: the destination's owner, kept
     MadeInProcess made_in_;
