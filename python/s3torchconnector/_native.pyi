@@ -3,7 +3,9 @@
 Every blocking call releases the GIL and raises KeyboardInterrupt on Ctrl-C, cancelling its request.
 """
 
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, type_check_only
+
+from typing_extensions import Never
 
 # Native logs (policy and docs: s3torchconnector._logging). Levels are the CRT's: 0 none, 1 fatal,
 # 2 error, 3 warn, 4 info, 5 debug, 6 trace. Targets: "awscrt::<subject>" per CRT log subject,
@@ -18,7 +20,7 @@ def is_directory_bucket(bucket: str) -> bool:
 def log_targets() -> List[str]:
     """Every log target, in a fixed order."""
 
-def set_log_levels(sink: str, levels: Dict[str, int]) -> None:
+def set_log_levels(sink: str, levels: Mapping[str, int]) -> None:
     """Sets the levels of sink "writer" (stderr or hourly files) or "python" (the queue Python drains);
     targets not given are off. Installs the CRT logger, once per process, when a level is first above 0."""
 
@@ -39,49 +41,101 @@ def set_exception_factory(factory: Callable[[Dict[str, object]], BaseException])
     endpoint, status, code, server_message, request_id, crt_error, crt_error_text, retryable,
     max_attempts, ca_bundle): s3exception.py sets it at import."""
 
-class Buffer:
+# The classes below are pybind11's: their metaclass is pybind11_builtins.pybind11_type (not importable),
+# their attributes are read-only properties, and those made only by the module have no constructor (the
+# inherited one takes any arguments and raises TypeError: "No constructor defined!").
+
+@type_check_only
+class _pybind11_type(type):
+    """pybind11_builtins.pybind11_type, the metaclass of every class the module defines."""
+
+class Buffer(metaclass=_pybind11_type):
     """Bytes owned by the native module, exposed through the buffer protocol (memoryview(buf))."""
 
+    def __init__(self, *args: Never, **kwargs: Never) -> None:
+        """Made only by the module: raises TypeError."""
     def __len__(self) -> int: ...
 
-class ObjectInfo:
-    key: str
-    etag: str
-    size: int
-    last_modified: str  # as S3 sent it
-    storage_class: str  # "" when S3 did not say
-    restore: str  # the x-amz-restore header of a HEAD; "" when none
+class ObjectInfo(metaclass=_pybind11_type):
+    def __init__(self, *args: Never, **kwargs: Never) -> None:
+        """Made only by the module: raises TypeError."""
+    @property
+    def key(self) -> str: ...
+    @property
+    def etag(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def last_modified(self) -> str: ...  # as S3 sent it
+    @property
+    def storage_class(self) -> str: ...  # "" when S3 did not say
+    @property
+    def restore(self) -> str: ...  # the x-amz-restore header of a HEAD; "" when none
 
-class ListPage:
-    objects: List[ObjectInfo]
-    common_prefixes: List[str]
-    next_continuation_token: str  # "" on the last page
+class ListPage(metaclass=_pybind11_type):
+    """Each read of ``objects`` or ``common_prefixes`` converts the page's vector into a new list."""
 
-class ObjectVersion:
+    def __init__(self, *args: Never, **kwargs: Never) -> None:
+        """Made only by the module: raises TypeError."""
+    @property
+    def objects(self) -> List[ObjectInfo]: ...
+    @property
+    def common_prefixes(self) -> List[str]: ...
+    @property
+    def next_continuation_token(self) -> str: ...  # "" on the last page
+
+class ObjectVersion(metaclass=_pybind11_type):
     """Shared by the GETs of one reader: the first response's ETag, sent as If-Match by the later
     ones; a response with another ETag fails the read (the object was overwritten meanwhile)."""
 
     def __init__(self, etag: str = "") -> None:
         """``etag``: the version to read from the first request on; "" lets the first response decide."""
-    etag: str  # "" until a response arrives, unless given
+    @property
+    def etag(self) -> str: ...  # "" until a response arrives, unless given
 
-class GetObjectStream:
+class GetObjectStream(metaclass=_pybind11_type):
     """A download started when made. Reads take bytes in order; errors surface at the first read."""
 
+    def __init__(self, *args: Never, **kwargs: Never) -> None:
+        """Made only by NativeClient.get_object: raises TypeError."""
+    @property
+    def bucket(self) -> str: ...
+    @property
+    def key(self) -> str: ...
     def info(self) -> ObjectInfo:
         """Waits for the response headers; size is the whole object's size."""
     def read_all_bytes(self) -> bytes:
         """The rest of the body as a bytes object, each part copied once straight into it."""
+    def land_bytes(self) -> bytes:
+        """A new bytes object the rest of the body lands in, in the background: its bytes may be read once
+        wait_landed() said they are in. The stream holds a reference until its lander ended."""
+    def wait_landed(self, start: int, end: int) -> None:
+        """After land_bytes(): waits until the object's bytes [start, end) have landed, or no more will (a
+        range past the end); raises the download's failure if it failed first."""
+    def has_landed(self, start: int, end: int) -> bool:
+        """After land_bytes(): whether the object's bytes [start, end) have landed, without waiting."""
     def next_chunk(self) -> Optional[Buffer]:
         """The next chunk in order, or None at the end. Memory is bounded by the read window."""
     def readinto(self, buffer: object) -> int:
         """Fills a writable buffer; returns the bytes written, fewer only at the end."""
     def close(self) -> None: ...
+    # The original's stream interface: tell() and iteration over the body as bytes chunks.
+    def tell(self) -> int:
+        """The object offset of the next byte a read would return."""
+    def __iter__(self) -> GetObjectStream: ...
+    def __next__(self) -> bytes: ...
 
-class PutObjectStream:
+class PutObjectStream(metaclass=_pybind11_type):
     """An upload: small objects go up in one request, larger ones as a parallel multipart upload."""
 
-    bytes_written: int
+    def __init__(self, *args: Never, **kwargs: Never) -> None:
+        """Made only by NativeClient.put_object: raises TypeError."""
+    @property
+    def bytes_written(self) -> int: ...
+    @property
+    def bucket(self) -> str: ...
+    @property
+    def key(self) -> str: ...
     def write(self, data: object) -> int:
         """Takes any contiguous buffer; it may be reused once this returns."""
     def close(self) -> None:
@@ -89,8 +143,8 @@ class PutObjectStream:
     def abort(self) -> None:
         """Cancels the upload: no object, no multipart upload left behind."""
 
-class NativeClient:
-    def __init__(self, **options: object) -> None:
+class NativeClient(metaclass=_pybind11_type):
+    def __init__(self, **kwargs: object) -> None:
         """Every field of ClientConfig (cpp/client.h) by name, none missing, none extra:
         S3ClientConfig.native_options() builds them."""
     def get_object(
