@@ -1,8 +1,7 @@
 """S3Client's operations against rclone's `serve s3`: every byte compared with what boto3 wrote or reads."""
 
-import random
-
 import pytest
+from samples import payload
 
 from s3torchconnector import NoSuchBucketError, NoSuchKeyError, ObjectChangedError, S3Exception, S3ReaderConstructor
 from s3torchconnector._s3client import S3Client, S3ClientConfig
@@ -12,10 +11,6 @@ PART = 5 * MIB
 SIZE = 9 * MIB + 321  # several 4 MiB parts of a whole-object read, the last one short
 
 READERS = {"sequential": S3ReaderConstructor.sequential(), "range_based": S3ReaderConstructor.range_based()}
-
-
-def payload(size: int, seed: int = 0) -> bytes:
-    return random.Random(seed).randbytes(size)
 
 
 def client(s3, part_size: int = PART) -> S3Client:

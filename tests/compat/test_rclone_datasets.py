@@ -3,15 +3,14 @@ workers, from a manifest, and over tar shards; each sample's bytes compared with
 
 import collections
 import gzip
-import io
 import json
 import random
-import tarfile
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
 from epoch_check import check_epoch
+from samples import keep_list, key_and_bytes, key_of_sample, tar_of
 from torch.utils.data import DataLoader
 
 from s3torchconnector import (
@@ -28,19 +27,6 @@ READERS = pytest.mark.parametrize(
     "reader_constructor", [None, S3ReaderConstructor.range_based()], ids=["sequential", "range_based"]
 )
 KINDS = pytest.mark.parametrize("kind", [S3MapDataset, S3IterableDataset], ids=["map", "iterable"])
-
-
-def key_and_bytes(reader):
-    """Module-level, so that spawned DataLoader workers can unpickle it."""
-    return reader.key, reader.read()
-
-
-def key_of(sample):
-    return sample["__key__"]
-
-
-def keep_list(batch):
-    return batch
 
 
 def upload(s3, prefix="data/", n=12, seed=0):
@@ -218,16 +204,6 @@ def test_an_object_changed_since_the_manifest_is_refused(both_s3, kind):
 # ---------------------------------------------------------------- tar shards
 
 
-def tar_of(members):
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def put_shards(s3, count=5, compress=False):
     """Shards of uneven sample counts; returns each sample's key and bytes in shard order."""
     expected = []
@@ -256,7 +232,8 @@ def test_tar_shards_yield_their_samples(s3, compress):
 def test_tar_shards_across_dataloader_workers(s3):
     expected = put_shards(s3, count=7)
     dataset = S3IterableDataset.from_prefix(
-        s3.uri("shards/"), **options(s3, shard_format="tar", transform=key_of, enable_sharding=True, shuffle=True)
+        s3.uri("shards/"),
+        **options(s3, shard_format="tar", transform=key_of_sample, enable_sharding=True, shuffle=True),
     )
     loader = DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=keep_list, timeout=120)
     seen = [key for batch in loader for key in batch]

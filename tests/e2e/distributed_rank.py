@@ -9,11 +9,18 @@ import hashlib
 import json
 import os
 import sys
+from pathlib import Path
 
 import torch.distributed
 from torch.utils.data import ChainDataset, ConcatDataset, DataLoader, DistributedSampler
 
 from s3torchconnector import S3IterableDataset, S3MapDataset, S3ReaderConstructor
+
+# samples is tests/samples.py: tests/ goes on sys.path as pytest puts it there (this script runs in its
+# own interpreter, which has only tests/e2e). DataLoader workers started by spawn or forkserver get this
+# sys.path from their parent.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from samples import keep_list  # noqa: E402
 
 REGION = "us-east-1"
 READERS = {
@@ -31,10 +38,6 @@ class Describe:
 
     def __call__(self, reader):
         return [self.case, self.reader_name, reader.key, hashlib.sha256(reader.read()).hexdigest()]
-
-
-def keep_list(batch):
-    return batch
 
 
 def datasets(case, kind, endpoint, uri, **iterable_options):

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from itertools import islice
+from pathlib import Path
 
 import torch
 import torch.distributed
@@ -19,15 +20,13 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 
 from s3torchconnector import S3IterableDataset
 
+# samples is tests/samples.py: tests/ goes on sys.path as pytest puts it there (this script runs in its
+# own interpreter, which has only tests/e2e). DataLoader workers started by spawn or forkserver get this
+# sys.path from their parent.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from samples import keep_list, key_of  # noqa: E402
+
 STOP = 2
-
-
-def key_of(reader):
-    return reader.key
-
-
-def keep_list(batch):
-    return batch
 
 
 def main():

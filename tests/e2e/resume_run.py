@@ -1,5 +1,6 @@
-"""One process of the exact-resume test (tests/e2e/test_resume.py), run as a script so that spawn
-DataLoader workers can import its transform.
+"""One process of the exact-resume test (tests/e2e/test_resume.py), run as a script: a new process
+resumes the state another one saved. Its transform and collate function are tests/samples.py's, which
+spawn DataLoader workers import.
 
 argv: endpoint bucket phase state_dir. Phase "before": for every case, the batches of an
 uninterrupted pass, then the first STOP batches of another pass and its StatefulDataLoader state,
@@ -11,11 +12,18 @@ import json
 import os
 import sys
 from itertools import islice
+from pathlib import Path
 
 import torch
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from s3torchconnector import S3IterableDataset
+
+# samples is tests/samples.py: tests/ goes on sys.path as pytest puts it there (this script runs in its
+# own interpreter, which has only tests/e2e). DataLoader workers started by spawn or forkserver get this
+# sys.path from their parent.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from samples import keep_list, key_of  # noqa: E402
 
 REGION = "us-east-1"
 STOP = 3  # batches taken before the job "dies"
@@ -25,14 +33,6 @@ CASES = [
     for method in (("fork", "spawn") if workers else ("none",))
     for shuffle in (False, True)
 ]
-
-
-def key_of(reader):
-    return reader.key
-
-
-def keep_list(batch):
-    return batch
 
 
 def loader(endpoint, bucket, workers, method, shuffle):

@@ -4,7 +4,6 @@ import email.utils
 import gc
 import hashlib
 import io
-import random
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,6 +11,7 @@ import boto3
 import numpy as np
 import pytest
 from boto3.s3.transfer import TransferConfig
+from samples import payload
 
 from s3torchconnector import S3Exception, S3ReaderConstructor
 from s3torchconnector._s3client import S3Client, S3ClientConfig
@@ -19,10 +19,6 @@ from s3torchconnector._s3client import S3Client, S3ClientConfig
 MIB = 1024 * 1024
 PART = 5 * MIB
 RAGGED = 3 * PART + 123  # four parts, the last one short
-
-
-def payload(size: int, seed: int = 0) -> bytes:
-    return random.Random(seed).randbytes(size)
 
 
 @pytest.fixture(scope="module")

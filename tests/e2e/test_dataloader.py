@@ -7,21 +7,13 @@ import uuid
 import pytest
 import torch
 from epoch_check import check_epoch
+from samples import keep_list, key_and_bytes
 from torch.utils.data import DataLoader
 
 from s3torchconnector import S3IterableDataset, S3MapDataset
 
 REGION = "us-east-1"
 N_OBJECTS = 40
-
-
-def key_and_bytes(reader):
-    """Module-level so that spawn/forkserver workers can unpickle it."""
-    return reader.key, reader.read()
-
-
-def keep_list(batch):
-    return batch
 
 
 class Bucket:

@@ -5,19 +5,11 @@ import uuid
 
 import pytest
 import torch.utils.data
+from samples import key_and_bytes
 
 from s3torchconnector import S3Exception, S3IterableDataset, S3MapDataset, S3Reader, S3ReaderConstructor
 
 N_OBJECTS = 12
-
-
-def key_and_bytes(reader):
-    """Module-level (picklable) transform."""
-    return reader.key, reader.read()
-
-
-def keep_list(batch):
-    return batch
 
 
 def _upload(s3, prefix="data/", n=N_OBJECTS):

@@ -3,7 +3,6 @@ threads keeps every byte right and never deadlocks; tens of thousands of request
 clients leave memory, file descriptors and threads flat; the interpreter exits cleanly with reads
 and writes in flight, in DataLoader workers as well as in the main process."""
 
-import hashlib
 import json
 import random
 import subprocess
@@ -15,6 +14,7 @@ import uuid
 
 import pytest
 from python_script import run_python
+from samples import payload, sha256
 
 from s3torchconnector import S3ReaderConstructor
 from s3torchconnector._s3client import S3Client, S3ClientConfig
@@ -24,14 +24,6 @@ PART = 5 * MIB
 # Deadlines that only a hang reaches: a healthy run takes a fraction of each.
 THREADS_DEADLINE = 120
 SUBPROCESS_DEADLINE = 180
-
-
-def body(size: int, seed: int) -> bytes:
-    return random.Random(seed).randbytes(size)
-
-
-def sha256(data) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 # For the scripts below: heap_mib(), the bytes malloc has handed out and not got back (all arenas
@@ -73,7 +65,7 @@ HEAD_LIST_ROUNDS = 20
 
 def test_one_client_shared_by_eight_threads_reading_and_writing(s3):
     client = S3Client("us-east-1", endpoint=s3.endpoint, s3client_config=S3ClientConfig(part_size=PART))
-    seeded = {key: body(size, seed=i) for i, (key, size) in enumerate(SEEDED_SIZES.items())}
+    seeded = {key: payload(size, seed=i) for i, (key, size) in enumerate(SEEDED_SIZES.items())}
     for key, data in seeded.items():
         s3.put(key, data)
     seeded_etags = {key: s3.boto3.head_object(Bucket=s3.bucket, Key=key)["ETag"] for key in seeded}
@@ -83,7 +75,7 @@ def test_one_client_shared_by_eight_threads_reading_and_writing(s3):
     def multipart_writer(index):
         for round_ in range(WRITE_ROUNDS):
             key = f"written/{index}-{round_}"
-            data = body(2 * PART + 1000 * index + round_ + 1, seed=100 + 10 * index + round_)  # three parts
+            data = payload(2 * PART + 1000 * index + round_ + 1, seed=100 + 10 * index + round_)  # three parts
             with client.put_object(s3.bucket, key) as writer:
                 for start in range(0, len(data), MIB + 17):  # writes that straddle part boundaries
                     writer.write(data[start : start + MIB + 17])
@@ -226,7 +218,7 @@ SOAK = (
 def test_twenty_thousand_gets_keep_memory_and_descriptors_flat(s3, tmp_path):
     digests = []
     for n in range(SOAK_OBJECTS):
-        data = body(SOAK_OBJECT_SIZE, seed=1000 + n)
+        data = payload(SOAK_OBJECT_SIZE, seed=1000 + n)
         s3.put(f"soak/{n}", data)
         digests.append(sha256(data))
     counts = (str(SOAK_WARMUP), str(SOAK_TOTAL), str(SOAK_OBJECT_SIZE))
@@ -406,8 +398,8 @@ def half_read_objects(s3_endpoint):
     bucket = f"in-flight-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=bucket)
     # Larger than the streaming read window (8 parts of 5 MiB): that read cannot finish on its own.
-    s3.put_object(Bucket=bucket, Key="streamed", Body=body(48 * MIB, seed=1))
-    s3.put_object(Bucket=bucket, Key="whole", Body=body(12 * MIB, seed=2))
+    s3.put_object(Bucket=bucket, Key="streamed", Body=payload(48 * MIB, seed=1))
+    s3.put_object(Bucket=bucket, Key="whole", Body=payload(12 * MIB, seed=2))
     return s3, bucket
 
 

@@ -5,21 +5,13 @@ import pickle
 from functools import partial
 
 import pytest
+from samples import keep_list, key_and_bytes
 from torch.utils.data import DataLoader
 
 from s3torchconnector import S3IterableDataset, S3MapDataset
 from s3torchconnector._s3bucket_key_data import S3BucketKeyData
 from s3torchconnector._s3client import S3Client
 from s3torchconnector._s3dataset_common import get_objects_from_prefix, get_objects_from_uris
-
-
-def key_and_bytes(reader):
-    """Module-level, so that spawned DataLoader workers can unpickle it."""
-    return reader.key, reader.read()
-
-
-def keep_list(batch):
-    return batch
 
 
 @pytest.fixture

@@ -10,45 +10,11 @@ import tarfile
 import pytest
 import webdataset
 from python_script import run_python
+from samples import keep_list, key_of_sample, patched_header, tar_member, tar_of
 from torch.utils.data import DataLoader
 
 from s3torchconnector import S3IterableDataset
 from s3torchconnector.manifest import write_manifest
-
-
-def tar_of(members):
-    """A tar with the given (name, bytes) members; a name ending in '/' is a directory."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in members:
-            member = tarfile.TarInfo(name.rstrip("/"))
-            if name.endswith("/"):
-                member.type = tarfile.DIRTYPE
-                tar.addfile(member)
-            else:
-                member.size = len(data)
-                tar.addfile(member, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def patched(header: bytes, at: int, field: bytes, signed_checksum: bool = False) -> bytes:
-    """A header block with ``field`` written at ``at`` and its checksum made again (of signed bytes,
-    as some old tars summed them, when asked)."""
-    block = bytearray(header)
-    block[at : at + len(field)] = field
-    block[148:156] = b" " * 8
-    total = sum(byte - 256 if signed_checksum and byte >= 128 else byte for byte in block)
-    block[148:156] = b"%06o\0 " % total
-    return bytes(block)
-
-
-def member(name: str, data: bytes, **fields) -> bytes:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    for field, value in fields.items():
-        setattr(info, field, value)
-    return info.tobuf(tarfile.PAX_FORMAT) + data + bytes(-len(data) % 512)
-
 
 LONG = "deep/" + "d" * 120 + "/sample"  # longer than a ustar name: a pax or GNU long-name header
 ODD_MEMBERS = [
@@ -144,10 +110,10 @@ def test_each_tar_format_and_compression_reads_as_webdataset_reads_it(s3, tmp_pa
 def test_hand_made_headers_read_as_tarfile_reads_them(s3, tmp_path):
     """A pax size that overrides its header's, and a checksum of signed bytes: the same samples as
     webdataset's; a sparse member is refused by name of the problem."""
-    five = member("p/1.txt", b"12345", pax_headers={"size": "5"})
-    five = five[:1024] + patched(five[1024:1536], 124, b"00000000001\0") + five[1536:]  # the header's size: 1
-    signed = member("p/2.txt", b"signed")
-    signed = patched(signed[:512], 0, "p/2\u00e9.txt".encode() + b"\0", signed_checksum=True) + signed[512:]
+    five = tar_member("p/1.txt", b"12345", pax_headers={"size": "5"})
+    five = five[:1024] + patched_header(five[1024:1536], 124, b"00000000001\0") + five[1536:]  # the header's size: 1
+    signed = tar_member("p/2.txt", b"signed")
+    signed = patched_header(signed[:512], 0, "p/2\u00e9.txt".encode() + b"\0", signed_checksum=True) + signed[512:]
     body = five + signed + bytes(1024)
     s3.put("hand/shard.tar", body)
     (tmp_path / "shard").write_bytes(body)
@@ -155,18 +121,10 @@ def test_hand_made_headers_read_as_tarfile_reads_them(s3, tmp_path):
     assert ours == webdataset_samples(tmp_path / "shard", s3.uri("hand/shard.tar"))
     assert [(sample["__key__"], sample["txt"]) for sample in ours] == [("p/1", b"12345"), ("p/2\u00e9", b"signed")]
 
-    sparse = member("q/1.txt", b"x")
-    s3.put("sparse/shard.tar", patched(sparse[:512], 156, b"S") + sparse[512:] + bytes(1024))
+    sparse = tar_member("q/1.txt", b"x")
+    s3.put("sparse/shard.tar", patched_header(sparse[:512], 156, b"S") + sparse[512:] + bytes(1024))
     with pytest.raises(ValueError, match="shard.tar is not a readable tar shard: a sparse member.*at byte 0"):
         samples(s3.uri("sparse/"), s3)
-
-
-def key_of(sample):
-    return sample["__key__"]
-
-
-def keep_list(batch):
-    return batch
 
 
 @pytest.mark.parametrize("context", ["fork", "spawn"])
@@ -181,7 +139,7 @@ def test_every_sample_once_across_dataloader_workers(s3, context):
         region=s3.region,
         endpoint=s3.endpoint,
         shard_format="tar",
-        transform=key_of,
+        transform=key_of_sample,
         enable_sharding=True,
         shuffle=True,
         seed=5,
@@ -198,13 +156,13 @@ def test_a_manifest_of_shards(s3):
     s3.put("shards/b.tar", tar_of([("y/1.txt", b"3")]))
     write_manifest(s3.uri("shards/"), s3.uri("shards.jsonl"), region=s3.region, endpoint=s3.endpoint)
     dataset = S3IterableDataset.from_manifest(
-        s3.uri("shards.jsonl"), region=s3.region, endpoint=s3.endpoint, shard_format="tar", transform=key_of
+        s3.uri("shards.jsonl"), region=s3.region, endpoint=s3.endpoint, shard_format="tar", transform=key_of_sample
     )
     assert list(dataset) == ["x/1", "x/2", "y/1"]
 
 
 GOOD = tar_of([("a/1.txt", b"one"), ("a/2.txt", b"two"), ("a/3.txt", b"three" * 300)])
-PAX_ONLY = member("a/2.txt", b"", pax_headers={"comment": "c"})[:-512]  # a member's pax header, not the member
+PAX_ONLY = tar_member("a/2.txt", b"", pax_headers={"comment": "c"})[:-512]  # a member's pax header, not the member
 
 
 @pytest.mark.parametrize(
@@ -224,7 +182,7 @@ def test_damaged_shards_fail_by_name_and_offset(s3, body, read_before, problem):
     s3.put("bad/shard.tar", body)
     iterator = iter(
         S3IterableDataset.from_prefix(
-            s3.uri("bad/"), region=s3.region, endpoint=s3.endpoint, shard_format="tar", transform=key_of
+            s3.uri("bad/"), region=s3.region, endpoint=s3.endpoint, shard_format="tar", transform=key_of_sample
         )
     )
     got = []

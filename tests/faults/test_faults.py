@@ -2,9 +2,7 @@
 an S3Exception that says why; never short, mixed or leaked data. Plus literal keys."""
 
 import gc
-import hashlib
 import io
-import random
 import signal
 import subprocess
 import sys
@@ -14,6 +12,8 @@ from typing import Optional
 
 import pytest
 from deadline import DEADLINE, call_with_deadline, raises_s3_exception, returns  # noqa: F401 (used by other files)
+from samples import keep_list, payload  # payload and sha: also imported from here by the other files
+from samples import sha256 as sha
 from torch.utils.data import DataLoader
 
 from s3torchconnector import S3Exception, S3IterableDataset, S3MapDataset
@@ -28,14 +28,6 @@ SIZE = 3 * PART + 123_457  # three whole parts and a ragged one
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def payload(size: int, seed: int) -> bytes:
-    return random.Random(seed).randbytes(size)
-
-
-def sha(data) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def client_for(proxy: FaultProxy, region: str, max_attempts: int = 10, **config) -> S3Client:
@@ -594,10 +586,6 @@ def test_put_stalled_on_every_attempt_fails_and_leaves_nothing(s3, proxy):
 
 def key_and_sha(reader):
     return reader.key, sha(reader.read())
-
-
-def keep_list(batch):
-    return batch
 
 
 @pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")

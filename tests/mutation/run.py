@@ -80,8 +80,8 @@ MODULES = {
     "s3reader/protocol.py": [],
     "s3writer.py": ["tests/e2e/test_writer_checkpoint.py"],
     # test_manifest.py runs the command as `python -m`, where no mutant is active (the module is
-    # __main__): main() is tested in-process by test_mutation_survivors_e2e.py.
-    "manifest.py": ["tests/e2e/test_manifest.py", "tests/e2e/test_mutation_survivors_e2e.py"],
+    # __main__), and also calls main() in-process (test_the_manifest_command_*), where one is.
+    "manifest.py": ["tests/e2e/test_manifest.py"],
     "_manifest_entries.py": ["tests/e2e/test_manifest.py"],
     "_tar_samples.py": ["tests/e2e/test_tar_shards.py"],
     "_tar_reader.py": ["tests/e2e/test_tar_shards.py"],

@@ -1,4 +1,6 @@
-"""S3ClientConfig, UserAgent and parse_s3_uri: no network."""
+"""S3ClientConfig, UserAgent and parse_s3_uri, S3Client's own arguments, and every setting reaching the
+native client as it is built (its constructor stood in for where a test looks at what it gets): no
+network."""
 
 import dataclasses
 import platform
@@ -8,11 +10,12 @@ import pytest
 
 from s3torchconnector import S3ClientConfig as ExportedConfig
 from s3torchconnector import _native
-from s3torchconnector._s3client import S3Client, S3ClientConfig
+from s3torchconnector._s3client import S3Client, S3ClientConfig, _s3client
 from s3torchconnector._s3uri import parse_s3_uri
 from s3torchconnector._user_agent import UserAgent
 from s3torchconnector._version import __version__
 
+REGION = "us-east-1"
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 
@@ -186,6 +189,22 @@ def test_client_is_lazy():
     assert client._native.built() is None
 
 
+@pytest.mark.parametrize(
+    "arguments, error, message",
+    [
+        ({"region": ""}, ValueError, "region must be a non-empty string such as 'us-east-1', got ''"),
+        ({"region": 3}, ValueError, "region must be a non-empty string such as 'us-east-1', got 3"),
+        ({"endpoint": 8080}, TypeError, "endpoint must be a string URL, got int"),
+        ({"s3client_config": {"part_size": 1}}, TypeError, "s3client_config must be an S3ClientConfig, got dict"),
+    ],
+)
+def test_a_client_refuses_bad_arguments_with_what_is_expected(arguments, error, message):
+    """S3Client.__init__: each refusal, and its whole message."""
+    with pytest.raises(error) as refused:
+        S3Client(**{"region": REGION, **arguments})
+    assert str(refused.value) == message
+
+
 # ---------------------------------------------------------------- UserAgent
 
 
@@ -321,3 +340,78 @@ def test_network_interfaces_given_as_a_list_are_kept_as_a_tuple():
         S3ClientConfig(network_interface_names=("lo",))
     )
     assert config.native_options("us-east-1", "", "ua")["network_interface_names"] == ["lo"]
+
+
+# ---------------------------------------------------------------- what the native client is built with
+
+
+@pytest.fixture
+def built(monkeypatch):
+    """The arguments each native client is built with (the built client is a stand-in)."""
+    calls = []
+
+    def native_client(*args, **kwargs):
+        calls.append((args, kwargs))
+        return object()
+
+    monkeypatch.setattr(_s3client._native, "NativeClient", native_client)
+    return calls
+
+
+def test_every_setting_of_the_config_reaches_the_native_client(built, monkeypatch):
+    """S3Client._client_builder: each S3ClientConfig field is passed on, under its own name."""
+    for variable in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    config = S3ClientConfig(
+        throughput_target_gbps=2.5,
+        part_size=16 * 1024 * 1024,
+        unsigned=True,
+        force_path_style=True,
+        max_attempts=3,
+        profile="other",
+        upload_checksum="CRC32",
+        validate_checksums=True,
+        stall_timeout_seconds=7,
+        min_throughput_bytes_per_second=1000,
+        memory_limit_bytes=512 * 1024 * 1024,
+        network_interface_names=("lo",),
+    )
+    _ = S3Client("eu-west-2", endpoint="http://127.0.0.1:9", s3client_config=config)._client  # built now
+    ((args, kwargs),) = built
+    assert args == () and kwargs.pop("region") == "eu-west-2"
+    prefix = kwargs.pop("user_agent")
+    assert prefix.startswith("s3torchconnector/")
+    assert kwargs == dict(
+        endpoint="http://127.0.0.1:9",
+        throughput_target_gbps=2.5,
+        part_size=16 * 1024 * 1024,
+        unsigned_requests=True,
+        force_path_style=True,
+        max_attempts=3,
+        profile="other",
+        requester_pays=False,
+        upload_checksum="CRC32",
+        validate_checksums=True,
+        stall_timeout_seconds=7,
+        min_throughput_bytes_per_second=1000,
+        memory_limit_bytes=512 * 1024 * 1024,
+        network_interface_names=["lo"],
+    )
+    assert type(kwargs["throughput_target_gbps"]) is float and type(kwargs["validate_checksums"]) is bool
+
+
+def test_the_defaults_reach_the_native_client_as_it_takes_them(built, monkeypatch):
+    """S3Client._client_builder and _resolve_endpoint: no endpoint (and none in the environment) is
+    "" (the region's own), no profile is "", no upload checksum is "", and validate_checksums
+    None is False; AWS_ENDPOINT_URL_S3 is taken when no endpoint is given."""
+    for variable in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    _ = S3Client(REGION, s3client_config=S3ClientConfig(upload_checksum=None, requester_pays=True))._client
+    kwargs = built[-1][1]
+    assert (kwargs["endpoint"], kwargs["profile"], kwargs["upload_checksum"]) == ("", "", "")
+    assert kwargs["validate_checksums"] is False and kwargs["requester_pays"] is True
+    assert kwargs["throughput_target_gbps"] == 10.0 and type(kwargs["throughput_target_gbps"]) is float
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:8")
+    _ = S3Client(REGION)._client
+    assert built[-1][1]["endpoint"] == "http://127.0.0.1:8" and built[-1][1]["upload_checksum"] == "CRC32C"

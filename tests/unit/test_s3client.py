@@ -1,6 +1,7 @@
-"""Tests written for mutants of S3Client (_s3client/_s3client.py) that survived tests/mutation/run.py:
-each pins a behaviour no other test checked (the mutant it kills is named in the test's docstring).
-No server: the native client is built (which sends nothing) or stood in for at its constructor."""
+"""S3Client's own Python layer, without a server (on the in-memory MockS3Client, or the native client
+built, which sends nothing): its argument checks and their messages, its debug lines, which GETs
+ask for a whole object and which stream it, a listing rebuilt from its saved state, and a client
+across pickling and forks. Each test's docstring names the code it pins."""
 
 import logging
 import pickle
@@ -8,83 +9,22 @@ import pickle
 import pytest
 from forked_child import in_forked_child
 
-from s3torchconnector import S3Exception
-from s3torchconnector._s3client import MockS3Client, S3Client, S3ClientConfig, _s3client
+from s3torchconnector._s3client import MockS3Client, S3Client
+from s3torchconnector._s3client.list_object_stream import ListObjectStream
 
 REGION = "us-east-1"
 BUCKET = "bucket"
 
 
 @pytest.fixture
-def built(monkeypatch):
-    """The arguments each native client is built with (the built client is a stand-in)."""
-    calls = []
-
-    def native_client(*args, **kwargs):
-        calls.append((args, kwargs))
-        return object()
-
-    monkeypatch.setattr(_s3client._native, "NativeClient", native_client)
-    return calls
+def client() -> MockS3Client:
+    client = MockS3Client(REGION, BUCKET)
+    for i in range(5):
+        client.add_object(f"k{i}", b"x" * (i + 1))
+    return client
 
 
-def test_every_setting_of_the_config_reaches_the_native_client(built, monkeypatch):
-    """S3Client._client_builder: each S3ClientConfig field is passed on, under its own name."""
-    for variable in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(variable, raising=False)
-    config = S3ClientConfig(
-        throughput_target_gbps=2.5,
-        part_size=16 * 1024 * 1024,
-        unsigned=True,
-        force_path_style=True,
-        max_attempts=3,
-        profile="other",
-        upload_checksum="CRC32",
-        validate_checksums=True,
-        stall_timeout_seconds=7,
-        min_throughput_bytes_per_second=1000,
-        memory_limit_bytes=512 * 1024 * 1024,
-        network_interface_names=("lo",),
-    )
-    _ = S3Client("eu-west-2", endpoint="http://127.0.0.1:9", s3client_config=config)._client  # built now
-    ((args, kwargs),) = built
-    assert args == () and kwargs.pop("region") == "eu-west-2"
-    prefix = kwargs.pop("user_agent")
-    assert prefix.startswith("s3torchconnector/")
-    assert kwargs == dict(
-        endpoint="http://127.0.0.1:9",
-        throughput_target_gbps=2.5,
-        part_size=16 * 1024 * 1024,
-        unsigned_requests=True,
-        force_path_style=True,
-        max_attempts=3,
-        profile="other",
-        requester_pays=False,
-        upload_checksum="CRC32",
-        validate_checksums=True,
-        stall_timeout_seconds=7,
-        min_throughput_bytes_per_second=1000,
-        memory_limit_bytes=512 * 1024 * 1024,
-        network_interface_names=["lo"],
-    )
-    assert type(kwargs["throughput_target_gbps"]) is float and type(kwargs["validate_checksums"]) is bool
-
-
-def test_the_defaults_reach_the_native_client_as_it_takes_them(built, monkeypatch):
-    """S3Client._client_builder and _resolve_endpoint: no endpoint (and none in the environment) is
-    "" (the region's own), no profile is "", no upload checksum is "", and validate_checksums
-    None is False; AWS_ENDPOINT_URL_S3 is taken when no endpoint is given."""
-    for variable in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(variable, raising=False)
-    _ = S3Client(REGION, s3client_config=S3ClientConfig(upload_checksum=None, requester_pays=True))._client
-    kwargs = built[-1][1]
-    assert (kwargs["endpoint"], kwargs["profile"], kwargs["upload_checksum"]) == ("", "", "")
-    assert kwargs["validate_checksums"] is False and kwargs["requester_pays"] is True
-    assert kwargs["throughput_target_gbps"] == 10.0 and type(kwargs["throughput_target_gbps"]) is float
-
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:8")
-    _ = S3Client(REGION)._client
-    assert built[-1][1]["endpoint"] == "http://127.0.0.1:8" and built[-1][1]["upload_checksum"] == "CRC32C"
+# ---------------------------------------------------------------- processes
 
 
 def test_a_pickled_client_builds_its_own_native_client():
@@ -109,6 +49,9 @@ def test_a_forked_child_counts_only_its_own_requests():
     assert in_forked_child(client.metrics) == repr({"operations": {}, "peak_connections": 0})
 
 
+# ---------------------------------------------------------------- PUT
+
+
 @pytest.mark.parametrize("storage_class", ["", 3])
 def test_a_storage_class_that_is_no_name_is_refused(storage_class):
     """S3Client.put_object: an empty or non-string storage class is refused with what is expected."""
@@ -126,38 +69,7 @@ def test_a_put_is_logged_with_its_object(caplog):
     assert f"PutObject s3://{BUCKET}/dir/k" in [record.getMessage() for record in caplog.records]
 
 
-def test_a_tar_shard_of_a_manifest_is_read_at_its_recorded_version(monkeypatch):
-    """S3Client._stream_object gets the ETag the manifest recorded: a shard replaced since the
-    manifest was written fails (412 PreconditionFailed) instead of mixing another version in."""
-    import io
-    import tarfile
-
-    from s3torchconnector import S3IterableDataset, manifest
-
-    def tar(text: bytes) -> bytes:
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as archive:
-            member = tarfile.TarInfo("s/0.txt")
-            member.size = len(text)
-            archive.addfile(member, io.BytesIO(text))
-        return buffer.getvalue()
-
-    client = MockS3Client(REGION, BUCKET)
-    client.add_object("shards/0.tar", tar(b"old"))
-    monkeypatch.setattr(manifest, "S3Client", lambda *args, **kwargs: client)  # write_manifest's own client
-    manifest.write_manifest(f"s3://{BUCKET}/shards/", f"s3://{BUCKET}/m.jsonl", region=REGION)
-
-    def samples():
-        made = S3IterableDataset.from_manifest(
-            f"s3://{BUCKET}/m.jsonl", region=REGION, shard_format="tar", transform=lambda sample: sample["txt"]
-        )
-        made._client = client
-        return list(made)
-
-    assert samples() == [b"old"]
-    client.add_object("shards/0.tar", tar(b"new"))
-    with pytest.raises(S3Exception, match="PreconditionFailed"):
-        samples()
+# ---------------------------------------------------------------- LIST
 
 
 @pytest.mark.parametrize("arguments", [{"prefix": 1}, {"delimiter": b"/"}])
@@ -191,20 +103,26 @@ def test_a_listing_without_a_delimiter_is_flat_and_logged(caplog):
     assert f"ListObjectsV2 s3://{BUCKET}/d/" in [record.getMessage() for record in caplog.records]
 
 
-@pytest.mark.parametrize(
-    "arguments, error, message",
-    [
-        ({"region": ""}, ValueError, "region must be a non-empty string such as 'us-east-1', got ''"),
-        ({"region": 3}, ValueError, "region must be a non-empty string such as 'us-east-1', got 3"),
-        ({"endpoint": 8080}, TypeError, "endpoint must be a string URL, got int"),
-        ({"s3client_config": {"part_size": 1}}, TypeError, "s3client_config must be an S3ClientConfig, got dict"),
-    ],
-)
-def test_a_client_refuses_bad_arguments_with_what_is_expected(arguments, error, message):
-    """S3Client.__init__: each refusal, and its whole message."""
-    with pytest.raises(error) as refused:
-        S3Client(**{"region": REGION, **arguments})
-    assert str(refused.value) == message
+def test_a_listing_rebuilt_from_its_state_goes_on_from_the_same_page(client):
+    """ListObjectStream._from_state (how the original unpickles a listing): every argument reaches the
+    new stream, which lists from the page its continuation token names."""
+    stream = client.list_objects(BUCKET, "", "", 2)
+    first = next(stream)
+    assert [info.key for info in first.object_info] == ["k0", "k1"]
+    assert stream.continuation_token and not stream.complete
+
+    rebuilt = ListObjectStream._from_state(client, BUCKET, "", "", 2, stream.continuation_token, False)
+    assert (rebuilt.bucket, rebuilt.prefix, rebuilt.delimiter, rebuilt.max_keys) == (BUCKET, "", "", 2)
+    assert rebuilt.continuation_token == stream.continuation_token and rebuilt.complete is False
+    rest = [[info.key for info in page.object_info] for page in rebuilt]
+    assert rest == [["k2", "k3"], ["k4"]]
+
+    finished = ListObjectStream._from_state(client, BUCKET, "k", "/", 7, None, True)
+    assert (finished.prefix, finished.delimiter, finished.max_keys) == ("k", "/", 7)
+    assert list(finished) == []
+
+
+# ---------------------------------------------------------------- GET
 
 
 @pytest.mark.parametrize(
@@ -270,20 +188,3 @@ def test_a_reader_given_the_objects_info_sends_no_head():
     assert "HeadObject" not in client.metrics()["operations"]
     client.get_object(BUCKET, "k").seek(0, 2)
     assert "HeadObject" in client.metrics()["operations"]
-
-
-def test_an_object_of_a_manifest_is_read_at_its_recorded_version(monkeypatch):
-    """S3Client._get_object_version pins the reader's requests to the manifest's ETag: an object
-    replaced since the manifest was written fails (412 PreconditionFailed), not read as it is now."""
-    from s3torchconnector import S3MapDataset, manifest
-
-    client = MockS3Client(REGION, BUCKET)
-    client.add_object("data/0", b"old")
-    monkeypatch.setattr(manifest, "S3Client", lambda *args, **kwargs: client)  # write_manifest's own client
-    manifest.write_manifest(f"s3://{BUCKET}/data/", f"s3://{BUCKET}/m.jsonl", region=REGION)
-    dataset = S3MapDataset.from_manifest(f"s3://{BUCKET}/m.jsonl", region=REGION, transform=lambda r: r.read())
-    dataset._client = client
-    assert dataset[0] == b"old"
-    client.add_object("data/0", b"new")
-    with pytest.raises(S3Exception, match="PreconditionFailed"):
-        dataset[0]
