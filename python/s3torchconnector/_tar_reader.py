@@ -8,7 +8,9 @@ file's bytes are one read.
 It reads the formats tarfile and GNU tar write, as tarfile reads them: ustar (a name longer than
 100 bytes split into its prefix field), GNU long names, and pax headers for the next member (path,
 size) and for all of them. Only the zero block that ends every tar ends it: a stream cut short or a
-damaged header raises ``BrokenTar``, which says where; a tar never ends early and quietly.
+damaged header raises ``BrokenTar``, which says where; a tar never ends early and quietly. A compressed
+tar is read to the end of its compressed stream, whose checksum covers every byte: damage that
+decompresses to other bytes raises there, after the members before it were given.
 """
 
 import bz2
@@ -28,6 +30,8 @@ _NO_DATA = (b"1", b"2", b"3", b"4", b"5", b"6")  # links, devices, directories, 
 _GNU_LONG_NAME, _GNU_LONG_LINK, _GNU_SPARSE = b"L", b"K", b"S"
 _PAX_NEXT, _PAX_NEXT_SOLARIS, _PAX_ALL = b"x", b"X", b"g"
 _PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")
+# What the stream or its decompressor raises for bytes that are not a whole compressed stream.
+_STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 
 
 class BrokenTar(Exception):
@@ -48,7 +52,8 @@ def regular_files(fileobj) -> Iterator[TarMember]:
     """Each regular file of the tar in ``fileobj``, in order; other members are skipped. A member's
     name comes before its bytes are read, and bytes not read are skipped when the next is asked
     for. Compression is recognised by its magic bytes, as tarfile's ``r|*`` does."""
-    source = _Counted(_decompressed(fileobj))
+    decompressed, compressed = _decompressed(fileobj)
+    source = _Counted(decompressed)
     offset = 0
     try:
         every_member: Dict[str, str] = {}  # from global pax headers
@@ -60,6 +65,10 @@ def regular_files(fileobj) -> Iterator[TarMember]:
                 if header is None:
                     if own:
                         raise BrokenTar("it ends after a pax or long-name header, without its member", offset)
+                    if compressed:
+                        # The compressed stream's checksum, at its end, covers every byte read: read to it.
+                        while source.read(64 * 1024):
+                            pass
                     return
                 kind = header[156:157]
                 if kind not in (_GNU_LONG_NAME, _GNU_LONG_LINK, _PAX_NEXT, _PAX_NEXT_SOLARIS, _PAX_ALL):
@@ -83,7 +92,7 @@ def regular_files(fileobj) -> Iterator[TarMember]:
                 data.read()
             elif kind not in _NO_DATA:  # a type tarfile does not know: its data is skipped
                 source.read_whole(size, offset)
-    except (OSError, EOFError, zlib.error, lzma.LZMAError) as error:  # of the decompressor or the stream
+    except _STREAM_ERRORS as error:  # of the decompressor or the stream
         raise BrokenTar(str(error), offset) from None
 
 
@@ -146,16 +155,17 @@ def _pax_size(value: str, offset: int) -> int:
 
 
 def _decompressed(fileobj):
+    """The tar's bytes, and whether they come through a decompressor."""
     if not hasattr(fileobj, "peek"):
         fileobj = io.BufferedReader(fileobj)
     magic = fileobj.peek(6)[:6]
     if magic.startswith(b"\x1f\x8b\x08"):
-        return gzip.GzipFile(fileobj=fileobj, mode="rb")
+        return gzip.GzipFile(fileobj=fileobj, mode="rb"), True
     if magic.startswith(b"BZh91"):
-        return bz2.BZ2File(fileobj)
+        return bz2.BZ2File(fileobj), True
     if magic.startswith((b"\xfd7zXZ\x00", b"\x5d\x00\x00\x80\x00")):
-        return lzma.LZMAFile(fileobj)
-    return fileobj
+        return lzma.LZMAFile(fileobj), True
+    return fileobj, False
 
 
 class _Data:
@@ -167,7 +177,10 @@ class _Data:
 
     def read(self) -> bytes:
         if self._data is None:
-            self._data = self._source.read_whole(self._size, self._offset)
+            try:
+                self._data = self._source.read_whole(self._size, self._offset)
+            except _STREAM_ERRORS as error:  # the caller reads outside regular_files' own handling
+                raise BrokenTar(str(error), self._offset) from None
         return self._data
 
 
