@@ -102,6 +102,10 @@ class ObjectsFromManifest:
         return self.read(client)
 
     def read(self, client: S3Client) -> ManifestEntries:
+        """The objects the manifest lists, read through ``client`` with one streamed GET and checked
+        whole. A manifest that cannot be read raises its S3Exception, its message naming the manifest;
+        one that is not JSON Lines (or not gzip, for ``.gz``), has a malformed line (named by its
+        number) or lists no objects raises ValueError."""
         try:
             stream = client._get_object_stream(self.bucket, self.key, 0, None)
             raw: Any = io.BufferedReader(StreamFile(stream), buffer_size=1 << 20)
@@ -227,14 +231,22 @@ def _collector_paused():
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """The ``manifest`` command (``s3torchconnector manifest`` or ``python -m s3torchconnector.manifest``):
+    parses ``argv`` (``sys.argv[1:]`` when None), writes the manifest with :func:`write_manifest`, prints
+    how many objects it lists and returns 0, the exit status. Bad arguments exit with status 2 and
+    argparse's message; a failure of the listing or the upload raises its exception."""
     parser = argparse.ArgumentParser(
         prog="python -m s3torchconnector.manifest",
         description="List an S3 prefix once and write its manifest (JSON Lines; gzip when the name ends in .gz).",
     )
     parser.add_argument("prefix_uri", help="s3://bucket/prefix to list")
     parser.add_argument("manifest_uri", help="s3://bucket/path/manifest.jsonl[.gz] to write")
-    parser.add_argument("--region", default="us-east-1")
-    parser.add_argument("--endpoint", default=None)
+    parser.add_argument("--region", default="us-east-1", help="AWS Region of the buckets (default us-east-1)")
+    parser.add_argument(
+        "--endpoint",
+        default=None,
+        help="S3 endpoint URL, for S3-compatible servers (default: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else AWS S3)",
+    )
     args = parser.parse_args(argv)
     progress = TerminalProgress("listed {:,} objects") if sys.stderr.isatty() else None
     count = write_manifest(

@@ -41,9 +41,18 @@ class S3Checkpoint:
         return self._client.metrics()
 
     def reader(self, s3_uri: str) -> S3Reader:
+        """A reader of the checkpoint at ``s3_uri`` (``s3://bucket/key``), to pass to ``torch.load``:
+        ``with checkpoint.reader(uri) as f: torch.load(f)``. The object is read with this checkpoint's
+        ``reader_constructor``, its downloads checked against the upload's checksum unless the
+        config turned ``validate_checksums`` off. A malformed URI raises ValueError at once; a missing
+        object raises NoSuchKeyError (an S3Exception and a FileNotFoundError) at the first read."""
         bucket, key = parse_s3_uri(s3_uri)
         return self._client.get_object(bucket, key, reader_constructor=self._reader_constructor)
 
     def writer(self, s3_uri: str) -> S3Writer:
+        """A writer to ``s3_uri`` (``s3://bucket/key``), to pass to ``torch.save``:
+        ``with checkpoint.writer(uri) as f: torch.save(state, f)``. The object appears, whole, when
+        the ``with`` block ends; an exception in it leaves no object and no upload behind (see
+        S3Writer). A malformed URI raises ValueError at once; a failed upload raises S3Exception."""
         bucket, key = parse_s3_uri(s3_uri)
         return self._client.put_object(bucket, key)

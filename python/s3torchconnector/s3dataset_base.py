@@ -49,10 +49,13 @@ class S3DatasetBase:
 
     @property
     def region(self) -> str:
+        """The region the dataset's client was made for."""
         return self._client.region
 
     @property
     def endpoint(self) -> Optional[str]:
+        """The endpoint URL given to the dataset, or None when it uses the default (from the
+        environment, else AWS S3)."""
         return self._client.endpoint
 
     def metrics(self) -> dict:

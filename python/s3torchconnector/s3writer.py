@@ -30,10 +30,12 @@ class S3Writer(PublishOnSuccess, io.BufferedIOBase):
 
     @property
     def bucket(self) -> Optional[str]:
+        """The bucket of the object written (None for a writer made over a bare upload stream)."""
         return self._bucket
 
     @property
     def key(self) -> Optional[str]:
+        """The key of the object written (None for a writer made over a bare upload stream)."""
         return self._key
 
     def write(self, data) -> int:
@@ -59,22 +61,27 @@ class S3Writer(PublishOnSuccess, io.BufferedIOBase):
         return written
 
     def tell(self) -> int:
+        """How many bytes were written so far."""
         return self._position
 
     def flush(self) -> None:
         """Nothing to do: bytes are handed to the upload as they are written."""
 
     def writable(self) -> bool:
+        """True until the writer is closed or aborted."""
         return not self._finished
 
     def seekable(self) -> bool:
+        """False: an upload is written front to back (``torch.save`` copes)."""
         return False
 
     def readable(self) -> bool:
+        """False: read the object back with an S3Reader."""
         return False
 
     @property
     def closed(self) -> bool:
+        """True once the writer is closed or aborted (or its upload failed)."""
         return self._finished
 
     def close(self) -> None:

@@ -36,14 +36,14 @@ class ShardWriter(PublishOnSuccess):
     WebDataset read.
 
     A sample is a dict as WebDataset has it: ``"__key__"`` names the sample (``"train/0001"``) and
-    each other entry is one file of it, named by its extension: ``{"__key__": "train/0001",
-    "jpg": b"...", "cls": 3}`` becomes the members ``train/0001.jpg`` and ``train/0001.cls``, in
-    the dict's order. Values are bytes-like (bytes, bytearray, memoryview), str (written as UTF-8)
-    or numbers (written as their text: ``3`` -> ``b"3"``); encode anything else yourself
-    (``json.dumps``, ``numpy.save``, an image encoder). As in WebDataset's writer, entries whose
-    names start with "_" (``__url__``, ``__local_path__``) are metadata and are not written, so a
-    sample read from shards can be written again as it is. Readers lower-case extensions: ``JPG``
-    reads back as ``jpg``.
+    each other entry is one file of it, named by its extension:
+    ``{"__key__": "train/0001", "jpg": b"...", "cls": 3}`` becomes the members ``train/0001.jpg``
+    and ``train/0001.cls``, in the dict's order. Values are bytes-like (bytes, bytearray,
+    memoryview), str (written as UTF-8) or numbers (written as their text: ``3`` -> ``b"3"``);
+    encode anything else yourself (``json.dumps``, ``numpy.save``, an image encoder). As in
+    WebDataset's writer, entries whose names start with "_" (``__url__``, ``__local_path__``) are
+    metadata and are not written, so a sample read from shards can be written again as it is.
+    Readers lower-case extensions: ``JPG`` reads back as ``jpg``.
 
     A sample that would not read back as written (no or empty ``__key__``, a dot in the key's last
     path component, an extension given twice, a value of another type, the same key as the sample

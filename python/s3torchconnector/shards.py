@@ -54,6 +54,10 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
 
 
 class PackResult(NamedTuple):
+    """What :func:`pack` wrote: ``shards``, the ShardInfo of each shard (URI, samples, bytes), in order;
+    ``samples``, how many samples they hold; ``skipped``, the keys of the objects left out by
+    ``skip_invalid=True``."""
+
     shards: List[ShardInfo]
     samples: int
     skipped: List[str]  # keys of the objects left out (with skip_invalid)
@@ -254,8 +258,13 @@ def _size_argument(text: str) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """The ``pack`` command (``s3torchconnector pack`` or ``python -m s3torchconnector.shards pack``):
+    parses ``argv`` (``sys.argv[1:]`` when None; its first word is the subcommand, ``pack``), packs with
+    :func:`pack`, prints how many shards and samples it wrote and returns the exit status: 0, or 1
+    when packing failed (bad names, a used destination, an S3 error), with the error on stderr. Bad
+    arguments exit with status 2 and argparse's message."""
     parser = argparse.ArgumentParser(prog="python -m s3torchconnector.shards", description="Tar shards in S3.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, help="what to do (pack is the one command)")
     pack_parser = commands.add_parser(
         "pack",
         help="pack a prefix of small objects into tar shards",
@@ -281,8 +290,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         action="store_true",
         help="leave out objects that cannot be part of a sample (no extension...) instead of failing",
     )
-    pack_parser.add_argument("--region", default="us-east-1")
-    pack_parser.add_argument("--endpoint", default=None)
+    pack_parser.add_argument("--region", default="us-east-1", help="AWS Region of the buckets (default us-east-1)")
+    pack_parser.add_argument(
+        "--endpoint",
+        default=None,
+        help="S3 endpoint URL, for S3-compatible servers (default: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else AWS S3)",
+    )
     args = parser.parse_args(argv)
 
     progress = TerminalProgress("{}") if sys.stderr.isatty() else None

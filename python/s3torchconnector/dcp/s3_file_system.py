@@ -81,10 +81,12 @@ class S3FileSystem(FileSystemBase):
 
     @property
     def s3_client(self) -> S3Client:
+        """The S3Client every request of this file system goes through."""
         return self._client
 
     @property
     def reader_constructor(self) -> S3ReaderConstructorProtocol:
+        """How ``create_stream(path, "rb")`` reads objects."""
         return self._reader_constructor
 
     @contextmanager
@@ -108,12 +110,17 @@ class S3FileSystem(FileSystemBase):
             raise ValueError(f"mode must be 'rb' (read) or 'wb' (write), got {mode!r}")
 
     def concat_path(self, path: PathLike, suffix: str) -> str:
+        """``suffix`` under the prefix ``path``, joined by exactly one ``/``:
+        ``concat_path("s3://b/ckpt", "__0_0.distcp")`` is ``"s3://b/ckpt/__0_0.distcp"``. A path that
+        is not a string or os.PathLike raises TypeError."""
         base = _to_str(path)
         if not base.endswith("/"):
             base += "/"
         return base + suffix.lstrip("/")
 
     def init_path(self, path: PathLike) -> str:
+        """Takes ``path`` as the checkpoint's location and returns it as a string. Sends no request;
+        a path that is not an ``s3://bucket/...`` URI raises ValueError (TypeError for other types)."""
         path_str = _to_str(path)
         parse_s3_uri(path_str)  # fail early on a malformed URI
         self._path = path_str
@@ -139,6 +146,8 @@ class S3FileSystem(FileSystemBase):
         """Nothing to do: S3 has no directories."""
 
     def exists(self, path: PathLike) -> bool:
+        """Whether the object ``path`` exists (one HEAD request). Errors other than "not found", such
+        as AccessDeniedError, are raised rather than taken for a missing object."""
         bucket, key = parse_s3_uri(_to_str(path))
         try:
             self._client.head_object(bucket, key)
@@ -149,6 +158,8 @@ class S3FileSystem(FileSystemBase):
         return True
 
     def rm_file(self, path: PathLike) -> None:
+        """Deletes the object ``path``; a missing object is not an error. Other failures raise
+        S3Exception."""
         bucket, key = parse_s3_uri(_to_str(path))
         try:
             self._client.delete_object(bucket, key)
@@ -169,6 +180,8 @@ class S3FileSystem(FileSystemBase):
 
     @classmethod
     def validate_checkpoint_id(cls, checkpoint_id: PathLike) -> bool:
+        """Whether ``checkpoint_id`` is an ``s3://bucket/prefix`` URI this file system can use (DCP asks
+        to choose a storage for a ``checkpoint_id``). Sends no request."""
         try:
             parse_s3_uri(_to_str(checkpoint_id))
         except (TypeError, ValueError):
@@ -214,6 +227,9 @@ class S3StorageWriter(FileSystemWriter):
         endpoint: Optional[str] = None,
         **kwargs,
     ) -> None:
+        """Takes the arguments described above. Checked before any request: a ``prefix_strategy`` that
+        is not callable raises TypeError, a ``thread_count`` that is not a positive int ValueError, and
+        a ``path`` that is not an ``s3://bucket/prefix`` URI ValueError (TypeError when not a string)."""
         if prefix_strategy is not None and not callable(prefix_strategy):
             raise TypeError(f"prefix_strategy must be an S3PrefixStrategyBase, got {type(prefix_strategy).__name__}")
         if isinstance(thread_count, bool) or not isinstance(thread_count, int) or thread_count < 1:
@@ -228,6 +244,9 @@ class S3StorageWriter(FileSystemWriter):
         return getattr(self, "use_collectives", True) or getattr(self, "rank", None) is None
 
     def prepare_local_plan(self, plan: SavePlan) -> SavePlan:
+        """DCP's planning step on each rank. Without collectives (``use_collectives=False``) each rank
+        also removes its own previous ``__<rank>.metadata`` and names its data files here, by the
+        prefix strategy."""
         plan = super().prepare_local_plan(plan)
         if not self._collective():
             # Each rank writes its own metadata file: it alone can clear the old one.
@@ -236,6 +255,9 @@ class S3StorageWriter(FileSystemWriter):
         return plan
 
     def prepare_global_plan(self, plans: List[SavePlan]) -> List[SavePlan]:
+        """DCP's planning step on the coordinator: removes a previous ``.metadata`` at the path (so an
+        interrupted save is never taken for a complete one) and gives each rank's plan the file prefix
+        its rank gets from the prefix strategy."""
         # Runs on the coordinator after every rank has planned and before any rank writes data.
         self._remove_metadata(None)
         # Without collectives each rank passes only its own plan, already named in prepare_local_plan:
@@ -248,6 +270,9 @@ class S3StorageWriter(FileSystemWriter):
         ]
 
     def write_data(self, plan: SavePlan, planner: SavePlanner) -> Future:
+        """Uploads this rank's data files (``thread_count`` at a time) and returns DCP's future of the
+        write results, already complete. A file whose upload failed fails the save with that upload's
+        S3Exception (or a RuntimeError counting the items not written), before ``.metadata`` is written."""
         self.fs._last_write_error = None
         future = super().write_data(plan, planner)
         # FileSystemWriter's extra writer threads (thread_count > 1) drop their exceptions: a file
@@ -295,6 +320,7 @@ class S3StorageWriter(FileSystemWriter):
 
     @classmethod
     def validate_checkpoint_id(cls, checkpoint_id: PathLike) -> bool:
+        """Whether ``checkpoint_id`` is an ``s3://bucket/prefix`` URI (see S3FileSystem)."""
         return S3FileSystem.validate_checkpoint_id(checkpoint_id)
 
 
@@ -334,6 +360,7 @@ class S3StorageReader(FileSystemReader):
 
     @property
     def reader_constructor(self) -> S3ReaderConstructorProtocol:
+        """How the checkpoint's objects are read (``S3ReaderConstructor.dcp_optimized()`` by default)."""
         return self.fs.reader_constructor
 
     def _item_location(self, read_item) -> Tuple[str, int, int]:
@@ -346,9 +373,14 @@ class S3StorageReader(FileSystemReader):
         return dataclasses.replace(plan, items=items)
 
     def prepare_local_plan(self, plan: LoadPlan) -> LoadPlan:
+        """DCP's planning step on each rank: the plan's items sorted by file and offset, so that each
+        data file is read front to back."""
         return self._in_file_order(super().prepare_local_plan(plan))
 
     def read_data(self, plan: LoadPlan, planner: LoadPlanner) -> Future:
+        """Reads the plan's items from the data files and hands them to ``planner``. With the
+        dcp_optimized reader, each file's reader is first told the byte ranges the plan reads, so only
+        those are fetched. A failed read raises its S3Exception."""
         plan = self._in_file_order(plan)
         constructor = self.fs.reader_constructor
         if not isinstance(constructor, DCPOptimizedConstructor):
@@ -361,4 +393,5 @@ class S3StorageReader(FileSystemReader):
 
     @classmethod
     def validate_checkpoint_id(cls, checkpoint_id: PathLike) -> bool:
+        """Whether ``checkpoint_id`` is an ``s3://bucket/prefix`` URI (see S3FileSystem)."""
         return S3FileSystem.validate_checkpoint_id(checkpoint_id)

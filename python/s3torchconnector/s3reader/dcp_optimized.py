@@ -141,13 +141,16 @@ class DCPOptimizedS3Reader(S3Reader):
 
     @property
     def ranges(self) -> List[ItemRange]:
+        """The planned byte ranges this reader serves, in offset order (a copy)."""
         return list(self._items)
 
     @property
     def range_groups(self) -> List[RangeGroup]:
+        """The planned ranges grouped by request: each group is fetched with one ranged GET (a copy)."""
         return list(self._groups)
 
     def get_object_info(self):
+        """The object's HeadObjectResult (size, ETag...): one HEAD request unless already known."""
         return self._get_object_info()
 
     def _size(self) -> int:
@@ -316,6 +319,8 @@ class DCPOptimizedS3Reader(S3Reader):
         return self._position
 
     def close(self) -> None:
+        """Cancels the ranged GET in flight and frees the item held in memory; a closed reader raises
+        ValueError on reads and seeks. Closing twice is harmless."""
         if not self.closed:
             self._close_stream()
             self._item_buffer = None
@@ -341,6 +346,7 @@ class DCPOptimizedConstructor:
 
     @property
     def max_gap_size(self) -> Union[int, float]:
+        """Planned ranges at most this many bytes apart share one request."""
         return self._max_gap_size
 
     def set_item_ranges_by_file(self, plan_items, storage_data, base_path) -> None:
@@ -364,9 +370,12 @@ class DCPOptimizedConstructor:
         self._item_ranges_by_file = {name: normalize_ranges(ranges) for name, ranges in file_ranges.items()}
 
     def clear_file_ranges(self) -> None:
+        """Forgets every registered range: objects are then read sequentially until ranges are set again."""
         self._item_ranges_by_file = {}
 
     def ranges_for(self, bucket: str, key: str) -> Optional[List[ItemRange]]:
+        """The ranges registered for the object (under its ``s3://bucket/key`` URI, else its bare key),
+        or None when it has none and would be read sequentially."""
         ranges = self._item_ranges_by_file.get(f"s3://{bucket}/{key}")
         if ranges is None:
             ranges = self._item_ranges_by_file.get(key)

@@ -86,6 +86,7 @@ class RangedS3Reader(S3Reader):
         return self._object_size
 
     def get_object_info(self):
+        """The object's HeadObjectResult (size, ETag...): one HEAD request unless already known."""
         return self._get_object_info()
 
     def read(self, size: Optional[int] = None) -> bytes:
@@ -318,6 +319,8 @@ class RangedS3Reader(S3Reader):
                 _close(segment.stream)
 
     def close(self) -> None:
+        """Cancels the read-ahead's requests still in flight and frees what it holds; a closed reader
+        raises ValueError on reads and seeks. Closing twice is harmless."""
         if self._segments:
             self._drop(len(self._segments))
         super().close()

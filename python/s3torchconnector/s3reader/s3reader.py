@@ -16,53 +16,75 @@ class S3Reader(io.BufferedIOBase):
 
     @property
     def bucket(self) -> str:
+        """The bucket of the object read."""
         return self._bucket
 
     @property
     def key(self) -> str:
+        """The key of the object read."""
         return self._key
 
     @property
     def uri(self) -> str:
+        """The object as ``s3://bucket/key``, as error messages name it."""
         return f"s3://{self._bucket}/{self._key}"
 
     def prefetch(self) -> None:
         """Start fetching now, so a later read waits less. Readers that fetch on demand ignore it."""
 
     @abstractmethod
-    def read(self, size: Optional[int] = None) -> bytes: ...
+    def read(self, size: Optional[int] = None) -> bytes:
+        """Reads up to ``size`` bytes from the current position, all the rest when ``size`` is None or
+        negative, and moves past them; ``b""`` at the end of the object. A ``size`` that is not an int
+        raises TypeError, a closed reader ValueError, a failed request S3Exception (ObjectChangedError
+        when the object was overwritten since this reader's first response)."""
 
     @abstractmethod
-    def readinto(self, buf) -> int: ...
+    def readinto(self, buf) -> int:
+        """Reads into ``buf`` (any writable bytes-like object: bytearray, memoryview, numpy array...)
+        from the current position, as many bytes as it holds or as the object has left, and moves past
+        them; returns how many, 0 at the end of the object. A read-only buffer raises TypeError; otherwise
+        it raises as :meth:`read` does."""
 
     @abstractmethod
     def _size(self) -> int:
         """The object's size, fetched only when a seek needs it."""
 
     def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        """Moves to ``offset`` from the start (``io.SEEK_SET``), the current position (``io.SEEK_CUR``)
+        or the end (``io.SEEK_END``) and returns the new position. Sends no request, except to learn the
+        object's size (one HEAD, unless it is known) when seeking from the end or forward; a position
+        past the end is the end. A position before the start or another ``whence`` raises ValueError,
+        an ``offset`` that is not an int TypeError."""
         self._check_not_closed()
         self._position = resolve_seek(offset, whence, self._position, self._size)
         return self._position
 
     def tell(self) -> int:
+        """The current position, in bytes from the start of the object."""
         self._check_not_closed()
         return self._position
 
     def read1(self, size: int = -1) -> bytes:
+        """The same as :meth:`read`."""
         return self.read(size)
 
     def readinto1(self, buf) -> int:
+        """The same as :meth:`readinto`."""
         return self.readinto(buf)
 
     def readable(self) -> bool:
+        """True; ValueError once the reader is closed."""
         self._check_not_closed()
         return True
 
     def seekable(self) -> bool:
+        """True: every reader seeks; ValueError once the reader is closed."""
         self._check_not_closed()
         return True
 
     def writable(self) -> bool:
+        """False: an S3 object is written with an S3Writer."""
         return False
 
     def _check_not_closed(self) -> None:

@@ -40,6 +40,8 @@ class SequentialS3Reader(S3Reader):
         self._tail: Optional[bytes] = None
 
     def prefetch(self) -> None:
+        """Starts the GET of the whole object now (datasets call it to fetch objects ahead); the
+        object is then received whole, into one buffer that serves every read and seek."""
         if self._stream is None and self._body is None and self._forward is None and not self.closed:
             self._stream = self._get_stream()
 
@@ -122,6 +124,7 @@ class SequentialS3Reader(S3Reader):
         return self._get_object_info().size
 
     def get_object_info(self):
+        """The object's HeadObjectResult (size, ETag...): one HEAD request unless already known."""
         return self._get_object_info()
 
     def read(self, size: Optional[int] = None) -> bytes:
@@ -150,6 +153,8 @@ class SequentialS3Reader(S3Reader):
         return n
 
     def close(self) -> None:
+        """Cancels the reader's GETs still in flight and frees the object's bytes it holds; a closed
+        reader raises ValueError on reads and seeks. Closing twice is harmless."""
         if not self.closed:
             self._end_forward()
             if self._stream is not None:
