@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.distributed.checkpoint as dcp
 from epoch_check import check_epoch
+from samples import keep_list, key_and_bytes, key_of
 from torch.utils.data import DataLoader
 from training_state import assert_nested_equal, model_and_optimizer
 
@@ -23,19 +24,6 @@ from .conftest import REGION, directory_bucket_name, express_server_for, moto_cl
 MIB = 1024 * 1024
 
 pytestmark = pytest.mark.filterwarnings("ignore:torch.distributed is disabled:UserWarning")
-
-
-def key_and_bytes(reader):
-    """Module-level, so that spawned DataLoader workers can unpickle it."""
-    return reader.key, reader.read()
-
-
-def key_of(reader):
-    return reader.key
-
-
-def keep_list(batch):
-    return batch
 
 
 @pytest.fixture
