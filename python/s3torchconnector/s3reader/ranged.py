@@ -7,17 +7,16 @@ from typing import Callable, Deque, List, Optional
 from .s3reader import S3Reader, check_read_size, readinto_full
 
 DEFAULT_BUFFER_SIZE = 8 * 1024 * 1024
-# A stream's read-ahead is requested as concurrent ranged GETs of at most this size: on S3 one
-# connection gives ~90 MB/s after ~20 ms to first byte, so throughput is the bytes in flight over a
-# request's latency, and a window of buffer_size in 1 MiB requests keeps eight of them in flight.
+# A stream's read-ahead is requested as concurrent ranged GETs of at most this size: each S3 connection is slow
+# and far, so throughput is the bytes in flight over a request's latency, and a window of buffer_size in 1 MiB
+# requests keeps eight of them in flight (measured in commit 49a685d).
 FILL_SEGMENT_SIZE = 1024 * 1024
-# A read after a seek fetches exactly its bytes, as concurrent GETs of at most this size. (Smaller
-# pieces would cut a 1 MiB read's transfer time where each connection is slow, but on the bench's
-# s3like endpoint 4 x 256 KiB made W5 slower than one 1 MiB GET: 38-40 reads/s against 44-45.)
+# A read after a seek fetches exactly its bytes, as concurrent GETs of at most this size. Smaller pieces would
+# cut a 1 MiB read's transfer time where each connection is slow, but cost more in first-byte latency than they
+# save (W5 was slower with them: commit 512ec72).
 EXACT_SEGMENT_SIZE = 1024 * 1024
-# ... but at least this much (within buffer_size): a request's bytes cost little next to its first
-# byte's latency (64 KiB take under 1 ms at 90 MB/s, the first byte ~20 ms), and a small read is
-# often followed by the bytes after it (a length, then what it counts).
+# ... but at least this much (within buffer_size): a request's bytes cost little next to its first byte's
+# latency, and a small read is often followed by the bytes after it (a length, then what it counts).
 MIN_REQUEST_SIZE = 64 * 1024
 
 _LARGE, _EXACT, _STREAM = range(3)
