@@ -1,9 +1,9 @@
 """Fast S3 datasets, readers, writers and checkpoints for PyTorch, over the AWS Common Runtime."""
 
+from ._listing.manifest import write_manifest
 from ._metrics import merge_metrics
 from ._s3client import S3ClientConfig
 from ._version import __version__
-from .manifest import write_manifest
 from .s3checkpoint import S3Checkpoint
 from .s3exception import (
     AccessDeniedError,

@@ -3,9 +3,10 @@
     s3torchconnector manifest s3://bucket/train/ s3://bucket/manifests/train.jsonl.gz
     s3torchconnector pack s3://bucket/raw/ s3://bucket/shards/ --shard-size 256MiB
 
-``python -m s3torchconnector ...`` runs the same. Each subcommand is the ``main(argv)`` of its module
-(``manifest.main``, ``shards.main``), given the words after the subcommand's name, so its options,
-help and exit status are that module's.
+``python -m s3torchconnector ...`` runs the same. Each subcommand is the ``main(argv, prog)`` of its
+module (``manifest.main``, ``shards.main``), given the words after the subcommand's name, so its options,
+help and exit status are that module's; ``prog`` makes its usage and messages name it as it was typed
+(``s3torchconnector manifest``, not ``python -m s3torchconnector.manifest``).
 """
 
 import argparse
@@ -21,13 +22,13 @@ class _Command(NamedTuple):
 def _manifest(argv: List[str]) -> int:
     from .manifest import main
 
-    return main(argv)
+    return main(argv, prog="s3torchconnector manifest")
 
 
 def _pack(argv: List[str]) -> int:
     from .shards import main
 
-    return main(["pack", *argv])
+    return main(["pack", *argv], prog="s3torchconnector")
 
 
 COMMANDS: Dict[str, _Command] = {

@@ -4,16 +4,11 @@ the ``from_objects`` / ``from_prefix`` / ``from_manifest`` constructors."""
 import contextlib
 from typing import Any, Callable, Iterable, Optional, Union
 
+from ._listing.manifest import ObjectsFromManifest
+from ._listing.sources import ObjectsFromUris, ObjectsUnderPrefix
 from ._s3client import S3Client, S3ClientConfig
-from ._s3dataset_common import (
-    ObjectsFromUris,
-    ObjectsUnderPrefix,
-    S3BucketKeyData,
-    check_transform,
-    identity,
-)
+from ._s3dataset_common import S3BucketKeyData, check_transform, identity
 from ._user_agent import UserAgent
-from .manifest import ObjectsFromManifest
 from .s3exception import ObjectChangedError
 from .s3reader import S3Reader, S3ReaderConstructor
 from .s3reader.protocol import S3ReaderConstructorProtocol

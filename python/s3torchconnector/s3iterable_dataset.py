@@ -8,14 +8,16 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Tuple
 import torch.distributed
 import torch.utils.data
 
-from . import _epoch_order, _native
-from ._epoch_iterator import EpochIterator
-from ._iterable_state import EpochCounter, Settings, dataset_state_from_dict, find_positions, merge
+from . import _native
+from ._epochs.iterator import EpochIterator
+from ._epochs.order import shuffled_samples
+from ._epochs.state import EpochCounter, Settings, dataset_state_from_dict, find_positions, merge
+from ._listing.manifest import ObjectsFromManifest
+from ._listing.sources import ObjectsFromUris, ObjectsUnderPrefix
 from ._s3client import S3Client, S3ClientConfig
-from ._s3dataset_common import ObjectsFromUris, ObjectsUnderPrefix, S3BucketKeyData, identity
+from ._s3dataset_common import S3BucketKeyData, identity
 from ._stream_file import StreamFile
-from ._tar_samples import tar_samples
-from .manifest import ObjectsFromManifest
+from ._tar.samples import tar_samples
 from .s3dataset_base import S3DatasetBase
 from .s3reader import S3Reader
 from .s3reader.protocol import S3ReaderConstructorProtocol
@@ -158,7 +160,7 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
         if self._settings.shard_format == "tar":
             shards = ((p, _TarShard(self, item), _listed_size(item)) for p, item in items)
             for position, shard in self._read_ahead(shards):
-                samples = _epoch_order.shuffled_samples(
+                samples = shuffled_samples(
                     shard.samples(),
                     self._settings.shuffle_buffer_size,
                     seed=self._settings.seed,

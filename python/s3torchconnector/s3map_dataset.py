@@ -5,7 +5,7 @@ from typing import Any, Callable, Iterable, List, Optional, Sequence
 
 import torch.utils.data
 
-from ._manifest_entries import ManifestEntries
+from ._listing.manifest_entries import ManifestEntries
 from ._s3client import S3Client, S3ClientConfig
 from ._s3dataset_common import S3BucketKeyData, identity
 from .s3dataset_base import S3DatasetBase

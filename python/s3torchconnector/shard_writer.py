@@ -9,8 +9,8 @@ from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 from ._publish_on_success import PublishOnSuccess
 from ._s3client import S3Client, S3ClientConfig
 from ._s3uri import parse_s3_uri
-from ._tar_samples import _METADATA, key_and_extension
-from ._tar_stream import END_OF_ARCHIVE, TarStream, member_header, member_size
+from ._tar.samples import _METADATA, key_and_extension
+from ._tar.stream import END_OF_ARCHIVE, TarStream, member_header, member_size
 from ._user_agent import UserAgent
 from ._validation import check_key
 

@@ -17,12 +17,12 @@ import sys
 from fractions import Fraction
 from typing import Iterable, Iterator, List, NamedTuple, Optional, Tuple, TypeVar
 
-from ._listing import PAGE_SIZE, objects_in_key_order
+from ._listing.key_order import PAGE_SIZE, objects_in_key_order
 from ._progress import TerminalProgress
 from ._s3client import S3Client, S3ClientConfig
 from ._s3dataset_common import S3BucketKeyData
 from ._s3uri import parse_s3_uri
-from ._tar_samples import key_and_extension
+from ._tar.samples import key_and_extension
 from ._user_agent import UserAgent
 from .s3exception import S3Exception
 from .s3iterable_dataset import S3IterableDataset
@@ -257,13 +257,14 @@ def _size_argument(text: str) -> int:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[List[str]] = None, prog: str = "python -m s3torchconnector.shards") -> int:
     """The ``pack`` command (``s3torchconnector pack`` or ``python -m s3torchconnector.shards pack``):
     parses ``argv`` (``sys.argv[1:]`` when None; its first word is the subcommand, ``pack``), packs with
     :func:`pack`, prints how many shards and samples it wrote and returns the exit status: 0, or 1
     when packing failed (bad names, a used destination, an S3 error), with the error on stderr. Bad
-    arguments exit with status 2 and argparse's message."""
-    parser = argparse.ArgumentParser(prog="python -m s3torchconnector.shards", description="Tar shards in S3.")
+    arguments exit with status 2 and argparse's message. ``prog`` is the program's name before the
+    subcommand in usage and messages (``s3torchconnector`` makes them ``s3torchconnector pack``)."""
+    parser = argparse.ArgumentParser(prog=prog, description="Tar shards in S3.")
     commands = parser.add_subparsers(dest="command", required=True, help="what to do (pack is the one command)")
     pack_parser = commands.add_parser(
         "pack",

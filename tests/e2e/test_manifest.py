@@ -15,8 +15,8 @@ import pytest
 from samples import key_and_bytes
 
 from s3torchconnector import S3Exception, S3IterableDataset, S3MapDataset
-from s3torchconnector._epoch_iterator import LazyListing
-from s3torchconnector._iterable_state import Listing
+from s3torchconnector._epochs.iterator import LazyListing
+from s3torchconnector._epochs.state import Listing
 from s3torchconnector.manifest import main as manifest_main
 from s3torchconnector.manifest import write_manifest
 

@@ -3,8 +3,8 @@
 
     pip install "mutmut==3.8.1"                  # the pin of pyproject's `dev` extra
     python tests/mutation/run.py                 # every module, in one mutmut run
-    python tests/mutation/run.py _epoch_order.py s3reader/ranged.py
-    python tests/mutation/run.py --separately _epoch_order.py    # one run per module, its own tests only
+    python tests/mutation/run.py _epochs/order.py s3reader/ranged.py
+    python tests/mutation/run.py --separately _epochs/order.py    # one run per module, its own tests only
     python tests/mutation/run.py --retest        # after adding tests: only the mutants that survived
     python tests/mutation/run.py --head          # the committed sources and tests, not the working tree's
     python tests/mutation/run.py manifest.py --mutants 's3torchconnector.manifest.x_main*'   # some only
@@ -62,9 +62,9 @@ ALSO_COPY = ["README.md"]  # files the tests read besides python/ and tests/ (th
 # ids; keep each module's list to what reaches it, since every mutant of a function reruns every
 # selected test that called that function.
 MODULES = {
-    "_epoch_order.py": ["tests/e2e/test_elastic_resume.py"],  # the order re-dealt to another world size
-    "_iterable_state.py": ["tests/e2e/test_elastic_resume.py"],
-    "_epoch_iterator.py": [
+    "_epochs/order.py": ["tests/e2e/test_elastic_resume.py"],  # the order re-dealt to another world size
+    "_epochs/state.py": ["tests/e2e/test_elastic_resume.py"],
+    "_epochs/iterator.py": [
         "tests/e2e/test_elastic_resume.py",
         "tests/e2e/test_dataloader.py",  # workers under fork, spawn and forkserver
     ],
@@ -72,6 +72,7 @@ MODULES = {
     "s3map_dataset.py": ["tests/e2e/test_datasets.py", "tests/e2e/test_map_dataset_order.py"],
     "s3dataset_base.py": ["tests/e2e/test_datasets.py", "tests/e2e/test_manifest.py"],
     "_s3dataset_common.py": ["tests/e2e/test_datasets.py"],
+    "_listing/sources.py": ["tests/e2e/test_datasets.py"],
     "s3reader/sequential.py": ["tests/e2e/test_readers.py"],
     "s3reader/ranged.py": ["tests/e2e/test_readers.py"],
     "s3reader/dcp_optimized.py": ["tests/e2e/test_readers.py", "tests/e2e/test_dcp.py"],
@@ -79,12 +80,13 @@ MODULES = {
     "s3reader/constructor.py": ["tests/e2e/test_readers.py"],
     "s3reader/protocol.py": [],
     "s3writer.py": ["tests/e2e/test_writer_checkpoint.py"],
-    # test_manifest.py runs the command as `python -m`, where no mutant is active (the module is
-    # __main__), and also calls main() in-process (test_the_manifest_command_*), where one is.
+    "_listing/manifest.py": ["tests/e2e/test_manifest.py"],
+    # The command's main. test_manifest.py runs it as `python -m`, where no mutant is active (the
+    # module is __main__), and also calls main() in-process (test_the_manifest_command_*), where one is.
     "manifest.py": ["tests/e2e/test_manifest.py"],
-    "_manifest_entries.py": ["tests/e2e/test_manifest.py"],
-    "_tar_samples.py": ["tests/e2e/test_tar_shards.py"],
-    "_tar_reader.py": ["tests/e2e/test_tar_shards.py"],
+    "_listing/manifest_entries.py": ["tests/e2e/test_manifest.py"],
+    "_tar/samples.py": ["tests/e2e/test_tar_shards.py"],
+    "_tar/reader.py": ["tests/e2e/test_tar_shards.py"],
     "_stream_file.py": ["tests/e2e/test_tar_shards.py", "tests/e2e/test_manifest.py"],
     "dcp/s3_file_system.py": ["tests/e2e/test_dcp.py"],
     "dcp/s3_prefix_strategy.py": ["tests/e2e/test_dcp.py"],
@@ -110,15 +112,15 @@ MODULES = {
 # With --slow as well: e2e files that reach a module only through processes they start, and take a
 # minute or more each (a surviving mutant reruns all of them): ranks, resumes in new processes.
 SLOW = {
-    "_epoch_order.py": ["tests/e2e/test_distributed.py"],
-    "_iterable_state.py": ["tests/e2e/test_resume.py"],
-    "_epoch_iterator.py": ["tests/e2e/test_resume.py", "tests/e2e/test_distributed.py"],
+    "_epochs/order.py": ["tests/e2e/test_distributed.py"],
+    "_epochs/state.py": ["tests/e2e/test_resume.py"],
+    "_epochs/iterator.py": ["tests/e2e/test_resume.py", "tests/e2e/test_distributed.py"],
     "s3iterable_dataset.py": ["tests/e2e/test_resume.py", "tests/e2e/test_distributed.py"],
     "_s3client/_s3client.py": ["tests/e2e/test_client_processes.py"],
 }
 OPTIONS: dict = {}  # from the command line: slow
 # No function to mutate.
-NOT_MUTATED = {"_version.py"}
+NOT_MUTATED = {"_version.py", "_epochs/__init__.py", "_listing/__init__.py", "_tar/__init__.py"}
 
 STATUS_BY_EXIT_CODE = {
     1: "killed",

@@ -1,8 +1,9 @@
 """The commands: ``s3torchconnector manifest|pack`` (the console script), ``python -m s3torchconnector``
 and the modules' own ``python -m s3torchconnector.manifest`` / ``.shards pack``.
 
-Every option has help text, and the console script and ``python -m s3torchconnector`` start without
-a warning. The console script exists only once the package is installed again; until then its entry
+Every option has help text, every command names itself in its usage as it was run, and the console
+script, ``python -m s3torchconnector`` and the modules' own commands start without a warning. The
+console script exists only once the package is installed again; until then its entry
 function is run the way the installed script runs it.
 """
 
@@ -93,6 +94,7 @@ def test_each_command_helps_with_every_option_and_starts_without_a_warning(how, 
     done = run(*how, command, "--help")
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # no RuntimeWarning from runpy, nothing else
+    assert done.stdout.startswith(f"usage: s3torchconnector {command} ")
     assert entries_without_help(done.stdout) == []
     for option in OPTIONS[command]:
         assert re.search(rf"^ +{re.escape(option)}\b", done.stdout, re.M), option
@@ -119,11 +121,13 @@ def test_no_command_or_an_unknown_one_is_a_usage_error(capsys):
 def test_the_modules_own_commands_still_work():
     shards = run("-m", "s3torchconnector.shards", "pack", "--help")
     assert shards.returncode == 0 and shards.stderr == "", shards.stderr
+    assert shards.stdout.startswith("usage: python -m s3torchconnector.shards pack ")
     assert entries_without_help(shards.stdout) == []
-    # The package imports .manifest, so runpy warns when it runs that module again as __main__; the
-    # command works all the same. `s3torchconnector manifest` is the way without the warning.
+    # The package imports the manifest's implementation (_listing.manifest), not .manifest, so runpy
+    # finds .manifest not yet imported when it runs it as __main__: no RuntimeWarning.
     manifest = run("-m", "s3torchconnector.manifest", "--help")
-    assert manifest.returncode == 0, manifest.stderr
+    assert manifest.returncode == 0 and manifest.stderr == "", manifest.stderr
+    assert manifest.stdout.startswith("usage: python -m s3torchconnector.manifest ")
     assert entries_without_help(manifest.stdout) == []
 
 
@@ -136,20 +140,42 @@ def test_version(capsys):
 
 
 @pytest.mark.parametrize(
-    "argv, module, expected",
+    "argv, module, expected, prog",
     [
-        (["manifest", "s3://b/p/", "s3://b/m.jsonl", "--region", "eu-west-1"], "manifest", None),
-        (["pack", "s3://b/raw/", "s3://b/shards/", "--shard-size", "1GiB", "--", "x"], "shards", "pack"),
+        (
+            ["manifest", "s3://b/p/", "s3://b/m.jsonl", "--region", "eu-west-1"],
+            "manifest",
+            None,
+            "s3torchconnector manifest",
+        ),
+        # shards' prog names the program before its subcommand: its pack parser is "s3torchconnector pack".
+        (
+            ["pack", "s3://b/raw/", "s3://b/shards/", "--shard-size", "1GiB", "--", "x"],
+            "shards",
+            "pack",
+            "s3torchconnector",
+        ),
     ],
 )
-def test_a_command_gets_every_word_after_its_name_and_returns_its_status(monkeypatch, argv, module, expected):
+def test_a_command_gets_every_word_after_its_name_and_returns_its_status(monkeypatch, argv, module, expected, prog):
     import importlib
 
     target = importlib.import_module(f"s3torchconnector.{module}")
     received = []
-    monkeypatch.setattr(target, "main", lambda words: received.append(words) or 7)
+    monkeypatch.setattr(target, "main", lambda words, prog: received.append((words, prog)) or 7)
     assert _cli.main(argv) == 7
-    assert received == [([expected] if expected else []) + argv[1:]]
+    assert received == [(([expected] if expected else []) + argv[1:], prog)]
+
+
+@pytest.mark.parametrize("command", ["manifest", "pack"])
+def test_a_commands_usage_and_errors_name_it_as_typed(command, capsys):
+    """``s3torchconnector manifest`` says so in its usage and errors, not ``python -m s3torchconnector.manifest``."""
+    with pytest.raises(SystemExit) as exited:
+        _cli.main([command])  # its required arguments missing
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: s3torchconnector {command} ")
+    assert f"\ns3torchconnector {command}: error: the following arguments are required" in err
 
 
 class _Parsed(Exception):

@@ -14,8 +14,8 @@ BUCKET = "bucket"
 
 
 def test_a_manifest_that_cannot_be_read_keeps_the_errors_attributes():
-    """manifest._with_context: the clearer error still carries code, status, bucket, key, request id
-    and operation, for code that handles S3Exception by its attributes."""
+    """ObjectsFromManifest.read (_listing.manifest): the clearer error still carries code, status,
+    bucket, key, request id and operation, for code that handles S3Exception by its attributes."""
     from s3torchconnector import S3MapDataset
 
     dataset = S3MapDataset.from_manifest(f"s3://{BUCKET}/missing.jsonl", region=REGION)
@@ -37,7 +37,8 @@ def test_a_manifest_that_cannot_be_read_keeps_the_errors_attributes():
 def test_an_object_of_a_manifest_is_read_at_its_recorded_version(monkeypatch):
     """S3Client._get_object_version pins the reader's requests to the manifest's ETag: an object
     replaced since the manifest was written fails (412 PreconditionFailed), not read as it is now."""
-    from s3torchconnector import S3MapDataset, manifest
+    from s3torchconnector import S3MapDataset
+    from s3torchconnector._listing import manifest
 
     client = MockS3Client(REGION, BUCKET)
     client.add_object("data/0", b"old")
@@ -54,7 +55,8 @@ def test_an_object_of_a_manifest_is_read_at_its_recorded_version(monkeypatch):
 def test_a_tar_shard_of_a_manifest_is_read_at_its_recorded_version(monkeypatch):
     """S3Client._stream_object gets the ETag the manifest recorded: a shard replaced since the
     manifest was written fails (412 PreconditionFailed) instead of mixing another version in."""
-    from s3torchconnector import S3IterableDataset, manifest
+    from s3torchconnector import S3IterableDataset
+    from s3torchconnector._listing import manifest
 
     def tar(text: bytes) -> bytes:
         return tar_of([("s/0.txt", text)])

@@ -102,7 +102,7 @@ def test_a_shuffle_buffer_of_two_already_mixes_the_objects():
 def test_a_workers_shuffle_buffer_follows_the_seed_the_epoch_the_run_and_the_layout():
     """shard_positions: the buffer's order changes with the seed and the epoch (as a dataset shows),
     and with the run and the shard layout it serves; the same inputs give the same order."""
-    from s3torchconnector._epoch_order import shard_positions
+    from s3torchconnector._epochs.order import shard_positions
 
     def order(seed=0, epoch=0, run=0, shards=1):
         return tuple(shard_positions(range(60), 0, shards, buffer_size=6, seed=seed, epoch=epoch, run=run))
@@ -119,7 +119,7 @@ def test_a_workers_shuffle_buffer_follows_the_seed_the_epoch_the_run_and_the_lay
 
 def test_the_shards_of_one_layout_shuffle_differently():
     """shard_positions: each shard's buffer draws its own order, not the same pattern over other items."""
-    from s3torchconnector._epoch_order import shard_positions
+    from s3torchconnector._epochs.order import shard_positions
 
     def pattern(shard):
         order = list(shard_positions(range(60), shard, 2, buffer_size=6, seed=0, epoch=0, run=0))[:20]
@@ -724,7 +724,7 @@ def test_tar_shards_shuffle_by_shard_then_within_a_shard():
 
 def test_a_shuffle_buffer_of_two_already_mixes_a_shards_samples():
     """shuffled_samples: any buffer larger than one reorders (one, or none, keeps the order)."""
-    from s3torchconnector._epoch_order import shuffled_samples
+    from s3torchconnector._epochs.order import shuffled_samples
 
     def order(size, position):
         return list(shuffled_samples(range(30), size, seed=0, epoch=0, position=position))
@@ -738,7 +738,7 @@ def test_a_shuffle_buffer_of_two_already_mixes_a_shards_samples():
 def test_a_shards_sample_order_follows_the_seed_the_epoch_and_the_shards_position():
     """shuffled_samples: the same inputs give the same order (a resume can skip what was read), and
     another seed, epoch or listing position gives another order."""
-    from s3torchconnector._epoch_order import shuffled_samples
+    from s3torchconnector._epochs.order import shuffled_samples
 
     def order(seed=0, epoch=0, position=0):
         return tuple(shuffled_samples(range(40), 8, seed=seed, epoch=epoch, position=position))
@@ -752,7 +752,7 @@ def test_a_shards_sample_order_follows_the_seed_the_epoch_and_the_shards_positio
 def test_a_shuffle_buffer_holds_at_most_its_size():
     """_buffer_shuffle (through shuffled_samples): with a buffer of 4, the first sample comes out when
     the 5th is read, and no sample moves earlier by more than 3 places."""
-    from s3torchconnector._epoch_order import shuffled_samples
+    from s3torchconnector._epochs.order import shuffled_samples
 
     pulled = []
 
@@ -895,9 +895,10 @@ def test_the_epoch_order_is_random_shuffles_permutation(n, draws_before):
     """epoch_order's native shuffle: the permutation random.Random.shuffle makes from the same state,
     wherever in its 624 words the generator stands, so that every rank and worker, and a state saved
     by a release that shuffled in Python, agree on the order of an epoch."""
-    from s3torchconnector import _epoch_order, _native
+    from s3torchconnector import _native
+    from s3torchconnector._epochs import order
 
-    generator = _epoch_order._rng(draws_before, n)
+    generator = order._rng(draws_before, n)
     for _ in range(draws_before):
         generator.getrandbits(32)
     state = generator.getstate()[1]
@@ -905,10 +906,10 @@ def test_the_epoch_order_is_random_shuffles_permutation(n, draws_before):
     generator.shuffle(expected)
     assert _native.shuffled_positions(n, state) == expected
 
-    seeded = _epoch_order._rng(3, 4)
+    seeded = order._rng(3, 4)
     expected = list(range(n))
     seeded.shuffle(expected)
-    assert list(_epoch_order.epoch_order(n, shuffle=True, seed=3, epoch=4)) == expected
+    assert list(order.epoch_order(n, shuffle=True, seed=3, epoch=4)) == expected
 
 
 def test_a_generator_state_that_is_not_one_is_refused():

@@ -1,4 +1,4 @@
-"""The tar parser under tar shards (_tar_reader.regular_files), on bytes built in memory with tarfile
+"""The tar parser under tar shards (_tar.reader.regular_files), on bytes built in memory with tarfile
 (and by hand where tarfile writes no such thing): each regular file's name, first header offset and
 bytes, in order, for ustar, GNU and pax tars, plain or compressed, from a stream that cannot seek;
 every other member skipped; and every tar that cannot be read whole (cut short, damaged, garbage,
@@ -14,7 +14,7 @@ import tarfile
 import pytest
 from samples import patched_header, payload, tar_member, tar_of
 
-from s3torchconnector._tar_reader import BrokenTar, regular_files
+from s3torchconnector._tar.reader import BrokenTar, regular_files
 
 END = bytes(1024)  # the two zero blocks that end a tar
 LONG = "deep/" + "d" * 120 + "/0001.jpg"  # more than a ustar name field: split, or a long-name header

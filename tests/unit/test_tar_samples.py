@@ -1,4 +1,4 @@
-"""A tar shard's samples (_tar_samples.tar_samples) on bytes built in memory: the errors a dataset
+"""A tar shard's samples (_tar.samples.tar_samples) on bytes built in memory: the errors a dataset
 raises for a shard that cannot be split into samples name the shard, the member and the byte
 offset. The tar parser underneath: test_tar_reader.py; tar shards over HTTP:
 tests/e2e/test_tar_shards.py."""
@@ -9,7 +9,7 @@ import tarfile
 import pytest
 from samples import tar_of
 
-from s3torchconnector._tar_samples import tar_samples
+from s3torchconnector._tar.samples import tar_samples
 
 
 def test_a_second_member_of_the_same_kind_in_a_sample_is_named():

@@ -2,9 +2,9 @@
 
 from typing import Iterator
 
-from . import _native
-from ._s3client import S3Client
-from ._s3client.object_info import ObjectInfo
+from .. import _native
+from .._s3client import S3Client
+from .._s3client.object_info import ObjectInfo
 
 PAGE_SIZE = 1000  # objects in one of S3's listing pages: a pace for progress reports
 

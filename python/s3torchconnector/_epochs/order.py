@@ -17,7 +17,7 @@ import random
 from itertools import count, islice
 from typing import Iterable, Iterator, List, Optional, Sequence, Set
 
-from . import _native
+from .. import _native
 
 Round = Sequence[int]  # positions yielded by each shard of one run, indexed by shard
 

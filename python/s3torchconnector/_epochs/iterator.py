@@ -9,9 +9,9 @@ import hashlib
 from itertools import islice, takewhile
 from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
-from . import _epoch_order
-from ._iterable_state import Listing, Position, check_listing, check_settings, position_from_dict
-from ._manifest_entries import ManifestEntries
+from .._listing.manifest_entries import ManifestEntries
+from .order import epoch_order, remaining, shard_positions
+from .state import Listing, Position, check_listing, check_settings, position_from_dict
 
 
 class LazyListing:
@@ -164,7 +164,7 @@ class EpochIterator:
                     )
                 skip = resume.yielded
         known = settings.shuffle or resume is not None
-        order = _epoch_order.epoch_order(
+        order = epoch_order(
             len(listing.all()) if known else None, shuffle=settings.shuffle, seed=settings.seed, epoch=self._epoch
         )
         if not known:
@@ -172,10 +172,8 @@ class EpochIterator:
         # For tar shards the buffer mixes the samples within each shard instead of the shards.
         unit_buffer = 0 if settings.shard_format else settings.shuffle_buffer_size
         if self._rounds:
-            order = _epoch_order.remaining(
-                order, self._rounds, buffer_size=unit_buffer, seed=settings.seed, epoch=self._epoch
-            )
-        positions = _epoch_order.shard_positions(
+            order = remaining(order, self._rounds, buffer_size=unit_buffer, seed=settings.seed, epoch=self._epoch)
+        positions = shard_positions(
             order,
             shard,
             shards,

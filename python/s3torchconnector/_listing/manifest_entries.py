@@ -10,8 +10,8 @@ import re
 from collections.abc import Sequence
 from typing import Iterator, List, Union
 
-from ._s3bucket_key_data import S3BucketKeyData
-from ._s3client import ObjectInfo
+from .._s3bucket_key_data import S3BucketKeyData
+from .._s3client import ObjectInfo
 
 
 def _line_pattern(group: str) -> str:

@@ -12,7 +12,7 @@ the byte offset where it stopped making sense, and the sample being read then is
 import re
 from typing import Dict, Iterator, Optional, Tuple
 
-from ._tar_reader import BrokenTar, regular_files
+from .reader import BrokenTar, regular_files
 
 _KEY_AND_EXTENSION = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
 _METADATA = re.compile(r"__[^/]*__($|/)")
