@@ -7,7 +7,7 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 KIB = 1024
 
-PEERS = ["ours", "original", "boto3", "s3fs", "curl", "ours_prefix", "webdataset"]
+PEERS = ["ours", "original", "boto3", "s3fs", "curl", "ours_prefix", "webdataset", "baseline"]
 LABELS = {
     "ours": "ours",
     "original": "original 1.5.0",
@@ -17,6 +17,7 @@ LABELS = {
     # Columns only some rows have (shown when a row of the run has them):
     "ours_prefix": "ours from_prefix",  # W4m/W4mx: ours listing the prefix, beside ours from_manifest
     "webdataset": "webdataset (pipe:curl)",  # W8
+    "baseline": "ours at --baseline",  # an A/B of two builds of ours
 }
 
 

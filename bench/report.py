@@ -7,7 +7,7 @@ from typing import Dict, List, Optional
 from .plan import LABELS, MIB, Workload
 
 COLUMNS = ["ours", "original", "boto3", "s3fs", "curl"]
-EXTRA_COLUMNS = ["ours_prefix", "webdataset"]  # shown when a row of the run has them
+EXTRA_COLUMNS = ["ours_prefix", "webdataset", "baseline"]  # shown when a row of the run has them
 
 
 def value_of(workload: Workload, run: dict) -> Optional[float]:

@@ -27,6 +27,9 @@ DATA = HERE / "data"  # generated objects (nginx's root) and listing pages; not 
 LISTS = HERE / "data" / "_lists"
 PREFIX = HERE / ".nginx"  # nginx's prefix dir: config, logs, pid, temp
 VENV = HERE / ".venv-original"
+BASELINE_VENV = HERE / ".venv-baseline"
+# The interpreter of each client that does not run in this one (set up by set_up()).
+PYTHONS = {}
 RESULTS = HERE / "results"
 
 
@@ -202,7 +205,11 @@ def main(argv=None) -> int:
 
     runs_planned = sum(w.reps * len(w.impls) for w in workloads if not w.from_runs_of)
     bar = tqdm(total=runs_planned + 5, unit="step", desc="set-up", dynamic_ncols=True)
-    nginx_bin, original, paths = set_up(sizes, workloads, bar)
+    nginx_bin, original, paths = set_up(sizes, workloads, bar, args.baseline)
+    if args.baseline:
+        notes.append(
+            f"baseline: our package at {args.baseline} ({PYTHONS['baseline_commit'][:10]}), built into {BASELINE_VENV}"
+        )
     runs, profiles, signed = run_everything(sizes, workloads, nginx_bin, original, paths, notes, bar)
     bar.set_description("report")
     meta = describe_run(args, started, sizes, nginx_bin, original, profiles, signed, runs, notes)
@@ -231,6 +238,12 @@ def _parse_args(argv):
     )
     ap.add_argument("--impls", help="comma-separated clients (ours,original,boto3,s3fs,curl,ours_prefix,webdataset)")
     ap.add_argument("--reps", type=int, help="repetitions of the fast workloads (default 3, --quick 1)")
+    ap.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also run our package as built from the git ref REF (impl 'baseline', next to 'ours' in every "
+        "workload ours runs): an A/B of two builds in one run, interleaved as the clients are",
+    )
     ap.add_argument("--out", default=str(RESULTS), help="directory of latest.{json,md,png}")
     ap.add_argument("--clean", action="store_true", help="delete the generated data and nginx dir at the end")
     ap.add_argument(
@@ -269,6 +282,10 @@ def choose_workloads(args):
         keep = set(args.impls.split(","))
         for w in workloads:
             w.impls = [i for i in w.impls if i in keep]
+    if args.baseline:
+        for w in workloads:
+            if "ours" in w.impls:
+                w.impls.insert(w.impls.index("ours") + 1, "baseline")
     notes = []
     if args.quick:
         notes.append(
@@ -278,13 +295,21 @@ def choose_workloads(args):
     return sizes, workloads, notes
 
 
-def set_up(sizes, workloads, bar):
-    """nginx, the original's venv (when it runs) and the data; each step reuses what a last run made."""
+def set_up(sizes, workloads, bar, baseline_ref=None):
+    """nginx, the original's venv (when it runs), the baseline's (--baseline) and the data; each step reuses
+    what a last run made."""
     nginx_bin = servers.ensure_nginx(_log)
     bar.update(1)
     original = None
     if any("original" in w.impls for w in workloads):
         original = peers.ensure_original_venv(VENV, WORKLOADS, _log)
+        PYTHONS["original"] = str(peers.venv_python(VENV))
+    if baseline_ref:
+        built = peers.ensure_baseline_venv(
+            BASELINE_VENV, baseline_ref, REPO, REPO / "build" / "bench-baseline", WORKLOADS, _log
+        )
+        PYTHONS["baseline"] = str(peers.venv_python(BASELINE_VENV))
+        PYTHONS["baseline_commit"] = built["commit"]
     bar.update(1)
     bar.set_description("data")
     paths = prepare_data(sizes, workloads, _log)
@@ -383,7 +408,7 @@ def run_workloads(sizes, workloads, endpoints, paths, signed, bar) -> list:
                     res = _curl_run(endpoints[w.profile], w, paths.get(plan.keys(sizes)["checkpoint"]))
                 else:
                     spec = workload_spec(sizes, w, impl, endpoints, paths, signed)
-                    python = str(peers.venv_python(VENV)) if impl == "original" else sys.executable
+                    python = PYTHONS.get(impl, sys.executable)
                     res = run_workload(python, spec, sizes.timeout)
                 res.update(workload=w.id, impl=impl, rep=rep)
                 runs.append(res)
@@ -408,7 +433,7 @@ def workload_spec(sizes, w, impl, endpoints, paths, signed) -> dict:
         workload=w.kind,
         endpoint=endpoints[w.profile],
         bucket="bench-write" if w.profile == "moto" and w.kind == "save" else datagen.BUCKET,
-        signed=signed.get("ours" if impl == "ours_prefix" else impl, False),
+        signed=signed.get("ours" if impl in ("ours_prefix", "baseline") else impl, False),
     )
     if impl in ("boto3", "s3fs"):
         spec.update(w.peer_params)

@@ -698,16 +698,17 @@ def main():
     spec = json.loads(sys.argv[1])
     SPEC.update(spec)
     impl = spec["impl"]
-    if impl == "original":
+    if impl in ("original", "baseline"):
         _isolate_original()
     result = {}
-    if impl in ("ours", "ours_prefix", "original"):
+    if impl in ("ours", "ours_prefix", "original", "baseline"):
         result.update(_package_info(impl))
-        if impl == "original" and not result["inside_venv"]:
-            raise SystemExit(f"the original's workload imported {result['module_file']}, not the venv's package")
+        if impl in ("original", "baseline") and not result["inside_venv"]:
+            raise SystemExit(f"the {impl}'s workload imported {result['module_file']}, not the venv's package")
         if impl != "original" and result["version"] == "1.5.0":
-            raise SystemExit("the 'ours' workload imported the original 1.5.0")
-    result.update(WORKLOADS[spec["workload"]](spec, impl) or {})
+            raise SystemExit(f"the '{impl}' workload imported the original 1.5.0")
+    # The baseline is our package at another commit: it runs our workloads.
+    result.update(WORKLOADS[spec["workload"]](spec, "ours" if impl == "baseline" else impl) or {})
     print("RESULT " + json.dumps(result), flush=True)
 
 
