@@ -4,6 +4,7 @@ transform reach their reads, each kind names itself and its reader in the user a
 that is not an integer is refused by name. Datasets over HTTP: tests/e2e/test_datasets.py."""
 
 import pytest
+from mock_clients import mock_client_with_objects
 
 from s3torchconnector import S3IterableDataset, S3ReaderConstructor
 from s3torchconnector._s3bucket_key_data import S3BucketKeyData
@@ -15,10 +16,7 @@ BUCKET = "test-bucket"
 
 @pytest.fixture
 def client() -> MockS3Client:
-    client = MockS3Client(REGION, BUCKET)
-    for i in range(5):
-        client.add_object(f"k{i}", b"x" * (i + 1))
-    return client
+    return mock_client_with_objects(REGION, BUCKET)
 
 
 def test_a_map_dataset_uses_the_client_config_and_reader_it_was_given(client):

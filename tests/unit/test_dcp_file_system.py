@@ -3,6 +3,7 @@ one folder, and a rename whose delete of the old name had to be retried says so 
 itself over HTTP: tests/e2e/test_dcp.py."""
 
 import pytest
+from mock_clients import mock_client_with_objects
 
 from s3torchconnector._s3client import MockS3Client
 
@@ -12,10 +13,7 @@ BUCKET = "test-bucket"
 
 @pytest.fixture
 def client() -> MockS3Client:
-    client = MockS3Client(REGION, BUCKET)
-    for i in range(5):
-        client.add_object(f"k{i}", b"x" * (i + 1))
-    return client
+    return mock_client_with_objects(REGION, BUCKET)
 
 
 def test_dcp_file_system_ls_lists_exactly_the_folder():

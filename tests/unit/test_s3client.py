@@ -8,6 +8,7 @@ import pickle
 
 import pytest
 from forked_child import in_forked_child
+from mock_clients import mock_client_with_objects
 
 from s3torchconnector._s3client import MockS3Client, S3Client
 from s3torchconnector._s3client.list_object_stream import ListObjectStream
@@ -18,10 +19,7 @@ BUCKET = "bucket"
 
 @pytest.fixture
 def client() -> MockS3Client:
-    client = MockS3Client(REGION, BUCKET)
-    for i in range(5):
-        client.add_object(f"k{i}", b"x" * (i + 1))
-    return client
+    return mock_client_with_objects(REGION, BUCKET)
 
 
 # ---------------------------------------------------------------- processes

@@ -3,6 +3,7 @@ what their messages say, and a writer dropped unclosed cancelling its upload. Wr
 checkpoints over HTTP: tests/e2e/test_writer_checkpoint.py."""
 
 import pytest
+from mock_clients import mock_client_with_objects
 
 from s3torchconnector._s3client import MockS3Client
 
@@ -12,10 +13,7 @@ BUCKET = "test-bucket"
 
 @pytest.fixture
 def client() -> MockS3Client:
-    client = MockS3Client(REGION, BUCKET)
-    for i in range(5):
-        client.add_object(f"k{i}", b"x" * (i + 1))
-    return client
+    return mock_client_with_objects(REGION, BUCKET)
 
 
 class _Upload:

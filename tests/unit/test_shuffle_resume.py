@@ -10,6 +10,7 @@ from itertools import islice
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mock_clients import mock_client_with_objects
 from samples import key_of, key_of_sample, txt_shard
 
 from s3torchconnector import S3IterableDataset
@@ -232,10 +233,7 @@ def test_the_dataset_state_carries_a_pending_resume_and_the_epochs_after_it():
 @pytest.fixture
 def client() -> MockS3Client:
     """Five objects k0 to k4, of 1 to 5 bytes."""
-    client = MockS3Client(REGION, BUCKET)
-    for i in range(5):
-        client.add_object(f"k{i}", b"x" * (i + 1))
-    return client
+    return mock_client_with_objects(REGION, BUCKET)
 
 
 def test_set_epoch_after_load_state_dict_still_resumes(client):
