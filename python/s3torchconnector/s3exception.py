@@ -198,7 +198,9 @@ def _original_wording(code: str, operation: str) -> str:
         found = operation in ("HeadObject", "CopyObject")  # its head and copy errors name the object otherwise
         return "Service error: The object was not found" if found else "Service error: The key does not exist"
     if code == "NoSuchBucket":
-        return "Service error: The bucket does not exist"
+        # Its copy says the same of a missing bucket as of a missing key (its own e2e tests match on it).
+        found = operation == "CopyObject"
+        return "Service error: The object was not found" if found else "Service error: The bucket does not exist"
     return ""
 
 

@@ -76,8 +76,10 @@ def no_such_key(operation: str, bucket: str, key: str) -> str:
     return f"NoSuchKey: s3://{bucket}/{key} does not exist (Service error: {found}; HTTP 404)"
 
 
-def no_such_bucket(bucket: str) -> str:
-    return f"NoSuchBucket: bucket '{bucket}' does not exist (Service error: The bucket does not exist; HTTP 404)"
+def no_such_bucket(bucket: str, operation: str = "") -> str:
+    # The original's copy says of a missing bucket what it says of a missing key.
+    original = "The object was not found" if operation == "CopyObject" else "The bucket does not exist"
+    return f"NoSuchBucket: bucket '{bucket}' does not exist (Service error: {original}; HTTP 404)"
 
 
 def failed(code: str, operation: str, bucket: str, key: str, server_message: str, status: int) -> str:
@@ -538,7 +540,7 @@ def test_a_copy_that_fails(side, case):
     if code == "NoSuchKey":
         expect(call, NoSuchKeyError, code, 404, "CopyObject", bucket, key, no_such_key("CopyObject", bucket, key))
     elif code == "NoSuchBucket":
-        expect(call, NoSuchBucketError, code, 404, "CopyObject", bucket, key, no_such_bucket(bucket))
+        expect(call, NoSuchBucketError, code, 404, "CopyObject", bucket, key, no_such_bucket(bucket, "CopyObject"))
     else:
         illegal = (
             "This copy request is illegal because it is trying to copy an object to itself without changing the "

@@ -72,6 +72,7 @@ def test_an_answer_without_a_body_is_named_by_its_status(status, key, code):
         ("CopyObject", "k", "NoSuchKey", "Service error: The object was not found"),
         ("ListObjectsV2", "", "NoSuchBucket", "Service error: The bucket does not exist"),
         ("GetObject", "k", "NoSuchBucket", "Service error: The bucket does not exist"),
+        ("CopyObject", "k", "NoSuchBucket", "Service error: The object was not found"),
     ],
 )
 def test_a_missing_key_or_bucket_keeps_the_originals_wording(operation, key, code, wording):
