@@ -7,7 +7,7 @@ loads it into the new pass before its first item, which then continues exactly w
 
 import hashlib
 from itertools import islice, takewhile
-from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
 from .._listing.manifest_entries import ManifestEntries
 from .order import epoch_order, remaining, shard_positions
@@ -18,7 +18,7 @@ class LazyListing:
     """The dataset's objects, listed only as far as needed: a shuffle, a resume or a saved state
     need all of them (and their fingerprint); a plain pass reads while it lists."""
 
-    def __init__(self, objects):
+    def __init__(self, objects: Iterable[Any]) -> None:
         self._fingerprint: Optional[Listing] = None
         if isinstance(objects, ManifestEntries):  # listed whole already, each entry made when indexed
             self._items: Sequence[Any] = objects
