@@ -15,6 +15,7 @@
 #include "s3express.h"
 #include "wait.h"
 
+#include <aws/checksums/crc.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -123,6 +124,25 @@ PYBIND11_MODULE(_native, m) {
             return out;
         },
         py::arg("n"), py::arg("mt_state"));
+    m.def(
+        "crc32c",
+        [](const py::object &data, uint32_t previous) {
+            Py_buffer view;  // PyBUF_SIMPLE: any contiguous bytes-like object, refused otherwise
+            if (PyObject_GetBuffer(data.ptr(), &view, PyBUF_SIMPLE) != 0) throw py::error_already_set();
+            const auto *bytes = static_cast<const uint8_t *>(view.buf);
+            const auto length = static_cast<size_t>(view.len);
+            init_crt_library();  // aws-checksums picks its hardware implementation there
+            uint32_t crc = 0;
+            if (length < (1u << 20)) {
+                crc = aws_checksums_crc32c_ex(bytes, length, previous);
+            } else {
+                GilReleased released;  // a cached object of gigabytes takes a while even at 10 GB/s
+                crc = aws_checksums_crc32c_ex(bytes, length, previous);
+            }
+            PyBuffer_Release(&view);
+            return crc;
+        },
+        py::arg("data"), py::arg("previous") = 0);
     m.def(
         "is_directory_bucket", [](const std::string &bucket) { return !directory_bucket_zone(bucket).empty(); },
         py::arg("bucket"));

@@ -11,11 +11,17 @@ from typing import Dict, Iterable, Mapping, Optional
 _BUCKETS_PER_DOUBLING = 8
 _PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
 COUNTERS = ("requests", "bytes", "bytes_in_place", "retries", "throttles", "server_errors", "stalls_dropped", "failed")
+CACHE_COUNTERS = ("hits", "misses", "bytes_from_cache", "revalidations", "evictions", "fallbacks")
 _LATENCIES = (("first_byte_us", "first_byte_ms"), ("duration_us", "duration_ms"))
 
 
 def empty_metrics() -> dict:
     return {"operations": {}, "peak_connections": 0}
+
+
+def empty_cache_counters() -> dict:
+    """The node cache's counters of a process that read nothing through it yet."""
+    return dict.fromkeys(CACHE_COUNTERS, 0)
 
 
 def shape(raw: Mapping) -> dict:
@@ -26,12 +32,18 @@ def shape(raw: Mapping) -> dict:
 def merge_metrics(snapshots: Iterable[Mapping]) -> dict:
     """One snapshot for several processes: counts add, histograms add, percentiles are recomputed.
 
-    ``peak_connections`` adds too: each process has its own connections.
+    ``peak_connections`` adds too: each process has its own connections; so do the node cache's
+    counters (``"cache"``, present when any snapshot has them).
     """
     operations: Dict[str, dict] = {}
     peak_connections = 0
+    cache: Optional[dict] = None
     for snapshot in snapshots:
         peak_connections += int(snapshot.get("peak_connections", 0))
+        if "cache" in snapshot:
+            cache = cache or empty_cache_counters()
+            for counter in CACHE_COUNTERS:
+                cache[counter] += int(snapshot["cache"].get(counter, 0))
         for name, counts in snapshot.get("operations", {}).items():
             merged = operations.setdefault(name, _empty_operation())
             for counter in COUNTERS:
@@ -44,7 +56,10 @@ def merge_metrics(snapshots: Iterable[Mapping]) -> dict:
     for merged in operations.values():
         for histogram, name in _LATENCIES:
             merged[name] = _percentiles(merged["histograms"][histogram])
-    return {"operations": operations, "peak_connections": peak_connections}
+    merged_snapshot = {"operations": operations, "peak_connections": peak_connections}
+    if cache is not None:
+        merged_snapshot["cache"] = cache
+    return merged_snapshot
 
 
 def _as_snapshot(raw: Mapping) -> dict:

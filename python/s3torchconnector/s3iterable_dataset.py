@@ -224,7 +224,8 @@ class _TarShard:
         if self._stream is None:
             item = self._item
             etag = self._dataset._pinned_etag(item)
-            self._stream = self._dataset._get_client()._stream_object(item.bucket, item.key, etag)
+            client = self._dataset._get_client()
+            self._stream = client._stream_object(item.bucket, item.key, etag, item.object_info)
 
     def samples(self) -> Iterator[Any]:
         item = self._item

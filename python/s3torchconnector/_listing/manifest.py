@@ -95,7 +95,7 @@ class ObjectsFromManifest:
         one that is not JSON Lines (or not gzip, for ``.gz``), has a malformed line (named by its
         number) or lists no objects raises ValueError."""
         try:
-            stream = client._get_object_stream(self.bucket, self.key, 0, None)
+            stream = client._stream_object(self.bucket, self.key)  # through the node cache, when on
             raw: Any = io.BufferedReader(StreamFile(stream), buffer_size=1 << 20)
             if self.key.endswith(".gz"):
                 raw = gzip.GzipFile(fileobj=raw, mode="rb")

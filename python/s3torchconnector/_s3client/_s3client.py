@@ -7,6 +7,8 @@ from functools import partial
 from typing import Optional
 
 from .. import _logging, _metrics, _native
+from .._cache import settings as cache_settings
+from .._cache.node_cache import NodeCache
 from .._per_process import PerProcess
 from .._user_agent import UserAgent
 from .._validation import check_bucket, check_key
@@ -59,6 +61,9 @@ class S3Client:
         self._user_agent_prefix = (user_agent or UserAgent()).prefix
         self._s3client_config = s3client_config or S3ClientConfig()
         self._native: PerProcess[_native.NativeClient] = PerProcess()
+        config = self._s3client_config
+        self._cache_settings = cache_settings.resolve(config.cache_dir, config.cache_max_bytes)
+        self._node_cache: PerProcess[NodeCache] = PerProcess()
 
     @property
     def region(self) -> str:
@@ -91,6 +96,15 @@ class S3Client:
         )
         return _native.NativeClient(**options)
 
+    def _cache(self) -> Optional[NodeCache]:
+        """This process's view of the node cache; None when the cache is off."""
+        settings = self._cache_settings
+        if settings is None:
+            return None
+        endpoint = _resolve_endpoint(self._endpoint) or f"s3.{self._region}.amazonaws.com"
+        stall = self._s3client_config.stall_timeout_seconds
+        return self._node_cache.get(partial(NodeCache, settings, endpoint, stall))
+
     def metrics(self) -> dict:
         """What this process's requests through this client did so far, as a plain dict.
 
@@ -100,9 +114,18 @@ class S3Client:
         ``stalls_dropped`` (connections dropped by the stall timeout), ``failed``, and
         ``first_byte_ms`` / ``duration_ms`` percentiles (p50, p90, p99). Each process (a DataLoader
         worker, a rank) counts its own requests; ``s3torchconnector.merge_metrics`` adds snapshots.
+
+        With the node cache on, ``"cache"`` counts this process's reads through it: ``hits`` (served
+        from local disk), ``misses`` (downloaded into the cache by this process), ``bytes_from_cache``,
+        ``revalidations`` (HEADs asking which version is current), ``evictions`` and ``fallbacks``
+        (reads sent to S3 because the cache's disk failed).
         """
         native = self._native.built()
-        return _metrics.shape(native.metrics()) if native is not None else _metrics.empty_metrics()
+        snapshot = _metrics.shape(native.metrics()) if native is not None else _metrics.empty_metrics()
+        if self._cache_settings is not None:
+            cache = self._node_cache.built()
+            snapshot["cache"] = cache.counters() if cache is not None else _metrics.empty_cache_counters()
+        return snapshot
 
     def get_object(
         self,
@@ -129,24 +152,17 @@ class S3Client:
         check_bucket(bucket)
         check_key(key)
         log.debug("GetObject s3://%s/%s", bucket, key)
-        if object_info is None:
-            get_object_info = partial(self.head_object, bucket, key)
-        else:
-            get_object_info = partial(_identity, object_info)
+        streams = _PinnedStreams(self, bucket, key, etag, object_info)
         constructor = reader_constructor or S3ReaderConstructor.default()
-        return constructor(
-            bucket=bucket,
-            key=key,
-            get_object_info=get_object_info,
-            get_stream=_PinnedStreams(self, bucket, key, etag),
-        )
+        return constructor(bucket=bucket, key=key, get_object_info=streams.object_info, get_stream=streams)
 
-    def _stream_object(self, bucket: str, key: str, etag: str = "") -> "_native.GetObjectStream":
+    def _stream_object(self, bucket: str, key: str, etag: str = "", object_info=None) -> "_native.GetObjectStream":
         """All of s3://bucket/key as one GET that streams in order (parts fetched ahead within the
-        read window, so memory stays bounded), pinned to ``etag`` when given."""
+        read window, so memory stays bounded), pinned to ``etag`` when given. ``object_info`` (a
+        listing's) lets the node cache serve the version listed without asking."""
         check_bucket(bucket)
         check_key(key)
-        return _PinnedStreams(self, bucket, key, etag)(0, None)
+        return _PinnedStreams(self, bucket, key, etag, object_info)(0, None)
 
     def _get_object_stream(
         self, bucket: str, key: str, start: Optional[int] = None, end: Optional[int] = None
@@ -203,10 +219,6 @@ class S3Client:
         self._client.copy_object(src_bucket, src_key, dst_bucket, dst_key)
 
 
-def _identity(value):
-    return value
-
-
 # The version the reader now asking for a stream has pinned. It travels beside the call, not in it,
 # so that `_get_object_stream` keeps the original's signature for code that patches it.
 _pinned_version: ContextVar[Optional["_native.ObjectVersion"]] = ContextVar("_pinned_version", default=None)
@@ -214,17 +226,48 @@ _pinned_version: ContextVar[Optional["_native.ObjectVersion"]] = ContextVar("_pi
 
 class _PinnedStreams:
     """A reader's ``get_stream``: all of its requests read the version of the object that its first
-    response came from (sent as If-Match), so an overwrite in between fails instead of mixing two."""
+    response came from (sent as If-Match), so an overwrite in between fails instead of mixing two.
+    With the node cache on, they go through it (``_cache.node_cache.PinnedObject``)."""
 
-    def __init__(self, client: S3Client, bucket: str, key: str, etag: str = ""):
+    def __init__(self, client: S3Client, bucket: str, key: str, etag: str = "", object_info=None):
         self._client = client
-        self._bucket = bucket
-        self._key = key
+        self.bucket = bucket
+        self.key = key
         self._version = _native.ObjectVersion(etag)
+        # A listing's (or the caller's): the version it saw, which the cache may serve, not one to insist on.
+        self._object_info = object_info
+        self._head: Optional[HeadObjectResult] = None
 
     def __call__(self, start: Optional[int] = None, end: Optional[int] = None) -> "_native.GetObjectStream":
+        cache = self._client._cache()
+        if cache is not None:
+            return cache.stream(self, start, end)
+        return self.from_s3(start, end)
+
+    @property
+    def known_etag(self) -> str:
+        return self._version.etag or getattr(self._object_info, "etag", "") or ""
+
+    def object_info(self):
+        """The reader's ``get_object_info``: the listing's, else one HEAD for the reader's life."""
+        return self._object_info if self._object_info is not None else self._headed()
+
+    def pin(self, etag: str) -> None:
+        """Later requests read version ``etag`` (a cached entry's, or the one a HEAD found current)."""
+        if not self._version.etag and etag:
+            self._version = _native.ObjectVersion(etag)
+
+    def current_etag(self) -> str:
+        return self._headed().etag
+
+    def _headed(self) -> HeadObjectResult:
+        if self._head is None:
+            self._head = self._client.head_object(self.bucket, self.key)
+        return self._head
+
+    def from_s3(self, start: Optional[int], end: Optional[int]) -> "_native.GetObjectStream":
         token = _pinned_version.set(self._version)
         try:
-            return self._client._get_object_stream(self._bucket, self._key, start, end)
+            return self._client._get_object_stream(self.bucket, self.key, start, end)
         finally:
             _pinned_version.reset(token)

@@ -2,7 +2,10 @@
 
 import socket
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from os import PathLike
+from typing import Optional, Tuple, Union
+
+from .._cache.settings import check_max_bytes
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -48,6 +51,11 @@ class S3ClientConfig:
         network_interface_names: network interfaces (such as ``("eth0", "eth1")``) to spread the
             client's connections over, for instances with several network cards; each must exist
             on this machine (Linux binds with SO_BINDTODEVICE). None (default): the system routes.
+        cache_dir: a local folder for the node cache, shared by every process on the machine that
+            names it: whole-object reads are kept there and served from there afterwards. None
+            (default): ``S3_TORCH_CONNECTOR_CACHE_DIR`` from the environment, else no cache.
+        cache_max_bytes: the most bytes the cache's entries may take on disk, as a number or a size
+            such as ``"500GiB"``. None (default): ``S3_TORCH_CONNECTOR_CACHE_MAX_BYTES``, else 10 GiB.
     """
 
     throughput_target_gbps: float = 10.0
@@ -63,6 +71,8 @@ class S3ClientConfig:
     min_throughput_bytes_per_second: int = 1
     memory_limit_bytes: Optional[int] = None
     network_interface_names: Optional[Tuple[str, ...]] = None
+    cache_dir: Optional[Union[str, "PathLike[str]"]] = None
+    cache_max_bytes: Optional[Union[int, str]] = None
 
     def __post_init__(self):
         _check_type("throughput_target_gbps", self.throughput_target_gbps, (int, float))
@@ -111,6 +121,11 @@ class S3ClientConfig:
             _check_type("network_interface_names", self.network_interface_names, (tuple, list))
             object.__setattr__(self, "network_interface_names", tuple(self.network_interface_names))
             _check_interfaces(self.network_interface_names)
+        if self.cache_dir is not None:
+            _check_type("cache_dir", self.cache_dir, (str, PathLike))
+            if not str(self.cache_dir):
+                raise ValueError("cache_dir must name a folder, got an empty path")
+        object.__setattr__(self, "cache_max_bytes", check_max_bytes(self.cache_max_bytes, "cache_max_bytes"))
         if self.requester_pays and self.unsigned:
             raise ValueError(
                 "requester_pays needs signed requests: S3 bills the requester by its credentials, "

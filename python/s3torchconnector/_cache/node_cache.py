@@ -1,0 +1,359 @@
+"""What a read does when the node cache is on.
+
+- The entry holds the version the read wants (its ETag is known from a listing, a manifest or
+  ``object_info``): served from local disk, no request at all.
+- The version is not known: one HEAD says which is current; the entry is served if it holds that one.
+- Otherwise, for a read of the whole object: one process of the node downloads it into the cache,
+  the others wait for that download (on the lock of its ``.part`` file) and read what it wrote.
+  A read of a byte range of an object not cached goes to S3 and is not kept.
+- The disk fails (full, unwritable, a downloader that stopped moving): the read goes to S3, and the
+  log says so once per process and cause. The cache never fails a read S3 would serve.
+"""
+
+import errno
+import fcntl
+import logging
+import os
+import time
+from typing import Dict, List, Optional, Protocol
+
+from .. import _native
+from .._metrics import CACHE_COUNTERS
+from .cached_stream import CachedStream, OpenEntry
+from .directory import PART_SUFFIX, CacheDirectory, same_file, touch
+from .entry_format import (
+    HEADER_SIZE,
+    EntryHeader,
+    block_checksums,
+    block_count,
+    decode_checksums,
+    decode_header,
+    encode_checksums,
+    entry_file_size,
+)
+from .settings import CacheSettings
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 8 << 20  # bytes moved from the download to the file at a time: a multiple of BLOCK_SIZE
+_FIRST_WAIT = 0.0005  # seconds; doubling to _LAST_WAIT while another process downloads
+_LAST_WAIT = 0.05
+_warned: set = set()
+
+
+class PinnedObject(Protocol):
+    """One reader's object, as the client's ``_PinnedStreams`` offers it to the cache."""
+
+    bucket: str
+    key: str
+
+    @property
+    def known_etag(self) -> str: ...
+    def pin(self, etag: str) -> None: ...
+    def current_etag(self) -> str: ...
+    def from_s3(self, start: Optional[int], end: Optional[int]) -> "_native.GetObjectStream": ...
+
+
+class _DiskError(Exception):
+    """The cache's disk failed an operation: the read goes to S3 instead."""
+
+
+def version_of(etag: str) -> str:
+    """The ETag as a version name (strong comparison, RFC 9110): quotes dropped; "" for a weak or
+    missing one, which names no version the cache can keep."""
+    if not etag or etag.startswith("W/"):
+        return ""
+    return etag.strip('"')
+
+
+class NodeCache:
+    """This process's view of the node's cache directory, with its own counters."""
+
+    def __init__(self, settings: CacheSettings, endpoint: str, stall_timeout_seconds: float):
+        self._settings = settings
+        self._endpoint = endpoint
+        self._stall_timeout = stall_timeout_seconds
+        self._directory: Optional[CacheDirectory] = None
+        self._unusable = False
+        self._counters: Dict[str, int] = dict.fromkeys(CACHE_COUNTERS, 0)
+
+    def counters(self) -> Dict[str, int]:
+        counters = dict(self._counters)
+        counters["evictions"] = self._directory.evictions if self._directory is not None else 0
+        return counters
+
+    def stream(self, pinned: PinnedObject, start: Optional[int], end: Optional[int]):
+        """A stream of bytes [start, end) of the object (all of it with ``(None, None)``)."""
+        directory = self._open_directory()
+        if directory is None:
+            return pinned.from_s3(start, end)
+        try:
+            return self._stream(directory, pinned, start, end)
+        except _DiskError as error:
+            self._fall_back(str(error), error.__cause__)
+            return pinned.from_s3(start, end)
+
+    def _open_directory(self) -> Optional[CacheDirectory]:
+        if self._directory is None and not self._unusable:
+            try:
+                self._directory = CacheDirectory(self._settings.directory, self._settings.max_bytes)
+            except OSError as error:
+                self._unusable = True
+                _warn_once(
+                    "directory",
+                    "the node cache in %s cannot be used (%s): every read goes to S3",
+                    self._settings.directory,
+                    error,
+                )
+        return self._directory
+
+    def _stream(self, directory: CacheDirectory, pinned: PinnedObject, start, end):
+        path = directory.entry_path(self._endpoint, pinned.bucket, pinned.key)
+        wanted = version_of(pinned.known_etag)
+        entry = self._open_entry(directory, path, pinned)
+        if entry is not None:
+            try:
+                if not wanted:
+                    self._counters["revalidations"] += 1
+                    wanted = version_of(pinned.current_etag())
+                    pinned.pin(wanted)  # a download that follows reads this version, not a newer one
+            except BaseException:
+                _close(entry.fd)
+                raise
+            if wanted and wanted == version_of(entry.header.etag):
+                return self._hit(entry, pinned, start, end)
+            _close(entry.fd)
+        if (start or 0) != 0 or end is not None:
+            return pinned.from_s3(start, end)  # byte ranges are not kept: see the module's docstring
+        return self._fill(directory, path, pinned, wanted)
+
+    def _hit(self, entry: OpenEntry, pinned: PinnedObject, start, end) -> CachedStream:
+        self._counters["hits"] += 1
+        return self._serve(entry, pinned, start, end, self._count_bytes)
+
+    def _serve(self, entry: OpenEntry, pinned: PinnedObject, start, end, on_bytes) -> CachedStream:
+        pinned.pin(entry.header.etag)
+        return CachedStream(
+            entry,
+            pinned.bucket,
+            start,
+            end,
+            from_s3=pinned.from_s3,
+            on_damage=self._damaged,
+            on_bytes=on_bytes,
+        )
+
+    def _count_bytes(self, n: int) -> None:
+        self._counters["bytes_from_cache"] += n
+
+    def _damaged(self, entry: OpenEntry) -> None:
+        _warn_once("damaged", "a node cache entry no longer matched its checksums; it was dropped: %s", entry.path)
+        directory = self._directory
+        if directory is not None:
+            try:
+                directory.forget(entry.path, entry.fd)
+            except OSError:
+                pass
+
+    def _fall_back(self, reason: str, cause: object = None) -> None:
+        self._counters["fallbacks"] += 1
+        _warn_once(reason, "the node cache: %s (%s); such reads go to S3 instead", reason, cause)
+
+    def _open_entry(self, directory: CacheDirectory, path: str, pinned: PinnedObject) -> Optional[OpenEntry]:
+        """The entry of this object open for reading, or None (none, being evicted, or damaged)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise _DiskError("cannot open an entry") from error
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            stat = os.fstat(fd)
+            if stat.st_nlink == 0:  # evicted between open and lock
+                _close(fd)
+                return None
+            header = decode_header(os.pread(fd, HEADER_SIZE, 0))
+            if (header.endpoint, header.bucket, header.key) != (self._endpoint, pinned.bucket, pinned.key):
+                raise ValueError("the entry is another object's")
+            if stat.st_size != entry_file_size(header.size):
+                raise ValueError("the entry's size is not the one its header gives")
+            checksums = decode_checksums(os.pread(fd, 4 * block_count(header.size), HEADER_SIZE + header.size))
+            touch(fd)
+            return OpenEntry(fd, path, header, checksums)
+        except ValueError:
+            self._damaged(OpenEntry(fd, path, EntryHeader("", "", "", "", 0), []))
+            _close(fd)
+            return None
+        except OSError as error:
+            _close(fd)
+            raise _DiskError("cannot read an entry") from error
+        except BaseException:
+            _close(fd)
+            raise
+
+    def _fill(self, directory: CacheDirectory, path: str, pinned: PinnedObject, wanted: str):
+        """The whole object: downloaded into the cache by this process, or by another that is at it."""
+        part = path + PART_SUFFIX
+        while True:
+            fd = self._open_part(part)
+            if not self._wait_for_lock(fd):
+                _close(fd)
+                self._fall_back("another process's download into the cache stopped moving", part)
+                return pinned.from_s3(None, None)
+            if same_file(fd, part):
+                break
+            _close(fd)  # that download finished (renamed into place) or was given up: look again
+            entry = self._open_entry(directory, path, pinned)
+            if entry is not None:
+                if not wanted or wanted == version_of(entry.header.etag):
+                    return self._hit(entry, pinned, None, None)
+                _close(entry.fd)
+        # This process holds the `.part`; the entry may have been published since the first look.
+        entry = self._open_entry(directory, path, pinned)
+        if entry is not None and (not wanted or wanted == version_of(entry.header.etag)):
+            _remove_part(fd, part)
+            return self._hit(entry, pinned, None, None)
+        if entry is not None:
+            _close(entry.fd)
+        self._counters["misses"] += 1
+        return self._download(directory, fd, part, path, pinned)
+
+    def _open_part(self, part: str) -> int:
+        try:
+            os.makedirs(os.path.dirname(part), exist_ok=True)
+            return os.open(part, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as error:
+            raise _DiskError("cannot write into the cache directory") from error
+
+    def _wait_for_lock(self, fd: int) -> bool:
+        """Locks the `.part` open as ``fd``; False when its downloader stopped writing for the stall
+        timeout. Polls, so that the wait ends on Ctrl-C and the GIL is free while asleep."""
+        if _try_lock(fd):
+            return True
+        delay = _FIRST_WAIT
+        size = os.fstat(fd).st_size
+        moved = time.monotonic()
+        while True:
+            time.sleep(delay)
+            delay = min(2 * delay, _LAST_WAIT)
+            if _try_lock(fd):
+                return True
+            now_size = os.fstat(fd).st_size
+            if now_size != size:
+                size, moved = now_size, time.monotonic()
+            elif time.monotonic() - moved > self._stall_timeout:
+                return False
+
+    def _download(self, directory: CacheDirectory, fd: int, part: str, path: str, pinned: PinnedObject):
+        try:
+            stream = pinned.from_s3(None, None)
+        except BaseException:
+            _remove_part(fd, part)
+            raise
+        try:
+            info = stream.info()  # an S3 error is raised here, as it would be without the cache
+        except BaseException:
+            stream.close()
+            _remove_part(fd, part)
+            raise
+        if not version_of(info.etag) or entry_file_size(info.size) > directory.max_bytes:
+            # No version to keep it under (a weak ETag), or larger than the whole cache: straight from S3.
+            _remove_part(fd, part)
+            return stream
+        header = EntryHeader(self._endpoint, pinned.bucket, pinned.key, info.etag, info.size)
+        try:
+            checksums = self._write_entry(fd, stream, header)
+        except BaseException:  # a _DiskError too: stream() then falls back to a new GET
+            _remove_part(fd, part)
+            raise
+        finally:
+            stream.close()
+        try:
+            published = directory.publish(part, path, entry_file_size(header.size))
+        except OSError as error:
+            published = False
+            self._fall_back("cannot publish an entry", error)
+        if published:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # a reader now, like any other
+        else:
+            _unlink_if_same(fd, part)  # no room: read from the open file, gone when it closes
+        # Read back from the file just written (the page cache): this process's bytes came from S3.
+        return self._serve(OpenEntry(fd, path, header, checksums), pinned, None, None, _not_counted)
+
+    def _write_entry(self, fd: int, stream, header: EntryHeader) -> List[int]:
+        """The object's bytes from ``stream`` into the `.part` open as ``fd``, then its checksums and header."""
+        size = header.size
+        buffer = memoryview(bytearray(min(size, _CHUNK)))
+        checksums: List[int] = []
+        position = 0
+        while position < size:
+            want = buffer[: min(len(buffer), size - position)]
+            got = _read_full(stream, want)
+            if got != len(want):
+                raise ValueError(f"the download of s3://{header.bucket}/{header.key} ended early")
+            checksums.extend(block_checksums(want))
+            _write_all(fd, want, HEADER_SIZE + position)
+            position += got
+        _write_all(fd, memoryview(encode_checksums(checksums)), HEADER_SIZE + size)
+        _write_all(fd, memoryview(header.encode()), 0)
+        return checksums
+
+
+def _not_counted(n: int) -> None:
+    pass
+
+
+def _read_full(stream, target: memoryview) -> int:
+    got = 0
+    while got < len(target):
+        n = stream.readinto(target[got:])
+        if n == 0:
+            break
+        got += n
+    return got
+
+
+def _write_all(fd: int, data: memoryview, offset: int) -> None:
+    try:
+        while len(data):
+            n = os.pwrite(fd, data, offset)
+            data, offset = data[n:], offset + n
+    except OSError as error:
+        reason = "the disk is full" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "cannot write"
+        raise _DiskError(reason) from error
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def _remove_part(fd: int, part: str) -> None:
+    _unlink_if_same(fd, part)
+    _close(fd)
+
+
+def _unlink_if_same(fd: int, part: str) -> None:
+    try:
+        if same_file(fd, part):
+            os.unlink(part)
+    except OSError:
+        pass
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _warn_once(reason: str, message: str, *args) -> None:
+    if reason not in _warned:
+        _warned.add(reason)
+        log.warning(message, *args)
+
