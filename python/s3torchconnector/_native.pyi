@@ -14,6 +14,10 @@ from typing_extensions import Never
 def shuffled_positions(n: int, mt_state: Sequence[int]) -> List[int]:
     """random.Random with this state's shuffle of list(range(n)) (mt_state: Random.getstate()[1]), n < 2**31."""
 
+def crc32c(data: object, previous: int = 0) -> int:
+    """The CRC32C (Castagnoli) of a contiguous bytes-like object, continuing from ``previous``; hardware
+    accelerated where the CPU has it. Releases the GIL for buffers of 1 MiB or more."""
+
 def is_directory_bucket(bucket: str) -> bool:
     """Whether ``bucket`` names an S3 Express One Zone directory bucket ("<base>--<zone id>--x-s3")."""
 

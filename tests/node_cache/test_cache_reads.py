@@ -30,7 +30,11 @@ def config(cache_dir, max_bytes="64MiB", **more) -> S3ClientConfig:
 def test_second_epoch_of_a_listing_sends_no_get(s3, proxy, cache_dir):
     objects = put_objects(s3, "train/", 12, 30_000)
     dataset = S3IterableDataset.from_prefix(
-        s3.uri("train/"), region=s3.region, endpoint=proxy.url, transform=key_and_bytes, s3client_config=config(cache_dir)
+        s3.uri("train/"),
+        region=s3.region,
+        endpoint=proxy.url,
+        transform=key_and_bytes,
+        s3client_config=config(cache_dir),
     )
     assert dict(dataset) == objects
     assert gets(proxy) == len(objects)
@@ -74,7 +78,11 @@ def test_a_read_without_a_known_etag_revalidates_with_one_head(s3, proxy, cache_
 def test_an_overwritten_object_is_read_anew(s3, proxy, cache_dir):
     s3.put("data/a", b"first version")
     dataset = S3IterableDataset.from_prefix(
-        s3.uri("data/"), region=s3.region, endpoint=proxy.url, transform=key_and_bytes, s3client_config=config(cache_dir)
+        s3.uri("data/"),
+        region=s3.region,
+        endpoint=proxy.url,
+        transform=key_and_bytes,
+        s3client_config=config(cache_dir),
     )
     assert dict(dataset) == {"data/a": b"first version"}
     s3.put("data/a", b"second, longer version")
@@ -121,11 +129,19 @@ def test_tar_shards_and_manifests_go_through_the_cache(s3, proxy, cache_dir):
     write_manifest(s3.uri("raw/"), s3.uri("m.jsonl"), region=s3.region, endpoint=s3.endpoint)
     for _ in range(2):
         shard_set = S3IterableDataset.from_prefix(
-            s3.uri("shards/"), region=s3.region, endpoint=proxy.url, shard_format="tar", s3client_config=config(cache_dir)
+            s3.uri("shards/"),
+            region=s3.region,
+            endpoint=proxy.url,
+            shard_format="tar",
+            s3client_config=config(cache_dir),
         )
         assert {"raw/" + sample["__key__"] + ".bin": sample["bin"] for sample in shard_set} == objects
         listed = S3MapDataset.from_manifest(
-            s3.uri("m.jsonl"), region=s3.region, endpoint=proxy.url, transform=key_and_bytes, s3client_config=config(cache_dir)
+            s3.uri("m.jsonl"),
+            region=s3.region,
+            endpoint=proxy.url,
+            transform=key_and_bytes,
+            s3client_config=config(cache_dir),
         )
         assert dict(listed[i] for i in range(len(listed))) == objects
     # The first pass: 2 shards, the manifest, 8 objects; the second only revalidates the manifest.
@@ -174,7 +190,7 @@ def test_the_bound_holds_while_reading(s3, proxy, cache_dir):
     objects = put_objects(s3, "many/", 30, 200_000)
     bound = 1_000_000  # room for four of them
     client = cached_client(proxy.url, cache_dir, max_bytes=bound)
-    for epoch in range(2):
+    for _ in range(2):
         for key, data in objects.items():
             assert client.get_object(s3.bucket, key).read() == data
             assert disk_bytes(entry_files(cache_dir)) <= bound

@@ -7,7 +7,7 @@ bytes either way.
 
 import os
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional, cast
 
 from .. import _native
 from .entry_format import BLOCK_SIZE, HEADER_SIZE, EntryHeader
@@ -139,7 +139,7 @@ class CachedStream:
             return chunk
         if self._s3 is not None:
             native = self._s3.next_chunk()
-            return None if native is None else bytes(memoryview(native))
+            return None if native is None else bytes(cast(Any, native))
         return None
 
     def __iter__(self) -> "CachedStream":

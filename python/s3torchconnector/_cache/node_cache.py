@@ -247,7 +247,9 @@ class NodeCache:
 
     def _download(self, directory: CacheDirectory, fd: int, part: str, path: str, pinned: PinnedObject):
         try:
-            stream = pinned.from_s3(None, None)
+            # Streamed in order (not landed whole): the `.part` grows as parts arrive, which is how
+            # processes waiting on it see that this download still moves.
+            stream = pinned.from_s3(0, None)
         except BaseException:
             _remove_part(fd, part)
             raise
@@ -263,6 +265,7 @@ class NodeCache:
             return stream
         header = EntryHeader(self._endpoint, pinned.bucket, pinned.key, info.etag, info.size)
         try:
+            _truncate(fd)  # a `.part` left by a dead process may hold more bytes than this object
             checksums = self._write_entry(fd, stream, header)
         except BaseException:  # a _DiskError too: stream() then falls back to a new GET
             _remove_part(fd, part)
@@ -324,6 +327,13 @@ def _write_all(fd: int, data: memoryview, offset: int) -> None:
         raise _DiskError(reason) from error
 
 
+def _truncate(fd: int) -> None:
+    try:
+        os.ftruncate(fd, 0)
+    except OSError as error:
+        raise _DiskError("cannot write") from error
+
+
 def _try_lock(fd: int) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -356,4 +366,3 @@ def _warn_once(reason: str, message: str, *args) -> None:
     if reason not in _warned:
         _warned.add(reason)
         log.warning(message, *args)
-

@@ -58,7 +58,9 @@ class CacheSettings:
     max_bytes: int
 
 
-def resolve(cache_dir: Optional[str], cache_max_bytes: Optional[int]) -> Optional[CacheSettings]:
+def resolve(
+    cache_dir: Optional[Union[str, "os.PathLike[str]"]], cache_max_bytes: Optional[Union[int, str]]
+) -> Optional[CacheSettings]:
     """The config's settings, else the environment's; None when the cache is off (no directory).
 
     Read when a client is made, so DataLoader workers (which get the client pickled or forked)
@@ -67,7 +69,7 @@ def resolve(cache_dir: Optional[str], cache_max_bytes: Optional[int]) -> Optiona
     directory = cache_dir if cache_dir is not None else os.environ.get(DIR_VARIABLE) or None
     if directory is None:
         return None
-    max_bytes = cache_max_bytes
+    max_bytes = check_max_bytes(cache_max_bytes, "cache_max_bytes")
     if max_bytes is None and os.environ.get(MAX_BYTES_VARIABLE):
         max_bytes = check_max_bytes(os.environ[MAX_BYTES_VARIABLE], MAX_BYTES_VARIABLE)
     return CacheSettings(os.path.abspath(os.fspath(directory)), max_bytes or DEFAULT_MAX_BYTES)
