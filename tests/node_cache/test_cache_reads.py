@@ -283,3 +283,36 @@ def test_settings_come_from_the_environment(s3, proxy, tmp_path, monkeypatch):
     monkeypatch.setenv("S3_TORCH_CONNECTOR_CACHE_MAX_BYTES", "lots")
     with pytest.raises(ValueError, match="S3_TORCH_CONNECTOR_CACHE_MAX_BYTES must be a size"):
         S3Client(s3.region, endpoint=proxy.url)
+
+
+def test_checkpoint_loads_through_the_cache(s3, proxy, cache_dir):
+    import torch
+    import torch.distributed.checkpoint as dcp
+
+    from s3torchconnector import S3Checkpoint
+    from s3torchconnector.dcp import S3StorageReader, S3StorageWriter
+    from s3torchconnector.lightning import S3LightningCheckpoint
+
+    state = {"weights": torch.arange(300_000, dtype=torch.float32), "step": 7}
+    checkpoint = S3Checkpoint(s3.region, endpoint=proxy.url, s3client_config=config(cache_dir))
+    with checkpoint.writer(s3.uri("model.pt")) as writer:
+        torch.save(state, writer)
+    for _ in range(2):
+        with checkpoint.reader(s3.uri("model.pt")) as reader:
+            loaded = torch.load(reader, weights_only=True)
+        assert torch.equal(loaded["weights"], state["weights"]) and loaded["step"] == 7
+    assert gets(proxy, "model.pt") == 1 and heads(proxy) == 1  # the second load: one HEAD
+
+    plugin = S3LightningCheckpoint(s3.region, s3client_config=config(cache_dir), endpoint=proxy.url)
+    plugin.save_checkpoint(state, s3.uri("lightning.ckpt"))
+    for _ in range(2):
+        assert torch.equal(plugin.load_checkpoint(s3.uri("lightning.ckpt"))["weights"], state["weights"])
+    assert gets(proxy, "lightning.ckpt") == 1
+
+    # DCP reads byte ranges: correct through the cache, served from it once an entry is there.
+    cached = dict(endpoint=proxy.url, s3client_config=config(cache_dir))
+    dcp.save(state, storage_writer=S3StorageWriter(s3.region, s3.uri("dcp/"), **cached))
+    for _ in range(2):
+        target = {"weights": torch.zeros(300_000), "step": 0}
+        dcp.load(target, storage_reader=S3StorageReader(s3.region, s3.uri("dcp/"), **cached))
+        assert torch.equal(target["weights"], state["weights"]) and target["step"] == 7
