@@ -3,7 +3,6 @@
 import logging
 import os
 from contextvars import ContextVar
-from functools import partial
 from typing import Optional
 
 from .. import _logging, _metrics, _native
@@ -98,12 +97,13 @@ class S3Client:
 
     def _cache(self) -> Optional[NodeCache]:
         """This process's view of the node cache; None when the cache is off."""
-        settings = self._cache_settings
-        if settings is None:
-            return None
+        return None if self._cache_settings is None else self._node_cache.get(self._cache_builder)
+
+    def _cache_builder(self) -> NodeCache:
+        assert self._cache_settings is not None
+        # Entries name the endpoint they came from: two endpoints' "bucket/key" are two objects.
         endpoint = _resolve_endpoint(self._endpoint) or f"s3.{self._region}.amazonaws.com"
-        stall = self._s3client_config.stall_timeout_seconds
-        return self._node_cache.get(partial(NodeCache, settings, endpoint, stall))
+        return NodeCache(self._cache_settings, endpoint, self._s3client_config.stall_timeout_seconds)
 
     def metrics(self) -> dict:
         """What this process's requests through this client did so far, as a plain dict.
