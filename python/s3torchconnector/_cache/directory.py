@@ -12,7 +12,6 @@ only entries it can lock exclusively. A `.part` whose lock is free belongs to a 
 
 import fcntl
 import hashlib
-import json
 import logging
 import os
 import struct
@@ -45,7 +44,8 @@ class CacheDirectory:
         self.evictions = 0
 
     def entry_path(self, endpoint: str, bucket: str, key: str) -> str:
-        name = hashlib.sha256(json.dumps([endpoint, bucket, key]).encode("utf-8")).hexdigest()
+        # Neither an endpoint nor a bucket name holds a newline: the joined text names one object.
+        name = hashlib.sha256(f"{endpoint}\n{bucket}\n{key}".encode("utf-8", "surrogatepass")).hexdigest()
         return os.path.join(self.root, name[:2], name)
 
     @contextmanager

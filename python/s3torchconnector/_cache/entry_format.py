@@ -1,24 +1,29 @@
 """The file of one cached object version.
 
-    [header: HEADER_SIZE bytes][the object's bytes][a CRC32C per BLOCK_SIZE block, 4 bytes each]
+    [header: HEADER_SIZE bytes][the object's bytes][the checksums, when the header has no room for them]
 
-The header holds a magic, the length and CRC32C of a JSON text naming the object (endpoint, bucket,
-key, ETag, size), that text, and zeros. The object's bytes start page-aligned. A file is written
-whole under another name and then renamed into place, so an entry is either complete or absent;
-the checksums catch what the disk changed later.
+The header holds, little-endian: a magic; the CRC32C of the rest of the header; the object's size;
+the SHA-256 of the endpoint; the lengths of bucket, key and ETag, then those names in UTF-8; then a
+CRC32C per BLOCK_SIZE block of the object, unless they do not fit (objects of more than about
+600 MiB), in which case they follow the object's bytes. Zeros pad it. The object's bytes start
+page-aligned. A file is written whole under another name and renamed into place, so an entry is
+complete or absent; the checksums catch what the disk changed later.
 """
 
-import json
+import functools
+import hashlib
 import struct
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional, Tuple
 
 from .. import _native
 
 HEADER_SIZE = 4096
 BLOCK_SIZE = 1 << 20
-_MAGIC = b"S3TCE001"
-_PREFIX = struct.Struct("<8sII")  # magic, JSON length, CRC32C of the JSON
+_MAGIC = b"S3TCE002"
+_FIXED = struct.Struct("<8sIQ32sHHH")  # magic, CRC32C of what follows it, size, endpoint hash, name lengths
+_CHECKED_FROM = 12  # the header's CRC32C covers everything after the magic and itself
+_MAX_NAME = 1024  # S3's longest key, in bytes; longer names (other servers) are not cached
 
 
 @dataclass(frozen=True)
@@ -31,48 +36,73 @@ class EntryHeader:
     etag: str
     size: int
 
-    def encode(self) -> bytes:
-        text = json.dumps(
-            {"endpoint": self.endpoint, "bucket": self.bucket, "key": self.key, "etag": self.etag, "size": self.size},
-            ensure_ascii=False,
-        ).encode("utf-8")
-        header = _PREFIX.pack(_MAGIC, len(text), _native.crc32c(text)) + text
-        if len(header) > HEADER_SIZE:
-            raise ValueError("the object's name is too long for a cache entry header")
-        return header.ljust(HEADER_SIZE, b"\0")
 
-
-def decode_header(raw: bytes) -> EntryHeader:
-    """The header of an entry; ValueError if it is not one (another format, torn, or changed on disk)."""
-    if len(raw) < _PREFIX.size:
-        raise ValueError("short header")
-    magic, length, crc = _PREFIX.unpack_from(raw)
-    text = raw[_PREFIX.size : _PREFIX.size + length]
-    if magic != _MAGIC or len(text) != length or _native.crc32c(text) != crc:
-        raise ValueError("not a cache entry of this format, or its header changed on disk")
-    try:
-        fields = json.loads(text)
-        return EntryHeader(fields["endpoint"], fields["bucket"], fields["key"], fields["etag"], int(fields["size"]))
-    except (KeyError, TypeError) as error:
-        raise ValueError(f"the entry header lacks {error}") from None
+@functools.lru_cache(maxsize=16)
+def endpoint_hash(endpoint: str) -> bytes:
+    return hashlib.sha256(endpoint.encode("utf-8")).digest()
 
 
 def block_count(size: int) -> int:
     return (size + BLOCK_SIZE - 1) // BLOCK_SIZE
 
 
-def entry_file_size(size: int) -> int:
-    """The bytes on disk of an entry for an object of ``size`` bytes."""
-    return HEADER_SIZE + size + 4 * block_count(size)
+def _names(header: EntryHeader) -> Tuple[bytes, bytes, bytes]:
+    return header.bucket.encode("utf-8"), header.key.encode("utf-8"), header.etag.encode("utf-8")
+
+
+def cacheable(header: EntryHeader) -> bool:
+    """Whether the object's names fit a header (any object S3 itself names does)."""
+    return all(len(name) <= _MAX_NAME for name in _names(header))
+
+
+def checksums_inline(header: EntryHeader) -> bool:
+    names = sum(map(len, _names(header)))
+    return _FIXED.size + names + 4 * block_count(header.size) <= HEADER_SIZE
+
+
+def entry_file_size(header: EntryHeader) -> int:
+    """The bytes on disk of the entry's file."""
+    trailer = 0 if checksums_inline(header) else 4 * block_count(header.size)
+    return HEADER_SIZE + header.size + trailer
+
+
+def encode(header: EntryHeader, checksums: List[int]) -> Tuple[bytes, bytes]:
+    """The header block, and the checksums to write after the object's bytes (b"" when inline)."""
+    bucket, key, etag = _names(header)
+    table = struct.pack(f"<{len(checksums)}I", *checksums)
+    inline = checksums_inline(header)
+    body = struct.pack("<Q32sHHH", header.size, endpoint_hash(header.endpoint), len(bucket), len(key), len(etag))
+    body += bucket + key + etag + (table if inline else b"")
+    block = (_MAGIC + struct.pack("<I", _native.crc32c(body)) + body).ljust(HEADER_SIZE, b"\0")
+    return block, b"" if inline else table
+
+
+def decode(raw: bytes, endpoint: str) -> Tuple[EntryHeader, Optional[List[int]]]:
+    """The header of an entry and its checksums when inline (None: they follow the object's bytes).
+    ValueError if it is not an entry of this format, or changed on disk, or is another endpoint's."""
+    if len(raw) != HEADER_SIZE:
+        raise ValueError("short header")
+    magic, _, size, endpoint_sha, bucket_len, key_len, etag_len = _FIXED.unpack_from(raw)
+    names_end = _FIXED.size + bucket_len + key_len + etag_len
+    if magic != _MAGIC or max(bucket_len, key_len, etag_len) > _MAX_NAME:
+        raise ValueError("not a cache entry of this format")
+    at = _FIXED.size
+    bucket = raw[at : at + bucket_len].decode("utf-8", "replace")
+    key = raw[at + bucket_len : at + bucket_len + key_len].decode("utf-8", "replace")
+    etag = raw[at + bucket_len + key_len : names_end].decode("utf-8", "replace")
+    header = EntryHeader(endpoint, bucket, key, etag, size)
+    inline = checksums_inline(header)
+    table_end = names_end + (4 * block_count(size) if inline else 0)
+    if _native.crc32c(memoryview(raw)[_CHECKED_FROM:table_end]) != struct.unpack_from("<I", raw, 8)[0]:
+        raise ValueError("the entry's header changed on disk")
+    if endpoint_sha != endpoint_hash(endpoint):
+        raise ValueError("the entry is another endpoint's")
+    return header, decode_checksums(raw[names_end:table_end]) if inline else None
 
 
 def block_checksums(data: memoryview) -> List[int]:
     """The CRC32C of each BLOCK_SIZE block of ``data``, which starts at a block boundary."""
     return [_native.crc32c(data[at : at + BLOCK_SIZE]) for at in range(0, len(data), BLOCK_SIZE)]
-
-
-def encode_checksums(checksums: List[int]) -> bytes:
-    return struct.pack(f"<{len(checksums)}I", *checksums)
 
 
 def decode_checksums(raw: bytes) -> List[int]:

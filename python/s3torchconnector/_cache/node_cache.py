@@ -15,20 +15,23 @@ import fcntl
 import logging
 import os
 import time
+from functools import partial
 from typing import Dict, List, Optional, Protocol
 
 from .. import _native
 from .._metrics import CACHE_COUNTERS
 from .cached_stream import CachedStream, OpenEntry
+from .deferred_stream import DeferredStream
 from .directory import PART_SUFFIX, CacheDirectory, same_file, touch
 from .entry_format import (
     HEADER_SIZE,
     EntryHeader,
     block_checksums,
     block_count,
+    cacheable,
+    decode,
     decode_checksums,
-    decode_header,
-    encode_checksums,
+    encode,
     entry_file_size,
 )
 from .settings import CacheSettings
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 _CHUNK = 8 << 20  # bytes moved from the download to the file at a time: a multiple of BLOCK_SIZE
 _FIRST_WAIT = 0.0005  # seconds; doubling to _LAST_WAIT while another process downloads
 _LAST_WAIT = 0.05
+_LOCKED, _DONE, _STALLED = "locked", "done", "stalled"  # how a wait for a `.part` ends
 _warned: set = set()
 
 
@@ -173,12 +177,13 @@ class NodeCache:
             if stat.st_nlink == 0:  # evicted between open and lock
                 _close(fd)
                 return None
-            header = decode_header(os.pread(fd, HEADER_SIZE, 0))
-            if (header.endpoint, header.bucket, header.key) != (self._endpoint, pinned.bucket, pinned.key):
+            header, checksums = decode(os.pread(fd, HEADER_SIZE, 0), self._endpoint)
+            if (header.bucket, header.key) != (pinned.bucket, pinned.key):
                 raise ValueError("the entry is another object's")
-            if stat.st_size != entry_file_size(header.size):
+            if stat.st_size != entry_file_size(header):
                 raise ValueError("the entry's size is not the one its header gives")
-            checksums = decode_checksums(os.pread(fd, 4 * block_count(header.size), HEADER_SIZE + header.size))
+            if checksums is None:  # a large object's: after its bytes
+                checksums = decode_checksums(os.pread(fd, 4 * block_count(header.size), HEADER_SIZE + header.size))
             touch(fd)
             return OpenEntry(fd, path, header, checksums)
         except ValueError:
@@ -193,31 +198,44 @@ class NodeCache:
             raise
 
     def _fill(self, directory: CacheDirectory, path: str, pinned: PinnedObject, wanted: str):
-        """The whole object: downloaded into the cache by this process, or by another that is at it."""
+        """The whole object, through the cache. Never waits: a download this process starts has its
+        GET in flight when this returns (the datasets' read-ahead keeps several going), and waiting
+        for another process's download happens at the first read."""
+        part = path + PART_SUFFIX
+        fd = self._open_part(part)
+        if _try_lock(fd) and same_file(fd, part):
+            return self._start_download(directory, fd, part, path, pinned, wanted)
+        _close(fd)
+        wait = partial(self._or_s3, pinned, partial(self._after_waiting, directory, path, pinned, wanted))
+        return DeferredStream(pinned.bucket, pinned.key, wait, _nothing)
+
+    def _after_waiting(self, directory: CacheDirectory, path: str, pinned: PinnedObject, wanted: str):
+        """Waits for the download another process is at, then reads its entry, or downloads the
+        object itself if that process gave up (or died)."""
         part = path + PART_SUFFIX
         while True:
             fd = self._open_part(part)
-            if not self._wait_for_lock(fd):
+            state = self._wait_for_lock(fd, part)
+            if state == _STALLED:
                 _close(fd)
                 self._fall_back("another process's download into the cache stopped moving", part)
-                return pinned.from_s3(None, None)
-            if same_file(fd, part):
-                break
-            _close(fd)  # that download finished (renamed into place) or was given up: look again
+                return pinned.from_s3(0, None)
+            if state == _LOCKED:
+                return self._start_download(directory, fd, part, path, pinned, wanted)
+            _close(fd)  # that download is done (renamed into place) or was given up: look again
             entry = self._open_entry(directory, path, pinned)
             if entry is not None:
                 if not wanted or wanted == version_of(entry.header.etag):
                     return self._hit(entry, pinned, None, None)
                 _close(entry.fd)
-        # This process holds the `.part`; the entry may have been published since the first look.
-        entry = self._open_entry(directory, path, pinned)
-        if entry is not None and (not wanted or wanted == version_of(entry.header.etag)):
-            _remove_part(fd, part)
-            return self._hit(entry, pinned, None, None)
-        if entry is not None:
-            _close(entry.fd)
-        self._counters["misses"] += 1
-        return self._download(directory, fd, part, path, pinned)
+
+    def _or_s3(self, pinned: PinnedObject, read):
+        """``read()``, or the whole object straight from S3 if the cache's disk fails on the way."""
+        try:
+            return read()
+        except _DiskError as error:
+            self._fall_back(str(error), error.__cause__)
+            return pinned.from_s3(0, None)
 
     def _open_part(self, part: str) -> int:
         try:
@@ -226,54 +244,71 @@ class NodeCache:
         except OSError as error:
             raise _DiskError("cannot write into the cache directory") from error
 
-    def _wait_for_lock(self, fd: int) -> bool:
-        """Locks the `.part` open as ``fd``; False when its downloader stopped writing for the stall
-        timeout. Polls, so that the wait ends on Ctrl-C and the GIL is free while asleep."""
-        if _try_lock(fd):
-            return True
+    def _wait_for_lock(self, fd: int, part: str) -> str:
+        """Waits until this process holds the `.part` open as ``fd`` (_LOCKED), the download there
+        ended (_DONE: the file was renamed into place, where readers now hold it, or given up), or
+        its downloader stopped writing for the stall timeout (_STALLED). Polls, so that the wait
+        ends on Ctrl-C and the GIL is free while asleep."""
         delay = _FIRST_WAIT
-        size = os.fstat(fd).st_size
+        size = -1
         moved = time.monotonic()
         while True:
-            time.sleep(delay)
-            delay = min(2 * delay, _LAST_WAIT)
             if _try_lock(fd):
-                return True
+                return _LOCKED if same_file(fd, part) else _DONE
+            if not same_file(fd, part):
+                return _DONE
             now_size = os.fstat(fd).st_size
             if now_size != size:
                 size, moved = now_size, time.monotonic()
             elif time.monotonic() - moved > self._stall_timeout:
-                return False
+                return _STALLED
+            time.sleep(delay)
+            delay = min(2 * delay, _LAST_WAIT)
 
-    def _download(self, directory: CacheDirectory, fd: int, part: str, path: str, pinned: PinnedObject):
+    def _start_download(
+        self, directory: CacheDirectory, fd: int, part: str, path: str, pinned: PinnedObject, wanted: str
+    ):
+        """With the `.part` locked: the entry, if another process published it since the first
+        look; else a GET sent now, written into the cache at the first read."""
         try:
+            entry = self._open_entry(directory, path, pinned)
+            if entry is not None and (not wanted or wanted == version_of(entry.header.etag)):
+                _remove_part(fd, part)
+                return self._hit(entry, pinned, None, None)
+            if entry is not None:
+                _close(entry.fd)
             # Streamed in order (not landed whole): the `.part` grows as parts arrive, which is how
             # processes waiting on it see that this download still moves.
             stream = pinned.from_s3(0, None)
         except BaseException:
             _remove_part(fd, part)
             raise
+        self._counters["misses"] += 1
+        finish = partial(self._or_s3, pinned, partial(self._finish_download, directory, fd, part, path, pinned, stream))
+        return DeferredStream(pinned.bucket, pinned.key, finish, partial(_give_up, stream, fd, part))
+
+    def _finish_download(self, directory: CacheDirectory, fd: int, part: str, path: str, pinned: PinnedObject, stream):
         try:
             info = stream.info()  # an S3 error is raised here, as it would be without the cache
         except BaseException:
-            stream.close()
-            _remove_part(fd, part)
+            _give_up(stream, fd, part)
             raise
-        if not version_of(info.etag) or entry_file_size(info.size) > directory.max_bytes:
-            # No version to keep it under (a weak ETag), or larger than the whole cache: straight from S3.
+        header = EntryHeader(self._endpoint, pinned.bucket, pinned.key, info.etag, info.size)
+        if not version_of(info.etag) or not cacheable(header) or entry_file_size(header) > directory.max_bytes:
+            # No version to keep it under (a weak ETag), names too long for a header, or larger than
+            # the whole cache: straight from S3.
             _remove_part(fd, part)
             return stream
-        header = EntryHeader(self._endpoint, pinned.bucket, pinned.key, info.etag, info.size)
         try:
             _truncate(fd)  # a `.part` left by a dead process may hold more bytes than this object
             checksums = self._write_entry(fd, stream, header)
-        except BaseException:  # a _DiskError too: stream() then falls back to a new GET
+        except BaseException:  # a _DiskError too: _or_s3 then reads from S3 afresh
             _remove_part(fd, part)
             raise
         finally:
             stream.close()
         try:
-            published = directory.publish(part, path, entry_file_size(header.size))
+            published = directory.publish(part, path, entry_file_size(header))
         except OSError as error:
             published = False
             self._fall_back("cannot publish an entry", error)
@@ -298,13 +333,24 @@ class NodeCache:
             checksums.extend(block_checksums(want))
             _write_all(fd, want, HEADER_SIZE + position)
             position += got
-        _write_all(fd, memoryview(encode_checksums(checksums)), HEADER_SIZE + size)
-        _write_all(fd, memoryview(header.encode()), 0)
+        block, trailer = encode(header, checksums)
+        _write_all(fd, memoryview(trailer), HEADER_SIZE + size)
+        _write_all(fd, memoryview(block), 0)  # last: a header names only bytes already written
         return checksums
 
 
 def _not_counted(n: int) -> None:
     pass
+
+
+def _nothing() -> None:
+    pass
+
+
+def _give_up(stream, fd: int, part: str) -> None:
+    """A download that will not be finished: its GET cancelled, its `.part` removed and unlocked."""
+    stream.close()
+    _remove_part(fd, part)
 
 
 def _read_full(stream, target: memoryview) -> int:
