@@ -7,7 +7,7 @@ import json
 import os
 import tarfile
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -56,14 +56,13 @@ def write_small_objects(root: Path, prefix: str, count: int, size: int) -> List[
     return keys
 
 
-def write_listing(
-    lists_root: Path, bucket: str, prefix: str, entries: List[Tuple[str, int]], etag: Optional[str] = None
-) -> None:
+def write_listing(lists_root: Path, bucket: str, prefix: str, entries: List[Tuple[str, int, str]]) -> None:
     """ListObjectsV2 pages for (bucket, prefix), continuation tokens are page numbers.
 
     nginx's Lua maps GET /bucket?list-type=2&prefix=P&continuation-token=N to
-    <lists_root>/<bucket>/<md5(P)>/<N>.xml. Each key's ETag is md5(key) unless ``etag`` (quoted,
-    as nginx sends it) is given for all of them.
+    <lists_root>/<bucket>/<md5(P)>/<N>.xml. ``entries`` are (key, size, ETag as nginx sends it,
+    quoted): as on S3 a listing's ETag is the GET's, which the node cache relies on (it serves an
+    entry to a read whose listing names the entry's ETag, and downloads again otherwise).
     """
     directory = lists_root / bucket / hashlib.md5(prefix.encode()).hexdigest()
     directory.mkdir(parents=True, exist_ok=True)
@@ -82,8 +81,8 @@ def write_listing(
             parts.append(f"<ContinuationToken>{page}</ContinuationToken>")
         if truncated:
             parts.append(f"<NextContinuationToken>{page + 1}</NextContinuationToken>")
-        for key, size in chunk:
-            quoted = (etag or f'"{hashlib.md5(key.encode()).hexdigest()}"').replace('"', "&quot;")
+        for key, size, etag in chunk:
+            quoted = etag.replace('"', "&quot;")
             parts.append(
                 f"<Contents><Key>{key}</Key><LastModified>{_LAST_MODIFIED}</LastModified>"
                 f"<ETag>{quoted}</ETag><Size>{size}</Size><StorageClass>STANDARD</StorageClass></Contents>"
@@ -96,6 +95,11 @@ def nginx_etag(path: Path) -> str:
     """The ETag nginx sends for a static file: "<mtime hex>-<size hex>", quoted."""
     st = path.stat()
     return f'"{int(st.st_mtime):x}-{st.st_size:x}"'
+
+
+def served_entries(root: Path, keys: List[str]) -> List[Tuple[str, int, str]]:
+    """(key, size, ETag) of objects nginx serves from their own files under <root>/<bucket>/: a listing's entries."""
+    return [(key, (root / BUCKET / key).stat().st_size, nginx_etag(root / BUCKET / key)) for key in keys]
 
 
 def write_shared_objects(
@@ -112,7 +116,7 @@ def write_shared_objects(
         body.write_bytes(os.urandom(body_size))
     etag = nginx_etag(body)
     keys = [f"{prefix}{i:07d}.bin" for i in range(count)]
-    write_listing(lists_root, bucket, prefix, [(k, body_size) for k in keys], etag=etag)
+    write_listing(lists_root, bucket, prefix, [(k, body_size, etag) for k in keys])
     raw = io.BytesIO()
     with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
         gz.write(

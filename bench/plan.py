@@ -7,7 +7,19 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 KIB = 1024
 
-PEERS = ["ours", "original", "boto3", "s3fs", "curl", "ours_prefix", "webdataset", "baseline"]
+PEERS = [
+    "ours",
+    "original",
+    "boto3",
+    "s3fs",
+    "curl",
+    "ours_prefix",
+    "webdataset",
+    "ours_nocache",
+    "local_files",
+    "webdataset_local",
+    "baseline",
+]
 LABELS = {
     "ours": "ours",
     "original": "original 1.5.0",
@@ -17,6 +29,9 @@ LABELS = {
     # Columns only some rows have (shown when a row of the run has them):
     "ours_prefix": "ours from_prefix",  # W4m/W4mx: ours listing the prefix, beside ours from_manifest
     "webdataset": "webdataset (pipe:curl)",  # W8
+    "ours_nocache": "ours, cache off",  # W9c: ours' code without the node cache
+    "local_files": "local files (open().read())",  # W9: the files behind the objects, read from local disk
+    "webdataset_local": "webdataset (local files)",  # W9t: the files behind the shards
     "baseline": "ours at --baseline",  # an A/B of two builds of ours
 }
 
@@ -106,6 +121,7 @@ class Workload:
     # means ours/original. check() sees the same names: this row's values and "ROW:impl".
     ratios: List[Tuple[str, str]] = field(default_factory=list)
     labels: Dict[str, str] = field(default_factory=dict)  # this row's own names of its impls
+    detail: Optional[Tuple[str, str]] = None  # (result field, unit): a second number shown beside each value
 
 
 def _peak_memory_row(row_id, what, kind, spec, impls, *, factor, of, below, below_text, note) -> Workload:
@@ -207,23 +223,28 @@ def keys(sizes: Sizes) -> Dict[str, str]:
     def tag(n):
         return human(n).replace(" ", "").lower()
 
+    small_prefix = f"small-{sizes.small_count}/"
+    assert sizes.small_count >= CONCURRENT_OBJECTS, "W9n reads W2's first 1,000 objects"
     return dict(
         big=f"obj-{tag(sizes.big)}.bin",
         quarter=f"obj-{tag(QUARTER)}.bin",  # W1q, in both modes
         tiny="tiny-1b.bin",  # W0's 1-byte GET
         stream=f"obj-{tag(sizes.stream)}.bin",
         checkpoint=f"ckpt-{tag(sizes.checkpoint)}.pt",
-        small_prefix=f"small-{sizes.small_count}/",
+        small_prefix=small_prefix,
         # W4m: many tiny objects sharing one body (servers.py), and their manifest
         shared_prefix=f"shared-{sizes.manifest_keys}/",
         manifest=f"manifests/shared-{sizes.manifest_keys}.jsonl.gz",
         shards_prefix=f"shards-{tag(sizes.shard_size)}-{sizes.shards}/",
+        # W9n: W2's first 1,000 objects (000000.bin to 000999.bin), listed under a prefix of their own
+        concurrent_prefix=f"{small_prefix}000",
     )
 
 
 QUARTER = 256 * MIB  # W1q: the cold read of an object a start-up cost cannot hide behind
 SHARED_BODY = 4 * KIB  # W4m: the one body of all the shared- objects
 TAR_HEADER = 512
+CONCURRENT_OBJECTS = 1_000  # W9n: the objects that 4 processes read at once
 
 
 def samples_per_shard(sizes: Sizes) -> int:
@@ -625,8 +646,129 @@ def build(sizes: Sizes, quick: bool) -> List[Workload]:
             "one curl (one connection) per shard in turn; the samples are W2's objects, so W2 is the same data "
             "as separate objects",
         ),
+        *_cache_rows(s, k, small),
     ]
     return w
+
+
+# W9, W9c and W9n's DataLoader set-up, for ours and the local files alike.
+LOADER = dict(workers=2)
+LOADER_TEXT = (
+    "DataLoader(ds, batch_size=None, num_workers=2), each epoch's workers started inside its time; ours "
+    "S3IterableDataset.from_prefix(..., enable_sharding=True), transform=(reader.key, reader.read())"
+)
+CACHE_TEXT = "S3ClientConfig(cache_dir=<a fresh folder under the temp dir, removed after>, cache_max_bytes=2x the data)"
+
+
+def _cache_rows(s: Sizes, k: Dict[str, str], small: Dict) -> List[Workload]:
+    """W9, W9t, W9c, W9n: the node cache. On the s3like_counted port, whose requests nginx logs: each
+    run asserts the object requests nginx saw in its timed part (expect_gets), W9n reports them."""
+    # cache_max_bytes: twice the bytes read, so nothing is evicted.
+    objects = dict(small, **LOADER, cache=True, cache_max_bytes=2 * s.small_count * s.small_size)
+    shards = dict(
+        prefix=k["shards_prefix"],
+        count=s.shards * samples_per_shard(s),
+        object_size=s.small_size,
+        shard_format="tar",
+        shards=s.shards,
+        sample_prefix=k["small_prefix"],  # sample i holds W2's object i % small_count: checked against it
+        sample_objects=s.small_count,
+        cache=True,
+        cache_max_bytes=2 * s.shards * s.shard_size,
+    )
+    # Epoch 1 fills the cache untimed; epoch 2 is timed and may send S3 nothing but the listing.
+    warm = dict(warm_epochs=1, expect_gets=0)
+    return [
+        Workload(
+            "W9",
+            f"second epoch of W2's {s.small_count:,} objects of {human(s.small_size)} from a warm node cache, "
+            "DataLoader (2 workers), s3like",
+            "epochs",
+            "s3like_counted",
+            "objects/s",
+            ["ours", "local_files"],
+            s.reps,
+            dict(objects, **warm),
+            target="≥ 0.8x the same files read from local disk",
+            check=_at_least_peer(0.8, "local_files"),
+            ratios=[("ours", "local_files")],
+            note=f"{LOADER_TEXT}, {CACHE_TEXT}; epoch 1 (untimed) fills the cache; epoch 2 is timed: workers' "
+            "start-up, the listing (from_prefix lists every epoch: 20 ms a page) and the reads, and nginx logs "
+            "no GET or HEAD of an object in it (asserted). local files: the files nginx serves for these "
+            "objects (bench/data/bench/small-N/), sorted(os.listdir()) inside the timed epoch, dealt to the "
+            "workers as ours deals objects (worker i reads names[i::2]), open().read() each; its epoch 1 is "
+            "untimed too, so both read from the page cache. Every 50th sample's bytes checked against its file",
+        ),
+        Workload(
+            "W9t",
+            f"second epoch of W8's {s.shards} tar shards ({samples_per_shard(s):,} samples each) from a warm node "
+            "cache, one process, s3like",
+            "epochs",
+            "s3like_counted",
+            "samples/s",
+            ["ours", "webdataset_local"],
+            s.reps,
+            dict(shards, **warm),
+            target="≥ 0.8x webdataset on the same shards as local files",
+            check=_at_least_peer(0.8, "webdataset_local"),
+            ratios=[("ours", "webdataset_local"), ("ours", "W8:ours")],
+            note=f"ours: S3IterableDataset.from_prefix(shards, shard_format='tar'), {CACHE_TEXT}, one process as "
+            "W8; epoch 1 (untimed) fills the cache; epoch 2 is timed (listing included): the client's cache "
+            "counters gain one hit per shard and no miss, and nginx logs no GET or HEAD of a shard (both "
+            "asserted). webdataset 1.x: WebDataset([local paths], shardshuffle=False) over the files nginx serves "
+            "for W8's shards (bench/data/bench/shards-*/), made inside the timed epoch from sorted(os.listdir()); "
+            "its epoch 1 untimed too. Each sample's __key__ and 'bin' taken; every 50th checked against the W2 "
+            "object it was made from",
+        ),
+        Workload(
+            "W9c",
+            f"first epoch of W2's {s.small_count:,} objects with the node cache on (filling it) vs off, "
+            "DataLoader (2 workers), s3like",
+            "epochs",
+            "s3like_counted",
+            "objects/s",
+            ["ours", "ours_nocache"],
+            s.reps,
+            dict(objects, warm_epochs=0, expect_gets=s.small_count),
+            target="≥ 0.9x the cache off",
+            check=_at_least_peer(0.9, "ours_nocache"),
+            ratios=[("ours", "ours_nocache")],
+            labels=dict(ours="ours, cache on"),
+            note=f"W9's set-up, its first epoch timed (listing included): ours with {CACHE_TEXT}, empty: each "
+            "object downloaded into the cache and served from the file written; ours, cache off: the same code "
+            "and S3ClientConfig without cache_dir. nginx logs one GET per object and no HEAD for both (asserted)",
+        ),
+        Workload(
+            "W9n",
+            f"{CONCURRENT_OBJECTS:,} objects (W2's first) read at once by 4 processes x 2 DataLoader workers "
+            "through one node cache, s3like: objects downloaded",
+            "shared_cache",
+            "s3like_counted",
+            "GETs",
+            ["ours"],
+            s.reps,
+            dict(
+                prefix=k["concurrent_prefix"],
+                count=CONCURRENT_OBJECTS,
+                object_size=s.small_size,
+                processes=4,
+                **LOADER,
+                cache=True,
+                cache_max_bytes=2 * CONCURRENT_OBJECTS * s.small_size,
+            ),
+            target=f"= {CONCURRENT_OBJECTS:,} (one download per object for the node)",
+            check=lambda v: None if v.get("ours") is None else v["ours"] == CONCURRENT_OBJECTS,
+            lower_is_better=True,
+            value_field="downloads",
+            detail=("seconds", "s"),
+            note=f"4 processes started by the workload, each {LOADER_TEXT} over s3://bench/{k['concurrent_prefix']} "
+            "(its own listing: ETags known), one shared cache folder (fresh, removed after); each process imports "
+            "and builds its DataLoader, then all start at one signal. The value: the GetObject requests for these "
+            "keys that nginx logged (counted at the server: the s3like_counted port's access log), every key "
+            "among them (asserted); in brackets, seconds from the signal until the last process finished. Each "
+            "process checks its count and bytes",
+        ),
+    ]
 
 
 def first_sample_ids(wanted: set) -> set:

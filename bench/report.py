@@ -7,7 +7,8 @@ from typing import Dict, List, Optional
 from .plan import LABELS, MIB, Workload
 
 COLUMNS = ["ours", "original", "boto3", "s3fs", "curl"]
-EXTRA_COLUMNS = ["ours_prefix", "webdataset", "baseline"]  # shown when a row of the run has them
+# shown when a row of the run has them
+EXTRA_COLUMNS = ["ours_prefix", "webdataset", "ours_nocache", "local_files", "webdataset_local", "baseline"]
 
 
 def value_of(workload: Workload, run: dict) -> Optional[float]:
@@ -17,6 +18,8 @@ def value_of(workload: Workload, run: dict) -> Optional[float]:
         return r["rss_growth"] / MIB if "rss_growth" in r else None
     if workload.value_field == "cpu_per_gib":
         return r["cpu_s"] / (r["bytes"] / 2**30) if r.get("cpu_s") is not None and r.get("bytes") else None
+    if workload.value_field:  # a count the workload reports (W9n: "downloads")
+        return r.get(workload.value_field)
     seconds = r.get("seconds")
     if not seconds:
         return None
@@ -45,6 +48,7 @@ def rows(workloads: List[Workload], runs: List[dict]) -> List[dict]:
         source = w.from_runs_of or w.id
         values: Dict[str, Optional[float]] = {}
         spread: Dict[str, List[float]] = {}
+        details: Dict[str, float] = {}
         errors: Dict[str, str] = {}
         for impl in w.impls:
             mine = [r for r in runs if r["workload"] == source and r["impl"] == impl]
@@ -56,6 +60,10 @@ def rows(workloads: List[Workload], runs: List[dict]) -> List[dict]:
                 values[impl] = None
                 continue
             spread[impl] = vals
+            if w.detail:
+                shown = [r["result"][w.detail[0]] for r in mine if r["ok"] and w.detail[0] in r["result"]]
+                if shown:
+                    details[impl] = statistics.median(shown)
             # Memory: the worst run. Speed: the median run.
             values[impl] = max(vals) if w.value_field == "rss_growth" else statistics.median(vals)
         ratio = None
@@ -89,6 +97,7 @@ def rows(workloads: List[Workload], runs: List[dict]) -> List[dict]:
                 target_value=w.target_value,
                 ratios=ratios,
                 memory=w.value_field == "rss_growth",
+                details={impl: f"{_fmt(v, w.detail[1])} {w.detail[1]}" for impl, v in details.items()},
             )
         )
     return out
@@ -133,7 +142,8 @@ def markdown(table_rows: List[dict], meta: dict) -> str:
             elif c not in r["values"]:
                 cells.append("")
             else:
-                cells.append(_fmt(r["values"][c], r["metric"]))
+                detail = r["details"].get(c)
+                cells.append(_fmt(r["values"][c], r["metric"]) + (f" ({detail})" if detail else ""))
         if r.get("ratios"):
             first = r["ratios"][0]
             cells.append(("–" if first["value"] is None else f"{first['value']:.2f}x") + f" ({first['name']})")

@@ -139,7 +139,10 @@ def prepare_data(sizes: plan.Sizes, workloads, log) -> dict:
     prefix = names["small_prefix"]
     keys = datagen.write_small_objects(DATA, prefix, sizes.small_count, sizes.small_size)
     shutil.rmtree(LISTS, ignore_errors=True)
-    datagen.write_listing(LISTS, datagen.BUCKET, prefix, [(k, sizes.small_size) for k in keys])
+    small = datagen.served_entries(DATA, keys)
+    datagen.write_listing(LISTS, datagen.BUCKET, prefix, small)
+    concurrent = names["concurrent_prefix"]  # W9n: the first 1,000 of them
+    datagen.write_listing(LISTS, datagen.BUCKET, concurrent, [e for e in small if e[0].startswith(concurrent)])
     ckpt_key = names["checkpoint"]
     if datagen.write_checkpoint(bucket_dir / ckpt_key, sizes.checkpoint):
         log(f"generated s3://{datagen.BUCKET}/{ckpt_key} (torch.save, {plan.human(sizes.checkpoint)})")
@@ -148,13 +151,15 @@ def prepare_data(sizes: plan.Sizes, workloads, log) -> dict:
     paths["_shared_etag"] = datagen.write_shared_objects(
         DATA, LISTS, datagen.BUCKET, names["shared_prefix"], sizes.manifest_keys, plan.SHARED_BODY, names["manifest"]
     )
-    # W8: tar shards whose samples are W2's objects
-    if any(w.id == "W8" for w in workloads):
+    # W8 and W9t: tar shards whose samples are W2's objects
+    if any(w.kind == "tar" or w.params.get("shard_format") == "tar" for w in workloads):
         t = time.time()
         shards = datagen.write_tar_shards(
             DATA, plan.shard_keys(sizes), plan.samples_per_shard(sizes), [DATA / datagen.BUCKET / k for k in keys]
         )
-        datagen.write_listing(LISTS, datagen.BUCKET, names["shards_prefix"], shards)
+        datagen.write_listing(
+            LISTS, datagen.BUCKET, names["shards_prefix"], datagen.served_entries(DATA, plan.shard_keys(sizes))
+        )
         if time.time() - t > 1:
             log(
                 f"tar shards: {len(shards)} under s3://{datagen.BUCKET}/{names['shards_prefix']} ({time.time() - t:.0f} s)"
@@ -234,9 +239,13 @@ def _parse_args(argv):
     ap.add_argument(
         "--only",
         help="comma-separated workload ids (W0,W0s,W1,W1c,W1q,W1s,W2,W2x,W2d,W2m,W3s,W3l,W3ls,W3lb,W3c,W4,W4m,W4mx,"
-        "W5,W5n,W5s,W6,W6b,W8); W4m brings W4mx, W1c and W6b bring W1, W3lb brings W3l",
+        "W5,W5n,W5s,W6,W6b,W8,W9,W9t,W9c,W9n); W4m brings W4mx, W1c and W6b bring W1, W3lb brings W3l",
     )
-    ap.add_argument("--impls", help="comma-separated clients (ours,original,boto3,s3fs,curl,ours_prefix,webdataset)")
+    ap.add_argument(
+        "--impls",
+        help="comma-separated clients (ours,original,boto3,s3fs,curl,ours_prefix,webdataset,ours_nocache,local_files,"
+        "webdataset_local)",
+    )
     ap.add_argument("--reps", type=int, help="repetitions of the fast workloads (default 3, --quick 1)")
     ap.add_argument(
         "--baseline",
@@ -325,7 +334,7 @@ def run_everything(sizes, workloads, nginx_bin, original, paths, notes, bar):
     try:
         nginx.start()
         profiles = check_servers(nginx, sizes, paths)
-        endpoints = {p: nginx.endpoint(p) for p in ("loopback", "s3like", "sink")}
+        endpoints = {p: nginx.endpoint(p) for p in ("loopback", "s3like", "s3like_counted", "sink")}
         if any(w.profile == "moto" for w in workloads):
             endpoints["moto"] = start_moto(moto, sizes, workloads)
         bar.update(1)
@@ -355,6 +364,13 @@ def check_servers(nginx, sizes, paths) -> dict:
             paths["_shared_etag"],
         )
     servers.check_sink(nginx.endpoint("sink"))
+    servers.check_counted(
+        nginx.endpoint("s3like_counted"),
+        nginx.endpoint("s3like"),
+        nginx.counted_log,
+        datagen.BUCKET,
+        plan.keys(sizes)["tiny"],
+    )
     return profiles
 
 
@@ -433,7 +449,7 @@ def workload_spec(sizes, w, impl, endpoints, paths, signed) -> dict:
         workload=w.kind,
         endpoint=endpoints[w.profile],
         bucket="bench-write" if w.profile == "moto" and w.kind == "save" else datagen.BUCKET,
-        signed=signed.get("ours" if impl in ("ours_prefix", "baseline") else impl, False),
+        signed=signed.get("ours" if impl in ("ours_prefix", "ours_nocache", "baseline") else impl, False),
     )
     if impl in ("boto3", "s3fs"):
         spec.update(w.peer_params)
@@ -441,6 +457,10 @@ def workload_spec(sizes, w, impl, endpoints, paths, signed) -> dict:
         spec["path"] = paths[spec["key"]]
     if w.kind == "tar":  # sample 0 is W2's first object
         spec["first_sample_path"] = str(DATA / datagen.BUCKET / plan.keys(sizes)["small_prefix"] / "000000.bin")
+    if w.kind in ("epochs", "shared_cache"):  # the files nginx serves: the local peers' and the checks'
+        spec["data_dir"] = str(DATA / datagen.BUCKET)
+    if w.profile == "s3like_counted":
+        spec["access_log"] = str(PREFIX / servers.COUNTED_LOG)
     return spec
 
 
@@ -511,7 +531,7 @@ def serve(sizes: plan.Sizes) -> int:
     nginx = servers.Nginx(servers.ensure_nginx(_log), PREFIX, DATA, LISTS)
     nginx.start()
     try:
-        for p in ("loopback", "s3like", "sink"):
+        for p in ("loopback", "s3like", "s3like_counted", "sink"):
             print(f"{p:8} {nginx.endpoint(p)}", flush=True)
         print(f"objects: s3://{datagen.BUCKET}/" + ", ".join(plan.keys(sizes).values()), flush=True)
         print(

@@ -4,6 +4,8 @@
   * ``loopback``: the generated objects as a path-style S3 endpoint (GET/HEAD with Range,
     ListObjectsV2 from pre-generated pages), no shaping;
   * ``s3like``: the same, plus a 20 ms first-byte delay per request and 90 MB/s per connection;
+  * ``s3like_counted``: ``s3like`` on a second port whose requests nginx logs (``COUNTED_LOG``),
+    so a workload can count what reached the server (the node cache rows);
   * on both, every key under a prefix ``shared-*/`` is one body, ``_shared/<bucket>/<prefix>.bin``
     in the data dir (W4m's 100,000 objects without 100,000 files);
   * ``sink``: answers PutObject and the multipart upload calls correctly and drops the bytes.
@@ -23,6 +25,9 @@ from typing import Dict, List, Optional
 
 NGINX_PACKAGES = ["nginx", "libnginx-mod-http-lua"]
 MODULE_DIR = Path("/usr/lib/nginx/modules")
+# The access log of the s3like_counted port, in nginx's prefix dir: "<method> <status> <request URI>" per
+# request, written as each request ends (unbuffered), so a workload reads it as soon as nginx has sent.
+COUNTED_LOG = "s3like-counted.log"
 
 # Lua run in the access phase of every S3 request to the read endpoints. ListObjectsV2
 # (GET /bucket?list-type=2) is answered from pages written by data.py: one directory per
@@ -121,6 +126,8 @@ events {
 
 http {
     access_log off;
+    log_format counted '$request_method $status $request_uri';
+    map $server_port $counted { %(s3like_counted_port)d 1; default 0; }
     sendfile on;
     tcp_nopush on;
     tcp_nodelay on;
@@ -147,9 +154,11 @@ http {
         }
     }
 
-    # s3like: 20 ms to first byte, 90 MB/s per connection
+    # s3like: 20 ms to first byte, 90 MB/s per connection; its requests to the second port are logged
     server {
         listen 127.0.0.1:%(s3like_port)d reuseport;
+        listen 127.0.0.1:%(s3like_counted_port)d reuseport;
+        access_log %(prefix)s/%(counted_log)s counted if=$counted;
         root %(data)s;
         location /_list/ { internal; alias %(lists)s/; default_type application/xml; }
         location /_shared/ { internal; limit_rate 90m; alias %(data)s/_shared/; }
@@ -219,6 +228,10 @@ class Nginx:
     def endpoint(self, profile: str) -> str:
         return f"http://127.0.0.1:{self.ports[profile]}"
 
+    @property
+    def counted_log(self) -> Path:
+        return self.prefix / COUNTED_LOG
+
     def stop_stale(self) -> None:
         """A master left running by an earlier run of this harness with this prefix (killed hard)."""
         pid_file = self.prefix / "nginx.pid"
@@ -239,7 +252,8 @@ class Nginx:
         self.stop_stale()
         for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.prefix / d).mkdir(exist_ok=True)
-        self.ports = {"loopback": free_port(), "s3like": free_port(), "sink": free_port()}
+        self.ports = {profile: free_port() for profile in ("loopback", "s3like", "s3like_counted", "sink")}
+        self.counted_log.unlink(missing_ok=True)  # a last run's
         config = _CONFIG % dict(
             prefix=self.prefix,
             modules=MODULE_DIR,
@@ -249,6 +263,8 @@ class Nginx:
             lists=self.lists,
             loopback_port=self.ports["loopback"],
             s3like_port=self.ports["s3like"],
+            s3like_counted_port=self.ports["s3like_counted"],
+            counted_log=COUNTED_LOG,
             sink_port=self.ports["sink"],
             read_lua_loopback=_READ_LUA % dict(delay=""),
             read_lua_s3like=_READ_LUA % dict(delay="ngx.sleep(0.02)"),
@@ -346,6 +362,21 @@ def check_shared(endpoint: str, bucket: str, prefix: str, count: int, size: int,
         raise AssertionError("nginx ignored If-Match")
     except urllib.error.HTTPError as e:
         assert e.code == 412, e.code
+
+
+def check_counted(counted: str, uncounted: str, log: Path, bucket: str, key: str) -> None:
+    """A GET on the counted port is logged, one line (once nginx has sent it); one on s3like's own is not."""
+    before = log.stat().st_size if log.exists() else 0
+    for endpoint in (uncounted, counted):
+        with urllib.request.urlopen(f"{endpoint}/{bucket}/{key}", timeout=10) as r:
+            r.read()
+    deadline = time.time() + 5
+    while time.time() < deadline and (log.stat().st_size if log.exists() else 0) == before:
+        time.sleep(0.05)
+    with open(log, "rb") as f:
+        f.seek(before)
+        lines = f.read().decode().splitlines()
+    assert lines == [f"GET 200 /{bucket}/{key}"], lines
 
 
 def check_sink(endpoint: str) -> None:

@@ -3,18 +3,23 @@
 Runs under both our interpreter and the original 1.5.0's venv (the import name is the same), so
 it imports nothing from the bench package. Prints one line ``RESULT {json}``.
 
-Spec keys: impl (ours | original | boto3 | s3fs | ours_prefix | webdataset), workload, endpoint,
-bucket, key, size, path (the file nginx serves, to check bytes), and the workload's own parameters.
-``ours_prefix`` is our package too (W4m: from_prefix beside ours' from_manifest).
+Spec keys: impl (ours | original | boto3 | s3fs | ours_prefix | webdataset | ours_nocache | local_files |
+webdataset_local), workload, endpoint, bucket, key, size, path (the file nginx serves, to check bytes),
+and the workload's own parameters. ``ours_prefix`` is our package too (W4m: from_prefix beside ours'
+from_manifest), and so is ``ours_nocache`` (W9c: ours with the node cache off).
 """
 
 import io
+import itertools
 import json
 import os
 import random
 import resource
+import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 
 MIB = 1024 * 1024
 REGION = "us-east-1"
@@ -117,14 +122,14 @@ class Meter:
 SPEC = {}
 
 
-def _config():
+def _config(**options):
     """Unsigned, path-style requests; signed with dummy keys only when the spec says so (the
     harness falls back to it when an unsigned client cannot be made, and reports that)."""
     from s3torchconnector import S3ClientConfig
 
     if SPEC.get("signed"):
-        return S3ClientConfig(force_path_style=True)
-    return S3ClientConfig(unsigned=True, force_path_style=True)
+        return S3ClientConfig(force_path_style=True, **options)
+    return S3ClientConfig(unsigned=True, force_path_style=True, **options)
 
 
 def w_client_check(spec, impl):
@@ -650,6 +655,244 @@ def w_tar(spec, impl):
     return r
 
 
+# ---------------------------------------------------------------- the node cache (W9 rows)
+
+
+def key_and_bytes(reader):
+    """The transform of the cache rows: the key beside the bytes, so that each sample can be checked."""
+    return reader.key, reader.read()
+
+
+def tar_key_and_bytes(sample):
+    """The same for a tar sample (ours and webdataset give the same dict): its __key__ and its member."""
+    return sample["__key__"], sample["bin"]
+
+
+class ServerLog:
+    """The object requests nginx logged (the s3like_counted port's access log) between start() and stop()."""
+
+    def __init__(self, spec):
+        self.path = spec["access_log"]
+        self.objects = f"/{spec['bucket']}/{spec['prefix']}"
+
+    def start(self):
+        self.offset = self._settled_size()
+
+    def stop(self) -> dict:
+        end = self._settled_size()
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            lines = f.read(end - self.offset).decode().splitlines()
+        gets, heads, lists, fetched = 0, 0, 0, set()
+        for line in lines:
+            method, _, uri = line.split(" ", 2)
+            if uri.startswith(self.objects) and method == "GET":
+                gets += 1
+                fetched.add(uri.split("?")[0])
+            elif uri.startswith(self.objects):
+                heads += method == "HEAD"
+            elif "list-type=2" in uri:
+                lists += 1
+        return {"gets": gets, "heads": heads, "list_pages": lists, "keys_fetched": len(fetched)}
+
+    def _settled_size(self) -> int:
+        """The log's size once it stops growing: nginx logs a request just after sending its last byte,
+        which the client may have read a moment before."""
+        size = os.path.getsize(self.path)
+        while True:
+            time.sleep(0.1)
+            now = os.path.getsize(self.path)
+            if now == size:
+                return size
+            size = now
+
+
+@contextmanager
+def _cache_folder(spec, impl):
+    """The node cache's folder for ours (W9n's processes are given the one they share), None without a cache."""
+    if impl != "ours" or not spec.get("cache"):
+        yield None
+    elif spec.get("cache_dir"):
+        yield spec["cache_dir"]
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-node-cache-") as folder:
+            yield folder
+
+
+def _local_files(directory, prefix):
+    """W9's peer: the files behind the objects, listed (sorted(os.listdir())) at each epoch's start and
+    dealt to DataLoader workers as ours deals objects (worker i of n reads names[i::n]), open().read() each.
+    A class made here: workloads.py imports torch only where a workload needs it."""
+    import torch.utils.data
+
+    class LocalFiles(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            names = sorted(os.listdir(directory))
+            worker = torch.utils.data.get_worker_info()
+            shard, shards = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+            for name in itertools.islice(names, shard, None, shards):
+                with open(os.path.join(directory, name), "rb") as f:
+                    yield prefix + name, f.read()
+
+    return LocalFiles()
+
+
+def _epoch_reader(spec, impl, cache_dir):
+    """A function that starts one epoch: an iterable of (key, bytes) per sample, and the function giving
+    the client's cache counters where this process holds them (ours in one process), else None."""
+    workers = spec.get("workers", 0)
+    tar = spec.get("shard_format") == "tar"
+    counters = None
+    if impl in ("ours", "ours_nocache"):
+        from s3torchconnector import S3IterableDataset
+
+        cache = dict(cache_dir=cache_dir, cache_max_bytes=spec["cache_max_bytes"]) if cache_dir else {}
+        ds = S3IterableDataset.from_prefix(
+            f"s3://{spec['bucket']}/{spec['prefix']}",
+            region=REGION,
+            endpoint=spec["endpoint"],
+            transform=tar_key_and_bytes if tar else key_and_bytes,
+            s3client_config=_config(**cache),
+            enable_sharding=workers > 0,
+            **(dict(shard_format="tar") if tar else {}),
+        )
+        if cache and not workers:  # in a DataLoader the counters are the workers'
+            counters = lambda: ds.metrics()["cache"]
+    elif impl == "local_files":
+        ds = _local_files(os.path.join(spec["data_dir"], spec["prefix"]), spec["prefix"])
+    elif impl == "webdataset_local":
+        import webdataset as wds
+
+        directory = os.path.join(spec["data_dir"], spec["prefix"])
+
+        def epoch():  # listed and made inside the epoch, as ours lists
+            shards = [os.path.join(directory, name) for name in sorted(os.listdir(directory))]
+            return wds.WebDataset(shards, shardshuffle=False).map(tar_key_and_bytes)
+
+        return epoch, None
+    else:
+        raise ValueError(impl)
+    if workers:
+        import torch.utils.data
+
+        loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers)
+        return lambda: loader, counters
+    return lambda: ds, counters
+
+
+def _read_epoch(spec, samples, keep_every=50):
+    """Every sample of one epoch: their number and bytes, and every ``keep_every``-th (key, bytes) kept."""
+    count = nbytes = 0
+    kept = []
+    for key, data in samples:
+        if count % keep_every == 0:
+            kept.append((key, data))
+        count += 1
+        nbytes += len(data)
+    if count != spec["count"] or nbytes != count * spec["object_size"]:
+        raise AssertionError(f"got {count} samples ({nbytes} bytes), expected {spec['count']} of {spec['object_size']}")
+    return count, nbytes, kept
+
+
+def _check_samples(spec, kept):
+    """Each kept sample's bytes against the file nginx serves: the object's, or (a tar sample) the W2
+    object that sample i was made from (i % small_count)."""
+    for key, data in kept:
+        if spec.get("shard_format") == "tar":
+            name = f"{spec['sample_prefix']}{int(key) % spec['sample_objects']:06d}.bin"
+        else:
+            name = key
+        with open(os.path.join(spec["data_dir"], name), "rb") as f:
+            if f.read() != data:
+                raise AssertionError(f"the bytes of sample {key} differ from the file {name}")
+
+
+def w_epochs(spec, impl):
+    """Epochs of a dataset (W2's objects, or W8's shards with shard_format="tar"): ``warm_epochs``
+    untimed, then one timed. ours reads through the node cache (``cache``: a fresh folder, or W9n's
+    shared ``cache_dir``) or without it (ours_nocache); the local peers read the files nginx serves.
+    The timed epoch's object requests that reached nginx are counted (``access_log``) and must be
+    ``expect_gets`` GETs and no HEAD."""
+    with _cache_folder(spec, impl) as cache_dir:
+        epoch, counters = _epoch_reader(spec, impl, cache_dir)
+        for _ in range(spec.get("warm_epochs", 0)):
+            _read_epoch(spec, epoch())
+        if spec.get("wait_for_go"):  # W9n: every process ready (imports, dataset) before any reads
+            print("READY", flush=True)
+            sys.stdin.readline()
+        server = ServerLog(spec) if spec.get("access_log") else None
+        before = counters() if counters else None
+        if server:
+            server.start()
+        m = Meter()
+        m.start()
+        count, nbytes, kept = _read_epoch(spec, epoch())
+        r = m.stop()
+        if server:
+            r.update(server.stop())
+        if before is not None:
+            r["cache"] = {name: n - before[name] for name, n in counters().items()}
+    _check_samples(spec, kept)
+    if "expect_gets" in spec and (r["gets"], r["heads"]) != (spec["expect_gets"], 0):
+        raise AssertionError(
+            f"nginx logged {r['gets']} GETs and {r['heads']} HEADs of objects in the timed epoch, "
+            f"expected {spec['expect_gets']} GETs and no HEAD"
+        )
+    cache, objects = r.get("cache"), spec.get("shards", spec["count"])
+    if cache and spec.get("expect_gets") == 0 and (cache["misses"], cache["hits"]) != (0, objects):
+        raise AssertionError(f"the timed epoch's cache counters {cache}: expected {objects} hits and no miss")
+    r.update(count=count, bytes=nbytes, checked=len(kept))
+    return r
+
+
+def w_shared_cache(spec, impl):
+    """``processes`` processes, each a DataLoader of ``workers`` workers reading the same objects through
+    one node cache folder, started at one signal once all are ready: the GETs nginx logged for the objects
+    (one per object when the node downloads each once) and the wall time until the last one finished."""
+    with _cache_folder(spec, impl) as cache_dir:
+        # Each process runs w_epochs, one timed epoch; the requests are counted here, over all of them.
+        child = {k: v for k, v in spec.items() if k not in ("access_log", "expect_gets")}
+        child.update(workload="epochs", cache_dir=cache_dir, warm_epochs=0, wait_for_go=True)
+        command = [sys.executable, "-I", os.path.abspath(__file__), json.dumps(child)]
+        procs = [
+            subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for _ in range(spec["processes"])
+        ]
+        try:
+            for proc in procs:
+                line = proc.stdout.readline()
+                if line.strip() != "READY":
+                    raise RuntimeError(f"a reader process did not get ready (exit {proc.wait()}): {line!r}")
+            server = ServerLog(spec)
+            server.start()
+            m = Meter()
+            m.start()
+            for proc in procs:
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+            outs = [proc.communicate()[0] for proc in procs]
+            r = m.stop()
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    lines = [line for out in outs for line in out.splitlines() if line.startswith("RESULT ")]
+    results = [json.loads(line[len("RESULT ") :]) for line in lines]
+    exits = [proc.returncode for proc in procs]
+    if len(results) != len(procs) or any(exits):
+        raise AssertionError(f"{len(results)} of {len(procs)} reader processes finished (exits {exits})")
+    r.update(server.stop())
+    if r["keys_fetched"] != spec["count"]:
+        raise AssertionError(f"nginx logged GETs of {r['keys_fetched']} of the {spec['count']} objects")
+    r.update(
+        downloads=r["gets"],
+        count=spec["count"],
+        process_seconds=[x["seconds"] for x in results],
+    )
+    return r
+
+
 def w_list(spec, impl):
     """Every key under a prefix."""
     m = Meter()
@@ -691,6 +934,8 @@ WORKLOADS = {
     "list": w_list,
     "first_sample": w_first_sample,
     "tar": w_tar,
+    "epochs": w_epochs,
+    "shared_cache": w_shared_cache,
 }
 
 
@@ -701,7 +946,7 @@ def main():
     if impl in ("original", "baseline"):
         _isolate_original()
     result = {}
-    if impl in ("ours", "ours_prefix", "original", "baseline"):
+    if impl in ("ours", "ours_prefix", "ours_nocache", "original", "baseline"):
         result.update(_package_info(impl))
         if impl in ("original", "baseline") and not result["inside_venv"]:
             raise SystemExit(f"the {impl}'s workload imported {result['module_file']}, not the venv's package")

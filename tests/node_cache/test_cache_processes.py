@@ -90,7 +90,9 @@ def test_ranks_and_workers_download_each_object_once(s3, proxy, cache_dir, tmp_p
         assert len(seen) == 2 * per_epoch and {key for key, _ in seen} == set(expected)
     # 3 ranks x 2 workers x 2 epochs, 300 reads of 30 objects: 30 GETs, and no HEAD (the listing's ETags).
     downloads = collections.Counter(e.request.path for e in proxy.requests(lambda r: r.method == "GET" and not r.query))
-    assert sum(downloads.values()) == len(objects), [(e.request.path, e.action, e.status) for e in proxy.log if downloads[e.request.path] > 1]
+    assert sum(downloads.values()) == len(objects), [
+        (e.request.path, e.action, e.status) for e in proxy.log if downloads[e.request.path] > 1
+    ]
     assert not proxy.requests(lambda r: r.method == "HEAD")
     assert len(entry_files(cache_dir)) == len(objects) and not part_files(cache_dir)
 
