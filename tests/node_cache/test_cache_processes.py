@@ -17,7 +17,7 @@ import pytest
 from faults.proxy import stall
 from samples import payload
 
-from .helpers import cached_client, entry_files, gets, part_files
+from .helpers import cached_client, disk_bytes, entry_files, gets, part_files
 
 MIB = 1024 * 1024
 TESTS = Path(__file__).resolve().parent.parent
@@ -141,3 +141,49 @@ def test_a_stuck_or_killed_downloader_blocks_no_one(s3, proxy, cache_dir, caplog
     before = gets(proxy)
     assert client.get_object(s3.bucket, "big.bin").read() == data
     assert gets(proxy) == before
+
+
+READER = """
+import hashlib, json, random, sys
+from s3torchconnector._s3client import S3Client
+
+endpoint, bucket, expected_path, seed = sys.argv[1:5]
+expected = json.load(open(expected_path))
+keys = sorted(expected)
+random.Random(int(seed)).shuffle(keys)
+client = S3Client("us-east-1", endpoint=endpoint)  # the cache from the environment
+for _ in range(2):
+    for key in keys:
+        assert hashlib.sha256(client.get_object(bucket, key).read()).hexdigest() == expected[key], key
+print(json.dumps(client.metrics()["cache"]))
+"""
+
+
+def test_the_bound_holds_while_processes_evict(s3, proxy, cache_dir, tmp_path):
+    objects = {f"evict/{i:03d}": payload(100_000 + i, seed=i) for i in range(40)}
+    for key, data in objects.items():
+        s3.put(key, data)
+    expected = tmp_path / "expected.json"
+    expected.write_text(json.dumps({key: hashlib.sha256(data).hexdigest() for key, data in objects.items()}))
+    bound = 600_000  # five entries
+    largest = 0
+    readers = [
+        subprocess.Popen(
+            [sys.executable, "-c", READER, proxy.url, s3.bucket, str(expected), str(seed)],
+            env=cache_environment(cache_dir, max_bytes=str(bound)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in range(3)
+    ]
+    while any(reader.poll() is None for reader in readers):  # watched on disk while they read
+        largest = max(largest, disk_bytes(entry_files(cache_dir)))
+        time.sleep(0.002)
+    counters = []
+    for reader in readers:
+        stdout, stderr = reader.communicate(timeout=TIMEOUT)
+        assert reader.returncode == 0, stderr
+        counters.append(json.loads(stdout))
+    assert 0 < largest <= bound
+    assert sum(c["evictions"] for c in counters) > 0 and sum(c["hits"] for c in counters) > 0

@@ -3,6 +3,7 @@ native client as it is built (its constructor stood in for where a test looks at
 network."""
 
 import dataclasses
+import pathlib
 import platform
 import sys
 
@@ -415,3 +416,35 @@ def test_the_defaults_reach_the_native_client_as_it_takes_them(built, monkeypatc
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:8")
     _ = S3Client(REGION)._client
     assert built[-1][1]["endpoint"] == "http://127.0.0.1:8" and built[-1][1]["upload_checksum"] == "CRC32C"
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [(1, 1), ("1073741824", 2**30), ("500GiB", 500 * 2**30), ("1.5 TB", 1_500_000_000_000), ("64mib", 64 * 2**20)],
+)
+def test_cache_max_bytes_takes_numbers_and_sizes(value, expected):
+    assert S3ClientConfig(cache_dir="/tmp/c", cache_max_bytes=value).cache_max_bytes == expected
+
+
+@pytest.mark.parametrize(
+    "value, error",
+    [
+        ("lots", ValueError),
+        ("5 parsecs", ValueError),
+        (0, ValueError),
+        (-1, ValueError),
+        (True, TypeError),
+        (1.5, TypeError),
+    ],
+)
+def test_cache_max_bytes_refused_saying_why(value, error):
+    with pytest.raises(error, match="cache_max_bytes"):
+        S3ClientConfig(cache_max_bytes=value)
+
+
+def test_cache_dir_must_be_a_path():
+    with pytest.raises(TypeError, match="cache_dir"):
+        S3ClientConfig(cache_dir=3)
+    with pytest.raises(ValueError, match="cache_dir must name a folder"):
+        S3ClientConfig(cache_dir="")
+    assert S3ClientConfig(cache_dir=pathlib.Path("/tmp/c")).cache_dir == pathlib.Path("/tmp/c")

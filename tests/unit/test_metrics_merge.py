@@ -39,3 +39,12 @@ def test_merging_equals_counting_everything_in_one_process():
 def test_no_requests_gives_no_percentiles():
     got = merge_metrics([snapshot([])])["operations"]["GetObject"]
     assert got["first_byte_ms"] == {"p50": None, "p90": None, "p99": None}
+
+
+def test_node_cache_counters_add_up():
+    cache = dict(hits=3, misses=2, bytes_from_cache=300, revalidations=1, evictions=0, fallbacks=0)
+    worker = dict(snapshot([1000]), cache=cache)
+    other = dict(snapshot([1000]), cache=dict(cache, hits=5, evictions=4))
+    merged = merge_metrics([worker, other, snapshot([1000])])  # a process without the cache has no counters
+    assert merged["cache"] == dict(hits=8, misses=4, bytes_from_cache=600, revalidations=2, evictions=4, fallbacks=0)
+    assert "cache" not in merge_metrics([snapshot([1000])])
