@@ -49,8 +49,10 @@ class CachedStream:
         from_s3: Callable[[int, int], "_native.GetObjectStream"],
         on_damage: Callable[[OpenEntry], None],
         on_bytes: Callable[[int], None],
+        preloaded: Optional[bytes] = None,
     ):
         self._entry = entry
+        self._preloaded = preloaded  # the whole object, as this process just wrote and checked it
         self._bucket = bucket
         size = entry.header.size
         self._position = min(start or 0, size)
@@ -60,7 +62,7 @@ class CachedStream:
         self._on_bytes = on_bytes
         self._s3: Optional["_native.GetObjectStream"] = None  # the rest of the read, once the entry failed a check
         self._block_index = -1
-        self._block = b""
+        self._block = memoryview(b"")
         self._closed = False
 
     @property
@@ -83,21 +85,30 @@ class CachedStream:
         if self._s3 is not None:
             return self._s3.read_all_bytes()
         start, end = self._position, self._end
+        if self._preloaded is not None and start == 0 and end == len(self._preloaded):
+            self._position = end
+            return self._preloaded
         if start % BLOCK_SIZE or (end % BLOCK_SIZE and end != self._entry.header.size):
             whole = bytearray(end - start)  # not on block boundaries: through the checked blocks
             got = self.readinto(whole)
             return bytes(memoryview(whole)[:got])
         data = self._pread(start, end - start)
-        view = memoryview(data)
-        checksums = self._entry.checksums
-        if len(data) != end - start or any(
-            _native.crc32c(view[at : at + BLOCK_SIZE]) != checksums[(start + at) // BLOCK_SIZE]
-            for at in range(0, len(data), BLOCK_SIZE)
-        ):
+        if len(data) != end - start or not self._blocks_match(data, start):
             return self._switch_to_s3().read_all_bytes()
         self._position = end
         self._on_bytes(len(data))
         return data
+
+    def _blocks_match(self, data: bytes, start: int) -> bool:
+        """Whether ``data``, the object's bytes from ``start`` (a block boundary), match their checksums."""
+        checksums = self._entry.checksums
+        if len(data) <= BLOCK_SIZE:
+            return _native.crc32c(data) == checksums[start // BLOCK_SIZE]
+        view = memoryview(data)
+        return all(
+            _native.crc32c(view[at : at + BLOCK_SIZE]) == checksums[(start + at) // BLOCK_SIZE]
+            for at in range(0, len(data), BLOCK_SIZE)
+        )
 
     def land_bytes(self) -> bytes:
         return self.read_all_bytes()  # from local disk every byte is there at once
@@ -133,7 +144,7 @@ class CachedStream:
             if block is None:
                 break
             offset = self._position % BLOCK_SIZE
-            chunk = bytes(block[offset : min(len(block), offset + self._end - self._position)])
+            chunk = block[offset : min(len(block), offset + self._end - self._position)].tobytes()
             self._position += len(chunk)
             self._on_bytes(len(chunk))
             return chunk
@@ -154,7 +165,8 @@ class CachedStream:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._block = b""
+            self._block = memoryview(b"")
+            self._preloaded = None
             os.close(self._entry.fd)  # and with it the shared lock
         if self._s3 is not None:
             self._s3.close()
@@ -168,16 +180,19 @@ class CachedStream:
         if self._closed:
             raise RuntimeError("the stream is closed")
 
-    def _checked_block(self, index: int) -> Optional[bytes]:
+    def _checked_block(self, index: int) -> Optional[memoryview]:
         """Block ``index`` if its bytes match their checksum; else None, and the read goes on from S3."""
         if index != self._block_index:
             at = index * BLOCK_SIZE
             length = min(BLOCK_SIZE, self._entry.header.size - at)
+            if self._preloaded is not None:
+                self._block_index, self._block = index, memoryview(self._preloaded)[at : at + length]
+                return self._block
             block = self._pread(at, length)
             if len(block) != length or _native.crc32c(block) != self._entry.checksums[index]:
                 self._switch_to_s3()
                 return None
-            self._block_index, self._block = index, block
+            self._block_index, self._block = index, memoryview(block)
         return self._block
 
     def _switch_to_s3(self) -> "_native.GetObjectStream":

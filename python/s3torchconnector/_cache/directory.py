@@ -46,7 +46,7 @@ class CacheDirectory:
     def entry_path(self, endpoint: str, bucket: str, key: str) -> str:
         # Neither an endpoint nor a bucket name holds a newline: the joined text names one object.
         name = hashlib.sha256(f"{endpoint}\n{bucket}\n{key}".encode("utf-8", "surrogatepass")).hexdigest()
-        return os.path.join(self.root, name[:2], name)
+        return f"{self.root}/{name[:2]}/{name}"
 
     @contextmanager
     def _locked(self) -> Iterator[int]:

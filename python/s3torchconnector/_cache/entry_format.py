@@ -56,14 +56,20 @@ def cacheable(header: EntryHeader) -> bool:
 
 
 def checksums_inline(header: EntryHeader) -> bool:
-    names = sum(map(len, _names(header)))
-    return _FIXED.size + names + 4 * block_count(header.size) <= HEADER_SIZE
+    return _inline(sum(map(len, _names(header))), header.size)
+
+
+def _inline(names_length: int, size: int) -> bool:
+    return _FIXED.size + names_length + 4 * block_count(size) <= HEADER_SIZE
 
 
 def entry_file_size(header: EntryHeader) -> int:
     """The bytes on disk of the entry's file."""
-    trailer = 0 if checksums_inline(header) else 4 * block_count(header.size)
-    return HEADER_SIZE + header.size + trailer
+    return _file_size(checksums_inline(header), header.size)
+
+
+def _file_size(inline: bool, size: int) -> int:
+    return HEADER_SIZE + size + (0 if inline else 4 * block_count(size))
 
 
 def encode(header: EntryHeader, checksums: List[int]) -> Tuple[bytes, bytes]:
@@ -77,9 +83,10 @@ def encode(header: EntryHeader, checksums: List[int]) -> Tuple[bytes, bytes]:
     return block, b"" if inline else table
 
 
-def decode(raw: bytes, endpoint: str) -> Tuple[EntryHeader, Optional[List[int]]]:
-    """The header of an entry and its checksums when inline (None: they follow the object's bytes).
-    ValueError if it is not an entry of this format, or changed on disk, or is another endpoint's."""
+def decode(raw: bytes, endpoint: str) -> Tuple[EntryHeader, Optional[List[int]], int]:
+    """The header of an entry, its checksums when inline (None: they follow the object's bytes), and
+    the size its file must have. ValueError if it is not an entry of this format, or changed on
+    disk, or is another endpoint's."""
     if len(raw) != HEADER_SIZE:
         raise ValueError("short header")
     magic, _, size, endpoint_sha, bucket_len, key_len, etag_len = _FIXED.unpack_from(raw)
@@ -91,13 +98,14 @@ def decode(raw: bytes, endpoint: str) -> Tuple[EntryHeader, Optional[List[int]]]
     key = raw[at + bucket_len : at + bucket_len + key_len].decode("utf-8", "replace")
     etag = raw[at + bucket_len + key_len : names_end].decode("utf-8", "replace")
     header = EntryHeader(endpoint, bucket, key, etag, size)
-    inline = checksums_inline(header)
+    inline = _inline(names_end - _FIXED.size, size)
     table_end = names_end + (4 * block_count(size) if inline else 0)
     if _native.crc32c(memoryview(raw)[_CHECKED_FROM:table_end]) != struct.unpack_from("<I", raw, 8)[0]:
         raise ValueError("the entry's header changed on disk")
     if endpoint_sha != endpoint_hash(endpoint):
         raise ValueError("the entry is another endpoint's")
-    return header, decode_checksums(raw[names_end:table_end]) if inline else None
+    checksums = decode_checksums(raw[names_end:table_end]) if inline else None
+    return header, checksums, _file_size(inline, size)
 
 
 def block_checksums(data: memoryview) -> List[int]:

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from functools import partial
-from typing import Dict, List, Optional, Protocol
+from typing import Dict, List, Optional, Protocol, Tuple
 
 from .. import _native
 from .._metrics import CACHE_COUNTERS
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 _CHUNK = 8 << 20  # bytes moved from the download to the file at a time: a multiple of BLOCK_SIZE
 _FIRST_WAIT = 0.0005  # seconds; doubling to _LAST_WAIT while another process downloads
 _LAST_WAIT = 0.05
+_TOUCH_AFTER = 1.0  # seconds: an entry's time of last use is kept this precisely (a write per hit otherwise)
 _LOCKED, _DONE, _STALLED = "locked", "done", "stalled"  # how a wait for a `.part` ends
 _warned: set = set()
 
@@ -135,7 +136,7 @@ class NodeCache:
         self._counters["hits"] += 1
         return self._serve(entry, pinned, start, end, self._count_bytes)
 
-    def _serve(self, entry: OpenEntry, pinned: PinnedObject, start, end, on_bytes) -> CachedStream:
+    def _serve(self, entry: OpenEntry, pinned: PinnedObject, start, end, on_bytes, preloaded=None) -> CachedStream:
         pinned.pin(entry.header.etag)
         return CachedStream(
             entry,
@@ -145,6 +146,7 @@ class NodeCache:
             from_s3=pinned.from_s3,
             on_damage=self._damaged,
             on_bytes=on_bytes,
+            preloaded=preloaded,
         )
 
     def _count_bytes(self, n: int) -> None:
@@ -177,14 +179,15 @@ class NodeCache:
             if stat.st_nlink == 0:  # evicted between open and lock
                 _close(fd)
                 return None
-            header, checksums = decode(os.pread(fd, HEADER_SIZE, 0), self._endpoint)
-            if (header.bucket, header.key) != (pinned.bucket, pinned.key):
+            header, checksums, file_size = decode(os.pread(fd, HEADER_SIZE, 0), self._endpoint)
+            if header.key != pinned.key or header.bucket != pinned.bucket:
                 raise ValueError("the entry is another object's")
-            if stat.st_size != entry_file_size(header):
+            if stat.st_size != file_size:
                 raise ValueError("the entry's size is not the one its header gives")
             if checksums is None:  # a large object's: after its bytes
                 checksums = decode_checksums(os.pread(fd, 4 * block_count(header.size), HEADER_SIZE + header.size))
-            touch(fd)
+            if time.time() - stat.st_mtime > _TOUCH_AFTER:
+                touch(fd)
             return OpenEntry(fd, path, header, checksums)
         except ValueError:
             self._damaged(OpenEntry(fd, path, EntryHeader("", "", "", "", 0), []))
@@ -238,6 +241,12 @@ class NodeCache:
             return pinned.from_s3(0, None)
 
     def _open_part(self, part: str) -> int:
+        try:
+            return os.open(part, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except FileNotFoundError:
+            pass  # its folder is not there yet (or was removed): made below
+        except OSError as error:
+            raise _DiskError("cannot write into the cache directory") from error
         try:
             os.makedirs(os.path.dirname(part), exist_ok=True)
             return os.open(part, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
@@ -300,8 +309,7 @@ class NodeCache:
             _remove_part(fd, part)
             return stream
         try:
-            _truncate(fd)  # a `.part` left by a dead process may hold more bytes than this object
-            checksums = self._write_entry(fd, stream, header)
+            checksums, body = self._write_entry(fd, stream, header)
         except BaseException:  # a _DiskError too: _or_s3 then reads from S3 afresh
             _remove_part(fd, part)
             raise
@@ -316,26 +324,46 @@ class NodeCache:
             fcntl.flock(fd, fcntl.LOCK_SH)  # a reader now, like any other
         else:
             _unlink_if_same(fd, part)  # no room: read from the open file, gone when it closes
-        # Read back from the file just written (the page cache): this process's bytes came from S3.
-        return self._serve(OpenEntry(fd, path, header, checksums), pinned, None, None, _not_counted)
+        # This process's bytes came from S3: not counted as served from the cache.
+        return self._serve(OpenEntry(fd, path, header, checksums), pinned, None, None, _not_counted, body)
 
-    def _write_entry(self, fd: int, stream, header: EntryHeader) -> List[int]:
-        """The object's bytes from ``stream`` into the `.part` open as ``fd``, then its checksums and header."""
+    def _write_entry(self, fd: int, stream, header: EntryHeader) -> Tuple[List[int], Optional[bytes]]:
+        """The object's bytes from ``stream`` into the `.part` open as ``fd``, then its checksums and
+        header. Returns the checksums, and the object's bytes when it came in one piece (an object of
+        up to _CHUNK bytes): the reader takes them as they are, without reading the file back."""
         size = header.size
-        buffer = memoryview(bytearray(min(size, _CHUNK)))
+        if os.fstat(fd).st_size:
+            # A `.part` left by a dead process, maybe longer than this object. Not for a new file: on
+            # ext4, closing a file truncated to nothing and written again starts its writeback at once.
+            _truncate(fd)
+        body: Optional[bytes] = None
+        if size <= _CHUNK:
+            body = stream.read_all_bytes()
+            if len(body) != size:
+                raise ValueError(f"the download of s3://{header.bucket}/{header.key} ended early")
+            checksums = block_checksums(memoryview(body))
+            _write_all(fd, memoryview(body), HEADER_SIZE)
+        else:
+            checksums = self._write_in_chunks(fd, stream, header)
+        block, trailer = encode(header, checksums)
+        if trailer:
+            _write_all(fd, memoryview(trailer), HEADER_SIZE + size)
+        _write_all(fd, memoryview(block), 0)  # last: a header names only bytes already written
+        return checksums, body
+
+    def _write_in_chunks(self, fd: int, stream, header: EntryHeader) -> List[int]:
+        """A large object through a buffer of _CHUNK bytes: memory stays bounded."""
+        buffer = memoryview(bytearray(_CHUNK))
         checksums: List[int] = []
         position = 0
-        while position < size:
-            want = buffer[: min(len(buffer), size - position)]
+        while position < header.size:
+            want = buffer[: min(len(buffer), header.size - position)]
             got = _read_full(stream, want)
             if got != len(want):
                 raise ValueError(f"the download of s3://{header.bucket}/{header.key} ended early")
             checksums.extend(block_checksums(want))
             _write_all(fd, want, HEADER_SIZE + position)
             position += got
-        block, trailer = encode(header, checksums)
-        _write_all(fd, memoryview(trailer), HEADER_SIZE + size)
-        _write_all(fd, memoryview(block), 0)  # last: a header names only bytes already written
         return checksums
 
 
