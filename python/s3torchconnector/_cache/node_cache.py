@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 _CHUNK = 8 << 20  # bytes moved from the download to the file at a time: a multiple of BLOCK_SIZE
 _FIRST_WAIT = 0.0005  # seconds; doubling to _LAST_WAIT while another process downloads
 _LAST_WAIT = 0.05
-_TOUCH_AFTER = 1.0  # seconds: an entry's time of last use is kept this precisely (a write per hit otherwise)
+_TOUCH_AFTER = 60.0  # seconds: an entry's time of last use is kept this precisely (not a write per hit)
 _LOCKED, _DONE, _STALLED = "locked", "done", "stalled"  # how a wait for a `.part` ends
 _warned: set = set()
 
@@ -338,7 +338,8 @@ class NodeCache:
             _truncate(fd)
         body: Optional[bytes] = None
         if size <= _CHUNK:
-            body = stream.read_all_bytes()
+            body = stream.land_bytes()
+            stream.wait_landed(0, size)
             if len(body) != size:
                 raise ValueError(f"the download of s3://{header.bucket}/{header.key} ended early")
             checksums = block_checksums(memoryview(body))
