@@ -6,14 +6,12 @@ with small objects. Point it at any S3 with --endpoint/--bucket/--prefix/--regio
 """
 
 import argparse
-import os
 
 import torch
-from local_s3 import start_local_s3
+from local_s3 import add_s3_arguments, start_with_samples
 from torch.utils.data import DataLoader, IterableDataset
 
 from s3torchconnector import S3IterableDataset, merge_metrics
-from s3torchconnector._s3client import S3Client
 
 
 class ReportsMetrics(IterableDataset):
@@ -50,20 +48,12 @@ def print_table(metrics: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--endpoint", help="S3 endpoint URL; without it a local server is started")
-    parser.add_argument("--bucket", default="metrics-example")
-    parser.add_argument("--prefix", default="metrics/")
-    parser.add_argument("--region", default="us-east-1")
+    add_s3_arguments(parser, bucket="metrics-example", prefix="metrics/")
     parser.add_argument("--samples", type=int, default=400)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    if args.endpoint is None:
-        args.endpoint = start_local_s3(args.bucket)
-        client = S3Client(args.region, endpoint=args.endpoint)
-        for index in range(args.samples):
-            with client.put_object(args.bucket, f"{args.prefix}{index:06d}.bin") as writer:
-                writer.write(os.urandom(64 * 1024))
+    start_with_samples(args)
 
     dataset = S3IterableDataset.from_prefix(
         f"s3://{args.bucket}/{args.prefix}",

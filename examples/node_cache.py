@@ -7,25 +7,20 @@ with small objects, and keeps the cache in a temporary folder. Point it at any S
 """
 
 import argparse
-import os
 import tempfile
 import time
 
 import torch
-from local_s3 import start_local_s3
+from local_s3 import add_s3_arguments, start_with_samples
 from metrics import ReportsMetrics
 from torch.utils.data import DataLoader
 
 from s3torchconnector import S3ClientConfig, S3IterableDataset, merge_metrics
-from s3torchconnector._s3client import S3Client
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--endpoint", help="S3 endpoint URL; without it a local server is started")
-    parser.add_argument("--bucket", default="cache-example")
-    parser.add_argument("--prefix", default="train/")
-    parser.add_argument("--region", default="us-east-1")
+    add_s3_arguments(parser, bucket="cache-example", prefix="train/")
     parser.add_argument("--cache-dir", help="a folder on local disk; a temporary one by default")
     parser.add_argument("--cache-max-bytes", default="1GiB")
     parser.add_argument("--samples", type=int, default=400)
@@ -33,12 +28,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
 
-    if args.endpoint is None:
-        args.endpoint = start_local_s3(args.bucket)
-        client = S3Client(args.region, endpoint=args.endpoint)
-        for index in range(args.samples):
-            with client.put_object(args.bucket, f"{args.prefix}{index:06d}.bin") as writer:
-                writer.write(os.urandom(64 * 1024))
+    start_with_samples(args)
 
     with tempfile.TemporaryDirectory() as scratch:
         config = S3ClientConfig(cache_dir=args.cache_dir or scratch, cache_max_bytes=args.cache_max_bytes)

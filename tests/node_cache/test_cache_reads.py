@@ -27,15 +27,16 @@ def config(cache_dir, max_bytes="64MiB", **more) -> S3ClientConfig:
     return S3ClientConfig(cache_dir=str(cache_dir), cache_max_bytes=max_bytes, **more)
 
 
+def listed(kind, s3, proxy, prefix: str, cache_dir):
+    """A dataset of ``kind`` over a prefix, through the proxy and the cache, yielding (key, bytes)."""
+    return kind.from_prefix(
+        s3.uri(prefix), region=s3.region, endpoint=proxy.url, transform=key_and_bytes, s3client_config=config(cache_dir)
+    )
+
+
 def test_second_epoch_of_a_listing_sends_no_get(s3, proxy, cache_dir):
     objects = put_objects(s3, "train/", 12, 30_000)
-    dataset = S3IterableDataset.from_prefix(
-        s3.uri("train/"),
-        region=s3.region,
-        endpoint=proxy.url,
-        transform=key_and_bytes,
-        s3client_config=config(cache_dir),
-    )
+    dataset = listed(S3IterableDataset, s3, proxy, "train/", cache_dir)
     assert dict(dataset) == objects
     assert gets(proxy) == len(objects)
     assert dict(dataset) == objects  # the listing gave each ETag: served without asking
@@ -49,13 +50,9 @@ def test_second_epoch_of_a_listing_sends_no_get(s3, proxy, cache_dir):
 
 def test_map_dataset_and_a_second_client_share_the_entries(s3, proxy, cache_dir):
     objects = put_objects(s3, "map/", 6, 10_000)
-    dataset = S3MapDataset.from_prefix(
-        s3.uri("map/"), region=s3.region, endpoint=proxy.url, transform=key_and_bytes, s3client_config=config(cache_dir)
-    )
+    dataset = listed(S3MapDataset, s3, proxy, "map/", cache_dir)
     assert dict(dataset[i] for i in range(len(dataset))) == objects
-    again = S3MapDataset.from_prefix(
-        s3.uri("map/"), region=s3.region, endpoint=proxy.url, transform=key_and_bytes, s3client_config=config(cache_dir)
-    )
+    again = listed(S3MapDataset, s3, proxy, "map/", cache_dir)
     assert dict(again[i] for i in range(len(again))) == objects
     assert gets(proxy) == len(objects)
 
@@ -77,13 +74,7 @@ def test_a_read_without_a_known_etag_revalidates_with_one_head(s3, proxy, cache_
 
 def test_an_overwritten_object_is_read_anew(s3, proxy, cache_dir):
     s3.put("data/a", b"first version")
-    dataset = S3IterableDataset.from_prefix(
-        s3.uri("data/"),
-        region=s3.region,
-        endpoint=proxy.url,
-        transform=key_and_bytes,
-        s3client_config=config(cache_dir),
-    )
+    dataset = listed(S3IterableDataset, s3, proxy, "data/", cache_dir)
     assert dict(dataset) == {"data/a": b"first version"}
     s3.put("data/a", b"second, longer version")
     assert dict(dataset) == {"data/a": b"second, longer version"}  # the next epoch lists the new ETag
