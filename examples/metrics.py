@@ -6,6 +6,7 @@ with small objects. Point it at any S3 with --endpoint/--bucket/--prefix/--regio
 """
 
 import argparse
+from typing import Tuple
 
 import torch
 from local_s3 import add_s3_arguments, start_with_samples
@@ -28,6 +29,17 @@ class ReportsMetrics(IterableDataset):
     def __iter__(self):
         yield from self.dataset
         self.outbox.put(self.dataset.metrics())
+
+
+def read_epoch(dataset: S3IterableDataset, workers: int) -> Tuple[int, dict]:
+    """One epoch through a DataLoader of ``workers`` forked workers: the samples read, and what the
+    requests of every process that read them did, merged."""
+    outbox = torch.multiprocessing.get_context("fork").SimpleQueue()
+    loader = DataLoader(
+        ReportsMetrics(dataset, outbox), batch_size=32, num_workers=workers, multiprocessing_context="fork"
+    )
+    samples = sum(len(batch) for batch in loader)
+    return samples, merge_metrics(outbox.get() for _ in range(max(workers, 1)))
 
 
 def print_table(metrics: dict) -> None:
@@ -62,14 +74,9 @@ def main() -> None:
         transform=lambda reader: len(reader.read()),
         enable_sharding=True,
     )
-    outbox = torch.multiprocessing.get_context("fork").SimpleQueue()
-    loader = DataLoader(
-        ReportsMetrics(dataset, outbox), batch_size=32, num_workers=args.workers, multiprocessing_context="fork"
-    )
-    samples = sum(len(batch) for batch in loader)
-    per_worker = [outbox.get() for _ in range(max(args.workers, 1))] if args.workers else [dataset.metrics()]
+    samples, metrics = read_epoch(dataset, args.workers)
     print(f"\none epoch: {samples} samples read by {args.workers} workers")
-    print_table(merge_metrics(per_worker))
+    print_table(metrics)
 
     # The same reads under torch.profiler: each wait on S3 is a span named after its operation.
     with torch.profiler.profile() as profile:

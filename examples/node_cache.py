@@ -10,12 +10,10 @@ import argparse
 import tempfile
 import time
 
-import torch
 from local_s3 import add_s3_arguments, start_with_samples
-from metrics import ReportsMetrics
-from torch.utils.data import DataLoader
+from metrics import read_epoch
 
-from s3torchconnector import S3ClientConfig, S3IterableDataset, merge_metrics
+from s3torchconnector import S3ClientConfig, S3IterableDataset
 
 
 def main() -> None:
@@ -43,14 +41,9 @@ def main() -> None:
         print(f"{'epoch':>5} {'samples':>8} {'seconds':>8} {'GETs':>6} {'cache hits':>10} {'MB from cache':>13}")
         for epoch in range(args.epochs):
             # Workers are new processes each epoch: each reports what its own client did.
-            outbox = torch.multiprocessing.get_context("fork").SimpleQueue()
-            loader = DataLoader(
-                ReportsMetrics(dataset, outbox), batch_size=32, num_workers=args.workers, multiprocessing_context="fork"
-            )
             started = time.perf_counter()
-            samples = sum(len(batch) for batch in loader)
+            samples, metrics = read_epoch(dataset, args.workers)
             seconds = time.perf_counter() - started
-            metrics = merge_metrics(outbox.get() for _ in range(args.workers))
             gets = metrics["operations"].get("GetObject", {}).get("requests", 0)
             cache = metrics["cache"]
             print(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, cast
 
 from .. import _native
-from .entry_format import BLOCK_SIZE, HEADER_SIZE, EntryHeader
+from .entry_format import BLOCK_SIZE, HEADER_SIZE, EntryHeader, block_checksums
 
 _MAX_PREAD = 1 << 30  # Linux returns at most 0x7ffff000 bytes per read
 
@@ -101,14 +101,9 @@ class CachedStream:
 
     def _blocks_match(self, data: bytes, start: int) -> bool:
         """Whether ``data``, the object's bytes from ``start`` (a block boundary), match their checksums."""
-        checksums = self._entry.checksums
-        if len(data) <= BLOCK_SIZE:
-            return _native.crc32c(data) == checksums[start // BLOCK_SIZE]
-        view = memoryview(data)
-        return all(
-            _native.crc32c(view[at : at + BLOCK_SIZE]) == checksums[(start + at) // BLOCK_SIZE]
-            for at in range(0, len(data), BLOCK_SIZE)
-        )
+        first = start // BLOCK_SIZE
+        computed = block_checksums(memoryview(data))
+        return computed == self._entry.checksums[first : first + len(computed)]
 
     def land_bytes(self) -> bytes:
         return self.read_all_bytes()  # from local disk every byte is there at once

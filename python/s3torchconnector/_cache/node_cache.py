@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Protocol, Tuple
 
 from .. import _native
 from .._metrics import CACHE_COUNTERS
+from ..s3reader.s3reader import readinto_full
 from .cached_stream import CachedStream, OpenEntry
 from .deferred_stream import DeferredStream
 from .directory import PART_SUFFIX, CacheDirectory, same_file, touch
@@ -359,7 +360,7 @@ class NodeCache:
         position = 0
         while position < header.size:
             want = buffer[: min(len(buffer), header.size - position)]
-            got = _read_full(stream, want)
+            got = readinto_full(stream, want)
             if got != len(want):
                 raise ValueError(f"the download of s3://{header.bucket}/{header.key} ended early")
             checksums.extend(block_checksums(want))
@@ -380,16 +381,6 @@ def _give_up(stream, fd: int, part: str) -> None:
     """A download that will not be finished: its GET cancelled, its `.part` removed and unlocked."""
     stream.close()
     _remove_part(fd, part)
-
-
-def _read_full(stream, target: memoryview) -> int:
-    got = 0
-    while got < len(target):
-        n = stream.readinto(target[got:])
-        if n == 0:
-            break
-        got += n
-    return got
 
 
 def _write_all(fd: int, data: memoryview, offset: int) -> None:
