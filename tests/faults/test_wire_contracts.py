@@ -11,6 +11,7 @@ import base64
 import hashlib
 import io
 import json
+import threading
 import zlib
 
 import pytest
@@ -21,7 +22,7 @@ from s3torchconnector import S3Checkpoint, S3Exception, S3IterableDataset, S3Map
 from s3torchconnector._s3client import S3Client, S3ClientConfig
 from s3torchconnector.s3reader import S3ReaderConstructor
 
-from .proxy import FaultProxy, corrupt, forward, synthetic, synthetic_bytes
+from .proxy import FaultProxy, corrupt, error, forward, synthetic, synthetic_bytes
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -377,22 +378,45 @@ def test_list_objects_requests_each_page_when_the_iteration_reaches_it(s3, proxy
     assert all("continuation-token" in r.query for r in sent[1:])
 
 
-def test_iterable_dataset_from_prefix_lists_the_next_page_only_when_it_reaches_it(s3, proxy):
+def test_iterable_dataset_from_prefix_lists_one_page_ahead_of_its_reads(s3, proxy):
     """A prefix of millions of objects starts yielding after one ListObjectsV2 page (1000 keys), not
-    after listing all of it."""
+    after listing all of it; and the next page is asked for while this page's objects are read, so a
+    worker does not sit through a round trip every 1,000 objects."""
     keys = dataset_keys(1001)  # two pages
     put_objects(s3, keys, b"")
+    released = threading.Event()
+    held = []  # whether the held second page was released (True) or gave up waiting (False)
+    # The second page is held until the first sample is out: a dataset that waited for it to yield the
+    # first sample would make it give up, after GATE_SECONDS.
+    proxy.add(
+        listings, forward(before=lambda _request: held.append(released.wait(GATE_SECONDS))), when=lambda n: n == 1
+    )
 
-    dataset = S3IterableDataset.from_prefix(s3.uri("data/"), region=s3.region, endpoint=proxy.url)
-    next(iter(dataset))
-    lists_for_first_sample = len(proxy.received(listings))
-    # Readers yielded without reading: the listing alone is walked (prefetch=0 sends no GET).
-    unread = S3IterableDataset.from_prefix(s3.uri("data/"), region=s3.region, endpoint=proxy.url, prefetch=0)
-    walked = [reader.key for reader in unread]
+    # Readers yielded without reading (prefetch=0 sends no GET): the listing alone is walked.
+    samples = iter(S3IterableDataset.from_prefix(s3.uri("data/"), region=s3.region, endpoint=proxy.url, prefetch=0))
+    first = next(samples)
+    asked_ahead = proxy.wait_for(listings, 2, GATE_SECONDS)
+    released.set()
+    walked = [first.key] + [reader.key for reader in samples]
 
-    assert lists_for_first_sample == 1, f"{lists_for_first_sample} listing requests before the first sample"
+    assert asked_ahead, "the second page was not asked for while the first page's objects were read"
+    assert held == [True], "the first sample waited for the second page"
     assert walked == keys
-    assert len(proxy.received(listings)) == 1 + 2
+    assert len(proxy.received(listings)) == 2
+
+
+def test_a_listing_error_comes_after_the_objects_of_the_pages_before_it(s3, proxy):
+    """With the next page asked for ahead, an error answering it still surfaces where that page's
+    objects would have come, after every object of the pages before it."""
+    keys = dataset_keys(1001)
+    put_objects(s3, keys, b"")
+    proxy.add(listings, error(403, "AccessDenied"), when=lambda n: n >= 1)
+
+    walked = []
+    with pytest.raises(S3Exception, match="AccessDenied"):
+        for reader in S3IterableDataset.from_prefix(s3.uri("data/"), region=s3.region, endpoint=proxy.url, prefetch=0):
+            walked.append(reader.key)
+    assert walked == keys[:1000]
 
 
 # ---------------------------------------------------------------------- 5. range reads in bounded memory
