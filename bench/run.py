@@ -4,6 +4,7 @@ Writes bench/results/latest.json, latest.md (the table) and latest.png (the char
 """
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -14,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -433,35 +435,56 @@ def run_workloads(sizes, workloads, endpoints, paths, signed, bar) -> list:
     the slowest (W1's first runs: 650 and 639 MB/s against 806-1,138), so no client always takes it."""
     runs = []
     backed = False
-    for w in workloads:
-        if w.from_runs_of:
-            continue
-        if w.params.get("cache") and not backed:
-            back_guest_memory(2 * sizes.small_count * sizes.small_size)
-            backed = True
-        for rep in range(w.reps):
-            turn = rep % len(w.impls)
-            for impl in w.impls[turn:] + w.impls[:turn]:
-                bar.set_description(f"{w.id} {impl}" + (f" #{rep + 1}" if w.reps > 1 else ""))
-                if impl == "curl":
-                    res = _curl_run(endpoints[w.profile], w, paths.get(plan.keys(sizes)["checkpoint"]))
-                else:
-                    spec = workload_spec(sizes, w, impl, endpoints, paths, signed)
-                    python = PYTHONS.get(impl, sys.executable)
-                    res = run_workload(python, spec, sizes.timeout)
-                res.update(workload=w.id, impl=impl, rep=rep)
-                runs.append(res)
-                v = report.value_of(w, res) if res["ok"] else None
-                _log(
-                    f"{w.id:4} {impl:8} "
-                    + (
-                        f"{v:,.1f} {w.metric}"
-                        if v is not None
-                        else f"FAILED: {(res['error'] or '').strip().splitlines()[-1][:200]}"
-                    )
-                )
-                bar.update(1)
+    with node_cache_folders() as cache_parent:
+        for w in workloads:
+            if w.from_runs_of:
+                continue
+            if w.params.get("cache") and not backed:
+                back_guest_memory(2 * sizes.small_count * sizes.small_size)
+                backed = True
+            for rep in range(w.reps):
+                turn = rep % len(w.impls)
+                for impl in w.impls[turn:] + w.impls[:turn]:
+                    bar.set_description(f"{w.id} {impl}" + (f" #{rep + 1}" if w.reps > 1 else ""))
+                    if w.params.get("cache"):
+                        os.sync()  # the caches written before are on disk: their writeback is not this run's
+                    runs.append(_run_one(sizes, w, impl, rep, endpoints, paths, signed, cache_parent))
+                    bar.update(1)
     return runs
+
+
+def _run_one(sizes, w, impl, rep, endpoints, paths, signed, cache_parent) -> dict:
+    if impl == "curl":
+        res = _curl_run(endpoints[w.profile], w, paths.get(plan.keys(sizes)["checkpoint"]))
+    else:
+        spec = dict(workload_spec(sizes, w, impl, endpoints, paths, signed), cache_parent=cache_parent)
+        res = run_workload(PYTHONS.get(impl, sys.executable), spec, sizes.timeout)
+    res.update(workload=w.id, impl=impl, rep=rep)
+    v = report.value_of(w, res) if res["ok"] else None
+    _log(
+        f"{w.id:4} {impl:8} "
+        + (
+            f"{v:,.1f} {w.metric}"
+            if v is not None
+            else f"FAILED: {(res['error'] or '').strip().splitlines()[-1][:200]}"
+        )
+    )
+    return res
+
+
+@contextlib.contextmanager
+def node_cache_folders():
+    """The folder the node cache rows make their caches in, removed when every workload has run. Not
+    each run's at its end: on this VM's ext4, which has no journal, making a file costs 150-300 us
+    instead of 7-16 us while its inode group holds files deleted in the last ~35 s (ext4 then skips
+    those inodes one by one: recently_deleted()), so removing one run's 10,000 entries made the next
+    run's cache fill pay that on every object. A journaled ext4 or XFS does not skip them. Each run of
+    those rows starts after os.sync(), so that it pays the writeback of its own cache, not the runs' before."""
+    parent = tempfile.mkdtemp(prefix="bench-node-caches-")
+    try:
+        yield parent
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 def workload_spec(sizes, w, impl, endpoints, paths, signed) -> dict:

@@ -715,8 +715,9 @@ def _cache_folder(spec, impl):
     elif spec.get("cache_dir"):
         yield spec["cache_dir"]
     else:
-        with tempfile.TemporaryDirectory(prefix="bench-node-cache-") as folder:
-            yield folder
+        # A fresh folder under the run's (cache_parent), left for the run to remove at its end: see run.py's
+        # node_cache_folders for why not at once.
+        yield tempfile.mkdtemp(prefix="bench-node-cache-", dir=spec.get("cache_parent"))
 
 
 def _local_files(directory, prefix):
