@@ -657,7 +657,7 @@ LOADER_TEXT = (
     "DataLoader(ds, batch_size=None, num_workers=2), each epoch's workers started inside its time; ours "
     "S3IterableDataset.from_prefix(..., enable_sharding=True), transform=(reader.key, reader.read())"
 )
-CACHE_TEXT = "S3ClientConfig(cache_dir=<a fresh folder under the temp dir, removed when the whole run ends>, cache_max_bytes=2x the data)"
+CACHE_TEXT = "S3ClientConfig(cache_dir=<a fresh folder under bench/data, removed when the whole run ends>, cache_max_bytes=2x the data)"
 
 
 def _cache_rows(s: Sizes, k: Dict[str, str], small: Dict) -> List[Workload]:

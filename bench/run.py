@@ -474,13 +474,13 @@ def _run_one(sizes, w, impl, rep, endpoints, paths, signed, cache_parent) -> dic
 
 @contextlib.contextmanager
 def node_cache_folders():
-    """The folder the node cache rows make their caches in, removed when every workload has run. Not
-    each run's at its end: on this VM's ext4, which has no journal, making a file costs 150-300 us
-    instead of 7-16 us while its inode group holds files deleted in the last ~35 s (ext4 then skips
-    those inodes one by one: recently_deleted()), so removing one run's 10,000 entries made the next
-    run's cache fill pay that on every object. A journaled ext4 or XFS does not skip them. Each run of
-    those rows starts after os.sync(), so that it pays the writeback of its own cache, not the runs' before."""
-    parent = tempfile.mkdtemp(prefix="bench-node-caches-")
+    """The folder the node cache rows make their caches in (under bench/data), removed when every
+    workload has run. Not each run's at its end: on this VM's ext4, which has no journal, ext4 skips
+    the inodes freed in the last ~35 s one by one when it makes a file (recently_deleted()), and
+    making a file cost 160-300 us instead of 7-16 us after one run had removed its 10,000 entries:
+    the next run's fill paid that on every object. A journaled ext4 or XFS does not skip them. Each
+    run of those rows starts after os.sync(), so it pays the writeback of its own cache only."""
+    parent = tempfile.mkdtemp(prefix="node-caches-", dir=DATA)
     try:
         yield parent
     finally:
