@@ -385,7 +385,7 @@ void Client::copy_object(const std::string &src_bucket, const std::string &src_k
 }
 
 ListPage Client::list_objects(const std::string &bucket, const std::string &prefix, const std::string &delimiter,
-                              int max_keys, const std::string &continuation_token) {
+                              int max_keys, const std::string &continuation_token, const std::string &start_after) {
     // A directory bucket lists only prefixes that end in "/" and groups keys only by "/": the folder of the prefix
     // is listed, and what does not start with the prefix left out. Its listing takes no x-amz-request-payer.
     const bool directory_bucket = !directory_bucket_zone(bucket).empty();
@@ -398,6 +398,7 @@ ListPage Client::list_objects(const std::string &bucket, const std::string &pref
     if (!listed_prefix.empty()) query += "&prefix=" + encode(listed_prefix, false);
     if (!delimiter.empty()) query += "&delimiter=" + encode(delimiter, false);
     if (!continuation_token.empty()) query += "&continuation-token=" + encode(continuation_token, false);
+    if (!start_after.empty()) query += "&start-after=" + encode(start_after, false);
     auto target_ = target("GET", bucket, "", query);
     if (directory_bucket) {
         aws_http_headers_erase(aws_http_message_get_headers(target_->message()),

@@ -131,8 +131,9 @@ public:
     void delete_object(const std::string &bucket, const std::string &key);
     void copy_object(const std::string &src_bucket, const std::string &src_key, const std::string &dst_bucket,
                      const std::string &dst_key);
+    // start_after: keys after it only (general-purpose buckets; a continuation token overrides it).
     ListPage list_objects(const std::string &bucket, const std::string &prefix, const std::string &delimiter,
-                          int max_keys, const std::string &continuation_token);
+                          int max_keys, const std::string &continuation_token, const std::string &start_after = "");
     void put_small_object(const std::string &bucket, const std::string &key, std::vector<uint8_t> body,
                           const std::string &storage_class);
 

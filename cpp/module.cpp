@@ -292,6 +292,7 @@ PYBIND11_MODULE(_native, m) {
         .def("copy_object", &Client::copy_object, py::arg("src_bucket"), py::arg("src_key"), py::arg("dst_bucket"),
              py::arg("dst_key"))
         .def("list_objects", &Client::list_objects, py::arg("bucket"), py::arg("prefix") = "",
-             py::arg("delimiter") = "", py::arg("max_keys") = 1000, py::arg("continuation_token") = "")
+             py::arg("delimiter") = "", py::arg("max_keys") = 1000, py::arg("continuation_token") = "",
+             py::arg("start_after") = "")
         .def("metrics", [](const Client &client) { return metrics_as_dict(client.metrics()->snapshot()); });
 }

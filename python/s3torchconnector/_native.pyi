@@ -167,7 +167,13 @@ class NativeClient(metaclass=_pybind11_type):
     def delete_object(self, bucket: str, key: str) -> None: ...
     def copy_object(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None: ...
     def list_objects(
-        self, bucket: str, prefix: str = "", delimiter: str = "", max_keys: int = 1000, continuation_token: str = ""
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str = "",
+        max_keys: int = 1000,
+        continuation_token: str = "",
+        start_after: str = "",
     ) -> ListPage: ...
     def metrics(self) -> Dict[str, object]:
         """Raw counters and latency histograms per operation; _metrics.shape() makes them readable."""

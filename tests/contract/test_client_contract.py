@@ -692,6 +692,21 @@ def test_a_listing_pages_entries_in_key_order(listed, prefix, delimiter, max_key
     assert [bool(page.next_continuation_token) for page in pages] == [True] * (len(pages) - 1) + [False]
 
 
+@pytest.mark.parametrize("start_after", ["a/1", "a/", "a", "é", "b", "zzz", ""])
+def test_a_listing_after_a_key_starts_past_it(listed, start_after):
+    """start-after (a parallel listing's ranges): the keys after it, in key order, whether it names a key or
+    falls between keys; a continuation token overrides it."""
+    expected = [key for _, key in expected_entries("", "") if key > start_after]
+    listed_after, token = [], ""
+    for _ in range(len(LISTED) + 1):
+        page = listed.native.list_objects(listed.bucket, "", "", 2, token, start_after)
+        listed_after += [info.key for info in page.objects]
+        token = page.next_continuation_token
+        if not token:
+            break
+    assert listed_after == expected
+
+
 def test_a_listing_through_s3client_gives_the_same_pages(listed):
     pages = list(listed.client.list_objects(listed.bucket, "a/", "/", max_keys=2))
     assert [([info.key for info in page.object_info], page.common_prefixes) for page in pages] == [

@@ -378,20 +378,30 @@ class InMemoryS3:
         self._request("CopyObject", copy_request)
 
     def list_objects(
-        self, bucket: str, prefix: str = "", delimiter: str = "", max_keys: int = 1000, continuation_token: str = ""
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str = "",
+        max_keys: int = 1000,
+        continuation_token: str = "",
+        start_after: str = "",
     ) -> ListPage:
         bucket = _text("list_objects", "bucket", bucket)
         prefix = _text("list_objects", "prefix", prefix)
         delimiter = _text("list_objects", "delimiter", delimiter)
         max_keys = _integer("list_objects", "max_keys", max_keys, -(2**31), 2**31 - 1)
         continuation_token = _text("list_objects", "continuation_token", continuation_token)
+        start_after = _text("list_objects", "start_after", start_after)
         return self._request(
-            "ListObjectsV2", lambda: self._list(bucket, prefix, delimiter, max_keys, continuation_token)
+            "ListObjectsV2", lambda: self._list(bucket, prefix, delimiter, max_keys, continuation_token, start_after)
         )
 
-    def _list(self, bucket: str, prefix: str, delimiter: str, max_keys: int, continuation_token: str) -> ListPage:
+    def _list(
+        self, bucket: str, prefix: str, delimiter: str, max_keys: int, continuation_token: str, start_after: str
+    ) -> ListPage:
         self._check_bucket("ListObjectsV2", bucket, "")
-        after = self._decode_token(bucket, continuation_token)
+        # As S3: a continuation token names where the listing stands; start-after counts only without one.
+        after = self._decode_token(bucket, continuation_token) if continuation_token else start_after
         with self._lock:
             objects = dict(self._objects)
         keys = sorted(k for k in objects if k.startswith(prefix))
