@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import threading
+import urllib.request
 import zlib
 
 import pytest
@@ -19,10 +20,11 @@ from python_script import run_python
 from torch.utils.data import DataLoader
 
 from s3torchconnector import S3Checkpoint, S3Exception, S3IterableDataset, S3MapDataset
+from s3torchconnector._listing.parallel_listing import list_in_parallel
 from s3torchconnector._s3client import S3Client, S3ClientConfig
 from s3torchconnector.s3reader import S3ReaderConstructor
 
-from .proxy import FaultProxy, corrupt, error, forward, synthetic, synthetic_bytes
+from .proxy import FaultProxy, corrupt, error, forward, rewrite, synthetic, synthetic_bytes
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -417,6 +419,55 @@ def test_a_listing_error_comes_after_the_objects_of_the_pages_before_it(s3, prox
         for reader in S3IterableDataset.from_prefix(s3.uri("data/"), region=s3.region, endpoint=proxy.url, prefetch=0):
             walked.append(reader.key)
     assert walked == keys[:1000]
+
+
+def ranged_listings(r) -> bool:
+    """The requests of a parallel listing's ranges after the first (they start after a key)."""
+    return listings(r) and "start-after" in r.query
+
+
+def test_a_parallel_listing_slows_down_on_503_and_lists_everything(s3, proxy):
+    keys = dataset_keys(60)
+    put_objects(s3, keys, b"")
+    proxy.add(ranged_listings, error(503, "SlowDown"), when=lambda n: n % 3 == 0)  # a third answered 503 first
+    client = S3Client(s3.region, endpoint=proxy.url)
+
+    listed = [o.key for o in list_in_parallel(client._client, s3.bucket, "data/", concurrency=4, page_size=7)]
+
+    assert listed == keys
+    assert any(entry.status == 503 for entry in proxy.requests(ranged_listings)), "no range was answered 503"
+
+
+def test_a_parallel_listing_raises_a_failed_range_where_its_objects_would_come(s3, proxy):
+    keys = dataset_keys(60)
+    put_objects(s3, keys, b"")
+    proxy.add(ranged_listings, error(403, "AccessDenied"))
+    client = S3Client(s3.region, endpoint=proxy.url)
+
+    listed = []
+    with pytest.raises(S3Exception, match="AccessDenied"):
+        for info in list_in_parallel(client._client, s3.bucket, "data/", concurrency=4, page_size=7):
+            listed.append(info.key)
+    assert listed == keys[:7], "the first page's objects come before the error of the ranges after it"
+
+
+def test_a_server_that_ignores_start_after_is_listed_page_by_page(s3, proxy, caplog):
+    """A server that answers start-after with the first keys again would make ranges repeat forever:
+    the listing notices (a key at or before start-after), says so, and goes page by page."""
+    keys = dataset_keys(60)
+    put_objects(s3, keys, b"")
+    first_page = urllib.request.urlopen(f"{s3.endpoint}/{s3.bucket}?list-type=2&prefix=data/&max-keys=7").read()
+
+    def as_if_start_after_were_not_sent(status, headers, body):
+        return status, headers, first_page
+
+    proxy.add(ranged_listings, rewrite(as_if_start_after_were_not_sent))
+    client = S3Client(s3.region, endpoint=proxy.url)
+
+    listed = [o.key for o in list_in_parallel(client._client, s3.bucket, "data/", concurrency=4, page_size=7)]
+
+    assert listed == keys
+    assert "start-after" in caplog.text
 
 
 # ---------------------------------------------------------------------- 5. range reads in bounded memory

@@ -10,6 +10,7 @@ from itertools import islice, takewhile
 from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
 from .._listing.manifest_entries import ManifestEntries
+from .._listing.sources import dataset_objects
 from .order import epoch_order, remaining, shard_positions
 from .state import Listing, Position, check_listing, check_settings, position_from_dict
 
@@ -148,9 +149,11 @@ class EpochIterator:
     def _start(self) -> Iterator[Tuple[int, Iterator[Tuple[Any, bool]]]]:
         dataset = self._dataset
         settings = dataset._settings
-        self._listing = listing = LazyListing(dataset._get_dataset_objects(dataset._get_client()))
-        self._shard = shard, shards = dataset._current_shard()
         resume, skip = self._resume, 0
+        known = settings.shuffle or resume is not None  # the whole listing, before the first read
+        objects = dataset_objects(dataset._get_dataset_objects, dataset._get_client(), whole=known)
+        self._listing = listing = LazyListing(objects)
+        self._shard = shard, shards = dataset._current_shard()
         if resume is not None:
             check_listing(resume, listing.fingerprint(), dataset._source_description())
             self._rounds = resume.rounds
@@ -163,7 +166,6 @@ class EpochIterator:
                         "of ranks or workers, load S3IterableDataset.elastic_state(states of every rank)"
                     )
                 skip = resume.yielded
-        known = settings.shuffle or resume is not None
         order = epoch_order(
             len(listing.all()) if known else None, shuffle=settings.shuffle, seed=settings.seed, epoch=self._epoch
         )

@@ -20,9 +20,17 @@ class ObjectsUnderPrefix:
     def __init__(self, s3_uri: str):
         self.bucket, self.prefix = parse_s3_uri(s3_uri)
 
-    def __call__(self, client: S3Client) -> Iterator[S3BucketKeyData]:
-        for info in objects_in_key_order(client, self.bucket, self.prefix):
+    def __call__(self, client: S3Client, whole: bool = False) -> Iterator[S3BucketKeyData]:
+        """``whole``: the caller takes the whole listing before it starts, which is then listed by many
+        requests at once (key_order.objects_in_key_order)."""
+        for info in objects_in_key_order(client, self.bucket, self.prefix, whole):
             yield S3BucketKeyData(self.bucket, info.key, info)
+
+
+def dataset_objects(source, client: S3Client, whole: bool) -> Iterable[S3BucketKeyData]:
+    """A dataset's objects from its ``get_dataset_objects``: ours, or a callable of the original's
+    kind, which takes the client alone."""
+    return source(client, whole) if isinstance(source, ObjectsUnderPrefix) else source(client)
 
 
 class ObjectsFromUris:
