@@ -57,7 +57,8 @@ def write_small_objects(root: Path, prefix: str, count: int, size: int) -> List[
 
 
 def write_listing(lists_root: Path, bucket: str, prefix: str, entries: List[Tuple[str, int, str]]) -> None:
-    """ListObjectsV2 pages for (bucket, prefix), continuation tokens are page numbers.
+    """ListObjectsV2 pages for (bucket, prefix), continuation tokens are page numbers, and pages.txt
+    (each page's first and last key) for requests with start-after.
 
     nginx's Lua maps GET /bucket?list-type=2&prefix=P&continuation-token=N to
     <lists_root>/<bucket>/<md5(P)>/<N>.xml. ``entries`` are (key, size, ETag as nginx sends it,
@@ -89,6 +90,9 @@ def write_listing(lists_root: Path, bucket: str, prefix: str, entries: List[Tupl
             )
         parts.append("</ListBucketResult>")
         (directory / f"{page}.xml").write_text("".join(parts))
+    # For ListObjectsV2 with start-after (servers.py): each page's first and last key.
+    bounds = [(entries[page * PAGE][0], entries[min(len(entries), (page + 1) * PAGE) - 1][0]) for page in range(pages)]
+    (directory / "pages.txt").write_text("".join(f"{first}\t{last}\n" for first, last in bounds) if entries else "")
 
 
 def nginx_etag(path: Path) -> str:

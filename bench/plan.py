@@ -19,6 +19,7 @@ PEERS = [
     "local_files",
     "webdataset_local",
     "baseline",
+    "ours_paged",
 ]
 LABELS = {
     "ours": "ours",
@@ -33,6 +34,7 @@ LABELS = {
     "local_files": "local files (open().read())",  # W9: the files behind the objects, read from local disk
     "webdataset_local": "webdataset (local files)",  # W9t: the files behind the shards
     "baseline": "ours at --baseline",  # an A/B of two builds of ours
+    "ours_paged": "ours, one pagination",  # W11: S3Client.list_objects page after page, as before parallel listing
 }
 
 
@@ -48,6 +50,8 @@ class Sizes:
     range_size: int
     list_keys: int  # W4
     manifest_keys: int  # W4m/W4mx: objects under the prefix (and lines in its manifest)
+    parallel_list_keys: int  # W11/W11n: keys of a listing only (no objects behind them)
+    list_folders: int  # W11n: the same keys in this many folders
     shards: int  # W8: tar shards of small_size samples
     shard_size: int  # W8: bytes of samples (and their headers) per shard, about
     write_check: int  # the moto correctness run
@@ -66,6 +70,8 @@ FULL = Sizes(
     range_size=1 * MIB,
     list_keys=100_000,
     manifest_keys=100_000,
+    parallel_list_keys=1_000_000,
+    list_folders=1_000,
     shards=8,
     shard_size=64 * MIB,
     write_check=256 * MIB,
@@ -83,6 +89,8 @@ QUICK = Sizes(
     range_size=1 * MIB,
     list_keys=10_000,
     manifest_keys=10_000,
+    parallel_list_keys=100_000,
+    list_folders=100,
     shards=2,
     shard_size=64 * MIB,
     write_check=64 * MIB,
@@ -238,6 +246,9 @@ def keys(sizes: Sizes) -> Dict[str, str]:
         shards_prefix=f"shards-{tag(sizes.shard_size)}-{sizes.shards}/",
         # W9n: W2's first 1,000 objects (000000.bin to 000999.bin), listed under a prefix of their own
         concurrent_prefix=f"{small_prefix}000",
+        # W11/W11n: listings only, flat (listed-N/0000000) and in folders (listed-FxK/0000/0000)
+        flat_listing=f"listed-{sizes.parallel_list_keys}/",
+        nested_listing=f"listed-{sizes.list_folders}x{sizes.parallel_list_keys // sizes.list_folders}/",
     )
 
 
@@ -647,8 +658,51 @@ def build(sizes: Sizes, quick: bool) -> List[Workload]:
             "as separate objects",
         ),
         *_cache_rows(s, k, small),
+        *_listing_rows(s, k),
     ]
     return w
+
+
+def _listing_rows(s: Sizes, k: Dict[str, str]) -> List[Workload]:
+    """W11, W11n: a map dataset's listing of a large prefix, listed in parallel, against one pagination."""
+    impls = ["ours", "ours_paged", "boto3"]
+    note = (
+        "ours: S3MapDataset.from_prefix(uri) then len(ds) (the dataset made inside the time; it lists in "
+        "parallel, at most 16 requests in flight); ours, one pagination: S3Client.list_objects(bucket, prefix), "
+        "page after page, as every listing was before; boto3: the list_objects_v2 paginator. Each run's keys "
+        "checked against the listing's: every key once, in S3's order. nginx answers each page after 20 ms from "
+        "pages written beforehand (start-after from the page it falls in); no objects behind the keys"
+    )
+    rows = []
+    for row, prefix, folders, shape in (
+        ("W11", k["flat_listing"], 1, "flat keys"),
+        (
+            "W11n",
+            k["nested_listing"],
+            s.list_folders,
+            f"{s.list_folders:,} folders of {s.parallel_list_keys // s.list_folders:,} keys",
+        ),
+    ):
+        rows.append(
+            Workload(
+                row,
+                f"S3MapDataset.from_prefix over {s.parallel_list_keys:,} keys ({shape}), s3like (20 ms a page): "
+                "seconds to len()",
+                "list_all",
+                "s3like",
+                "s",
+                impls,
+                s.reps,
+                dict(prefix=prefix, count=s.parallel_list_keys, folders=folders),
+                target="≤ 4 s, every key once, in S3's order",
+                check=lambda v: None if v.get("ours") is None else v["ours"] <= 4,
+                lower_is_better=True,
+                ratios=[("ours_paged", "ours"), ("boto3", "ours")],
+                labels=dict(ours="ours, in parallel"),
+                note=note,
+            )
+        )
+    return rows
 
 
 # W9, W9c and W9n's DataLoader set-up, for ours and the local files alike.

@@ -8,7 +8,15 @@ from .plan import LABELS, MIB, Workload
 
 COLUMNS = ["ours", "original", "boto3", "s3fs", "curl"]
 # shown when a row of the run has them
-EXTRA_COLUMNS = ["ours_prefix", "webdataset", "ours_nocache", "local_files", "webdataset_local", "baseline"]
+EXTRA_COLUMNS = [
+    "ours_prefix",
+    "webdataset",
+    "ours_nocache",
+    "local_files",
+    "webdataset_local",
+    "ours_paged",
+    "baseline",
+]
 
 
 def value_of(workload: Workload, run: dict) -> Optional[float]:

@@ -21,12 +21,14 @@ from pathlib import Path
 
 from . import data as datagen
 from . import peers, plan, report, servers
+from .workloads import listed_keys
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 WORKLOADS = HERE / "workloads.py"
 DATA = HERE / "data"  # generated objects (nginx's root) and listing pages; not in git
 LISTS = HERE / "data" / "_lists"
+LISTED_ETAG = '"d41d8cd98f00b204e9800998ecf8427e"'  # W11's keys: the ETag of an empty object
 PREFIX = HERE / ".nginx"  # nginx's prefix dir: config, logs, pid, temp
 VENV = HERE / ".venv-original"
 BASELINE_VENV = HERE / ".venv-baseline"
@@ -166,6 +168,13 @@ def prepare_data(sizes: plan.Sizes, workloads, log) -> dict:
             log(
                 f"tar shards: {len(shards)} under s3://{datagen.BUCKET}/{names['shards_prefix']} ({time.time() - t:.0f} s)"
             )
+    # W11 and W11n: listing pages only (no objects), for keys that share one ETag
+    for w in workloads:
+        if w.kind == "list_all":
+            keys_listed = listed_keys(w.params["prefix"], w.params["count"], w.params["folders"])
+            datagen.write_listing(
+                LISTS, datagen.BUCKET, w.params["prefix"], [(key, 0, LISTED_ETAG) for key in keys_listed]
+            )
     # The other mode's objects go: the data dir holds one mode's objects (full: about 5 GiB).
     needed = set(plan.data_needed(sizes)) | {
         ckpt_key,
@@ -241,12 +250,12 @@ def _parse_args(argv):
     ap.add_argument(
         "--only",
         help="comma-separated workload ids (W0,W0s,W1,W1c,W1q,W1s,W2,W2x,W2d,W2m,W3s,W3l,W3ls,W3lb,W3c,W4,W4m,W4mx,"
-        "W5,W5n,W5s,W6,W6b,W8,W9,W9t,W9c,W9n); W4m brings W4mx, W1c and W6b bring W1, W3lb brings W3l",
+        "W5,W5n,W5s,W6,W6b,W8,W9,W9t,W9c,W9n,W11,W11n); W4m brings W4mx, W1c and W6b bring W1, W3lb brings W3l",
     )
     ap.add_argument(
         "--impls",
         help="comma-separated clients (ours,original,boto3,s3fs,curl,ours_prefix,webdataset,ours_nocache,local_files,"
-        "webdataset_local)",
+        "webdataset_local,ours_paged)",
     )
     ap.add_argument("--reps", type=int, help="repetitions of the fast workloads (default 3, --quick 1)")
     ap.add_argument(
@@ -495,7 +504,7 @@ def workload_spec(sizes, w, impl, endpoints, paths, signed) -> dict:
         workload=w.kind,
         endpoint=endpoints[w.profile],
         bucket="bench-write" if w.profile == "moto" and w.kind == "save" else datagen.BUCKET,
-        signed=signed.get("ours" if impl in ("ours_prefix", "ours_nocache", "baseline") else impl, False),
+        signed=signed.get("ours" if impl in ("ours_prefix", "ours_nocache", "ours_paged", "baseline") else impl, False),
     )
     if impl in ("boto3", "s3fs"):
         spec.update(w.peer_params)

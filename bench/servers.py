@@ -35,14 +35,64 @@ COUNTED_LOG = "s3like-counted.log"
 _READ_LUA = r"""
         access_by_lua_block {
             %(delay)s
+            -- ListObjectsV2 with start-after (a parallel listing's ranges): the keys after it. pages.txt has each
+            -- page's first and last key: start-after a page's last key is answered with the next page as it is
+            -- (a range going on), else the page it falls in is cut there; the next continuation token is the
+            -- static page after it either way.
+            local function list_after(dir, after)
+                local index = io.open(dir .. "pages.txt")
+                if not index then return ngx.exit(404) end
+                local page, pages, page_last = 0, 0, nil
+                for line in index:lines() do
+                    local tab = line:find("\t", 1, true)
+                    if line:sub(1, tab - 1) <= after then page, page_last = pages, line:sub(tab + 1) end
+                    pages = pages + 1
+                end
+                index:close()
+                if page_last and after >= page_last and page + 1 < pages then
+                    return ngx.exec("/_list/" .. dir:sub(#"%(lists)s/" + 1) .. (page + 1) .. ".xml")
+                end
+                while page < pages do
+                    local f = io.open(dir .. page .. ".xml")
+                    local xml = f:read("*a")
+                    f:close()
+                    local head_end = xml:find("<Contents>", 1, true)
+                    if head_end then
+                        local kept, count = {}, 0
+                        for entry, key in xml:gmatch("(<Contents><Key>(.-)</Key>.-</Contents>)") do
+                            if key > after then
+                                count = count + 1
+                                kept[count] = entry
+                            end
+                        end
+                        if count > 0 then
+                            local head = xml:sub(1, head_end - 1):gsub("<KeyCount>%%d+</KeyCount>", "<KeyCount>" .. count .. "</KeyCount>")
+                            ngx.header["Content-Type"] = "application/xml"
+                            ngx.print(head, table.concat(kept), "</ListBucketResult>")
+                            return ngx.exit(200)
+                        end
+                    end
+                    page = page + 1
+                end
+                ngx.header["Content-Type"] = "application/xml"
+                ngx.print('<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">',
+                    "<KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>")
+                return ngx.exit(200)
+            end
             local args = ngx.req.get_uri_args()
             if args["list-type"] then
                 local bucket = ngx.var.uri:match("^/([^/]+)/?$")
                 if not bucket then return ngx.exit(400) end
                 local prefix = args["prefix"] or ""
                 if type(prefix) == "table" then prefix = prefix[1] end
-                local token = args["continuation-token"] or "0"
+                local token = args["continuation-token"]
                 if type(token) == "table" then token = token[1] end
+                local after = args["start-after"]
+                if type(after) == "table" then after = after[1] end
+                if not token and after and after ~= "" then
+                    return list_after("%(lists)s/" .. bucket .. "/" .. ngx.md5(prefix) .. "/", after)
+                end
+                token = token or "0"
                 if not token:match("^%%d+$") then return ngx.exit(400) end
                 return ngx.exec("/_list/" .. bucket .. "/" .. ngx.md5(prefix) .. "/" .. token .. ".xml")
             end
@@ -266,8 +316,8 @@ class Nginx:
             s3like_counted_port=self.ports["s3like_counted"],
             counted_log=COUNTED_LOG,
             sink_port=self.ports["sink"],
-            read_lua_loopback=_READ_LUA % dict(delay=""),
-            read_lua_s3like=_READ_LUA % dict(delay="ngx.sleep(0.02)"),
+            read_lua_loopback=_READ_LUA % dict(delay="", lists=self.lists),
+            read_lua_s3like=_READ_LUA % dict(delay="ngx.sleep(0.02)", lists=self.lists),
             sink_lua=_SINK_LUA,
         )
         conf = self.prefix / "nginx.conf"

@@ -4,9 +4,10 @@ Runs under both our interpreter and the original 1.5.0's venv (the import name i
 it imports nothing from the bench package. Prints one line ``RESULT {json}``.
 
 Spec keys: impl (ours | original | boto3 | s3fs | ours_prefix | webdataset | ours_nocache | local_files |
-webdataset_local), workload, endpoint, bucket, key, size, path (the file nginx serves, to check bytes),
+webdataset_local | ours_paged), workload, endpoint, bucket, key, size, path (the file nginx serves, to check bytes),
 and the workload's own parameters. ``ours_prefix`` is our package too (W4m: from_prefix beside ours'
-from_manifest), and so is ``ours_nocache`` (W9c: ours with the node cache off).
+from_manifest), and so are ``ours_nocache`` (W9c: ours with the node cache off) and ``ours_paged``
+(W11: ours' one pagination beside its parallel listing).
 """
 
 import io
@@ -921,7 +922,47 @@ def w_list(spec, impl):
     return r
 
 
+def listed_keys(prefix: str, count: int, folders: int):
+    """W11/W11n's keys in S3's order (run.py writes their listing): ``count`` under ``prefix``, flat
+    (folders=1) or in ``folders`` folders."""
+    if folders == 1:
+        return [f"{prefix}{i:07d}" for i in range(count)]
+    per = count // folders
+    return [f"{prefix}{i // per:04d}/{i % per:04d}" for i in range(count)]
+
+
+def w_list_all(spec, impl):
+    """Every key under a large prefix, as a map dataset needs them (W11): ours through
+    S3MapDataset.from_prefix and len() (a parallel listing), ours_paged and boto3 page after page."""
+    m = Meter()
+    uri = f"s3://{spec['bucket']}/{spec['prefix']}"
+    m.start()
+    if impl == "ours":
+        from s3torchconnector import S3MapDataset
+
+        ds = S3MapDataset.from_prefix(uri, region=REGION, endpoint=spec["endpoint"], s3client_config=_config())
+        len(ds)
+        r = m.stop()
+        keys = [item.key for item in ds._dataset_objects]
+    elif impl == "ours_paged":
+        client = _s3client(spec["endpoint"])
+        keys = [info.key for page in client.list_objects(spec["bucket"], spec["prefix"]) for info in page.object_info]
+        r = m.stop()
+    elif impl == "boto3":
+        s3 = _boto3(spec["endpoint"])
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=spec["bucket"], Prefix=spec["prefix"])
+        keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+        r = m.stop()
+    else:
+        raise ValueError(impl)
+    if keys != listed_keys(spec["prefix"], spec["count"], spec["folders"]):
+        raise AssertionError(f"listed {len(keys)} keys, not the {spec['count']} of the listing in its order")
+    r.update(count=len(keys))
+    return r
+
+
 WORKLOADS = {
+    "list_all": w_list_all,
     "probe": w_probe,
     "client_check": w_client_check,
     "startup": w_startup,
@@ -947,7 +988,7 @@ def main():
     if impl in ("original", "baseline"):
         _isolate_original()
     result = {}
-    if impl in ("ours", "ours_prefix", "ours_nocache", "original", "baseline"):
+    if impl in ("ours", "ours_prefix", "ours_nocache", "ours_paged", "original", "baseline"):
         result.update(_package_info(impl))
         if impl in ("original", "baseline") and not result["inside_venv"]:
             raise SystemExit(f"the {impl}'s workload imported {result['module_file']}, not the venv's package")
