@@ -75,3 +75,21 @@ def test_datasets_that_need_the_whole_listing_list_it_in_key_order(listed_bucket
     ]
     assert [mapped[i] for i in range(len(mapped))] == plain
     assert sorted(shuffled) == sorted(plain) and shuffled != plain
+
+
+def test_a_list_objects_put_in_place_by_a_test_is_still_what_a_map_dataset_lists_with(listed_bucket, monkeypatch):
+    """Code that replaces S3Client.list_objects (a test double, a plugin) keeps seeing every listing."""
+    calls = []
+    own = S3Client.list_objects
+
+    def recorded(self, bucket, prefix="", delimiter="", max_keys=1000):
+        calls.append(prefix)
+        return own(self, bucket, prefix, delimiter, max_keys)
+
+    monkeypatch.setattr(S3Client, "list_objects", recorded)
+    dataset = S3MapDataset.from_prefix(
+        listed_bucket.uri("ds/"), region=listed_bucket.region, endpoint=listed_bucket.endpoint
+    )
+
+    assert len(dataset) == len(keys_of_every_kind()[0])
+    assert calls == ["ds/"]
