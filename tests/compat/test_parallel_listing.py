@@ -51,7 +51,7 @@ def test_parallel_listing_gives_what_one_pagination_gives(listed_bucket):
     for prefix in ["ds/", "", "ds/odd/", "ds/0", "ds/nested/b"]:
         expected = one_pagination(client, listed_bucket.bucket, prefix)
 
-        listed = list_in_parallel(client._client, listed_bucket.bucket, prefix, concurrency=4, page_size=7)
+        listed = list_in_parallel(client, listed_bucket.bucket, prefix, concurrency=4, page_size=7)
         got = [(o.key, o.size, o.etag) for o in listed]
 
         assert len(expected) >= 2 * 7, f"the listing of {prefix!r} must span several pages"

@@ -432,7 +432,7 @@ def test_a_parallel_listing_slows_down_on_503_and_lists_everything(s3, proxy):
     proxy.add(ranged_listings, error(503, "SlowDown"), when=lambda n: n % 3 == 0)  # a third answered 503 first
     client = S3Client(s3.region, endpoint=proxy.url)
 
-    listed = [o.key for o in list_in_parallel(client._client, s3.bucket, "data/", concurrency=4, page_size=7)]
+    listed = [o.key for o in list_in_parallel(client, s3.bucket, "data/", concurrency=4, page_size=7)]
 
     assert listed == keys
     assert any(entry.status == 503 for entry in proxy.requests(ranged_listings)), "no range was answered 503"
@@ -446,7 +446,7 @@ def test_a_parallel_listing_raises_a_failed_range_where_its_objects_would_come(s
 
     listed = []
     with pytest.raises(S3Exception, match="AccessDenied"):
-        for info in list_in_parallel(client._client, s3.bucket, "data/", concurrency=4, page_size=7):
+        for info in list_in_parallel(client, s3.bucket, "data/", concurrency=4, page_size=7):
             listed.append(info.key)
     assert listed == keys[:7], "the first page's objects come before the error of the ranges after it"
 
@@ -464,7 +464,7 @@ def test_a_server_that_ignores_start_after_is_listed_page_by_page(s3, proxy, cap
     proxy.add(ranged_listings, rewrite(as_if_start_after_were_not_sent))
     client = S3Client(s3.region, endpoint=proxy.url)
 
-    listed = [o.key for o in list_in_parallel(client._client, s3.bucket, "data/", concurrency=4, page_size=7)]
+    listed = [o.key for o in list_in_parallel(client, s3.bucket, "data/", concurrency=4, page_size=7)]
 
     assert listed == keys
     assert "start-after" in caplog.text

@@ -23,7 +23,7 @@ def objects_in_key_order(client: S3Client, bucket: str, prefix: str, whole: bool
         pages = pages_ahead(client.list_objects(bucket, prefix))
         yield from sorted((info for page in pages for info in page.object_info), key=lambda info: info.key)
     elif whole and _own_listing(client):
-        yield from list_in_parallel(client._client, bucket, prefix)
+        yield from list_in_parallel(client, bucket, prefix)
     else:
         for page in pages_ahead(client.list_objects(bucket, prefix)):
             yield from page.object_info

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Iterator, List, Optional
 
+from .._s3client import S3Client
 from .._s3client.object_info import ObjectInfo
 
 log = logging.getLogger(__name__)
@@ -52,18 +53,19 @@ class _Range:
 
 
 def list_in_parallel(
-    native_client, bucket: str, prefix: str, concurrency: int = CONCURRENCY, page_size: int = PAGE_SIZE
+    client: S3Client, bucket: str, prefix: str, concurrency: int = CONCURRENCY, page_size: int = PAGE_SIZE
 ) -> Iterator[ObjectInfo]:
     """The objects under ``prefix`` in key order, listed ``concurrency`` requests at a time, for a
     general-purpose bucket (``start-after`` is what cuts the key space). An error answering any page
     is raised where that page's objects would have come. Closing the iterator early stops the listing:
     requests in flight finish, and no new one is sent."""
-    return _ParallelListing(native_client, bucket, prefix, concurrency, page_size).objects()
+    return _ParallelListing(client, bucket, prefix, concurrency, page_size).objects()
 
 
 class _ParallelListing:
-    def __init__(self, native_client, bucket: str, prefix: str, concurrency: int, page_size: int):
-        self._native = native_client
+    def __init__(self, client: S3Client, bucket: str, prefix: str, concurrency: int, page_size: int):
+        self._client = client
+        self._native = client._client  # taken here, once: the ranges' threads share this process's client
         self._bucket = bucket
         self._prefix = prefix
         self._concurrency = concurrency
@@ -95,16 +97,8 @@ class _ParallelListing:
             self._stopped = True
             self._pool.shutdown(wait=False, cancel_futures=True)
         log.warning("s3://%s lists keys at or before start-after: listed page by page instead", self._bucket)
-        yield from islice(self._one_pagination(), given, None)
-
-    def _one_pagination(self) -> Iterator[ObjectInfo]:
-        token = ""
-        while True:
-            page = self._native.list_objects(self._bucket, self._prefix, "", self._page_size, token)
-            yield from (ObjectInfo(o.key, o.etag, o.size, o.last_modified, o.storage_class) for o in page.objects)
-            token = page.next_continuation_token
-            if not token:
-                return
+        pages = self._client.list_objects(self._bucket, self._prefix, max_keys=self._page_size)
+        yield from islice((info for page in pages for info in page.object_info), given, None)
 
     def _submit(self, listed: _Range) -> None:
         with self._lock:
@@ -135,8 +129,8 @@ class _ParallelListing:
                 if not listed.pieces and self._room_to_cut():
                     points = cut_points(self._prefix, keys, listed.upto)
                     if points:
-                        bounds = [cursor, *points, listed.upto]
-                        listed.pieces = [_Range(a, b) for a, b in zip(bounds, bounds[1:])]
+                        ends: List[Optional[str]] = [*points, listed.upto]
+                        listed.pieces = [_Range(a, b) for a, b in zip([cursor, *points], ends)]
                         for piece in listed.pieces:
                             self._submit(piece)
                         return
