@@ -898,17 +898,10 @@ def w_shared_cache(spec, impl):
 def w_list(spec, impl):
     """Every key under a prefix."""
     m = Meter()
-    count = 0
-    if impl in ("ours", "original"):
-        client = _s3client(spec["endpoint"])
+    if impl in ("ours", "original", "boto3"):
+        client = _boto3(spec["endpoint"]) if impl == "boto3" else _s3client(spec["endpoint"])
         m.start()
-        for page in client.list_objects(spec["bucket"], spec["prefix"]):
-            count += len(page.object_info)
-    elif impl == "boto3":
-        s3 = _boto3(spec["endpoint"])
-        m.start()
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=spec["bucket"], Prefix=spec["prefix"]):
-            count += len(page.get("Contents", []))
+        count = len(_keys_page_by_page(spec, impl, client))
     elif impl == "s3fs":
         fs = _s3fs(spec["endpoint"])
         m.start()
@@ -920,6 +913,15 @@ def w_list(spec, impl):
         raise AssertionError(f"listed {count} keys, expected {spec['count']}")
     r.update(count=count)
     return r
+
+
+def _keys_page_by_page(spec, impl, client):
+    """The keys under the spec's prefix, one ListObjectsV2 page after another: ``client`` is boto3's for
+    impl boto3, else ours (or the original's) S3Client."""
+    if impl == "boto3":
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=spec["bucket"], Prefix=spec["prefix"])
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+    return [info.key for page in client.list_objects(spec["bucket"], spec["prefix"]) for info in page.object_info]
 
 
 def listed_keys(prefix: str, count: int, folders: int):
@@ -944,14 +946,9 @@ def w_list_all(spec, impl):
         len(ds)
         r = m.stop()
         keys = [item.key for item in ds._dataset_objects]
-    elif impl == "ours_paged":
-        client = _s3client(spec["endpoint"])
-        keys = [info.key for page in client.list_objects(spec["bucket"], spec["prefix"]) for info in page.object_info]
-        r = m.stop()
-    elif impl == "boto3":
-        s3 = _boto3(spec["endpoint"])
-        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=spec["bucket"], Prefix=spec["prefix"])
-        keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+    elif impl in ("ours_paged", "boto3"):
+        client = _boto3(spec["endpoint"]) if impl == "boto3" else _s3client(spec["endpoint"])
+        keys = _keys_page_by_page(spec, impl, client)
         r = m.stop()
     else:
         raise ValueError(impl)
