@@ -3,6 +3,8 @@
 import contextlib
 import logging
 import os
+import shutil
+import tempfile
 import uuid
 
 import pytest
@@ -15,6 +17,14 @@ os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 os.environ.pop("AWS_PROFILE", None)
 for _variable in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
     os.environ.pop(_variable, None)
+
+# The manifests' shared object indexes (_listing/index_files.py) in a folder of this session's, removed
+# at its end, not in the machine's /dev/shm; subprocesses of the tests inherit it.
+os.environ["S3TORCHCONNECTOR_INDEX_DIR"] = tempfile.mkdtemp(prefix="s3tc-test-indexes-")
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(os.environ["S3TORCHCONNECTOR_INDEX_DIR"], ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 Every blocking call releases the GIL and raises KeyboardInterrupt on Ctrl-C, cancelling its request.
 """
 
+from array import array
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, type_check_only
 
 from typing_extensions import Never
@@ -11,8 +12,11 @@ from typing_extensions import Never
 # 2 error, 3 warn, 4 info, 5 debug, 6 trace. Targets: "awscrt::<subject>" per CRT log subject,
 # "awscrt" for subjects without a registered name, "s3torchconnectorclient" for this module's messages.
 
-def shuffled_positions(n: int, mt_state: Sequence[int]) -> List[int]:
-    """random.Random with this state's shuffle of list(range(n)) (mt_state: Random.getstate()[1]), n < 2**31."""
+def shuffled_positions(n: int, mt_state: Sequence[int]) -> "array[int]":
+    """random.Random with this state's shuffle of list(range(n)) (mt_state: Random.getstate()[1]), n < 2**31,
+    as an array('I'): 4 bytes a position."""
+
+OBJECT_INDEX_VERSION: int
 
 def crc32c(data: object, previous: int = 0) -> int:
     """The CRC32C (Castagnoli) of a contiguous bytes-like object, continuing from ``previous``; hardware
@@ -177,3 +181,36 @@ class NativeClient(metaclass=_pybind11_type):
     ) -> ListPage: ...
     def metrics(self) -> Dict[str, object]:
         """Raw counters and latency histograms per operation; _metrics.shape() makes them readable."""
+
+class ObjectIndex(metaclass=_pybind11_type):
+    """An object index file (cpp/object_index.h), mapped read-only. OSError when it cannot be opened,
+    ValueError when it is not a whole index of this version."""
+
+    def __init__(self, path: str) -> None: ...
+    def __len__(self) -> int: ...
+    def entry(self, position: int) -> Tuple[str, str, int, str]:
+        """(bucket, key, size or -1 when unknown, ETag or ""); IndexError past the end."""
+    @property
+    def keys_digest(self) -> str:
+        """SHA-256 (hex) of the keys in order, each followed by a NUL."""
+    @property
+    def path(self) -> str: ...
+    @property
+    def file_size(self) -> int: ...
+
+class ObjectIndexWriter(metaclass=_pybind11_type):
+    """Writes an object index file at ``path``, which must not exist (FileExistsError)."""
+
+    def __init__(self, path: str) -> None: ...
+    def add(self, bucket: str, key: str, size: int, etag: str) -> None:
+        """size -1: unknown (the ETag is then not kept)."""
+    def add_simple_lines(self, text: bytes, start: int, bucket: str) -> Tuple[int, int]:
+        """Adds the lines of ``text`` from ``start`` in write_manifest's shape, as objects of ``bucket``
+        (none when it is ""); stops before any other line and before a line with no newline. Returns
+        (where it stopped, lines added)."""
+    @property
+    def count(self) -> int: ...
+    def finish(self) -> None:
+        """Completes the file; it is whole from here on."""
+    def abandon(self) -> None:
+        """Closes and removes the file."""

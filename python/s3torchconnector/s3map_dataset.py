@@ -5,7 +5,7 @@ from typing import Any, Callable, Iterable, List, Optional, Sequence
 
 import torch.utils.data
 
-from ._listing.manifest_entries import ManifestEntries
+from ._listing.indexed_objects import IndexedObjects
 from ._listing.sources import dataset_objects
 from ._s3client import S3Client, S3ClientConfig
 from ._s3dataset_common import S3BucketKeyData, identity
@@ -47,8 +47,8 @@ class S3MapDataset(S3DatasetBase, torch.utils.data.Dataset):
     def _dataset_objects(self) -> Sequence[S3BucketKeyData]:
         if self._objects is None:
             objects = dataset_objects(self._get_dataset_objects, self._get_client(), whole=True)
-            # A manifest's entries are a sequence already, each made when it is indexed.
-            self._objects = objects if isinstance(objects, ManifestEntries) else list(objects)
+            # A manifest's objects are an index file's already, each entry made when it is indexed.
+            self._objects = objects if isinstance(objects, IndexedObjects) else list(objects)
         return self._objects
 
     def __len__(self) -> int:

@@ -29,7 +29,7 @@ def test_a_manifest_that_cannot_be_read_keeps_the_errors_attributes():
         404,
         BUCKET,
         "missing.jsonl",
-        "GetObject",
+        "HeadObject",  # the manifest's version is asked for first: it names the node's shared index
     )
     assert error.request_id == ""  # the in-memory client sends none; the attribute is still there
 

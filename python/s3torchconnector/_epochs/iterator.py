@@ -9,7 +9,7 @@ import hashlib
 from itertools import islice, takewhile
 from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
-from .._listing.manifest_entries import ManifestEntries
+from .._listing.indexed_objects import IndexedObjects
 from .._listing.sources import dataset_objects
 from .order import epoch_order, remaining, shard_positions
 from .state import Listing, Position, check_listing, check_settings, position_from_dict
@@ -21,7 +21,7 @@ class LazyListing:
 
     def __init__(self, objects: Iterable[Any]) -> None:
         self._fingerprint: Optional[Listing] = None
-        if isinstance(objects, ManifestEntries):  # listed whole already, each entry made when indexed
+        if isinstance(objects, IndexedObjects):  # listed whole already, each entry made when indexed
             self._items: Sequence[Any] = objects
             self._objects: Iterator[Any] = iter(())
             self._complete = True
@@ -53,9 +53,12 @@ class LazyListing:
         is complete by then, and a StatefulDataLoader asks with every batch)."""
         if self._fingerprint is None:
             items = self.all()
-            keys = items.keys() if isinstance(items, ManifestEntries) else [item.key for item in items]
-            text = "\0".join(keys) + "\0" if keys else ""
-            self._fingerprint = Listing(objects=len(items), digest=hashlib.sha256(text.encode()).hexdigest()[:16])
+            if isinstance(items, IndexedObjects):  # the same digest, computed when the index was built
+                digest = items.keys_digest()
+            else:
+                text = "\0".join(item.key for item in items) + "\0" if items else ""
+                digest = hashlib.sha256(text.encode()).hexdigest()
+            self._fingerprint = Listing(objects=len(items), digest=digest[:16])
         return self._fingerprint
 
 

@@ -4,26 +4,28 @@
 module as ``python -m s3torchconnector.manifest`` does not find it imported already.
 """
 
-import contextlib
-import gc
 import gzip
 import io
 import json
-from typing import Any, Iterator, List, Optional
+import uuid
+from typing import Any, Iterator, Optional
 
-from .._s3bucket_key_data import S3BucketKeyData
-from .._s3client import ObjectInfo, S3Client, S3ClientConfig
+from .. import _native
+from .._s3client import S3Client, S3ClientConfig
 from .._s3uri import parse_s3_uri
 from .._stream_file import StreamFile
 from .._user_agent import UserAgent
 from ..s3exception import S3Exception, with_message
 from ..s3writer import S3Writer
+from .index_files import shared_index
+from .indexed_objects import IndexedObjects
 from .key_order import PAGE_SIZE, objects_in_key_order
-from .manifest_entries import ManifestEntries, Row, is_simple_block, is_simple_line
 
 HEADER_FIELD = "s3torchconnector_manifest"
 VERSION = 1
 _DECODER = json.JSONDecoder()
+_GZIP_RATIO = 10  # a gzip manifest's text is about this many times its size
+_CHUNK = 8 << 20
 
 
 def write_manifest(
@@ -76,7 +78,9 @@ def _write_line(out, entry: dict) -> None:
 
 class ObjectsFromManifest:
     """The objects a manifest lists, read with one streamed GET and checked whole before the first
-    is returned: a malformed manifest fails before any training starts. Picklable (by URI)."""
+    is returned: a malformed manifest fails before any training starts. They are kept in an index
+    file that every process of the node reading this version of the manifest shares (index_files).
+    Picklable (by URI)."""
 
     pin_versions = True  # a reader reads the version the manifest recorded, or fails
 
@@ -86,56 +90,81 @@ class ObjectsFromManifest:
             raise ValueError(f"{manifest_uri!r} names a bucket, not a manifest object: use 's3://bucket/m.jsonl'")
         self.uri = manifest_uri
 
-    def __call__(self, client: S3Client) -> ManifestEntries:
+    def __call__(self, client: S3Client) -> IndexedObjects:
         return self.read(client)
 
-    def read(self, client: S3Client) -> ManifestEntries:
-        """The objects the manifest lists, read through ``client`` with one streamed GET and checked
-        whole. A manifest that cannot be read raises its S3Exception, its message naming the manifest;
-        one that is not JSON Lines (or not gzip, for ``.gz``), has a malformed line (named by its
-        number) or lists no objects raises ValueError."""
+    def read(self, client: S3Client) -> IndexedObjects:
+        """The objects the manifest lists, from the node's index of this version of the manifest,
+        built (one streamed GET through ``client``, checked whole) when no process built it yet. A
+        manifest that cannot be read raises its S3Exception, its message naming the manifest; one
+        that is not JSON Lines (or not gzip, for ``.gz``), has a malformed line (named by its number)
+        or lists no objects raises ValueError."""
         try:
-            stream = client._stream_object(self.bucket, self.key)  # through the node cache, when on
-            raw: Any = io.BufferedReader(StreamFile(stream), buffer_size=1 << 20)
-            if self.key.endswith(".gz"):
-                raw = gzip.GzipFile(fileobj=raw, mode="rb")
-            text = io.TextIOWrapper(raw, encoding="utf-8")
-            with _collector_paused():
-                entries = self._parse(_blocks(text))
+            head = client.head_object(self.bucket, self.key)
         except S3Exception as error:
             raise with_message(error, f"cannot read the manifest {self.uri}: {error}") from error
+        # Without an ETag nothing tells two versions apart: such an index is this process's (and its workers').
+        version = head.etag or uuid.uuid4().hex
+        endpoint = client.endpoint or ""
+        identity = "\0".join(
+            ("manifest", str(_native.OBJECT_INDEX_VERSION), client.region, endpoint, self.bucket, self.key, version)
+        )
+        gzipped = self.key.endswith(".gz")
+        expected = head.size * (_GZIP_RATIO if gzipped else 1)
+        return shared_index(identity, expected, lambda path: self._build(client, head.etag or "", path))
+
+    def _build(self, client: S3Client, etag: str, path: str) -> None:
+        """Writes the index of the manifest's version ``etag`` at ``path``."""
+        writer = _native.ObjectIndexWriter(path)
+        try:
+            stream = client._stream_object(self.bucket, self.key, etag)  # through the node cache, when on
+            raw: Any = StreamFile(stream)
+            if self.key.endswith(".gz"):
+                raw = gzip.GzipFile(fileobj=io.BufferedReader(raw, buffer_size=1 << 20), mode="rb")
+            self._add_lines(_chunks(raw), writer)
+            if writer.count == 0:
+                raise ValueError(f"the manifest {self.uri} lists no objects")
+            writer.finish()
+        except S3Exception as error:
+            writer.abandon()
+            raise with_message(error, f"cannot read the manifest {self.uri}: {error}") from error
         except (OSError, EOFError, UnicodeDecodeError) as error:  # gzip.BadGzipFile is an OSError
+            writer.abandon()
+            if isinstance(error, FileNotFoundError) or getattr(error, "filename", None) == path:
+                raise  # the index file's own, not the manifest's
             raise ValueError(
                 f"the manifest {self.uri} is not readable JSON Lines{' (gzip)' if self.key.endswith('.gz') else ''}: {error}"
             ) from None
-        if not entries:
-            raise ValueError(f"the manifest {self.uri} lists no objects")
-        return entries
+        except BaseException:
+            writer.abandon()
+            raise
 
-    def _parse(self, blocks: Iterator[str]) -> ManifestEntries:
+    def _add_lines(self, chunks: Iterator[bytes], writer) -> None:
+        """Adds the manifest's objects to ``writer`` in order. Lines in write_manifest's shape are
+        read natively; any other line (and line 1, which may be a header naming the bucket) is parsed
+        here the exact way."""
         bucket: Optional[str] = None  # a header names it, on line 1
-        rows: List[Row] = []
-        number = 0  # lines before the block
-        for block in blocks:
-            if number == 0:  # line 1 alone: a header there names the bucket of the lines after it
-                first, block = block.split("\n", 1)
-                bucket = self._add_line(first, 1, bucket, rows)
-                number = 1
-            lines = block.split("\n")
-            lines.pop()  # after the block's last newline
-            if bucket is not None and is_simple_block(block):  # one match checks every line
-                rows.extend(lines)
-            else:
-                for offset, line in enumerate(lines, start=1):
-                    bucket = self._add_line(line, number + offset, bucket, rows)
-            number += len(lines)
-        return ManifestEntries(bucket or "", rows)
+        number = 0  # lines read
+        carry = b""  # a line cut by the chunk's end
+        for chunk in chunks:
+            data = carry + chunk if carry else chunk
+            at = 0
+            while True:
+                if number > 0:
+                    at, lines = writer.add_simple_lines(data, at, bucket or "")
+                    number += lines
+                end = data.find(b"\n", at)
+                if end < 0:
+                    break
+                number += 1
+                bucket = self._add_line(data[at:end].decode("utf-8"), number, bucket, writer)
+                at = end + 1
+            carry = data[at:]
+        if carry:  # the last line, with no newline after it
+            self._add_line(carry.decode("utf-8"), number + 1, bucket, writer)
 
-    def _add_line(self, line: str, number: int, bucket: Optional[str], rows: List[Row]) -> Optional[str]:
-        """Checks one line and adds its object to ``rows``; returns the bucket, which a header names."""
-        if bucket is not None and is_simple_line(line):
-            rows.append(line)
-            return bucket
+    def _add_line(self, line: str, number: int, bucket: Optional[str], writer) -> Optional[str]:
+        """Checks one line and adds its object to ``writer``; returns the bucket, which a header names."""
         if not line.strip():
             return bucket
         try:
@@ -151,10 +180,12 @@ class ObjectsFromManifest:
             if not isinstance(header_bucket, str) or not header_bucket:
                 raise self._bad_line(number, "the header has no bucket")
             return header_bucket
-        rows.append(self._entry(entry, bucket, number))
+        entry_bucket, key, size, etag = self._entry(entry, bucket, number)
+        writer.add(entry_bucket, key, -1 if size is None else size, etag)
         return bucket
 
-    def _entry(self, entry: dict, bucket: Optional[str], number: int) -> S3BucketKeyData:
+    def _entry(self, entry: dict, bucket: Optional[str], number: int):
+        """(bucket, key, size or None, ETag) of one entry, checked."""
         if "uri" in entry:
             try:
                 entry_bucket, key = parse_s3_uri(entry["uri"])
@@ -169,12 +200,17 @@ class ObjectsFromManifest:
         if not isinstance(key, str) or not key:
             raise self._bad_line(number, "the object key is empty: an entry names one object, not a bucket")
         size, etag = entry.get("size"), entry.get("etag", "")
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-            raise self._bad_line(number, f"size must be a non-negative integer, got {size!r}")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 0 <= size < 1 << 62):
+            raise self._bad_line(number, f"size must be a non-negative integer below 2**62, got {size!r}")
         if not isinstance(etag, str):
             raise self._bad_line(number, f"etag must be a string, got {etag!r}")
-        info = ObjectInfo(key, etag, size) if size is not None else None
-        return S3BucketKeyData(entry_bucket, key, info)
+        # Keys and ETags with lone surrogates ("\ud800") cannot be UTF-8, nor an S3 key.
+        for field, text in (("key", key), ("etag", etag)):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise self._bad_line(number, f"the {field} is not valid Unicode") from None
+        return entry_bucket, key, size, etag
 
     def _bad_line(self, number: int, problem: str) -> ValueError:
         return ValueError(f"the manifest {self.uri}, line {number}: {problem}")
@@ -188,31 +224,10 @@ class ObjectsFromManifest:
         )
 
 
-def _blocks(text) -> Iterator[str]:
-    """The text of a stream about a megabyte at a time, cut after a newline: whole lines, each ending
-    with one. Iterating the stream line by line would cost a Python call per line in GzipFile."""
-    partial = ""
+def _chunks(raw) -> Iterator[bytes]:
+    """The manifest's bytes, 8 MiB at a time (cut anywhere: lines are joined again by the reader)."""
     while True:
-        block = text.read(1 << 20)
-        if not block:
-            break
-        block = partial + block
-        cut = block.rfind("\n") + 1
-        partial = block[cut:]
-        if cut:
-            yield block[:cut]
-    if partial:
-        yield partial + "\n"
-
-
-@contextlib.contextmanager
-def _collector_paused():
-    """Building millions of small entries triggers the cyclic garbage collector again and again over
-    a heap that only grows (nearly half the parse time of 100,000 entries): pause it meanwhile."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+        chunk = raw.read(_CHUNK)
+        if not chunk:
+            return
+        yield chunk

@@ -1,0 +1,339 @@
+#include "object_index.h"
+
+#include "runtime.h"
+
+#include <aws/cal/hash.h>
+#include <aws/common/byte_buf.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace s3tc {
+
+namespace {
+
+constexpr char MAGIC[8] = {'s', '3', 't', 'c', 'i', 'd', 'x', '\0'};
+constexpr uint32_t BYTE_ORDER_MARK = 0x01020304;
+
+struct Header {
+    char magic[8];
+    uint32_t byte_order;
+    uint32_t version;
+    uint32_t block_entries;
+    uint32_t bucket_count;
+    uint64_t count;
+    uint64_t blocks_end;  // where the block offsets start
+    uint64_t buckets_start;
+    uint64_t file_size;
+    char keys_digest[64];
+};
+constexpr uint64_t BLOCKS_START = 128;
+static_assert(sizeof(Header) <= BLOCKS_START);
+
+enum EtagForm : uint8_t { NO_ETAG = 0, MD5_ETAG = 1, WRITTEN_ETAG = 2 };
+
+void put_varint(std::string &out, uint64_t value) {
+    while (value >= 0x80) {
+        out.push_back(static_cast<char>((value & 0x7f) | 0x80));
+        value >>= 7;
+    }
+    out.push_back(static_cast<char>(value));
+}
+
+// The value of each lowercase hex digit, -1 for any other byte (upper case is kept as written: the ETag read
+// back must be the one given). A table: this runs for every object of a 10-million-object manifest.
+struct HexDigits {
+    int8_t value[256];
+    constexpr HexDigits() : value() {
+        for (int c = 0; c < 256; ++c) value[c] = -1;
+        for (int c = '0'; c <= '9'; ++c) value[c] = static_cast<int8_t>(c - '0');
+        for (int c = 'a'; c <= 'f'; ++c) value[c] = static_cast<int8_t>(c - 'a' + 10);
+    }
+};
+constexpr HexDigits HEX;
+
+int hex_value(char c) { return HEX.value[static_cast<unsigned char>(c)]; }
+
+// `"` + 32 lowercase hex digits + `"`, S3's ETag of an object uploaded in one part.
+bool is_md5_etag(std::string_view etag) {
+    if (etag.size() != 34 || etag.front() != '"' || etag.back() != '"') return false;
+    int all = 0;
+    for (size_t i = 1; i < 33; ++i) all |= hex_value(etag[i]);  // any -1 sets the sign bit
+    return all >= 0;
+}
+
+// Reads an entry's fields within [at, end), refusing to step past end.
+class Cursor {
+public:
+    Cursor(const uint8_t *at, const uint8_t *end) : at_(at), end_(end) {}
+
+    bool varint(uint64_t &value) {
+        value = 0;
+        for (unsigned shift = 0; shift < 64; shift += 7) {
+            if (at_ == end_) return false;
+            const uint8_t byte = *at_++;
+            value |= static_cast<uint64_t>(byte & 0x7f) << shift;
+            if ((byte & 0x80) == 0) return true;
+        }
+        return false;
+    }
+    bool bytes(uint64_t length, const uint8_t *&start) {
+        if (length > static_cast<uint64_t>(end_ - at_)) return false;
+        start = at_;
+        at_ += length;
+        return true;
+    }
+
+private:
+    const uint8_t *at_;
+    const uint8_t *end_;
+};
+
+[[noreturn]] void throw_errno(const std::string &path) { throw IndexFileError(errno, path); }
+
+}  // namespace
+
+ObjectIndex::ObjectIndex(const std::string &path) : path_(path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw_errno(path);
+    struct stat st{};
+    if (::fstat(fd, &st) != 0) {
+        const int error = errno;
+        ::close(fd);
+        throw IndexFileError(error, path);
+    }
+    length_ = static_cast<uint64_t>(st.st_size);
+    if (length_ < BLOCKS_START) {
+        ::close(fd);
+        damaged("shorter than its header");
+    }
+    void *mapped = ::mmap(nullptr, length_, PROT_READ, MAP_SHARED, fd, 0);
+    const int error = errno;
+    ::close(fd);  // the mapping keeps the file
+    if (mapped == MAP_FAILED) throw IndexFileError(error, path);
+    data_ = static_cast<const uint8_t *>(mapped);
+    try {
+        Header header;
+        std::memcpy(&header, data_, sizeof header);
+        if (std::memcmp(header.magic, MAGIC, sizeof MAGIC) != 0) damaged("not an object index");
+        if (header.byte_order != BYTE_ORDER_MARK || header.version != OBJECT_INDEX_VERSION ||
+            header.block_entries != BLOCK_ENTRIES)
+            damaged("of another version");
+        if (header.file_size != length_) damaged("not of the length it was written with");
+        count_ = header.count;
+        const uint64_t blocks = count_ / BLOCK_ENTRIES + (count_ % BLOCK_ENTRIES != 0);
+        if (header.blocks_end < BLOCKS_START || header.blocks_end % 8 != 0 || header.blocks_end > length_ ||
+            blocks > (length_ - header.blocks_end) / 8 || header.buckets_start != header.blocks_end + blocks * 8)
+            damaged("its sections do not fit");
+        blocks_start_ = BLOCKS_START;
+        blocks_end_ = header.blocks_end;
+        Cursor table(data_ + header.buckets_start, data_ + length_);
+        for (uint32_t i = 0; i < header.bucket_count; ++i) {
+            const uint8_t *length_bytes = nullptr;
+            const uint8_t *name = nullptr;
+            uint32_t length = 0;
+            if (!table.bytes(sizeof length, length_bytes)) damaged("its bucket table is cut short");
+            std::memcpy(&length, length_bytes, sizeof length);
+            if (!table.bytes(length, name)) damaged("its bucket table is cut short");
+            buckets_.emplace_back(reinterpret_cast<const char *>(name), length);
+        }
+        digest_.assign(header.keys_digest, sizeof header.keys_digest);
+    } catch (...) {
+        ::munmap(const_cast<uint8_t *>(data_), length_);
+        throw;
+    }
+}
+
+ObjectIndex::~ObjectIndex() { ::munmap(const_cast<uint8_t *>(data_), length_); }
+
+void ObjectIndex::damaged(const char *what) const {
+    // invalid_argument: Python's ValueError
+    throw std::invalid_argument("the object index " + path_ + " is damaged (" + what +
+                                "): remove it to build it again");
+}
+
+IndexEntry ObjectIndex::entry(uint64_t position) const {
+    if (position >= count_) throw std::out_of_range("index out of range");
+    const uint64_t block = position / BLOCK_ENTRIES;
+    uint64_t start = 0;
+    uint64_t end = 0;
+    std::memcpy(&start, data_ + blocks_end_ + block * 8, 8);
+    if (block + 1 < (count_ + BLOCK_ENTRIES - 1) / BLOCK_ENTRIES) {
+        std::memcpy(&end, data_ + blocks_end_ + (block + 1) * 8, 8);
+    } else {
+        end = blocks_end_;
+    }
+    if (start < blocks_start_ || start > end || end > blocks_end_) damaged("a block offset is out of place");
+    Cursor in(data_ + start, data_ + end);
+    IndexEntry entry;
+    for (uint64_t i = block * BLOCK_ENTRIES; i <= position; ++i) {
+        uint64_t shared = 0, rest = 0, bucket = 0, size = 0;
+        const uint8_t *bytes = nullptr;
+        if (!in.varint(shared) || !in.varint(rest) || shared > entry.key.size() || !in.bytes(rest, bytes))
+            damaged("a key does not fit its block");
+        entry.key.resize(shared);
+        entry.key.append(reinterpret_cast<const char *>(bytes), rest);
+        const uint8_t *form = nullptr;
+        if (!in.varint(bucket) || bucket >= buckets_.size() || !in.varint(size) || !in.bytes(1, form))
+            damaged("an entry does not fit its block");
+        entry.size = size == 0 ? -1 : static_cast<int64_t>(size - 1);
+        entry.etag.clear();
+        if (*form == MD5_ETAG) {
+            if (!in.bytes(16, bytes)) damaged("an ETag does not fit its block");
+            static const char digits[] = "0123456789abcdef";
+            entry.etag.push_back('"');
+            for (int b = 0; b < 16; ++b) {
+                entry.etag.push_back(digits[bytes[b] >> 4]);
+                entry.etag.push_back(digits[bytes[b] & 0xf]);
+            }
+            entry.etag.push_back('"');
+        } else if (*form == WRITTEN_ETAG) {
+            uint64_t length = 0;
+            if (!in.varint(length) || !in.bytes(length, bytes)) damaged("an ETag does not fit its block");
+            entry.etag.assign(reinterpret_cast<const char *>(bytes), length);
+        } else if (*form != NO_ETAG) {
+            damaged("an ETag of no known form");
+        }
+        if (i == position) entry.bucket = buckets_[bucket];
+    }
+    return entry;
+}
+
+ObjectIndexWriter::ObjectIndexWriter(const std::string &path) : path_(path) {
+    init_crt_library();  // aws-c-cal's SHA-256
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) throw_errno(path);
+    file_ = ::fdopen(fd, "wb");
+    if (file_ == nullptr) {
+        const int error = errno;
+        ::close(fd);
+        ::unlink(path.c_str());
+        throw IndexFileError(error, path);
+    }
+    std::setvbuf(file_, nullptr, _IOFBF, 1 << 20);
+    sha256_ = aws_sha256_new(aws_default_allocator());
+    if (sha256_ == nullptr) {
+        abandon();
+        throw std::runtime_error("cannot start a SHA-256 digest");
+    }
+    const char zeros[BLOCKS_START] = {};
+    write(zeros, sizeof zeros);  // the header's place: written last, when it is known
+}
+
+ObjectIndexWriter::~ObjectIndexWriter() {
+    if (file_ != nullptr) abandon();
+    if (sha256_ != nullptr) aws_hash_destroy(sha256_);
+}
+
+void ObjectIndexWriter::write(const void *bytes, size_t length) {
+    if (length != 0 && std::fwrite(bytes, 1, length, file_) != length) throw_errno(path_);
+    offset_ += length;
+}
+
+void ObjectIndexWriter::hash_key(std::string_view key) {
+    hash_buffer_.append(key);
+    hash_buffer_.push_back('\0');
+    if (hash_buffer_.size() >= (64u << 10)) {
+        const aws_byte_cursor bytes = aws_byte_cursor_from_array(hash_buffer_.data(), hash_buffer_.size());
+        if (aws_hash_update(sha256_, &bytes) != 0) throw std::runtime_error("SHA-256 update failed");
+        hash_buffer_.clear();
+    }
+}
+
+void ObjectIndexWriter::add(std::string_view bucket, std::string_view key, int64_t size, std::string_view etag) {
+    if (file_ == nullptr) throw std::logic_error("the index is finished");
+    auto found = bucket_numbers_.find(bucket);
+    if (found == bucket_numbers_.end()) {
+        if (bucket.size() > UINT32_MAX) throw std::invalid_argument("bucket name too long");
+        found = bucket_numbers_.emplace(std::string(bucket), static_cast<uint32_t>(buckets_.size())).first;
+        buckets_.emplace_back(bucket);
+    }
+    if (in_block_ == 0) block_offsets_.push_back(offset_ + block_.size());
+    size_t shared = 0;
+    if (in_block_ != 0) {
+        const size_t limit = std::min(previous_key_.size(), key.size());
+        while (shared < limit && previous_key_[shared] == key[shared]) ++shared;
+    }
+    put_varint(block_, shared);
+    put_varint(block_, key.size() - shared);
+    block_.append(key.substr(shared));
+    put_varint(block_, found->second);
+    put_varint(block_, size < 0 ? 0 : static_cast<uint64_t>(size) + 1);
+    if (size < 0 || etag.empty()) {
+        block_.push_back(static_cast<char>(NO_ETAG));
+    } else if (is_md5_etag(etag)) {
+        block_.push_back(static_cast<char>(MD5_ETAG));
+        for (size_t i = 1; i < 33; i += 2)
+            block_.push_back(static_cast<char>(hex_value(etag[i]) << 4 | hex_value(etag[i + 1])));
+    } else {
+        block_.push_back(static_cast<char>(WRITTEN_ETAG));
+        put_varint(block_, etag.size());
+        block_.append(etag);
+    }
+    previous_key_.assign(key);
+    hash_key(key);
+    ++count_;
+    if (++in_block_ == BLOCK_ENTRIES) flush_block();
+}
+
+void ObjectIndexWriter::flush_block() {
+    write(block_.data(), block_.size());
+    block_.clear();
+    in_block_ = 0;
+}
+
+void ObjectIndexWriter::finish() {
+    if (file_ == nullptr) throw std::logic_error("the index is finished");
+    flush_block();
+    const char zeros[8] = {};
+    write(zeros, (8 - offset_ % 8) % 8);
+    Header header{};
+    std::memcpy(header.magic, MAGIC, sizeof MAGIC);
+    header.byte_order = BYTE_ORDER_MARK;
+    header.version = OBJECT_INDEX_VERSION;
+    header.block_entries = BLOCK_ENTRIES;
+    header.bucket_count = static_cast<uint32_t>(buckets_.size());
+    header.count = count_;
+    header.blocks_end = offset_;
+    write(block_offsets_.data(), block_offsets_.size() * sizeof(uint64_t));
+    header.buckets_start = offset_;
+    for (const auto &bucket : buckets_) {
+        const auto length = static_cast<uint32_t>(bucket.size());
+        write(&length, sizeof length);
+        write(bucket.data(), bucket.size());
+    }
+    header.file_size = offset_;
+    const aws_byte_cursor rest = aws_byte_cursor_from_array(hash_buffer_.data(), hash_buffer_.size());
+    uint8_t digest[32];
+    aws_byte_buf out = aws_byte_buf_from_empty_array(digest, sizeof digest);
+    if (aws_hash_update(sha256_, &rest) != 0 || aws_hash_finalize(sha256_, &out, 0) != 0)
+        throw std::runtime_error("SHA-256 failed");
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 32; ++i) {
+        header.keys_digest[2 * i] = digits[digest[i] >> 4];
+        header.keys_digest[2 * i + 1] = digits[digest[i] & 0xf];
+    }
+    if (std::fseek(file_, 0, SEEK_SET) != 0 || std::fwrite(&header, sizeof header, 1, file_) != 1) throw_errno(path_);
+    std::FILE *file = file_;
+    file_ = nullptr;
+    if (std::fclose(file) != 0) {
+        const int error = errno;
+        ::unlink(path_.c_str());
+        throw IndexFileError(error, path_);
+    }
+}
+
+void ObjectIndexWriter::abandon() {
+    if (file_ != nullptr) {
+        std::fclose(file_);
+        file_ = nullptr;
+        ::unlink(path_.c_str());
+    }
+}
+
+}  // namespace s3tc
