@@ -29,7 +29,7 @@ def write_index(path, entries):
 def test_entries_read_back_as_written(tmp_path):
     rng = random.Random(7)
     entries = []
-    for i in range(1000):
+    for _ in range(1000):
         key = "train/" + "".join(rng.choice("ab/é日-_.") for _ in range(rng.randrange(1, 30)))
         size = rng.choice([-1, 0, 1, 2**40, rng.randrange(10**6)])
         etag = rng.choice(["", MD5, '"ABCDEF0123456789abcdef0123456789"', '"e-12"', '"5f1b2c3d-1000"'])
