@@ -142,6 +142,30 @@ def write_shared_objects(
     return etag
 
 
+def write_index_manifest(data_root: Path, bucket: str, prefix: str, count: int, body_size: int, manifest_key: str) -> bool:
+    """W10: a manifest (JSON Lines, write_manifest's shape) of ``count`` keys under s3://bucket/<prefix>,
+    a ``shared-*/`` prefix that nginx serves from one body, so that the first entry reads. Written
+    in pieces (10 million lines are about 850 MB) and only when missing; True when written."""
+    body = data_root / "_shared" / bucket / (prefix.rstrip("/") + ".bin")
+    if not (body.exists() and body.stat().st_size == body_size):
+        body.parent.mkdir(parents=True, exist_ok=True)
+        body.write_bytes(os.urandom(body_size))
+    etag = json.dumps(nginx_etag(body))[1:-1].encode()  # the ETag as it stands inside a JSON string
+    manifest = data_root / bucket / manifest_key
+    stamp = manifest.with_name(manifest.name + ".written")
+    if manifest.exists() and stamp.exists() and stamp.read_text() == f"{count} {etag.decode()}":
+        return False
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    header = {"s3torchconnector_manifest": 1, "bucket": bucket, "prefix": prefix}
+    with open(manifest, "wb") as out:
+        out.write(json.dumps(header, separators=(",", ":")).encode() + b"\n")
+        line = b'{"key":"%s%%08d.bin","size":%d,"etag":"%s"}\n' % (prefix.encode(), body_size, etag)
+        for start in range(0, count, 1_000_000):
+            out.write(b"".join(line % i for i in range(start, min(count, start + 1_000_000))))
+    stamp.write_text(f"{count} {etag.decode()}")
+    return True
+
+
 def write_tar_shards(root: Path, shard_keys: List[str], per_shard: int, samples: List[Path]) -> List[Tuple[str, int]]:
     """Tar shards (WebDataset layout: one member ``<7-digit index>.bin`` per sample) under
     s3://bench/, sample i holding the bytes of ``samples[i % len(samples)]``; written with

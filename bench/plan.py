@@ -52,6 +52,7 @@ class Sizes:
     manifest_keys: int  # W4m/W4mx: objects under the prefix (and lines in its manifest)
     parallel_list_keys: int  # W11/W11n: keys of a listing only (no objects behind them)
     list_folders: int  # W11n: the same keys in this many folders
+    index_entries: int  # W10*: lines of the manifest whose shared index is measured
     shards: int  # W8: tar shards of small_size samples
     shard_size: int  # W8: bytes of samples (and their headers) per shard, about
     write_check: int  # the moto correctness run
@@ -72,6 +73,7 @@ FULL = Sizes(
     manifest_keys=100_000,
     parallel_list_keys=1_000_000,
     list_folders=1_000,
+    index_entries=10_000_000,
     shards=8,
     shard_size=64 * MIB,
     write_check=256 * MIB,
@@ -91,6 +93,7 @@ QUICK = Sizes(
     manifest_keys=10_000,
     parallel_list_keys=100_000,
     list_folders=100,
+    index_entries=200_000,
     shards=2,
     shard_size=64 * MIB,
     write_check=64 * MIB,
@@ -249,6 +252,9 @@ def keys(sizes: Sizes) -> Dict[str, str]:
         # W11/W11n: listings only, flat (listed-N/0000000) and in folders (listed-FxK/0000/0000)
         flat_listing=f"listed-{sizes.parallel_list_keys}/",
         nested_listing=f"listed-{sizes.list_folders}x{sizes.parallel_list_keys // sizes.list_folders}/",
+        # W10*: a manifest of many keys that share one body (as W4m's), in write_manifest's shape
+        index_prefix="shared-index/",
+        index_manifest=f"manifests/shared-index-{sizes.index_entries}.jsonl",
     )
 
 
@@ -658,9 +664,119 @@ def build(sizes: Sizes, quick: bool) -> List[Workload]:
             "as separate objects",
         ),
         *_cache_rows(s, k, small),
+        *_index_rows(s, k),
         *_listing_rows(s, k),
     ]
     return w
+
+
+def _index_rows(s: Sizes, k: Dict[str, str]) -> List[Workload]:
+    """W10, W10s, W10x: a manifest's shared index, and the rows of their second numbers (memory, state)."""
+    n = s.index_entries
+    spec = dict(prefix=k["index_prefix"], manifest=k["index_manifest"], count=n, object_size=SHARED_BODY)
+    folder = "a fresh index folder in /dev/shm per run (S3TORCHCONNECTOR_INDEX_DIR), removed after it"
+    memory = "(peak RSS growth + the index file's size) / entries"
+
+    def at_most(bound):
+        return lambda v: None if v.get("ours") is None else v["ours"] <= bound
+
+    rows = [
+        Workload(
+            "W10",
+            f"S3MapDataset.from_manifest over {n:,} entries, the node's first process: seconds to len(ds), ds[0]",
+            "index",
+            "loopback",
+            "s",
+            ["ours"],
+            s.reps,
+            dict(spec, mode="first"),
+            target="≤ 5 s",
+            check=at_most(5),
+            lower_is_better=True,
+            detail=("bytes_per_entry", "B/entry"),
+            note=f"one HEAD and one GET of the manifest (about {n * 85 // 10**6:,} MB of JSON Lines), its lines "
+            f"read into the index file; {folder}; memory per entry: {memory}",
+        ),
+        Workload(
+            "W10m",
+            f"the same: memory per entry, the shared index included, {memory}",
+            "index",
+            "loopback",
+            "B/entry",
+            ["ours"],
+            0,
+            dict(spec, mode="first"),
+            target="≤ 40 B/entry",
+            check=at_most(40),
+            lower_is_better=True,
+            from_runs_of="W10",
+            value_field="bytes_per_entry",
+        ),
+        Workload(
+            "W10s",
+            "the same in a second process of the node while the first holds the index: seconds to len(ds), ds[0]",
+            "index",
+            "loopback",
+            "s",
+            ["ours"],
+            s.reps,
+            dict(spec, mode="second"),
+            target="≤ 1 s",
+            check=at_most(1),
+            lower_is_better=True,
+            detail=("private_bytes_per_entry", "B/entry own"),
+            note="a new interpreter (imports before the time); its own memory: growth of Private_Clean + "
+            "Private_Dirty (/proc/self/smaps_rollup) over the timed part, per entry",
+        ),
+        Workload(
+            "W10sm",
+            "the same: growth of the second process's own memory (not shared) per entry",
+            "index",
+            "loopback",
+            "B/entry",
+            ["ours"],
+            0,
+            dict(spec, mode="second"),
+            target="≤ 8 B/entry",
+            check=at_most(8),
+            lower_is_better=True,
+            from_runs_of="W10s",
+            value_field="private_bytes_per_entry",
+        ),
+        Workload(
+            "W10x",
+            f"S3IterableDataset.from_manifest(shuffle=True) over {n:,} entries: seconds to the first sample "
+            "through StatefulDataLoader",
+            "index",
+            "loopback",
+            "s",
+            ["ours"],
+            s.reps,
+            dict(spec, mode="iterable"),
+            target="≤ 5 s",
+            check=at_most(5),
+            lower_is_better=True,
+            detail=("state_bytes", "B of state"),
+            note=f"StatefulDataLoader(ds, batch_size=None), next(iter(loader)); the index built inside the time; "
+            f"{folder}; the state: len(pickle.dumps(loader.state_dict())) after that sample",
+        ),
+        Workload(
+            "W10xs",
+            "the same: size of the StatefulDataLoader's state",
+            "index",
+            "loopback",
+            "bytes",
+            ["ours"],
+            0,
+            dict(spec, mode="iterable"),
+            target="≤ 4 KiB",
+            check=at_most(4096),
+            lower_is_better=True,
+            from_runs_of="W10x",
+            value_field="state_bytes",
+        ),
+    ]
+    return rows
 
 
 def _listing_rows(s: Sizes, k: Dict[str, str]) -> List[Workload]:

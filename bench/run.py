@@ -155,6 +155,13 @@ def prepare_data(sizes: plan.Sizes, workloads, log) -> dict:
     paths["_shared_etag"] = datagen.write_shared_objects(
         DATA, LISTS, datagen.BUCKET, names["shared_prefix"], sizes.manifest_keys, plan.SHARED_BODY, names["manifest"]
     )
+    # W10*: a manifest of many entries (written once, kept: about 850 MB for 10 million)
+    if any(w.kind == "index" for w in workloads):
+        t = time.time()
+        if datagen.write_index_manifest(
+            DATA, datagen.BUCKET, names["index_prefix"], sizes.index_entries, plan.SHARED_BODY, names["index_manifest"]
+        ):
+            log(f"generated s3://{datagen.BUCKET}/{names['index_manifest']} ({time.time() - t:.0f} s)")
     # W8 and W9t: tar shards whose samples are W2's objects
     if any(w.kind == "tar" or w.params.get("shard_format") == "tar" for w in workloads):
         t = time.time()

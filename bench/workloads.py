@@ -958,7 +958,87 @@ def w_list_all(spec, impl):
     return r
 
 
+_SECOND_PROCESS = """
+import json, sys, time
+from s3torchconnector import S3ClientConfig, S3MapDataset
+
+def private_bytes():
+    with open("/proc/self/smaps_rollup") as f:
+        return sum(int(line.split()[1]) * 1024 for line in f if line.startswith(("Private_Clean", "Private_Dirty")))
+
+uri, endpoint, region, signed = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+config = S3ClientConfig(force_path_style=True, unsigned=not signed)
+before = private_bytes()
+t0 = time.perf_counter()
+ds = S3MapDataset.from_manifest(uri, region=region, endpoint=endpoint, transform=lambda r: r.read(), s3client_config=config)
+count = len(ds)
+sample = ds[0]
+seconds = time.perf_counter() - t0
+print(json.dumps(dict(seconds=seconds, private_growth=private_bytes() - before, count=count, sample=len(sample),
+                      index=ds._dataset_objects.path)))
+"""
+
+
+def w_index(spec, impl):
+    """W10, W10s, W10x: a manifest's objects through the node's shared index, built by the first
+    process (``first``, ``iterable``) or mapped by a second one (``second``)."""
+    import pickle
+    import shutil
+
+    from s3torchconnector import S3IterableDataset, S3MapDataset
+
+    if impl != "ours":
+        raise ValueError(impl)
+    uri = f"s3://{spec['bucket']}/{spec['manifest']}"
+    options = dict(region=REGION, endpoint=spec["endpoint"], transform=read_all, s3client_config=_config())
+    folder = tempfile.mkdtemp(prefix="s3tc-bench-index-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    os.environ["S3TORCHCONNECTOR_INDEX_DIR"] = folder
+    try:
+        m = Meter()
+        if spec["mode"] == "iterable":
+            from torchdata.stateful_dataloader import StatefulDataLoader
+
+            m.start()
+            ds = S3IterableDataset.from_manifest(uri, shuffle=True, seed=0, **options)
+            loader = StatefulDataLoader(ds, batch_size=None)
+            sample = next(iter(loader))
+            r = m.stop()
+            r.update(state_bytes=len(pickle.dumps(loader.state_dict())))
+        else:
+            m.start()
+            ds = S3MapDataset.from_manifest(uri, **options)
+            count = len(ds)
+            sample = ds[0]
+            r = m.stop()
+            if count != spec["count"]:
+                raise AssertionError(f"the dataset has {count} objects, expected {spec['count']}")
+            index_bytes = sum(entry.stat().st_size for entry in os.scandir(folder) if entry.name.endswith(".index"))
+            r.update(count=count, index_bytes=index_bytes, bytes_per_entry=(r["rss_growth"] + index_bytes) / count)
+        if spec["mode"] == "second":  # the first process (this one) holds the index while a second maps it
+            signed = "1" if SPEC.get("signed") else "0"
+            command = [sys.executable, "-c", _SECOND_PROCESS, uri, spec["endpoint"], REGION, signed]
+            done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+            if done.returncode != 0:
+                raise AssertionError(f"the second process failed: {done.stderr[-2000:]}")
+            second = json.loads(done.stdout)
+            if second["index"] != ds._dataset_objects.path or second["count"] != spec["count"]:
+                raise AssertionError(f"the second process did not map the first one's index: {second}")
+            r = dict(
+                seconds=second["seconds"],
+                private_growth=second["private_growth"],
+                private_bytes_per_entry=second["private_growth"] / second["count"],
+                first_process_s=r["seconds"],
+            )
+            sample = b"x" * second["sample"]
+        if len(sample) != spec["object_size"]:
+            raise AssertionError(f"the first sample has {len(sample)} bytes, expected {spec['object_size']}")
+        return r
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 WORKLOADS = {
+    "index": w_index,
     "list_all": w_list_all,
     "probe": w_probe,
     "client_check": w_client_check,

@@ -25,7 +25,7 @@ HEADER_FIELD = "s3torchconnector_manifest"
 VERSION = 1
 _DECODER = json.JSONDecoder()
 _GZIP_RATIO = 10  # a gzip manifest's text is about this many times its size
-_CHUNK = 8 << 20
+_CHUNK = 1 << 20
 
 
 def write_manifest(
@@ -225,7 +225,7 @@ class ObjectsFromManifest:
 
 
 def _chunks(raw) -> Iterator[bytes]:
-    """The manifest's bytes, 8 MiB at a time (cut anywhere: lines are joined again by the reader)."""
+    """The manifest's bytes, 1 MiB at a time (cut anywhere: lines are joined again by the reader)."""
     while True:
         chunk = raw.read(_CHUNK)
         if not chunk:
