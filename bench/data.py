@@ -142,7 +142,9 @@ def write_shared_objects(
     return etag
 
 
-def write_index_manifest(data_root: Path, bucket: str, prefix: str, count: int, body_size: int, manifest_key: str) -> bool:
+def write_index_manifest(
+    data_root: Path, bucket: str, prefix: str, count: int, body_size: int, manifest_key: str
+) -> bool:
     """W10: a manifest (JSON Lines, write_manifest's shape) of ``count`` keys under s3://bucket/<prefix>,
     a ``shared-*/`` prefix that nginx serves from one body, so that the first entry reads. Written
     in pieces (10 million lines are about 850 MB) and only when missing; True when written."""
