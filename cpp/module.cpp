@@ -192,15 +192,17 @@ PYBIND11_MODULE(_native, m) {
             "entry",
             [](const ObjectIndex &index, uint64_t position) {
                 IndexEntry entry = index.entry(position);
-                return py::make_tuple(entry.bucket, entry.key, entry.size, entry.etag);
+                return py::make_tuple(entry.bucket, entry.key, entry.size, entry.etag, entry.storage_class,
+                                      entry.last_modified);
             },
             py::arg("position"))
         .def_property_readonly("keys_digest", &ObjectIndex::keys_digest)
         .def_property_readonly("path", &ObjectIndex::path)
         .def_property_readonly("file_size", &ObjectIndex::file_size);
     py::class_<ObjectIndexWriter>(m, "ObjectIndexWriter")
-        .def(py::init<std::string>(), py::arg("path"))
-        .def("add", &ObjectIndexWriter::add, py::arg("bucket"), py::arg("key"), py::arg("size"), py::arg("etag"))
+        .def(py::init<std::string, bool>(), py::arg("path"), py::arg("listing") = false)
+        .def("add", &ObjectIndexWriter::add, py::arg("bucket"), py::arg("key"), py::arg("size"), py::arg("etag"),
+             py::arg("storage_class") = "", py::arg("last_modified") = "")
         .def(
             "add_simple_lines",
             [](ObjectIndexWriter &writer, const py::bytes &text, size_t start, const std::string &bucket) {
@@ -234,6 +236,25 @@ PYBIND11_MODULE(_native, m) {
 
     py::class_<ListPage>(m, "ListPage")
         .def_readonly("objects", &ListPage::objects)
+        .def_property_readonly("keys",
+                               [](const ListPage &page) {
+                                   py::list keys(page.objects.size());
+                                   for (size_t i = 0; i < page.objects.size(); ++i)
+                                       keys[i] = py::str(page.objects[i].key);
+                                   return keys;
+                               })
+        .def(
+            "add_to",
+            [](const ListPage &page, ObjectIndexWriter &writer, const std::string &bucket, size_t end) {
+                // A listing's page straight into its index: no Python object per key.
+                end = std::min(end, page.objects.size());
+                for (size_t i = 0; i < end; ++i) {
+                    const ObjectInfo &info = page.objects[i];
+                    writer.add(bucket, info.key, static_cast<int64_t>(info.size), info.etag, info.storage_class,
+                               info.last_modified);
+                }
+            },
+            py::arg("writer"), py::arg("bucket"), py::arg("end"))
         .def_readonly("common_prefixes", &ListPage::common_prefixes)
         .def_readonly("next_continuation_token", &ListPage::next_continuation_token);
 

@@ -26,6 +26,8 @@ struct Header {
     uint32_t version;
     uint32_t block_entries;
     uint32_t bucket_count;
+    uint32_t listing;  // 1: entries keep their storage class and LastModified
+    uint32_t storage_class_count;
     uint64_t count;
     uint64_t blocks_end;  // where the block offsets start
     uint64_t buckets_start;
@@ -96,6 +98,40 @@ private:
 
 [[noreturn]] void throw_errno(const std::string &path) { throw IndexFileError(errno, path); }
 
+// A table of names (buckets, storage classes): per name a uint32 length, then its bytes.
+bool read_names(Cursor &in, uint32_t count, std::vector<std::string> &names) {
+    for (uint32_t i = 0; i < count; ++i) {
+        const uint8_t *length_bytes = nullptr;
+        const uint8_t *name = nullptr;
+        uint32_t length = 0;
+        if (!in.bytes(sizeof length, length_bytes)) return false;
+        std::memcpy(&length, length_bytes, sizeof length);
+        if (!in.bytes(length, name)) return false;
+        names.emplace_back(reinterpret_cast<const char *>(name), length);
+    }
+    return true;
+}
+
+// Appends `text` to a key or LastModified being decoded: `shared` bytes of the one before, then the rest.
+bool read_shared(Cursor &in, std::string &text) {
+    uint64_t shared = 0, rest = 0;
+    const uint8_t *bytes = nullptr;
+    if (!in.varint(shared) || !in.varint(rest) || shared > text.size() || !in.bytes(rest, bytes)) return false;
+    text.resize(shared);
+    text.append(reinterpret_cast<const char *>(bytes), rest);
+    return true;
+}
+
+// The other half of read_shared: what `text` shares with `previous`, then the rest.
+void put_shared(std::string &out, const std::string &previous, std::string_view text) {
+    size_t shared = 0;
+    const size_t limit = std::min(previous.size(), text.size());
+    while (shared < limit && previous[shared] == text[shared]) ++shared;
+    put_varint(out, shared);
+    put_varint(out, text.size() - shared);
+    out.append(text.substr(shared));
+}
+
 }  // namespace
 
 ObjectIndex::ObjectIndex(const std::string &path) : path_(path) {
@@ -132,16 +168,14 @@ ObjectIndex::ObjectIndex(const std::string &path) : path_(path) {
             damaged("its sections do not fit");
         blocks_start_ = BLOCKS_START;
         blocks_end_ = header.blocks_end;
-        Cursor table(data_ + header.buckets_start, data_ + length_);
-        for (uint32_t i = 0; i < header.bucket_count; ++i) {
-            const uint8_t *length_bytes = nullptr;
-            const uint8_t *name = nullptr;
-            uint32_t length = 0;
-            if (!table.bytes(sizeof length, length_bytes)) damaged("its bucket table is cut short");
-            std::memcpy(&length, length_bytes, sizeof length);
-            if (!table.bytes(length, name)) damaged("its bucket table is cut short");
-            buckets_.emplace_back(reinterpret_cast<const char *>(name), length);
-        }
+        Cursor tables(data_ + header.buckets_start, data_ + length_);
+        if (header.listing > 1 || (header.listing == 0 && header.storage_class_count != 0))
+            damaged("of another version");
+        listing_ = header.listing == 1;
+        storage_classes_.emplace_back();  // 0: none given
+        if (!read_names(tables, header.bucket_count, buckets_) ||
+            !read_names(tables, header.storage_class_count, storage_classes_))
+            damaged("its tables are cut short");
         digest_.assign(header.keys_digest, sizeof header.keys_digest);
     } catch (...) {
         ::munmap(const_cast<uint8_t *>(data_), length_);
@@ -172,12 +206,9 @@ IndexEntry ObjectIndex::entry(uint64_t position) const {
     Cursor in(data_ + start, data_ + end);
     IndexEntry entry;
     for (uint64_t i = block * BLOCK_ENTRIES; i <= position; ++i) {
-        uint64_t shared = 0, rest = 0, bucket = 0, size = 0;
+        uint64_t bucket = 0, size = 0, storage_class = 0;
         const uint8_t *bytes = nullptr;
-        if (!in.varint(shared) || !in.varint(rest) || shared > entry.key.size() || !in.bytes(rest, bytes))
-            damaged("a key does not fit its block");
-        entry.key.resize(shared);
-        entry.key.append(reinterpret_cast<const char *>(bytes), rest);
+        if (!read_shared(in, entry.key)) damaged("a key does not fit its block");
         const uint8_t *form = nullptr;
         if (!in.varint(bucket) || bucket >= buckets_.size() || !in.varint(size) || !in.bytes(1, form))
             damaged("an entry does not fit its block");
@@ -199,12 +230,20 @@ IndexEntry ObjectIndex::entry(uint64_t position) const {
         } else if (*form != NO_ETAG) {
             damaged("an ETag of no known form");
         }
-        if (i == position) entry.bucket = buckets_[bucket];
+        if (listing_) {
+            if (!in.varint(storage_class) || storage_class >= storage_classes_.size() ||
+                !read_shared(in, entry.last_modified))
+                damaged("an entry does not fit its block");
+        }
+        if (i == position) {
+            entry.bucket = buckets_[bucket];
+            entry.storage_class = storage_classes_[storage_class];
+        }
     }
     return entry;
 }
 
-ObjectIndexWriter::ObjectIndexWriter(const std::string &path) : path_(path) {
+ObjectIndexWriter::ObjectIndexWriter(const std::string &path, bool listing) : path_(path), listing_(listing) {
     init_crt_library();  // aws-c-cal's SHA-256
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) throw_errno(path);
@@ -245,24 +284,33 @@ void ObjectIndexWriter::hash_key(std::string_view key) {
     }
 }
 
-void ObjectIndexWriter::add(std::string_view bucket, std::string_view key, int64_t size, std::string_view etag) {
+namespace {
+
+// The number of `name` in a table of names, added when new; numbered from `first`.
+uint32_t number_of(std::string_view name, std::map<std::string, uint32_t, std::less<>> &numbers,
+                   std::vector<std::string> &names, uint32_t first) {
+    auto found = numbers.find(name);
+    if (found == numbers.end()) {
+        if (name.size() > UINT32_MAX) throw std::invalid_argument("name too long for an object index");
+        found = numbers.emplace(std::string(name), static_cast<uint32_t>(names.size()) + first).first;
+        names.emplace_back(name);
+    }
+    return found->second;
+}
+
+}  // namespace
+
+void ObjectIndexWriter::add(std::string_view bucket, std::string_view key, int64_t size, std::string_view etag,
+                            std::string_view storage_class, std::string_view last_modified) {
     if (file_ == nullptr) throw std::logic_error("the index is finished");
-    auto found = bucket_numbers_.find(bucket);
-    if (found == bucket_numbers_.end()) {
-        if (bucket.size() > UINT32_MAX) throw std::invalid_argument("bucket name too long");
-        found = bucket_numbers_.emplace(std::string(bucket), static_cast<uint32_t>(buckets_.size())).first;
-        buckets_.emplace_back(bucket);
+    const uint32_t bucket_number = number_of(bucket, bucket_numbers_, buckets_, 0);
+    if (in_block_ == 0) {
+        block_offsets_.push_back(offset_ + block_.size());
+        previous_key_.clear();  // a block's first entry shares nothing: it is where decoding starts
+        previous_last_modified_.clear();
     }
-    if (in_block_ == 0) block_offsets_.push_back(offset_ + block_.size());
-    size_t shared = 0;
-    if (in_block_ != 0) {
-        const size_t limit = std::min(previous_key_.size(), key.size());
-        while (shared < limit && previous_key_[shared] == key[shared]) ++shared;
-    }
-    put_varint(block_, shared);
-    put_varint(block_, key.size() - shared);
-    block_.append(key.substr(shared));
-    put_varint(block_, found->second);
+    put_shared(block_, previous_key_, key);
+    put_varint(block_, bucket_number);
     put_varint(block_, size < 0 ? 0 : static_cast<uint64_t>(size) + 1);
     if (size < 0 || etag.empty()) {
         block_.push_back(static_cast<char>(NO_ETAG));
@@ -274,6 +322,12 @@ void ObjectIndexWriter::add(std::string_view bucket, std::string_view key, int64
         block_.push_back(static_cast<char>(WRITTEN_ETAG));
         put_varint(block_, etag.size());
         block_.append(etag);
+    }
+    if (listing_) {
+        put_varint(block_,
+                   storage_class.empty() ? 0 : number_of(storage_class, storage_class_numbers_, storage_classes_, 1));
+        put_shared(block_, previous_last_modified_, last_modified);
+        previous_last_modified_.assign(last_modified);
     }
     previous_key_.assign(key);
     hash_key(key);
@@ -298,14 +352,18 @@ void ObjectIndexWriter::finish() {
     header.version = OBJECT_INDEX_VERSION;
     header.block_entries = BLOCK_ENTRIES;
     header.bucket_count = static_cast<uint32_t>(buckets_.size());
+    header.listing = listing_ ? 1 : 0;
+    header.storage_class_count = static_cast<uint32_t>(storage_classes_.size());
     header.count = count_;
     header.blocks_end = offset_;
     write(block_offsets_.data(), block_offsets_.size() * sizeof(uint64_t));
     header.buckets_start = offset_;
-    for (const auto &bucket : buckets_) {
-        const auto length = static_cast<uint32_t>(bucket.size());
-        write(&length, sizeof length);
-        write(bucket.data(), bucket.size());
+    for (const auto *table : {&buckets_, &storage_classes_}) {
+        for (const auto &name : *table) {
+            const auto length = static_cast<uint32_t>(name.size());
+            write(&length, sizeof length);
+            write(name.data(), name.size());
+        }
     }
     header.file_size = offset_;
     const aws_byte_cursor rest = aws_byte_cursor_from_array(hash_buffer_.data(), hash_buffer_.size());

@@ -10,8 +10,13 @@
 //                             varint  size + 1 (0: size unknown, and then no ETag either)
 //                             byte    ETag form: 0 none, 1 "<32 lowercase hex>" as 16 bytes, 2 as written
 //                                     (then varint length and the bytes)
+//                           and in an index of a listing (the header's `listing` flag), then
+//                             varint  storage class number (into the storage class table; 0: none given)
+//                             varint  bytes of LastModified shared with the previous entry's of its block,
+//                                     varint length of the rest, then those bytes
 //   block offsets           uint64 per block, from the file's start (8-aligned)
 //   bucket table            per bucket: uint32 length, then its name
+//   storage class table     the same, for storage classes (a listing's index only)
 // An entry is found by its block's offset and at most BLOCK_ENTRIES - 1 entries decoded before it. A file
 // that does not hold together (truncated, overwritten) is refused when opened or read, never read past.
 #pragma once
@@ -49,6 +54,8 @@ struct IndexEntry {
     std::string key;
     int64_t size;  // -1: unknown
     std::string etag;
+    std::string storage_class;  // a listing's: "" when S3 named none, and always in a manifest's index
+    std::string last_modified;
 };
 
 // One index file, mapped read-only. Safe to read from many threads: nothing changes after open.
@@ -78,21 +85,25 @@ private:
     uint64_t count_ = 0;
     uint64_t blocks_start_ = 0;
     uint64_t blocks_end_ = 0;
+    bool listing_ = false;
     std::vector<std::string> buckets_;
+    std::vector<std::string> storage_classes_;
     std::string digest_;
 };
 
 // Writes an index file entry by entry, in the dataset's order; memory stays one block and the block offsets.
 class ObjectIndexWriter {
 public:
-    // Creates `path`, which must not exist (IndexFileError otherwise, or when it cannot be written).
-    explicit ObjectIndexWriter(const std::string &path);
+    // Creates `path`, which must not exist (IndexFileError otherwise, or when it cannot be written). `listing`:
+    // each entry keeps its storage class and LastModified too.
+    ObjectIndexWriter(const std::string &path, bool listing);
     ~ObjectIndexWriter();  // an unfinished file is removed
     ObjectIndexWriter(const ObjectIndexWriter &) = delete;
     ObjectIndexWriter &operator=(const ObjectIndexWriter &) = delete;
 
-    // size -1: unknown (the ETag is then not kept).
-    void add(std::string_view bucket, std::string_view key, int64_t size, std::string_view etag);
+    // size -1: unknown (the ETag is then not kept). storage_class and last_modified: kept in a listing's index.
+    void add(std::string_view bucket, std::string_view key, int64_t size, std::string_view etag,
+             std::string_view storage_class = {}, std::string_view last_modified = {});
     uint64_t count() const { return count_; }
     // Writes the block offsets, buckets and header and closes the file: complete from here on.
     void finish();
@@ -112,8 +123,12 @@ private:
     std::string previous_key_;
     uint32_t in_block_ = 0;
     std::vector<uint64_t> block_offsets_;
+    bool listing_;
+    std::string previous_last_modified_;
     std::map<std::string, uint32_t, std::less<>> bucket_numbers_;
     std::vector<std::string> buckets_;
+    std::map<std::string, uint32_t, std::less<>> storage_class_numbers_;  // from 1; 0 is none
+    std::vector<std::string> storage_classes_;
     aws_hash *sha256_ = nullptr;
     std::string hash_buffer_;  // keys waiting to be hashed: one update per 64 KiB, not per key
 };

@@ -88,6 +88,11 @@ class ListPage(metaclass=_pybind11_type):
     @property
     def objects(self) -> List[ObjectInfo]: ...
     @property
+    def keys(self) -> List[str]:
+        """The objects' keys, without making the objects."""
+    def add_to(self, writer: "ObjectIndexWriter", bucket: str, end: int) -> None:
+        """Adds the page's first ``end`` objects to ``writer``, natively."""
+    @property
     def common_prefixes(self) -> List[str]: ...
     @property
     def next_continuation_token(self) -> str: ...  # "" on the last page
@@ -188,8 +193,9 @@ class ObjectIndex(metaclass=_pybind11_type):
 
     def __init__(self, path: str) -> None: ...
     def __len__(self) -> int: ...
-    def entry(self, position: int) -> Tuple[str, str, int, str]:
-        """(bucket, key, size or -1 when unknown, ETag or ""); IndexError past the end."""
+    def entry(self, position: int) -> Tuple[str, str, int, str, str, str]:
+        """(bucket, key, size or -1 when unknown, ETag or "", storage class, LastModified): the last two
+        a listing's index keeps ("" in a manifest's). IndexError past the end."""
     @property
     def keys_digest(self) -> str:
         """SHA-256 (hex) of the keys in order, each followed by a NUL."""
@@ -199,10 +205,13 @@ class ObjectIndex(metaclass=_pybind11_type):
     def file_size(self) -> int: ...
 
 class ObjectIndexWriter(metaclass=_pybind11_type):
-    """Writes an object index file at ``path``, which must not exist (FileExistsError)."""
+    """Writes an object index file at ``path``, which must not exist (FileExistsError); ``listing``:
+    each entry keeps its storage class and LastModified too."""
 
-    def __init__(self, path: str) -> None: ...
-    def add(self, bucket: str, key: str, size: int, etag: str) -> None:
+    def __init__(self, path: str, listing: bool = False) -> None: ...
+    def add(
+        self, bucket: str, key: str, size: int, etag: str, storage_class: str = "", last_modified: str = ""
+    ) -> None:
         """size -1: unknown (the ETag is then not kept)."""
     def add_simple_lines(self, text: bytes, start: int, bucket: str) -> Tuple[int, int]:
         """Adds the lines of ``text`` from ``start`` in write_manifest's shape, as objects of ``bucket``

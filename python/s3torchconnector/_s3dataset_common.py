@@ -22,7 +22,7 @@ def get_objects_from_uris(object_uris: Union[str, Iterable[str]], client: S3Clie
 
 
 def get_objects_from_prefix(s3_uri: str, client: S3Client) -> Iterator[S3BucketKeyData]:
-    return ObjectsUnderPrefix(s3_uri)(client)
+    return iter(ObjectsUnderPrefix(s3_uri)(client))
 
 
 def check_transform(transform) -> None:

@@ -1,8 +1,10 @@
 """A manifest's objects in one index file per node (_listing/index_files.py), against a real S3 API
 (moto over HTTP): the first process builds it, every other process of the node (DataLoader workers
 by fork, spawn and forkserver, another interpreter) maps the same file without reading the manifest
-again, and another version of the manifest never gets this one's index."""
+again, and another version of the manifest never gets this one's index. A listing's index is the
+listing process's, mapped by its workers."""
 
+import gc
 import json
 import os
 from pathlib import Path
@@ -13,6 +15,7 @@ from python_script import run_python
 from samples import key_and_bytes
 
 from s3torchconnector import S3MapDataset
+from s3torchconnector._listing.indexed_objects import IndexedObjects
 
 N = 40
 ENTRIES = 200_000
@@ -40,11 +43,16 @@ def objects(s3):
     return uploaded, manifest_of(s3, "train.jsonl", [(o["Key"], o["Size"], o["ETag"]) for o in listed])
 
 
+@pytest.mark.parametrize("source", ["manifest", "prefix"])
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
-def test_dataloader_workers_map_the_main_process_index(s3, objects, method):
+def test_dataloader_workers_map_the_main_process_index(s3, objects, method, source):
+    """A manifest's index (shared by the node) or a listing's (this process's): the workers map the
+    main process's file, whatever their start method."""
     uploaded, uri = objects
     before = set(index_files())
-    dataset = S3MapDataset.from_manifest(uri, region=s3.region, endpoint=s3.endpoint, transform=key_and_bytes)
+    make = S3MapDataset.from_manifest if source == "manifest" else S3MapDataset.from_prefix
+    uri = uri if source == "manifest" else s3.uri("train/")
+    dataset = make(uri, region=s3.region, endpoint=s3.endpoint, transform=key_and_bytes)
     assert len(dataset) == N  # built here
     built = set(index_files()) - before
     assert [str(p) for p in built] == [dataset._dataset_objects.path]
@@ -104,3 +112,31 @@ def test_a_rewritten_manifest_gets_an_index_of_its_own(s3):
     assert [o.key for o in new._dataset_objects] == ["c.bin"]
     assert new._dataset_objects.path != old._dataset_objects.path
     assert [o.key for o in old._dataset_objects] == ["a.bin", "b.bin"]  # a holder keeps its version
+
+
+def test_a_listing_index_holds_what_one_pagination_gives_and_goes_with_its_dataset(s3, objects):
+    """from_prefix lists in parallel straight into an index: every field a listing gives (ETag, size,
+    LastModified, storage class) as one pagination gives it, in its order. The file is the listing
+    process's: removed when its dataset goes."""
+    dataset = S3MapDataset.from_prefix(s3.uri("train/"), region=s3.region, endpoint=s3.endpoint)
+    listed = dataset._dataset_objects
+    assert isinstance(listed, IndexedObjects)
+    pages = dataset._get_client().list_objects(s3.bucket, "train/", max_keys=7)
+    paged = [info for page in pages for info in page.object_info]
+    assert len(paged) == N
+    assert [
+        (
+            o.bucket,
+            o.key,
+            o.object_info.etag,
+            o.object_info.size,
+            o.object_info.last_modified,
+            o.object_info.storage_class,
+        )
+        for o in listed
+    ] == [(s3.bucket, i.key, i.etag, i.size, i.last_modified, i.storage_class) for i in paged]
+    path = listed.path
+    assert os.path.exists(path)
+    del dataset, listed
+    gc.collect()
+    assert not os.path.exists(path)

@@ -18,27 +18,34 @@ from s3torchconnector._listing.indexed_objects import IndexedObjects
 MD5 = '"0123456789abcdef0123456789abcdef"'
 
 
-def write_index(path, entries):
-    writer = _native.ObjectIndexWriter(str(path))
+def write_index(path, entries, listing=False):
+    writer = _native.ObjectIndexWriter(str(path), listing)
     for entry in entries:
         writer.add(*entry)
     writer.finish()
     return _native.ObjectIndex(str(path))
 
 
-def test_entries_read_back_as_written(tmp_path):
+@pytest.mark.parametrize("listing", [False, True], ids=["manifest", "listing"])
+def test_entries_read_back_as_written(tmp_path, listing):
+    """Every field as given, across blocks (16 entries each) and key lengths; a listing's index keeps
+    the storage class and LastModified too, a manifest's has none."""
     rng = random.Random(7)
     entries = []
     for _ in range(1000):
         key = "train/" + "".join(rng.choice("ab/é日-_.") for _ in range(rng.randrange(1, 30)))
         size = rng.choice([-1, 0, 1, 2**40, rng.randrange(10**6)])
         etag = rng.choice(["", MD5, '"ABCDEF0123456789abcdef0123456789"', '"e-12"', '"5f1b2c3d-1000"'])
-        entries.append((rng.choice(["b", "other", "日本"]), key, size, etag))
-    index = write_index(tmp_path / "x.index", entries)
+        storage_class = rng.choice(["", "STANDARD", "GLACIER", "EXPRESS_ONEZONE"])
+        modified = rng.choice(["", "2026-12-05T09:36:12.000Z", f"2026-12-05T09:{rng.randrange(60):02d}:00.000Z"])
+        entries.append((rng.choice(["b", "other", "日本"]), key, size, etag, storage_class, modified))
+    index = write_index(tmp_path / "x.index", entries, listing)
     assert len(index) == len(entries)
     # An unknown size keeps no ETag: a reader then asks for both, as for an unlisted object.
-    assert [index.entry(i) for i in range(len(index))] == [(b, k, s, e if s >= 0 else "") for b, k, s, e in entries]
-    text = "".join(k + "\0" for _, k, _, _ in entries)
+    assert [index.entry(i) for i in range(len(index))] == [
+        (b, k, s, e if s >= 0 else "", c if listing else "", m if listing else "") for b, k, s, e, c, m in entries
+    ]
+    text = "".join(entry[1] + "\0" for entry in entries)
     assert index.keys_digest == hashlib.sha256(text.encode()).hexdigest()
     with pytest.raises(IndexError):
         index.entry(len(entries))
@@ -58,9 +65,12 @@ def test_an_abandoned_index_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_damaged_index_is_refused_not_read_past(tmp_path):
+@pytest.mark.parametrize("listing", [False, True], ids=["manifest", "listing"])
+def test_a_damaged_index_is_refused_not_read_past(tmp_path, listing):
     path = tmp_path / "x.index"
-    write_index(path, [("b", f"key/{i:05d}", i, MD5) for i in range(500)])
+    classes = ["STANDARD", "GLACIER", ""]
+    entries = [("b", f"key/{i:05d}", i, MD5, classes[i % 3], f"2026-12-05T09:{i % 60:02d}:00.000Z") for i in range(500)]
+    write_index(path, entries, listing)
     whole = path.read_bytes()
     for cut in (0, 10, 127, len(whole) // 2, len(whole) - 1):
         path.write_bytes(whole[:cut])
@@ -93,7 +103,7 @@ def simple_lines_taken(text: bytes, bucket="b"):
         end, lines = writer.add_simple_lines(text, 0, bucket)
         writer.finish()
         index = _native.ObjectIndex(path)
-        return end, lines, [index.entry(i) for i in range(len(index))]
+        return end, lines, [index.entry(i)[:4] for i in range(len(index))]
 
 
 def test_a_line_the_native_reader_takes_means_what_json_says():

@@ -5,6 +5,9 @@ so every process of the node that reads the same version maps the one file, and 
 version is never used. The first process to need it builds it under a lock, into a file of its own
 that it renames when complete; the others wait on the lock, then map the finished file.
 
+A listing's index is private to the process that listed (``private_index``): no other process can
+tell whether it would list the same. Its DataLoader workers map it; it goes when its owner lets go.
+
 The folder is ``$S3TORCHCONNECTOR_INDEX_DIR`` when set; else ``/dev/shm/s3torchconnector-indexes``
 when /dev/shm has room, else one under the temporary folder. An index that no process has open and
 that nobody opened for an hour is removed when another index is built there.
@@ -53,6 +56,22 @@ def shared_index(identity: str, expected_bytes: int, build: Callable[[str], None
             with contextlib.suppress(FileNotFoundError):
                 building.unlink()
     return IndexedObjects(str(path))
+
+
+def private_index(expected_bytes: int, build: Callable[[str], None]) -> IndexedObjects:
+    """An index only this process and its DataLoader workers use (a listing's: no other process
+    can tell whether it would list the same): built by ``build(path)`` under a name of its own, and
+    removed when this process lets go of it or exits (a worker's copy keeps its mapping)."""
+    folder = index_folder(expected_bytes)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"private-{os.getpid()}-{uuid.uuid4().hex}{SUFFIX}"
+    try:
+        build(str(path))
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        raise
+    return IndexedObjects(str(path), owner=os.getpid())
 
 
 def index_folder(expected_bytes: int) -> Path:

@@ -6,10 +6,12 @@ it meanwhile (index_files.remove_unused). A copy pickled into a spawned DataLoad
 same file again; a forked one shares the parent's mapping.
 """
 
+import contextlib
 import fcntl
 import os
+import weakref
 from collections.abc import Sequence
-from typing import Iterator
+from typing import Iterator, Optional
 
 from .. import _native
 from .._s3bucket_key_data import S3BucketKeyData
@@ -17,11 +19,13 @@ from .._s3client import ObjectInfo
 
 
 class IndexedObjects(Sequence):
-    __slots__ = ("_index", "_lock", "__weakref__")
+    __slots__ = ("_index", "_lock", "_owner", "__weakref__")
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, owner: Optional[int] = None):
         """Maps the index at ``path``: FileNotFoundError when there is none, ValueError when the file
-        is not a whole index."""
+        is not a whole index. ``owner``: the process (pid) that removes the file when it lets go of
+        it (a copy in a forked child does not)."""
+        self._owner = owner
         self._lock = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             fcntl.flock(self._lock, fcntl.LOCK_SH)
@@ -29,6 +33,8 @@ class IndexedObjects(Sequence):
         except BaseException:
             os.close(self._lock)
             raise
+        if owner is not None:
+            weakref.finalize(self, _remove, path, owner)  # also at exit
 
     def __del__(self):
         lock = getattr(self, "_lock", None)
@@ -63,8 +69,15 @@ class IndexedObjects(Sequence):
         return map(self._entry, range(len(self)))
 
     def _entry(self, position: int) -> S3BucketKeyData:
-        bucket, key, size, etag = self._index.entry(position)
-        return S3BucketKeyData(bucket, key, ObjectInfo(key, etag, size) if size >= 0 else None)
+        bucket, key, size, etag, storage_class, last_modified = self._index.entry(position)
+        info = ObjectInfo(key, etag, size, last_modified, storage_class) if size >= 0 else None
+        return S3BucketKeyData(bucket, key, info)
 
     def __reduce__(self):
-        return (IndexedObjects, (self.path,))
+        return (IndexedObjects, (self.path,))  # a copy maps the file; the owner alone removes it
+
+
+def _remove(path: str, owner: int) -> None:
+    if os.getpid() == owner:
+        with contextlib.suppress(OSError):
+            os.unlink(path)

@@ -23,7 +23,7 @@ import threading
 from bisect import bisect_right
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
-from typing import Iterator, List, Optional
+from typing import Any, Iterator, List, Optional, Tuple
 
 from .._s3client import S3Client
 from .._s3client.object_info import ObjectInfo
@@ -46,7 +46,7 @@ class _Range:
     def __init__(self, after: str, upto: Optional[str]):
         self.after = after
         self.upto = upto
-        self.objects: List[ObjectInfo] = []
+        self.pages: List[Tuple[Any, int]] = []  # (native page, how many of its objects are the range's)
         self.pieces: List["_Range"] = []  # the rest of the range, once cut: listed by others
         self.error: Optional[BaseException] = None
         self.done = threading.Event()
@@ -60,6 +60,14 @@ def list_in_parallel(
     is raised where that page's objects would have come. Closing the iterator early stops the listing:
     requests in flight finish, and no new one is sent."""
     return _ParallelListing(client, bucket, prefix, concurrency, page_size).objects()
+
+
+def index_in_parallel(
+    client: S3Client, bucket: str, prefix: str, writer, concurrency: int = CONCURRENCY, page_size: int = PAGE_SIZE
+) -> None:
+    """The same listing written into an object index (``writer``) page by page, natively: no Python
+    object per key."""
+    _ParallelListing(client, bucket, prefix, concurrency, page_size).write(writer)
 
 
 class _ParallelListing:
@@ -76,26 +84,46 @@ class _ParallelListing:
         self._stopped = False
 
     def objects(self) -> Iterator[ObjectInfo]:
-        first = _Range("", None)
         given = 0
+        try:
+            for page, end in self._pages():
+                yield from (
+                    ObjectInfo(o.key, o.etag, o.size, o.last_modified, o.storage_class) for o in page.objects[:end]
+                )
+                given += end
+        except _StartAfterIgnored:
+            yield from self._page_by_page(given)
+
+    def write(self, writer) -> None:
+        given = 0
+        try:
+            for page, end in self._pages():
+                page.add_to(writer, self._bucket, end)
+                given += end
+        except _StartAfterIgnored:
+            for info in self._page_by_page(given):
+                writer.add(self._bucket, info.key, info.size, info.etag, info.storage_class or "", info.last_modified)
+
+    def _pages(self) -> Iterator[Tuple[Any, int]]:
+        """(native page, how many of its first objects to take), in key order; _StartAfterIgnored
+        after the pages that came before a range that found the server ignoring start-after."""
+        first = _Range("", None)
         try:
             self._submit(first)
             to_give = [first]  # ranges left, the next at the end
             while to_give:
                 listed = to_give.pop()
                 listed.done.wait()
-                if isinstance(listed.error, _StartAfterIgnored):
-                    break
                 if listed.error is not None:
                     raise listed.error
-                yield from listed.objects
-                given += len(listed.objects)
+                yield from listed.pages
                 to_give.extend(reversed(listed.pieces))
-            else:
-                return
         finally:
             self._stopped = True
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _page_by_page(self, given: int) -> Iterator[ObjectInfo]:
+        """The listing after its first ``given`` objects, from one pagination."""
         log.warning("s3://%s lists keys at or before start-after: listed page by page instead", self._bucket)
         pages = self._client.list_objects(self._bucket, self._prefix, max_keys=self._page_size)
         yield from islice((info for page in pages for info in page.object_info), given, None)
@@ -114,15 +142,11 @@ class _ParallelListing:
             cursor = listed.after
             while not self._stopped:
                 page = self._native.list_objects(self._bucket, self._prefix, "", self._page_size, "", cursor)
-                objects = page.objects  # a new list at each access: taken once
-                keys = [o.key for o in objects]
+                keys = page.keys  # a new list at each access: taken once
                 if cursor and keys and keys[0] <= cursor:
                     raise _StartAfterIgnored()  # so are all these ranges: the consumer lists page by page
                 end = len(keys) if listed.upto is None else bisect_right(keys, listed.upto)
-                listed.objects.extend(
-                    ObjectInfo(key, o.etag, o.size, o.last_modified, o.storage_class)
-                    for key, o in zip(keys[:end], objects)
-                )
+                listed.pages.append((page, end))
                 if end < len(keys) or not keys or not page.next_continuation_token:
                     return  # past the range's end, or the listing's
                 cursor = keys[-1]

@@ -8,7 +8,7 @@ from typing import Iterable, Iterator, Union
 from .._s3bucket_key_data import S3BucketKeyData
 from .._s3client import S3Client
 from .._s3uri import parse_s3_uri
-from .key_order import objects_in_key_order
+from .key_order import index_in_key_order, objects_in_key_order
 
 
 class ObjectsUnderPrefix:
@@ -20,9 +20,16 @@ class ObjectsUnderPrefix:
     def __init__(self, s3_uri: str):
         self.bucket, self.prefix = parse_s3_uri(s3_uri)
 
-    def __call__(self, client: S3Client, whole: bool = False) -> Iterator[S3BucketKeyData]:
+    def __call__(self, client: S3Client, whole: bool = False) -> Iterable[S3BucketKeyData]:
         """``whole``: the caller takes the whole listing before it starts, which is then listed by many
-        requests at once (key_order.objects_in_key_order)."""
+        requests at once into an object index (key_order.index_in_key_order) where it can be."""
+        if whole:
+            index = index_in_key_order(client, self.bucket, self.prefix)
+            if index is not None:
+                return index
+        return self._listed(client, whole)
+
+    def _listed(self, client: S3Client, whole: bool) -> Iterator[S3BucketKeyData]:
         for info in objects_in_key_order(client, self.bucket, self.prefix, whole):
             yield S3BucketKeyData(self.bucket, info.key, info)
 

@@ -113,6 +113,15 @@ class ListPage:
         return list(self._objects)
 
     @property
+    def keys(self) -> List[str]:
+        return [info.key for info in self._objects]
+
+    def add_to(self, writer, bucket: str, end: int) -> None:
+        """The page's first ``end`` objects into an object index (``_native.ObjectIndexWriter``)."""
+        for info in self._objects[:end]:
+            writer.add(bucket, info.key, info.size, info.etag, info.storage_class or "", info.last_modified)
+
+    @property
     def common_prefixes(self) -> List[str]:
         return list(self._common_prefixes)
 
