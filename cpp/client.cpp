@@ -1,11 +1,11 @@
 #include "client.h"
 
 #include "crt_internals.h"
+#include "list_result.h"
 #include "runtime.h"
 #include "s3express.h"
 #include "single_attempt_retry.h"
 #include "text.h"
-#include "xml.h"
 
 #include <aws/common/byte_buf.h>
 #include <aws/common/error.h>
@@ -78,8 +78,6 @@ bool memory_limit_set_by_environment() {
     }
     return false;
 }
-
-const std::set<std::string> list_containers = {"ListBucketResult", "Contents", "CommonPrefixes", "Owner"};
 
 }  // namespace
 
@@ -406,8 +404,8 @@ ListPage Client::list_objects(const std::string &bucket, const std::string &pref
     }
     auto request = run("ListObjectsV2", bucket, "", *target_);
 
-    XmlElement root;
-    if (!parse_xml(request->response_body(), list_containers, root) || root.name != "ListBucketResult") {
+    ListResult result;
+    if (!parse_list_result(request->response_body(), result)) {
         Outcome bad;
         bad.error_code = AWS_ERROR_S3_INVALID_RESPONSE_STATUS;
         S3Error error(request->context(), bad);
@@ -417,24 +415,14 @@ ListPage Client::list_objects(const std::string &bucket, const std::string &pref
     }
     auto under_prefix = [&prefix](const std::string &name) { return name.compare(0, prefix.size(), prefix) == 0; };
     ListPage page;
-    for (const auto &element : root.children) {
-        if (element.name == "Contents") {
-            ObjectInfo info;
-            info.key = element.child_text("Key");
-            if (!under_prefix(info.key)) continue;
-            info.etag = element.child_text("ETag");
-            info.size = parse_u64(element.child_text("Size"));
-            info.last_modified = element.child_text("LastModified");
-            info.storage_class = element.child_text("StorageClass");
-            page.objects.push_back(std::move(info));
-        } else if (element.name == "CommonPrefixes") {
-            std::string common = element.child_text("Prefix");
-            if (under_prefix(common)) page.common_prefixes.push_back(std::move(common));
-        } else if (element.name == "NextContinuationToken") {
-            page.next_continuation_token = element.text;
-        }
+    page.objects.reserve(result.objects.size());
+    for (auto &info : result.objects) {
+        if (under_prefix(info.key)) page.objects.push_back(std::move(info));
     }
-    if (root.child_text("IsTruncated") != "true") page.next_continuation_token.clear();
+    for (auto &common : result.prefixes) {
+        if (under_prefix(common)) page.common_prefixes.push_back(std::move(common));
+    }
+    if (result.truncated) page.next_continuation_token = std::move(result.next_continuation_token);
     return page;
 }
 

@@ -8,6 +8,7 @@
 #include "fork.h"
 #include "get.h"
 #include "gil.h"
+#include "list_result.h"
 #include "logging.h"
 #include "manifest_lines.h"
 #include "object_index.h"
@@ -122,6 +123,18 @@ PYBIND11_MODULE(_native, m) {
             return py::module_::import("array").attr("array")("I", raw);
         },
         py::arg("n"), py::arg("mt_state"));
+    m.def(
+        "_parse_list_result",
+        [](const py::bytes &document) -> py::object {
+            // For the tests: what list_objects reads of a ListBucketResult, without a server.
+            ListResult result;
+            if (!parse_list_result(std::string_view(document), result)) return py::none();
+            py::list objects;
+            for (const auto &info : result.objects)
+                objects.append(py::make_tuple(info.key, info.etag, info.size, info.last_modified, info.storage_class));
+            return py::make_tuple(objects, result.prefixes, result.next_continuation_token, result.truncated);
+        },
+        py::arg("document"));
     m.def(
         "crc32c",
         [](const py::object &data, uint32_t previous) {

@@ -18,6 +18,10 @@ def shuffled_positions(n: int, mt_state: Sequence[int]) -> "array[int]":
 
 OBJECT_INDEX_VERSION: int
 
+def _parse_list_result(document: bytes) -> Optional[Tuple[List[Tuple[str, str, int, str, str]], List[str], str, bool]]:
+    """For the tests: ([(key, ETag, size, LastModified, storage class)], common prefixes, next continuation
+    token, truncated) as list_objects reads a ListBucketResult; None when it is not one."""
+
 def crc32c(data: object, previous: int = 0) -> int:
     """The CRC32C (Castagnoli) of a contiguous bytes-like object, continuing from ``previous``; hardware
     accelerated where the CPU has it. Releases the GIL for buffers of 1 MiB or more."""
