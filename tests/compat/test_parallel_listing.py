@@ -2,10 +2,13 @@
 pagination gives: the same keys, sizes and ETags in the same order, on moto and on rclone. Pages of 7
 keys make a few hundred objects cut into many ranges, some ending mid-folder."""
 
+import json
+import time
+
 import pytest
 
 from s3torchconnector import S3IterableDataset, S3MapDataset
-from s3torchconnector._listing.parallel_listing import list_in_parallel
+from s3torchconnector._listing.parallel_listing import _ParallelListing, list_in_parallel
 from s3torchconnector._s3client import S3Client
 
 ODD_NAMES = [
@@ -93,3 +96,37 @@ def test_a_list_objects_put_in_place_by_a_test_is_still_what_a_map_dataset_lists
 
     assert len(dataset) == len(keys_of_every_kind()[0])
     assert calls == ["ds/"]
+
+
+@pytest.mark.parametrize("pages_ahead, concurrency", [(1, 2), (3, 4), (8, 4)])
+def test_a_slow_consumer_holds_a_bounded_number_of_pages(listed_bucket, pages_ahead, concurrency):
+    """The ranges park once ``pages_ahead`` pages wait for the consumer, and go on as it catches up:
+    the consumer here takes one object at a time (as write_manifest writes a line), and at most the
+    bound plus one page per request in flight ever waits. The listing is still exactly one
+    pagination's, and a bound of one page with two threads does not deadlock."""
+    client = S3Client(listed_bucket.region, endpoint=listed_bucket.endpoint)
+    expected = one_pagination(client, listed_bucket.bucket, "ds/")
+    listing = _ParallelListing(client, listed_bucket.bucket, "ds/", concurrency, 7, pages_ahead=pages_ahead)
+    got = []
+    for info in listing.objects():
+        got.append((info.key, info.size, info.etag))
+        time.sleep(0.001)  # a consumer slower than the listing: the listing would otherwise run ahead
+    assert got == expected
+    assert listing.most_waiting <= pages_ahead + concurrency
+    assert len(expected) > 2 * 7 * (pages_ahead + concurrency)  # a bound that binds
+
+
+def test_write_manifest_lists_in_parallel_and_writes_one_paginations_order(listed_bucket):
+    from s3torchconnector.manifest import write_manifest
+
+    client = S3Client(listed_bucket.region, endpoint=listed_bucket.endpoint)
+    expected = one_pagination(client, listed_bucket.bucket, "ds/")
+    count = write_manifest(
+        listed_bucket.uri("ds/"),
+        listed_bucket.uri("m.jsonl"),
+        region=listed_bucket.region,
+        endpoint=listed_bucket.endpoint,
+    )
+    lines = [json.loads(line) for line in listed_bucket.get("m.jsonl").decode().splitlines()[1:]]
+    assert count == len(expected)
+    assert [(line["key"], line["size"], line["etag"]) for line in lines] == expected

@@ -13,18 +13,19 @@ from .parallel_listing import index_in_parallel, list_in_parallel
 PAGE_SIZE = 1000  # objects in one of S3's listing pages: a pace for progress reports
 
 
-def objects_in_key_order(client: S3Client, bucket: str, prefix: str, whole: bool = False) -> Iterator[ObjectInfo]:
-    """S3 lists a general-purpose bucket in key order. A caller that needs the ``whole`` listing before it
-    starts (a map dataset, a shuffle) gets it from many requests at once (list_in_parallel); one that reads
-    while it lists gets the pages as they come, the next one requested while this one is used (pages_ahead),
-    so that memory holds a page, not the listing. A directory bucket (S3 Express One Zone) lists in no
-    particular order, not even the same one twice, so its listing is gathered whole and sorted: every
-    DataLoader worker and rank, and a resumed run, must see the one order that sharding, the seeded shuffle
-    and the resume state count positions in."""
+def objects_in_key_order(client: S3Client, bucket: str, prefix: str, parallel: bool = False) -> Iterator[ObjectInfo]:
+    """S3 lists a general-purpose bucket in key order. A caller that takes the objects as fast as they come
+    (a map dataset, a shuffle, a manifest being written) sets ``parallel``: the listing then comes from many
+    requests at once (list_in_parallel, which lists at most a few hundred pages ahead of the caller). One
+    that reads each object before the next (a plain pass) gets the pages as they come, the next one
+    requested while this one is used (pages_ahead), so that memory holds a page, not the listing. A
+    directory bucket (S3 Express One Zone) lists in no particular order, not even the same one twice, so its
+    listing is gathered whole and sorted: every DataLoader worker and rank, and a resumed run, must see the
+    one order that sharding, the seeded shuffle and the resume state count positions in."""
     if _native.is_directory_bucket(bucket):
         pages = pages_ahead(client.list_objects(bucket, prefix))
         yield from sorted((info for page in pages for info in page.object_info), key=lambda info: info.key)
-    elif whole and _own_listing(client):
+    elif parallel and _own_listing(client):
         yield from list_in_parallel(client, bucket, prefix)
     else:
         for page in pages_ahead(client.list_objects(bucket, prefix)):

@@ -49,7 +49,7 @@ def write_manifest(
     out: Any = None  # the writer, or a GzipFile over it
     count = 0
     try:
-        for info in objects_in_key_order(client, bucket, prefix):
+        for info in objects_in_key_order(client, bucket, prefix, parallel=True):
             if s3writer is None:  # opened at the first object: an empty prefix writes nothing
                 s3writer = client.put_object(manifest_bucket, manifest_key)
                 out = gzip.GzipFile(fileobj=s3writer, mode="wb") if manifest_key.endswith(".gz") else s3writer

@@ -30,7 +30,7 @@ class ObjectsUnderPrefix:
         return self._listed(client, whole)
 
     def _listed(self, client: S3Client, whole: bool) -> Iterator[S3BucketKeyData]:
-        for info in objects_in_key_order(client, self.bucket, self.prefix, whole):
+        for info in objects_in_key_order(client, self.bucket, self.prefix, parallel=whole):
             yield S3BucketKeyData(self.bucket, info.key, info)
 
 
