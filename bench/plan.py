@@ -694,7 +694,7 @@ def _index_rows(s: Sizes, k: Dict[str, str]) -> List[Workload]:
             check=at_most(5),
             lower_is_better=True,
             detail=("bytes_per_entry", "B/entry"),
-            note=f"one HEAD and one GET of the manifest (about {n * 85 // 10**6:,} MB of JSON Lines), its lines "
+            note=f"one HEAD and one GET of the manifest (about {n * 75 // 10**6:,} MB of JSON Lines), its lines "
             f"read into the index file; {folder}; memory per entry: {memory}",
         ),
         Workload(
