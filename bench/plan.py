@@ -671,7 +671,8 @@ def build(sizes: Sizes, quick: bool) -> List[Workload]:
 
 
 def _index_rows(s: Sizes, k: Dict[str, str]) -> List[Workload]:
-    """W10, W10s, W10x: a manifest's shared index, and the rows of their second numbers (memory, state)."""
+    """W10, W10s, W10x: a manifest's shared index, each followed by the row of its second number
+    (memory, state) computed from the same runs."""
     n = s.index_entries
     spec = dict(prefix=k["index_prefix"], manifest=k["index_manifest"], count=n, object_size=SHARED_BODY)
     folder = "a fresh index folder in /dev/shm per run (S3TORCHCONNECTOR_INDEX_DIR), removed after it"
@@ -680,103 +681,85 @@ def _index_rows(s: Sizes, k: Dict[str, str]) -> List[Workload]:
     def at_most(bound):
         return lambda v: None if v.get("ours") is None else v["ours"] <= bound
 
-    rows = [
-        Workload(
+    def rows(row, second_row, mode, title, bound, note, detail, second_title, unit, second_bound, target):
+        field, detail_unit = detail
+        timed = Workload(
+            row,
+            title,
+            "index",
+            "loopback",
+            "s",
+            ["ours"],
+            s.reps,
+            dict(spec, mode=mode),
+            target=f"≤ {bound} s",
+            check=at_most(bound),
+            lower_is_better=True,
+            detail=detail,
+            note=note,
+        )
+        second = Workload(
+            second_row,
+            second_title,
+            "index",
+            "loopback",
+            unit,
+            ["ours"],
+            0,
+            dict(spec, mode=mode),
+            target=target,
+            check=at_most(second_bound),
+            lower_is_better=True,
+            from_runs_of=row,
+            value_field=field,
+        )
+        return [timed, second]
+
+    return [
+        *rows(
             "W10",
-            f"S3MapDataset.from_manifest over {n:,} entries, the node's first process: seconds to len(ds), ds[0]",
-            "index",
-            "loopback",
-            "s",
-            ["ours"],
-            s.reps,
-            dict(spec, mode="first"),
-            target="≤ 5 s",
-            check=at_most(5),
-            lower_is_better=True,
-            detail=("bytes_per_entry", "B/entry"),
-            note=f"one HEAD and one GET of the manifest (about {n * 75 // 10**6:,} MB of JSON Lines), its lines "
-            f"read into the index file; {folder}; memory per entry: {memory}",
-        ),
-        Workload(
             "W10m",
+            "first",
+            f"S3MapDataset.from_manifest over {n:,} entries, the node's first process: seconds to len(ds), ds[0]",
+            5,
+            f"one HEAD and one GET of the manifest (about {n * 75 // 10**6:,} MB of JSON Lines), its lines "
+            f"read into the index file; {folder}; memory per entry: {memory}",
+            ("bytes_per_entry", "B/entry"),
             f"the same: memory per entry, the shared index included, {memory}",
-            "index",
-            "loopback",
             "B/entry",
-            ["ours"],
-            0,
-            dict(spec, mode="first"),
-            target="≤ 40 B/entry",
-            check=at_most(40),
-            lower_is_better=True,
-            from_runs_of="W10",
-            value_field="bytes_per_entry",
+            40,
+            "≤ 40 B/entry",
         ),
-        Workload(
+        *rows(
             "W10s",
-            "the same in a second process of the node while the first holds the index: seconds to len(ds), ds[0]",
-            "index",
-            "loopback",
-            "s",
-            ["ours"],
-            s.reps,
-            dict(spec, mode="second"),
-            target="≤ 1 s",
-            check=at_most(1),
-            lower_is_better=True,
-            detail=("private_bytes_per_entry", "B/entry own"),
-            note="a new interpreter (imports before the time); its own memory: growth of Private_Clean + "
-            "Private_Dirty (/proc/self/smaps_rollup) over the timed part, per entry",
-        ),
-        Workload(
             "W10sm",
+            "second",
+            "the same in a second process of the node while the first holds the index: seconds to len(ds), ds[0]",
+            1,
+            "a new interpreter (imports before the time); its own memory: growth of Private_Clean + "
+            "Private_Dirty (/proc/self/smaps_rollup) over the timed part, per entry",
+            ("private_bytes_per_entry", "B/entry own"),
             "the same: growth of the second process's own memory (not shared) per entry",
-            "index",
-            "loopback",
             "B/entry",
-            ["ours"],
-            0,
-            dict(spec, mode="second"),
-            target="≤ 8 B/entry",
-            check=at_most(8),
-            lower_is_better=True,
-            from_runs_of="W10s",
-            value_field="private_bytes_per_entry",
+            8,
+            "≤ 8 B/entry",
         ),
-        Workload(
+        *rows(
             "W10x",
+            "W10xs",
+            "iterable",
             f"S3IterableDataset.from_manifest(shuffle=True) over {n:,} entries: seconds to the first sample "
             "through StatefulDataLoader",
-            "index",
-            "loopback",
-            "s",
-            ["ours"],
-            s.reps,
-            dict(spec, mode="iterable"),
-            target="≤ 5 s",
-            check=at_most(5),
-            lower_is_better=True,
-            detail=("state_bytes", "B of state"),
-            note=f"StatefulDataLoader(ds, batch_size=None), next(iter(loader)); the index built inside the time; "
+            5,
+            f"StatefulDataLoader(ds, batch_size=None), next(iter(loader)); the index built inside the time; "
             f"{folder}; the state: len(pickle.dumps(loader.state_dict())) after that sample",
-        ),
-        Workload(
-            "W10xs",
+            ("state_bytes", "B of state"),
             "the same: size of the StatefulDataLoader's state",
-            "index",
-            "loopback",
             "bytes",
-            ["ours"],
-            0,
-            dict(spec, mode="iterable"),
-            target="≤ 4 KiB",
-            check=at_most(4096),
-            lower_is_better=True,
-            from_runs_of="W10x",
-            value_field="state_bytes",
+            4096,
+            "≤ 4 KiB",
         ),
     ]
-    return rows
 
 
 def _listing_rows(s: Sizes, k: Dict[str, str]) -> List[Workload]:
