@@ -61,6 +61,15 @@ constexpr HexDigits HEX;
 
 int hex_value(char c) { return HEX.value[static_cast<unsigned char>(c)]; }
 
+// `length` bytes as 2 * `length` lowercase hex digits at `out` (no terminating NUL).
+void write_hex(const uint8_t *bytes, size_t length, char *out) {
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < length; ++i) {
+        out[2 * i] = digits[bytes[i] >> 4];
+        out[2 * i + 1] = digits[bytes[i] & 0xf];
+    }
+}
+
 // `"` + 32 lowercase hex digits + `"`, S3's ETag of an object uploaded in one part.
 bool is_md5_etag(std::string_view etag) {
     if (etag.size() != 34 || etag.front() != '"' || etag.back() != '"') return false;
@@ -216,13 +225,9 @@ IndexEntry ObjectIndex::entry(uint64_t position) const {
         entry.etag.clear();
         if (*form == MD5_ETAG) {
             if (!in.bytes(16, bytes)) damaged("an ETag does not fit its block");
-            static const char digits[] = "0123456789abcdef";
-            entry.etag.push_back('"');
-            for (int b = 0; b < 16; ++b) {
-                entry.etag.push_back(digits[bytes[b] >> 4]);
-                entry.etag.push_back(digits[bytes[b] & 0xf]);
-            }
-            entry.etag.push_back('"');
+            char hex[32];
+            write_hex(bytes, 16, hex);
+            entry.etag.assign("\"").append(hex, sizeof hex).append("\"");
         } else if (*form == WRITTEN_ETAG) {
             uint64_t length = 0;
             if (!in.varint(length) || !in.bytes(length, bytes)) damaged("an ETag does not fit its block");
@@ -371,11 +376,7 @@ void ObjectIndexWriter::finish() {
     aws_byte_buf out = aws_byte_buf_from_empty_array(digest, sizeof digest);
     if (aws_hash_update(sha256_, &rest) != 0 || aws_hash_finalize(sha256_, &out, 0) != 0)
         throw std::runtime_error("SHA-256 failed");
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 32; ++i) {
-        header.keys_digest[2 * i] = digits[digest[i] >> 4];
-        header.keys_digest[2 * i + 1] = digits[digest[i] & 0xf];
-    }
+    write_hex(digest, sizeof digest, header.keys_digest);
     if (std::fseek(file_, 0, SEEK_SET) != 0 || std::fwrite(&header, sizeof header, 1, file_) != 1) throw_errno(path_);
     std::FILE *file = file_;
     file_ = nullptr;
