@@ -47,7 +47,7 @@ class S3MapDataset(S3DatasetBase, torch.utils.data.Dataset):
     def _dataset_objects(self) -> Sequence[S3BucketKeyData]:
         if self._objects is None:
             objects = dataset_objects(self._get_dataset_objects, self._get_client(), whole=True)
-            # A manifest's objects are an index file's already, each entry made when it is indexed.
+            # A manifest's or a listing's objects are in an index file already, each entry made when indexed.
             self._objects = objects if isinstance(objects, IndexedObjects) else list(objects)
         return self._objects
 

@@ -21,8 +21,9 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
+from .. import _native
 from .indexed_objects import IndexedObjects
 
 FOLDER_VARIABLE = "S3TORCHCONNECTOR_INDEX_DIR"
@@ -72,6 +73,19 @@ def private_index(expected_bytes: int, build: Callable[[str], None]) -> IndexedO
             path.unlink()
         raise
     return IndexedObjects(str(path), owner=os.getpid())
+
+
+@contextlib.contextmanager
+def index_writer(path: str, listing: bool = False) -> Iterator[_native.ObjectIndexWriter]:
+    """A writer of a new index file at ``path``: finished when the block ends, abandoned (the file
+    removed) when it raises. ``listing``: entries keep their storage class and LastModified."""
+    writer = _native.ObjectIndexWriter(path, listing)
+    try:
+        yield writer
+        writer.finish()
+    except BaseException:
+        writer.abandon()
+        raise
 
 
 def index_folder(expected_bytes: int) -> Path:

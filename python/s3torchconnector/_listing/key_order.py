@@ -5,7 +5,7 @@ from typing import Iterator, Optional
 from .. import _native
 from .._s3client import S3Client
 from .._s3client.object_info import ObjectInfo
-from .index_files import private_index
+from .index_files import index_writer, private_index
 from .indexed_objects import IndexedObjects
 from .pages_ahead import pages_ahead
 from .parallel_listing import index_in_parallel, list_in_parallel
@@ -41,13 +41,8 @@ def index_in_key_order(client: S3Client, bucket: str, prefix: str) -> Optional[I
         return None
 
     def build(path: str) -> None:
-        writer = _native.ObjectIndexWriter(path, listing=True)
-        try:
+        with index_writer(path, listing=True) as writer:
             index_in_parallel(client, bucket, prefix, writer)
-            writer.finish()
-        except BaseException:
-            writer.abandon()
-            raise
 
     return private_index(0, build)
 

@@ -17,7 +17,7 @@ from .._stream_file import StreamFile
 from .._user_agent import UserAgent
 from ..s3exception import S3Exception, with_message
 from ..s3writer import S3Writer
-from .index_files import shared_index
+from .index_files import index_writer, shared_index
 from .indexed_objects import IndexedObjects
 from .key_order import PAGE_SIZE, objects_in_key_order
 
@@ -115,29 +115,23 @@ class ObjectsFromManifest:
 
     def _build(self, client: S3Client, etag: str, path: str) -> None:
         """Writes the index of the manifest's version ``etag`` at ``path``."""
-        writer = _native.ObjectIndexWriter(path)
-        try:
-            stream = client._stream_object(self.bucket, self.key, etag)  # through the node cache, when on
-            raw: Any = StreamFile(stream)
-            if self.key.endswith(".gz"):
-                raw = gzip.GzipFile(fileobj=io.BufferedReader(raw, buffer_size=1 << 20), mode="rb")
-            self._add_lines(_chunks(raw), writer)
+        with index_writer(path) as writer:
+            try:
+                stream = client._stream_object(self.bucket, self.key, etag)  # through the node cache, when on
+                raw: Any = StreamFile(stream)
+                if self.key.endswith(".gz"):
+                    raw = gzip.GzipFile(fileobj=io.BufferedReader(raw, buffer_size=1 << 20), mode="rb")
+                self._add_lines(_chunks(raw), writer)
+            except S3Exception as error:
+                raise with_message(error, f"cannot read the manifest {self.uri}: {error}") from error
+            except (OSError, EOFError, UnicodeDecodeError) as error:  # gzip.BadGzipFile is an OSError
+                if isinstance(error, FileNotFoundError) or getattr(error, "filename", None) == path:
+                    raise  # the index file's own, not the manifest's
+                raise ValueError(
+                    f"the manifest {self.uri} is not readable JSON Lines{' (gzip)' if self.key.endswith('.gz') else ''}: {error}"
+                ) from None
             if writer.count == 0:
                 raise ValueError(f"the manifest {self.uri} lists no objects")
-            writer.finish()
-        except S3Exception as error:
-            writer.abandon()
-            raise with_message(error, f"cannot read the manifest {self.uri}: {error}") from error
-        except (OSError, EOFError, UnicodeDecodeError) as error:  # gzip.BadGzipFile is an OSError
-            writer.abandon()
-            if isinstance(error, FileNotFoundError) or getattr(error, "filename", None) == path:
-                raise  # the index file's own, not the manifest's
-            raise ValueError(
-                f"the manifest {self.uri} is not readable JSON Lines{' (gzip)' if self.key.endswith('.gz') else ''}: {error}"
-            ) from None
-        except BaseException:
-            writer.abandon()
-            raise
 
     def _add_lines(self, chunks: Iterator[bytes], writer) -> None:
         """Adds the manifest's objects to ``writer`` in order. Lines in write_manifest's shape are

@@ -135,9 +135,7 @@ class _ParallelListing:
         after the pages that came before a range that found the server ignoring start-after."""
         first = _Range("", None)
         try:
-            with self._changed:
-                self._open += 1
-            self._pool.submit(self._list, first)
+            self._submit([first])
             to_give = [first]  # ranges left, the next at the end
             while to_give:
                 listed = to_give.pop()
@@ -167,6 +165,12 @@ class _ParallelListing:
                 if self._waiting <= self._pages_ahead // 2:  # room again: the parked ranges go on
                     self._resume()
             yield taken
+
+    def _submit(self, ranges: List[_Range]) -> None:
+        with self._changed:
+            self._open += len(ranges)
+        for listed in ranges:
+            self._pool.submit(self._list, listed)
 
     def _resume(self, only: Optional[_Range] = None) -> None:
         """Submits the parked ranges again (``only`` that one when given). Called holding the lock."""
@@ -208,12 +212,8 @@ class _ParallelListing:
                     points = cut_points(self._prefix, keys, listed.upto)
                     if points:
                         ends: List[Optional[str]] = [*points, listed.upto]
-                        pieces = [_Range(a, b) for a, b in zip([listed.cursor, *points], ends)]
-                        with self._changed:
-                            listed.pieces = pieces
-                            self._open += len(pieces)
-                        for piece in pieces:
-                            self._pool.submit(self._list, piece)
+                        listed.pieces = [_Range(a, b) for a, b in zip([listed.cursor, *points], ends)]
+                        self._submit(listed.pieces)
                         return
         except BaseException as error:  # given to the consumer, in order
             listed.error = error
