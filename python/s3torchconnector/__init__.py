@@ -4,6 +4,7 @@ from ._listing.manifest import write_manifest
 from ._metrics import merge_metrics
 from ._s3client import S3ClientConfig
 from ._version import __version__
+from .mixed_dataset import MixedDataset
 from .s3checkpoint import S3Checkpoint
 from .s3exception import (
     AccessDeniedError,
@@ -24,6 +25,7 @@ from .shard_writer import ShardWriter
 __all__ = [
     "S3IterableDataset",
     "S3MapDataset",
+    "MixedDataset",
     "S3Checkpoint",
     "S3Reader",
     "S3ReaderConstructor",

@@ -5,7 +5,6 @@ import io
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator, Optional, Tuple
 
-import torch.distributed
 import torch.utils.data
 
 from . import _native
@@ -18,6 +17,7 @@ from ._s3client import S3Client, S3ClientConfig
 from ._s3dataset_common import S3BucketKeyData, identity
 from ._stream_file import StreamFile
 from ._tar.samples import tar_samples
+from ._worker_shard import process_group, worker_shard
 from .s3dataset_base import S3DatasetBase
 from .s3reader import S3Reader
 from .s3reader.protocol import S3ReaderConstructorProtocol
@@ -96,12 +96,12 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
         self._prefetch_bytes = prefetch_bytes
         # Taken here, where the process group lives: DataLoader workers started by spawn or
         # forkserver have none, and get these values with the pickled dataset.
-        self._rank, self._world_size = _process_group() or (0, 1)
+        self._rank, self._world_size = process_group() or (0, 1)
 
     def __getstate__(self):
         # A process group started after the dataset was built still counts: pickling for spawn and
         # forkserver workers happens in the process that has it.
-        self._rank, self._world_size = _process_group() or (self._rank, self._world_size)
+        self._rank, self._world_size = process_group() or (self._rank, self._world_size)
         return self.__dict__
 
     def set_epoch(self, epoch: int) -> None:
@@ -138,6 +138,10 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
         and workers loads with ``load_state_dict`` before iterating: every object the stopped job
         had not read in that epoch is then read exactly once, in the epoch's order."""
         return merge(find_positions(states)).to_dict()
+
+    def _restart_epoch(self, epoch: int) -> None:
+        """As a MixedDataset's source: its next pass is the start of ``epoch``."""
+        self._epochs = EpochCounter(epoch=epoch)
 
     def _continue_epoch(self, epoch: int) -> None:
         """A pass of ``epoch`` resumed: the pass after it reads the next epoch."""
@@ -184,11 +188,7 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
         (0, 1) without sharding, where every worker reads every object."""
         if not self._enable_sharding:
             return 0, 1
-        worker = torch.utils.data.get_worker_info()
-        worker_id, worker_count = (worker.id, worker.num_workers) if worker is not None else (0, 1)
-        rank, world_size = _process_group() or (self._rank, self._world_size)
-        # The original's split: objects dealt to ranks in turn, then each rank's share to its workers.
-        return worker_id * world_size + rank, world_size * worker_count
+        return worker_shard(self._rank, self._world_size)
 
     def _read_ahead(self, entries: Iterator[Tuple[int, Any, int]]) -> Iterator[Tuple[int, Any]]:
         """Yields (position, reader) in order while keeping the next readers' requests in flight:
@@ -239,10 +239,3 @@ class _TarShard:
 
 def _listed_size(item: S3BucketKeyData) -> int:
     return item.object_info.size if item.object_info and item.object_info.size else 0
-
-
-def _process_group() -> Optional[Tuple[int, int]]:
-    """(rank, world size) of this process's torch.distributed group, None where it has none."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return None
