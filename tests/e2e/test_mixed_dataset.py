@@ -75,9 +75,12 @@ def test_first_exhausted_ends_when_one_source_runs_out(sources):
     assert len(samples) < sum(SOURCES.values())
 
 
-def test_never_keeps_the_proportions_over_100000_samples(s3):
-    # Sources of objects never read (the transform takes the key; prefetch off): the draws are what is measured.
-    weights = (0.5, 0.3, 0.2)
+WEIGHTS = (0.5, 0.3, 0.2)
+
+
+def unread_sources(s3, shard=0, shards=1):
+    """A mixture as shard ``shard`` of ``shards`` sees it, of sources whose objects are never read (the
+    transform takes the key; prefetch off): the draws are what is measured."""
     datasets = [
         S3IterableDataset.from_objects(
             [s3.uri(f"{name}/{i}") for i in range(count)],
@@ -85,18 +88,43 @@ def test_never_keeps_the_proportions_over_100000_samples(s3):
             endpoint=s3.endpoint,
             transform=key_of,
             prefetch=0,
+            enable_sharding=True,
         )
         for name, count in SOURCES.items()
     ]
-    samples = list(itertools.islice(MixedDataset(datasets, weights, seed=11, stop="never"), 100_000))
+    mixed = MixedDataset(datasets, WEIGHTS, seed=11, stop="never")
+    for dataset in [mixed, *datasets]:
+        dataset._rank, dataset._world_size = shard, shards
+    return mixed
+
+
+def assert_proportions(samples):
     counts = collections.Counter(map(source_of, samples))
-    for name, weight in zip(SOURCES, weights):
+    for name, weight in zip(SOURCES, WEIGHTS):
         # 1% is more than six standard deviations of a share of 100,000 draws (at most 0.16%).
         assert abs(counts[name] / len(samples) - weight) < 0.01, counts
+
+
+def test_never_keeps_the_proportions_over_100000_samples(s3):
+    samples = list(itertools.islice(unread_sources(s3), 100_000))
+    assert_proportions(samples)
     # Every source ran many passes: each of its objects came about as often as the others.
     for name, count in SOURCES.items():
         per_object = collections.Counter(key for key in samples if source_of(key) == name)
         assert len(per_object) == count and max(per_object.values()) - min(per_object.values()) <= 1
+
+
+def test_the_proportions_hold_after_an_elastic_resume(s3):
+    stopped = [iter(unread_sources(s3, shard, 2)) for shard in range(2)]
+    for shard, it in enumerate(stopped):
+        list(itertools.islice(it, 1000 + 777 * shard))
+    state = MixedDataset.elastic_state([it.state_dict() for it in stopped])
+    after = []
+    for shard in range(3):
+        resumed = unread_sources(s3, shard, 3)
+        resumed.load_state_dict(state)
+        after.extend(itertools.islice(resumed, 34_000))
+    assert_proportions(after)
 
 
 def test_a_source_that_runs_out_leaves_its_share_to_the_others(sources):
