@@ -185,6 +185,12 @@ def _at_least_peer(factor, peer):
     return check
 
 
+def _w12_check(v):
+    if v.get("ours") is None or not v.get("W2:ours"):
+        return None
+    return v["ours"] >= 0.9 * v["W2:ours"]
+
+
 def _w5_check(v):
     best_peer = max((v[p] for p in ("boto3", "s3fs") if v.get(p)), default=None)
     if v.get("ours") is None or not v.get("original") or best_peer is None:
@@ -662,6 +668,21 @@ def build(sizes: Sizes, quick: bool) -> List[Workload]:
             "sample's bytes taken; webdataset 1.x: WebDataset(['pipe:curl -s -f URL', ...], shardshuffle=False), "
             "one curl (one connection) per shard in turn; the samples are W2's objects, so W2 is the same data "
             "as separate objects",
+        ),
+        Workload(
+            "W12",
+            "a MixedDataset of three W2-style sources (W2's prefix each), weights 0.5/0.3/0.2, one process, s3like",
+            "mixture",
+            "s3like",
+            "objects/s",
+            ["ours"],
+            1,
+            dict(small, workers=0, weights=[0.5, 0.3, 0.2]),
+            target="≥ 0.9x W2 (ours)",
+            check=_w12_check,
+            ratios=[("ours", "W2:ours")],
+            note="every source lists W2's prefix and reads its objects (stop='all_exhausted': 3x W2's objects), "
+            "with the defaults a user gets: each source has its own read-ahead (prefetch=64), three in all",
         ),
         *_cache_rows(s, k, small),
         *_index_rows(s, k),

@@ -316,6 +316,28 @@ def w_iterable(spec, impl):
     return r
 
 
+def w_mixture(spec, impl):
+    """W2's prefix as each of several sources of a MixedDataset, read to the end in one process."""
+    from s3torchconnector import MixedDataset
+
+    if impl != "ours":
+        raise ValueError(impl)
+    weights = spec["weights"]
+    ds = MixedDataset([_iterable_dataset(spec, sharding=False) for _ in weights], weights, seed=0)
+    m = Meter()
+    count = nbytes = 0
+    m.start()
+    for sample in ds:
+        count += 1
+        nbytes += len(sample)
+    r = m.stop()
+    expected = len(weights) * spec["count"]
+    if count != expected or nbytes != count * spec["object_size"]:
+        raise AssertionError(f"got {count} objects ({nbytes} bytes), expected {expected} of {spec['object_size']}")
+    r.update(count=count, bytes=nbytes)
+    return r
+
+
 class _Boto3MapDataset:
     """The peer of S3MapDataset that users write by hand: one GetObject per item."""
 
@@ -1045,6 +1067,7 @@ WORKLOADS = {
     "startup": w_startup,
     "seq_read": w_seq_read,
     "iterable": w_iterable,
+    "mixture": w_mixture,
     "map": w_map,
     "save": w_save,
     "load": w_load,
