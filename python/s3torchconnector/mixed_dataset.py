@@ -17,11 +17,11 @@ class MixedDataset(torch.utils.data.IterableDataset):
     """Yields samples of ``datasets``, each next one from a source drawn with probability
     proportional to its weight in ``weights``.
 
-    The sources are ``S3IterableDataset``\\ s of any kind (a prefix, a manifest, tar shards) or
-    other ``MixedDataset``\\ s. The draws are a pure function of ``seed``, the epoch and the shard
-    (rank and DataLoader worker), so a mixture is the same in every run; each source shards, shuffles
-    and prefetches as it was made to (give it ``enable_sharding=True`` to split it across ranks and
-    workers). ``set_epoch`` reaches every source.
+    The sources are iterable datasets of this package: ``S3IterableDataset`` of any kind (a prefix,
+    a manifest, tar shards) and other ``MixedDataset``. The draws are a pure function of ``seed``,
+    the epoch and the shard (rank and DataLoader worker), so a mixture is the same in every run;
+    each source shards, shuffles and prefetches as it was made to (give it ``enable_sharding=True``
+    to split it across ranks and workers). ``set_epoch`` reaches every source.
 
     ``stop`` says when a pass ends: ``"all_exhausted"`` (the default: a source that runs out drops
     out, and the others share its weight), ``"first_exhausted"`` (the pass ends when any source runs
