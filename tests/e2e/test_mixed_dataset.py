@@ -238,6 +238,8 @@ def test_elastic_state_refuses_missing_or_mixed_shards(sources):
         MixedDataset.elastic_state(states + states[:1])
     with pytest.raises(ValueError, match="no MixedDataset state found"):
         MixedDataset.elastic_state([{}])
+    with pytest.raises(ValueError, match="merge them with MixedDataset.elastic_state"):
+        S3IterableDataset.elastic_state(states)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 FORMAT = "s3torchconnector.S3IterableDataset"
 VERSION = 1
+MIXTURE_FORMAT = "s3torchconnector.MixedDataset"  # a MixedDataset's state, which holds its sources' (_mixing.state)
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,11 @@ def find_positions(states: Any) -> List[Position]:
         if isinstance(item, dict):
             if item.get("format") == FORMAT and item.get("kind") == "position":
                 found.append(position_from_dict(item))
+            elif item.get("format") == MIXTURE_FORMAT:
+                raise ValueError(
+                    "these are the states of a MixedDataset, which holds its sources' states: merge them with "
+                    "MixedDataset.elastic_state() and load that into the mixture"
+                )
             else:
                 pending.extend(item.values())
         elif isinstance(item, (list, tuple)):

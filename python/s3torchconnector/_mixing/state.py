@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .._epochs import state as source_state
+from .._epochs.state import MIXTURE_FORMAT as FORMAT
 from .._epochs.state import Position
 
-FORMAT = "s3torchconnector.MixedDataset"
 VERSION = 1
 STOPS = ("all_exhausted", "first_exhausted", "never")
 
