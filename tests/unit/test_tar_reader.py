@@ -64,6 +64,29 @@ def test_each_format_gives_every_file_its_name_offset_and_bytes_in_order(tar_for
     assert read(data) == [("a/0001.txt", 0, b"one"), (LONG, 1024, b"two" * 200), ("a/empty.txt", 1024 + third, b"")]
 
 
+@pytest.mark.parametrize("tar_format", FORMATS)
+def test_a_member_ends_after_its_padded_data_and_a_range_reads_alone(tar_format):
+    """``end`` is where tarfile's next header could start; the bytes of a run of members, read alone
+    from their first offset (``start``), give the same members at the same offsets, and errors there
+    name offsets in the whole tar."""
+    data = tar_of([("a/1.txt", b"x" * 513), (LONG, b""), ("a/3.txt", b"y" * 512)], format=FORMATS[tar_format])
+    members = list(regular_files(io.BytesIO(data)))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        ends = [info.offset_data + -(-info.size // 512) * 512 for info in tar]
+    assert [member.end for member in members] == ends
+    start, end = members[1].offset, members[2].end
+    alone = list(regular_files(io.BytesIO(data[start:end] + END), start=start))
+    assert [(m.name, m.offset, m.end, m.read()) for m in alone] == [
+        (m.name, m.offset, m.end, m.read()) for m in members[1:]
+    ]
+    damaged = bytearray(data[start:end] + END)
+    damaged[members[2].offset - start] ^= 1  # a byte of the last member's first header: its checksum fails
+    with pytest.raises(BrokenTar) as raised:
+        for member in regular_files(io.BytesIO(bytes(damaged)), start=start):
+            member.read()
+    assert raised.value.offset == members[2].offset  # counted in the whole tar, not in the range
+
+
 @pytest.mark.parametrize("tar_format", ["gnu", "pax"])
 def test_names_no_ustar_header_holds_come_whole(tar_format):
     """A name longer than ustar's prefix and name fields together, with no '/' to split it at, and a

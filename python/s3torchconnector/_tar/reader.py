@@ -46,15 +46,26 @@ class TarMember(NamedTuple):
     name: str
     offset: int  # of its first header block (its pax or long-name header, if it has one)
     read: Callable[[], bytes]  # its bytes, read from the stream at the first call
+    end: int  # where it ends: after its data and the zeros that pad it to a whole block
 
 
-def regular_files(fileobj) -> Iterator[TarMember]:
+# The fields of a pax header that change which member is read and how (sparse ones are refused anyway).
+READING_FIELDS = ("path", "size")
+
+
+def regular_files(
+    fileobj, *, start: int = 0, on_global_header: Optional[Callable[[Dict[str, str], int], None]] = None
+) -> Iterator[TarMember]:
     """Each regular file of the tar in ``fileobj``, in order; other members are skipped. A member's
     name comes before its bytes are read, and bytes not read are skipped when the next is asked
-    for. Compression is recognised by its magic bytes, as tarfile's ``r|*`` does."""
+    for. Compression is recognised by its magic bytes, as tarfile's ``r|*`` does.
+
+    ``start``: where ``fileobj``'s first byte is in the tar (a byte range of it read alone): offsets,
+    in members and errors, count from it. ``on_global_header(records, offset)`` is told of each
+    global pax header, whose records apply to every member after it."""
     decompressed, compressed = _decompressed(fileobj)
-    source = _Counted(decompressed)
-    offset = 0
+    source = _Counted(decompressed, start)
+    offset = start
     try:
         every_member: Dict[str, str] = {}  # from global pax headers
         while True:
@@ -77,7 +88,10 @@ def regular_files(fileobj) -> Iterator[TarMember]:
                 if kind == _GNU_LONG_NAME:
                     own.setdefault("path", _text(payload.split(b"\0", 1)[0]))
                 elif kind == _PAX_ALL:
-                    every_member.update(_pax_records(payload, offset))
+                    records = _pax_records(payload, offset)
+                    every_member.update(records)
+                    if on_global_header is not None:
+                        on_global_header(records, offset)
                 elif kind != _GNU_LONG_LINK:
                     for field, value in _pax_records(payload, offset).items():
                         own.setdefault(field, value)
@@ -88,7 +102,7 @@ def regular_files(fileobj) -> Iterator[TarMember]:
             if kind in _REGULAR:
                 name = fields.get("path", "").rstrip("/") or _ustar_name(header)
                 data = _Data(source, size, offset)
-                yield TarMember(name, offset, data.read)
+                yield TarMember(name, offset, data.read, source.position + size + -size % BLOCK)
                 data.read()
             elif kind not in _NO_DATA:  # a type tarfile does not know: its data is skipped
                 source.read_whole(size, offset)
@@ -154,16 +168,29 @@ def _pax_size(value: str, offset: int) -> int:
         raise BrokenTar(f"a damaged pax header (size {value!r})", offset) from None
 
 
+def compression(fileobj) -> Optional[str]:
+    """ "gzip", "bzip2" or "xz" when the bytes ahead in ``fileobj`` (which can ``peek``) start with
+    that compressor's magic bytes; None for a plain tar."""
+    magic = fileobj.peek(6)[:6]
+    if magic.startswith(b"\x1f\x8b\x08"):
+        return "gzip"
+    if magic.startswith(b"BZh91"):
+        return "bzip2"
+    if magic.startswith((b"\xfd7zXZ\x00", b"\x5d\x00\x00\x80\x00")):
+        return "xz"
+    return None
+
+
 def _decompressed(fileobj):
     """The tar's bytes, and whether they come through a decompressor."""
     if not hasattr(fileobj, "peek"):
         fileobj = io.BufferedReader(fileobj)
-    magic = fileobj.peek(6)[:6]
-    if magic.startswith(b"\x1f\x8b\x08"):
+    kind = compression(fileobj)
+    if kind == "gzip":
         return gzip.GzipFile(fileobj=fileobj, mode="rb"), True
-    if magic.startswith(b"BZh91"):
+    if kind == "bzip2":
         return bz2.BZ2File(fileobj), True
-    if magic.startswith((b"\xfd7zXZ\x00", b"\x5d\x00\x00\x80\x00")):
+    if kind == "xz":
         return lzma.LZMAFile(fileobj), True
     return fileobj, False
 
@@ -187,9 +214,9 @@ class _Data:
 class _Counted:
     """Reads from a file, counting the bytes of the (uncompressed) tar read so far."""
 
-    def __init__(self, fileobj):
+    def __init__(self, fileobj, start: int = 0):
         self._read = fileobj.read
-        self.position = 0
+        self.position = start
 
     def read(self, size: int) -> bytes:
         data = self._read(size)

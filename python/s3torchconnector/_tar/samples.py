@@ -10,12 +10,13 @@ the byte offset where it stopped making sense, and the sample being read then is
 """
 
 import re
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterable, Iterator, Optional, Tuple
 
-from .reader import BrokenTar, regular_files
+from .reader import BrokenTar, TarMember, regular_files
 
 _KEY_AND_EXTENSION = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
 _METADATA = re.compile(r"__[^/]*__($|/)")
+_SAMPLE_FIELDS = ("__key__", "__url__")  # every sample has them: a member named so would overwrite one
 
 
 def key_and_extension(name: str) -> Tuple[Optional[str], Optional[str]]:
@@ -24,27 +25,42 @@ def key_and_extension(name: str) -> Tuple[Optional[str], Optional[str]]:
     return (match.group(1), match.group(2).lower()) if match else (None, None)
 
 
-def tar_samples(fileobj, url: str) -> Iterator[Dict[str, object]]:
-    """The samples of the tar stream ``fileobj`` (plain or compressed)."""
-    sample: Optional[Dict[str, object]] = None
+def tar_samples(fileobj, url: str, *, start: int = 0) -> Iterator[Dict[str, object]]:
+    """The samples of the tar stream ``fileobj`` (plain or compressed). ``start``: where
+    ``fileobj`` begins in the shard (a byte range of it), for the offsets that errors name."""
     try:
-        for name, offset, read in regular_files(fileobj):
-            key, extension = key_and_extension(name)
-            if key is None or extension is None or _METADATA.match(name):
-                continue
-            if sample is not None and key != sample["__key__"]:
-                yield sample
-                sample = None
-            if sample is None:
-                sample = {"__key__": key, "__url__": url}
-            if extension in sample:
-                raise ValueError(
-                    f"{url}: {name} is a second '{extension}' member of the sample {key!r} (at byte {offset})"
-                )
-            sample[extension] = read()
+        for key, members in sample_members(regular_files(fileobj, start=start), url):
+            sample: Dict[str, object] = {"__key__": key, "__url__": url}
+            for extension, member in members.items():
+                sample[extension] = member.read()
+            yield sample
     except BrokenTar as error:
-        raise ValueError(
-            f"{url} is not a readable tar shard: {error} (at byte {error.offset}); the sample being read was not yielded"
-        ) from None
-    if sample is not None:
-        yield sample
+        raise not_readable(url, error) from None
+
+
+def sample_members(members: Iterable[TarMember], url: str) -> Iterator[Tuple[str, Dict[str, TarMember]]]:
+    """(key, {extension: member}) for each sample of ``members``, in order, by WebDataset's rule (see
+    the module's docstring). A sample is given once the member after it (or the end) shows it is whole."""
+    key: Optional[str] = None
+    fields: Dict[str, TarMember] = {}
+    for member in members:
+        name = member.name
+        member_key, extension = key_and_extension(name)
+        if member_key is None or extension is None or _METADATA.match(name):
+            continue
+        if member_key != key:
+            if key is not None:
+                yield key, fields
+            key, fields = member_key, {}
+        if extension in fields or extension in _SAMPLE_FIELDS:
+            raise ValueError(
+                f"{url}: {name} is a second '{extension}' member of the sample {key!r} (at byte {member.offset})"
+            )
+        fields[extension] = member
+    if key is not None:
+        yield key, fields
+
+
+def not_readable(url: str, error: BrokenTar, what_follows: str = "the sample being read was not yielded") -> ValueError:
+    """The error of a shard that broke, naming it and the offset where it broke."""
+    return ValueError(f"{url} is not a readable tar shard: {error} (at byte {error.offset}); {what_follows}")
