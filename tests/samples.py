@@ -35,6 +35,16 @@ def keep_list(batch):
     return batch
 
 
+def batch_and_requests(batch):
+    """A DataLoader's collate_fn: (worker id, the batch, the requests its worker's copy of the dataset
+    sent so far, by operation), to check what a worker asked S3 for."""
+    from torch.utils.data import get_worker_info  # in the worker only: this module imports no torch
+
+    worker = get_worker_info()
+    operations = worker.dataset.metrics()["operations"]
+    return worker.id, batch, {name: counts["requests"] for name, counts in operations.items()}
+
+
 def payload(size: int, seed: int = 0) -> bytes:
     """``size`` random bytes, the same for the same seed."""
     return random.Random(seed).randbytes(size)

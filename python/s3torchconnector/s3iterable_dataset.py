@@ -16,6 +16,7 @@ from ._listing.sources import ObjectsFromUris, ObjectsUnderPrefix
 from ._s3client import S3Client, S3ClientConfig
 from ._s3dataset_common import S3BucketKeyData, identity
 from ._stream_file import StreamFile
+from ._tar.index import is_index_key
 from ._tar.samples import tar_samples
 from ._worker_shard import process_group, worker_shard
 from .s3dataset_base import S3DatasetBase
@@ -162,7 +163,12 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
         sample, a tar shard many. The next ones' requests are in flight while one is consumed."""
         items = ((position, listing[position]) for position in positions)
         if self._settings.shard_format == "tar":
-            shards = ((p, _TarShard(self, item), _listed_size(item)) for p, item in items)
+            # A shard's sidecar index is no shard: a unit without samples, and no GET. Its position
+            # stays, so that saved states and the listing's fingerprint do not change.
+            shards = (
+                (p, _NO_SHARD, 0) if is_index_key(item.key) else (p, _TarShard(self, item), _listed_size(item))
+                for p, item in items
+            )
             for position, shard in self._read_ahead(shards):
                 samples = shuffled_samples(
                     shard.samples(),
@@ -235,6 +241,19 @@ class _TarShard:
             transform: Callable[[Any], Any] = self._dataset._transform  # given sample dicts, not readers
             for sample in tar_samples(shard, f"s3://{item.bucket}/{item.key}"):
                 yield transform(sample)
+
+
+class _NoShard:
+    """What stands in the read-ahead for an object that is not a shard (a sidecar index)."""
+
+    def prefetch(self) -> None:
+        pass
+
+    def samples(self) -> Iterator[Any]:
+        return iter(())
+
+
+_NO_SHARD = _NoShard()
 
 
 def _listed_size(item: S3BucketKeyData) -> int:

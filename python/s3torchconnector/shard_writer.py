@@ -4,11 +4,13 @@ uploaded while it fills."""
 import numbers
 import re
 import time
+from array import array
 from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from ._publish_on_success import PublishOnSuccess
 from ._s3client import S3Client, S3ClientConfig
 from ._s3uri import parse_s3_uri
+from ._tar.index import ShardIndex, index_key
 from ._tar.samples import _METADATA, key_and_extension
 from ._tar.stream import END_OF_ARCHIVE, TarStream, member_header, member_size
 from ._user_agent import UserAgent
@@ -62,6 +64,13 @@ class ShardWriter(PublishOnSuccess):
     writer dropped unclosed cancels its shard in progress. ``shards`` lists the completed shards
     (URI, samples, bytes), ``shard_uris`` their URIs, and ``sample_count`` counts the samples
     written.
+
+    Beside each shard it completes, the writer puts the shard's index, a small JSON object whose key
+    is the shard's followed by ``.index.json`` (the byte range of each sample, and the shard's ETag,
+    which one HEAD after the upload tells): ``S3MapDataset(shard_format="tar")`` reads any sample
+    with one ranged GET through it. ``write_index=False`` writes none (such a dataset then indexes
+    a shard by reading it once). A failure to write an index raises, as a failed upload does; its
+    shard stays complete (and is listed in ``shards``).
     """
 
     def __init__(
@@ -74,8 +83,14 @@ class ShardWriter(PublishOnSuccess):
         endpoint: Optional[str] = None,
         s3client_config: Optional[S3ClientConfig] = None,
         start_shard: int = 0,
+        write_index: bool = True,
     ):
+        if not isinstance(write_index, bool):
+            raise TypeError(f"write_index must be a bool, got {write_index!r}")
         self._bucket, self._key_pattern = _parse_pattern(pattern)
+        if write_index:
+            check_key(index_key(self._key_pattern % 0))
+        self._write_index = write_index
         self._max_size = _count_argument("max_size", max_size, 1)
         self._max_count = _count_argument("max_count", max_count, 1)
         self._next_shard = _count_argument("start_shard", start_shard, 0)
@@ -109,8 +124,10 @@ class ShardWriter(PublishOnSuccess):
                 shard = None
             if shard is None:
                 shard = self._open_shard()
+            shard.bounds.append(shard.tar.size)
             for header, data in members:
                 shard.tar.write_member(header, data)
+            shard.bounds.append(shard.tar.size)
         except BaseException:
             self.abort()  # a shard cut short must not be completed
             raise
@@ -141,7 +158,7 @@ class ShardWriter(PublishOnSuccess):
     def _open_shard(self) -> "_OpenShard":
         key = self._key_pattern % self._next_shard
         self._next_shard += 1
-        self._shard = _OpenShard(f"s3://{self._bucket}/{key}", self._client.put_object(self._bucket, key))
+        self._shard = _OpenShard(key, f"s3://{self._bucket}/{key}", self._client.put_object(self._bucket, key))
         return self._shard
 
     def _finish_shard(self) -> None:
@@ -151,6 +168,24 @@ class ShardWriter(PublishOnSuccess):
         shard.writer.close()
         self._shard = None
         self.shards.append(ShardInfo(shard.uri, shard.samples, shard.tar.size))
+        if self._write_index:
+            self._put_index(shard)
+
+    def _put_index(self, shard: "_OpenShard") -> None:
+        """The completed shard's sidecar index, naming the ETag S3 gave it (the upload does not say)."""
+        head = self._client.head_object(self._bucket, shard.key)
+        if head.size != shard.tar.size:
+            raise ValueError(
+                f"{shard.uri} is {head.size} bytes in S3, not the {shard.tar.size} written: something else wrote "
+                "it meanwhile, so its index was not written; write the shards again"
+            )
+        index = self._client.put_object(self._bucket, index_key(shard.key))
+        try:
+            index.write(ShardIndex(head.etag, shard.tar.size, shard.bounds).to_json())
+            index.close()
+        except BaseException:
+            index.abort()
+            raise
 
     def _members(self, sample: Mapping) -> Tuple[str, List[Tuple[bytes, memoryview]], int]:
         """(key, [(header, data)], bytes they take) for a sample, or the reason it cannot be written."""
@@ -194,11 +229,13 @@ class ShardWriter(PublishOnSuccess):
 
 
 class _OpenShard:
-    def __init__(self, uri: str, writer):
+    def __init__(self, key: str, uri: str, writer):
+        self.key = key
         self.uri = uri
         self.writer = writer
         self.tar = TarStream(writer)
         self.samples = 0
+        self.bounds = array("Q")  # where each sample's members start and end in the tar
 
 
 def check_sample_key(key) -> None:

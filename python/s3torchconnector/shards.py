@@ -4,8 +4,10 @@
 
 Objects become samples by WebDataset's rule on their keys relative to the source prefix:
 ``raw/a/0001.jpg`` and ``raw/a/0001.cls`` are the sample ``a/0001`` with the fields ``jpg`` and
-``cls``. The shards are ``shard-000000.tar``, ``shard-000001.tar``... under the destination, and
-``S3IterableDataset.from_prefix(destination, shard_format="tar")`` reads them. The names are all
+``cls``. The shards are ``shard-000000.tar``, ``shard-000001.tar``... under the destination, each
+with its index beside it (``shard-000000.tar.index.json``, see ShardWriter);
+``S3IterableDataset.from_prefix(destination, shard_format="tar")`` streams them, and
+``S3MapDataset.from_prefix(destination, shard_format="tar")`` reads any sample at random. The names are all
 checked (one listing, no reads) before anything is written: an object that would not read back as
 part of a sample (no extension, say) is an error, unless ``--skip-invalid`` leaves it out. Then the
 objects are read with many requests in flight and each shard is uploaded while it fills.

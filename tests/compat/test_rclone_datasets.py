@@ -247,7 +247,8 @@ def test_a_manifest_of_tar_shards(s3):
     assert [(sample["__key__"], sample["bin"]) for sample in dataset] == expected
 
 
-def test_shard_writer_output_reads_back(s3):
+def written_and_streamed(s3):
+    """Shards ShardWriter wrote (each with its sidecar index), and their samples as the iterable streams them."""
     rng = random.Random(3)
     written = [
         {
@@ -262,7 +263,9 @@ def test_shard_writer_output_reads_back(s3):
         for sample in written:
             writer.write(sample)
     assert len(writer.shards) > 1
-    assert s3.keys("written/") == [f"written/train-{n:06d}.tar" for n in range(len(writer.shards))]
+    assert s3.keys("written/") == [
+        f"written/train-{n:06d}.tar{index}" for n in range(len(writer.shards)) for index in ("", ".index.json")
+    ]
     for shard in writer.shards:
         key = shard.uri.split("/", 3)[3]
         assert shard.size == len(s3.get(key))
@@ -271,3 +274,19 @@ def test_shard_writer_output_reads_back(s3):
         {"__key__": s["__key__"], "jpg": s["jpg"], "cls": str(s["cls"]).encode(), "txt": s["txt"].encode()}
         for s in written
     ]
+    return writer, samples
+
+
+def test_shard_writer_output_reads_back(s3):
+    written_and_streamed(s3)
+
+
+def test_random_access_into_shard_writer_output_reads_through_the_sidecars(s3):
+    writer, streamed = written_and_streamed(s3)
+    dataset = S3MapDataset.from_prefix(s3.uri("written/"), **options(s3, shard_format="tar"))
+    assert len(dataset) == len(streamed)
+    assert dataset.metrics()["operations"]["GetObject"]["requests"] == len(writer.shards)  # the sidecars alone
+    order = list(range(len(streamed)))
+    random.Random(2).shuffle(order)
+    assert dataset.__getitems__(order) == [streamed[i] for i in order]
+    assert dataset.metrics()["operations"]["GetObject"]["requests"] == len(writer.shards) + len(streamed)

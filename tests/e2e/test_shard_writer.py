@@ -20,6 +20,7 @@ from s3torchconnector.shards import main as shards_main
 from s3torchconnector.shards import pack, parse_size
 
 MIB = 1024 * 1024
+INDEXES = ("", ".index.json")  # a shard's key, and its sidecar index's
 
 
 def shard_writer(s3, pattern="shards/train-%06d.tar", **options):
@@ -90,7 +91,8 @@ def test_samples_read_back_in_order_across_shards_within_the_limits(s3, max_size
     shards = writer.shards
     assert len(shards) > 1
     assert [shard.uri for shard in shards] == [s3.uri(f"shards/train-{n:06d}.tar") for n in range(len(shards))]
-    assert s3.keys("shards/") == [f"shards/train-{n:06d}.tar" for n in range(len(shards))]
+    # Each shard with its index beside it (tests/e2e/test_tar_random_access.py reads them).
+    assert s3.keys("shards/") == [f"shards/train-{n:06d}.tar{index}" for n in range(len(shards)) for index in INDEXES]
     firsts = [destinations.index(shard.uri) for shard in shards]
     for n, shard in enumerate(shards):
         held = expected[firsts[n] : firsts[n] + shard.samples]
@@ -148,8 +150,8 @@ def test_an_exception_aborts_the_shard_in_progress_and_keeps_the_completed_ones(
                 writer.write(sample)
             assert wait_for(lambda: s3.multipart_uploads())  # the third shard is on its way up...
             raise RuntimeError("stop in the middle")
-    # ...and is gone: no object, no multipart upload; the two completed shards stay whole.
-    assert s3.keys() == ["shards/train-000000.tar", "shards/train-000001.tar"]
+    # ...and is gone: no object, no multipart upload; the two completed shards stay whole, with their indexes.
+    assert s3.keys() == [f"shards/train-00000{n}.tar{index}" for n in range(2) for index in INDEXES]
     assert s3.multipart_uploads() == []
     assert writer.shard_uris == [s3.uri("shards/train-000000.tar"), s3.uri("shards/train-000001.tar")]
     assert [without_urls(sample) for sample in read_back(s3)] == samples[:4]
@@ -194,7 +196,34 @@ def test_numbering_starts_where_asked_and_a_literal_percent_is_kept(s3):
     with shard_writer(s3, "out/100%%-%03d.tar", start_shard=7, max_count=1) as writer:
         writer.write({"__key__": "a", "bin": b"1"})
         writer.write({"__key__": "b", "bin": b"2"})
-    assert s3.keys() == ["out/100%-007.tar", "out/100%-008.tar"]
+    assert s3.keys() == [f"out/100%-00{n}.tar{index}" for n in (7, 8) for index in INDEXES]
+
+
+def test_without_indexes_only_the_shards_are_written(s3):
+    with shard_writer(s3, max_count=2, write_index=False) as writer:
+        for i in range(5):
+            writer.write({"__key__": f"a/{i}", "bin": b"%d" % i})
+    assert s3.keys() == [f"shards/train-{n:06d}.tar" for n in range(3)]
+    assert [sample["__key__"] for sample in read_back(s3)] == [f"a/{i}" for i in range(5)]
+
+
+def test_a_failed_index_write_raises_and_keeps_its_shard(s3):
+    writer = shard_writer(s3)
+    put_object = writer._client.put_object
+
+    def refuse_indexes(bucket, key, storage_class=None):
+        if key.endswith(".index.json"):
+            raise S3Exception(f"AccessDenied: PutObject of s3://{bucket}/{key} was denied")
+        return put_object(bucket, key, storage_class)
+
+    writer._client.put_object = refuse_indexes
+    writer.write({"__key__": "a/1", "bin": b"1"})
+    with pytest.raises(S3Exception, match="train-000000.tar.index.json was denied"):
+        writer.close()
+    assert s3.keys() == ["shards/train-000000.tar"] and writer.shard_uris == [s3.uri("shards/train-000000.tar")]
+    assert [sample["__key__"] for sample in read_back(s3)] == ["a/1"]
+    with pytest.raises(ValueError, match="closed ShardWriter"):
+        writer.write({"__key__": "a/2", "bin": b"2"})
 
 
 GOOD = {"__key__": "good/0001", "bin": b"ok"}
@@ -265,6 +294,8 @@ def test_a_key_repeated_by_the_next_sample_is_refused(s3):
         ("shards/train-%06d.tar", {"max_count": 0}, ValueError, "max_count must be at least 1"),
         ("shards/train-%06d.tar", {"max_count": True}, TypeError, "max_count must be an int"),
         ("shards/train-%06d.tar", {"start_shard": -1}, ValueError, "start_shard must be at least 0"),
+        ("shards/train-%06d.tar", {"write_index": 1}, TypeError, "write_index must be a bool"),
+        ("k" * 1005 + "-%06d.tar", {}, ValueError, "longer than S3's limit"),  # the index's key would be
     ],
 )
 def test_bad_writer_arguments_are_refused(s3, pattern, options, error, message):
@@ -354,7 +385,8 @@ def run_pack(s3, *args, stderr=subprocess.PIPE):
 def test_the_pack_command_packs_a_prefix(s3, raw):
     done = run_pack(s3, s3.uri("raw/"), s3.uri("shards"), "--shard-size", "16KiB", "--max-count", "6")
     assert done.returncode == 0, done.stderr
-    shard_keys = s3.keys("shards/")
+    shard_keys = [key for key in s3.keys("shards/") if not key.endswith(".index.json")]
+    assert s3.keys("shards/") == [key + index for key in shard_keys for index in INDEXES]
     assert f"wrote {len(shard_keys)} shards, {RAW_SAMPLES} samples, to {s3.uri('shards')}" in done.stdout
     assert shard_keys == [f"shards/shard-{n:06d}.tar" for n in range(len(shard_keys))]
 

@@ -4,6 +4,7 @@
         lock            flock'ed while an entry is published or evicted; holds the bytes in use
         3f/3f9a...e1    one entry per object (entry_format), named by a hash of endpoint, bucket and key
         3f/3f9a...e1.part   an entry being downloaded, flock'ed by its downloader
+        5c/5c07...9d.derived    a small file derived from an object version (a tar shard's index)
 
 Locks are flock(2) locks: the kernel drops them when their process dies, however it dies, so a
 crashed process blocks no one. Readers hold a shared lock on the entry they read; eviction takes
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 LAYOUT = "s3torchconnector-cache-v1"
 PART_SUFFIX = ".part"
+DERIVED_SUFFIX = ".derived"
 _PAGE = 4096
 _USAGE = struct.Struct("<Q")
 
@@ -47,6 +49,11 @@ class CacheDirectory:
         # Neither an endpoint nor a bucket name holds a newline: the joined text names one object.
         name = hashlib.sha256(f"{endpoint}\n{bucket}\n{key}".encode("utf-8", "surrogatepass")).hexdigest()
         return f"{self.root}/{name[:2]}/{name}"
+
+    def derived_path(self, name: str) -> str:
+        """Where the file derived from an object version that ``name`` (a hex digest of what it was
+        derived from) names is kept: beside the entries, counted and evicted like them."""
+        return f"{self.root}/{name[:2]}/{name}{DERIVED_SUFFIX}"
 
     @contextmanager
     def _locked(self) -> Iterator[int]:

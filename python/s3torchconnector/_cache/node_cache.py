@@ -15,6 +15,7 @@ import fcntl
 import logging
 import os
 import time
+import uuid
 from functools import partial
 from typing import Dict, List, Optional, Protocol, Tuple
 
@@ -98,6 +99,57 @@ class NodeCache:
         except _DiskError as error:
             self._fall_back(str(error), error.__cause__)
             return pinned.from_s3(start, end)
+
+    def read_derived(self, name: str) -> Optional[bytes]:
+        """What ``keep_derived(name, ...)`` kept on this node; None when nothing is kept under ``name``
+        (or it was evicted, or the disk fails). The caller checks what it reads."""
+        directory = self._open_directory()
+        if directory is None:
+            return None
+        try:
+            fd = os.open(directory.derived_path(name), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # eviction takes only what no one reads
+            stat = os.fstat(fd)
+            if stat.st_nlink == 0:  # evicted between open and lock
+                return None
+            data = os.pread(fd, stat.st_size, 0)
+            if time.time() - stat.st_mtime > _TOUCH_AFTER:
+                touch(fd)
+            return data if len(data) == stat.st_size else None
+        except OSError:
+            return None
+        finally:
+            _close(fd)
+
+    def keep_derived(self, name: str, data: bytes) -> bool:
+        """Keeps ``data``, a small file derived from an object version (a tar shard's index), under
+        ``name`` for every process of the node, within the cache's bound (least recently used
+        entries are evicted to make room). False when it could not be kept (no room, a disk failure)."""
+        directory = self._open_directory()
+        if directory is None:
+            return False
+        path = directory.derived_path(name)
+        part = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}{PART_SUFFIX}"
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except OSError:
+            return False
+        published = False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # a `.part` no one holds is a dead process's: eviction removes it
+            _write_all(fd, memoryview(data), 0)
+            published = directory.publish(part, path, len(data))
+        except (OSError, _DiskError):
+            published = False
+        finally:
+            if not published:
+                _unlink_if_same(fd, part)
+            _close(fd)
+        return published
 
     def _open_directory(self) -> Optional[CacheDirectory]:
         if self._directory is None and not self._unusable:

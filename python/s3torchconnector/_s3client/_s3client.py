@@ -101,9 +101,12 @@ class S3Client:
 
     def _cache_builder(self) -> NodeCache:
         assert self._cache_settings is not None
-        # Entries name the endpoint they came from: two endpoints' "bucket/key" are two objects.
-        endpoint = _resolve_endpoint(self._endpoint) or f"s3.{self._region}.amazonaws.com"
-        return NodeCache(self._cache_settings, endpoint, self._s3client_config.stall_timeout_seconds)
+        return NodeCache(self._cache_settings, self._endpoint_name(), self._s3client_config.stall_timeout_seconds)
+
+    def _endpoint_name(self) -> str:
+        """The endpoint this client's requests go to. What the node keeps of objects (cache entries,
+        tar shards' indexes) names it: two endpoints' "bucket/key" are two objects."""
+        return _resolve_endpoint(self._endpoint) or f"s3.{self._region}.amazonaws.com"
 
     def metrics(self) -> dict:
         """What this process's requests through this client did so far, as a plain dict.
@@ -163,6 +166,14 @@ class S3Client:
         check_bucket(bucket)
         check_key(key)
         return _PinnedStreams(self, bucket, key, etag, object_info)(0, None)
+
+    def _stream_range(self, bucket: str, key: str, etag: str, start: int, end: int) -> "_native.GetObjectStream":
+        """Bytes [start, end) of version ``etag`` of s3://bucket/key (a tar shard's sample), as one GET
+        sent now, through the node cache when it is on. Another version fails the read
+        (ObjectChangedError), as ``_get_object_version``'s readers do."""
+        check_bucket(bucket)
+        check_key(key)
+        return _PinnedStreams(self, bucket, key, etag)(start, end)
 
     def _get_object_stream(
         self, bucket: str, key: str, start: Optional[int] = None, end: Optional[int] = None
