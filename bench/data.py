@@ -194,6 +194,25 @@ def write_tar_shards(root: Path, shard_keys: List[str], per_shard: int, samples:
     return out
 
 
+def write_tar_indexes(root: Path, shard_keys: List[str], per_shard: int, sample_size: int) -> List[str]:
+    """Beside each shard of ``write_tar_shards``, the index S3MapDataset(shard_format="tar") reads (its
+    format is s3torchconnector._tar.index's, written here from the layout as another tool would):
+    sample i of a shard spans one header block and its data padded to whole blocks. Returns the keys."""
+    member = tarfile.BLOCKSIZE + -(-sample_size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+    keys = []
+    for key in shard_keys:
+        shard = root / BUCKET / key
+        index = {
+            "format": "s3torchconnector.tar-index",
+            "version": 1,
+            "shard": {"etag": nginx_etag(shard), "size": shard.stat().st_size},
+            "samples": [[j * member, (j + 1) * member] for j in range(per_shard)],
+        }
+        (root / BUCKET / f"{key}.index.json").write_text(json.dumps(index, separators=(",", ":")))
+        keys.append(f"{key}.index.json")
+    return keys
+
+
 def write_checkpoint(path: Path, size: int) -> bool:
     """torch.save of a state dict of about ``size`` bytes (float32 tensors of 64 MiB at most)."""
     if path.exists() and path.stat().st_size >= size:

@@ -28,6 +28,7 @@ MAIN_PACKAGES = [
     ("moto", "moto[server]>=5"),
     ("flask", "moto[server]>=5"),
     ("webdataset", "webdataset==1.0.2"),  # W8's peer (as in our test extra)
+    ("wids", "wids==0.1.11"),  # W12r's peer: webdataset's indexed (random access) dataset
 ]
 
 

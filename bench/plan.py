@@ -20,6 +20,8 @@ PEERS = [
     "webdataset_local",
     "baseline",
     "ours_paged",
+    "ours_objects",
+    "wids",
 ]
 LABELS = {
     "ours": "ours",
@@ -35,6 +37,8 @@ LABELS = {
     "webdataset_local": "webdataset (local files)",  # W9t: the files behind the shards
     "baseline": "ours at --baseline",  # an A/B of two builds of ours
     "ours_paged": "ours, one pagination",  # W11: S3Client.list_objects page after page, as before parallel listing
+    "ours_objects": "ours, as objects",  # W12r: the tar samples as separate objects (W2's), one GET each
+    "wids": "webdataset's wids",  # W12r: webdataset's indexed dataset (whole shards into a local cache)
 }
 
 
@@ -189,6 +193,12 @@ def _w12_check(v):
     if v.get("ours") is None or not v.get("W2:ours"):
         return None
     return v["ours"] >= 0.9 * v["W2:ours"]
+
+
+def _w12r_check(v):
+    if v.get("ours") is None or not v.get("ours_objects") or not v.get("wids"):
+        return None
+    return v["ours"] >= 0.8 * v["ours_objects"] and v["ours"] >= v["wids"]
 
 
 def _w5_check(v):
@@ -683,6 +693,34 @@ def build(sizes: Sizes, quick: bool) -> List[Workload]:
             ratios=[("ours", "W2:ours")],
             note="every source lists W2's prefix and reads its objects (stop='all_exhausted': 3x W2's objects), "
             "with the defaults a user gets: each source has its own read-ahead (prefetch=64), three in all",
+        ),
+        Workload(
+            "W12r",
+            f"W8's {s.shards * samples_per_shard(s):,} samples read at random (RandomSampler) through "
+            "S3MapDataset(shard_format='tar'), DataLoader (batch 64, 4 workers), s3like",
+            "tar_random",
+            "s3like",
+            "samples/s",
+            ["ours", "ours_objects", "wids"],
+            1,
+            dict(
+                prefix=k["shards_prefix"],
+                keys=shard_keys(s),
+                per_shard=samples_per_shard(s),
+                count=s.shards * samples_per_shard(s),
+                sample_size=s.small_size,
+                objects_prefix=k["small_prefix"],
+                objects=s.small_count,
+                workers=4,
+                batch_size=64,
+            ),
+            target="≥ 0.8x the same samples as objects, and ≥ wids",
+            check=_w12r_check,
+            ratios=[("ours", "ours_objects"), ("ours", "wids")],
+            note="ours: one ranged GET a sample, the offsets from the index beside each shard (listing and indexes "
+            "included); ours, as objects: S3MapDataset.from_objects of W2's objects that the samples hold, one GET "
+            "each; wids 0.1.11: ShardListDataset over the shards' URLs, which downloads each shard whole (curl) into a "
+            "fresh local cache and reads samples from there",
         ),
         *_cache_rows(s, k, small),
         *_index_rows(s, k),

@@ -163,13 +163,18 @@ def prepare_data(sizes: plan.Sizes, workloads, log) -> dict:
         ):
             log(f"generated s3://{datagen.BUCKET}/{names['index_manifest']} ({time.time() - t:.0f} s)")
     # W8 and W9t: tar shards whose samples are W2's objects
-    if any(w.kind == "tar" or w.params.get("shard_format") == "tar" for w in workloads):
+    if any(w.kind in ("tar", "tar_random") or w.params.get("shard_format") == "tar" for w in workloads):
         t = time.time()
         shards = datagen.write_tar_shards(
             DATA, plan.shard_keys(sizes), plan.samples_per_shard(sizes), [DATA / datagen.BUCKET / k for k in keys]
         )
+        # W12r: each shard's index beside it (an ETag is the file's mtime and size: made again with the shard)
+        indexes = datagen.write_tar_indexes(
+            DATA, plan.shard_keys(sizes), plan.samples_per_shard(sizes), sizes.small_size
+        )
+        shards_listed = sorted(plan.shard_keys(sizes) + indexes)
         datagen.write_listing(
-            LISTS, datagen.BUCKET, names["shards_prefix"], datagen.served_entries(DATA, plan.shard_keys(sizes))
+            LISTS, datagen.BUCKET, names["shards_prefix"], datagen.served_entries(DATA, shards_listed)
         )
         if time.time() - t > 1:
             log(
@@ -511,13 +516,15 @@ def workload_spec(sizes, w, impl, endpoints, paths, signed) -> dict:
         workload=w.kind,
         endpoint=endpoints[w.profile],
         bucket="bench-write" if w.profile == "moto" and w.kind == "save" else datagen.BUCKET,
-        signed=signed.get("ours" if impl in ("ours_prefix", "ours_nocache", "ours_paged", "baseline") else impl, False),
+        signed=signed.get(
+            "ours" if impl in ("ours_prefix", "ours_nocache", "ours_paged", "ours_objects", "baseline") else impl, False
+        ),
     )
     if impl in ("boto3", "s3fs"):
         spec.update(w.peer_params)
     if "key" in spec and spec["key"] in paths:
         spec["path"] = paths[spec["key"]]
-    if w.kind == "tar":  # sample 0 is W2's first object
+    if w.kind in ("tar", "tar_random"):  # sample 0 is W2's first object
         spec["first_sample_path"] = str(DATA / datagen.BUCKET / plan.keys(sizes)["small_prefix"] / "000000.bin")
     if w.kind in ("epochs", "shared_cache"):  # the files nginx serves: the local peers' and the checks'
         spec["data_dir"] = str(DATA / datagen.BUCKET)

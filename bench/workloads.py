@@ -678,6 +678,94 @@ def w_tar(spec, impl):
     return r
 
 
+def _tar_sample(sample):
+    """W12r's transform for our tar sample: its key and bytes."""
+    return sample["__key__"], sample["bin"]
+
+
+def _wids_sample(sample):
+    """W12r's transform for a wids sample, whose fields are files (BytesIO) named ".<extension>"."""
+    return sample["__key__"], sample[".bin"].getvalue()
+
+
+def _object_sample(reader):
+    """W12r's transform for an object: its key and bytes."""
+    return reader.key, reader.read()
+
+
+def object_key(spec, i):
+    """The key of W2's object that W8's sample i holds (write_tar_shards)."""
+    return f"{spec['objects_prefix']}{i % spec['objects']:06d}.bin"
+
+
+def w_tar_random(spec, impl):
+    """Every sample of W8's shards in a random order (RandomSampler) through a DataLoader: ours by
+    S3MapDataset(shard_format="tar"), one ranged GET a sample; "ours_objects" the same samples as
+    W2's objects, one GET each; "wids" webdataset's indexed dataset, which downloads each shard
+    whole into a local cache and reads samples from there."""
+    import tempfile
+
+    import torch.utils.data
+
+    count = spec["count"]
+    cache = tempfile.TemporaryDirectory(prefix="w12r-wids-")
+    if impl == "ours":
+        from s3torchconnector import S3MapDataset
+
+        ds = S3MapDataset.from_prefix(
+            f"s3://{spec['bucket']}/{spec['prefix']}",
+            region=REGION,
+            endpoint=spec["endpoint"],
+            s3client_config=_config(),
+            transform=_tar_sample,
+            shard_format="tar",
+        )
+    elif impl == "ours_objects":
+        from s3torchconnector import S3MapDataset
+
+        # Sample i holds W2's object i % objects (write_tar_shards).
+        uris = [f"s3://{spec['bucket']}/{object_key(spec, i)}" for i in range(count)]
+        ds = S3MapDataset.from_objects(
+            uris, region=REGION, endpoint=spec["endpoint"], s3client_config=_config(), transform=_object_sample
+        )
+    elif impl == "wids":
+        import wids
+
+        shards = [
+            {"url": f"{spec['endpoint']}/{spec['bucket']}/{key}", "nsamples": spec["per_shard"]} for key in spec["keys"]
+        ]
+        ds = wids.ShardListDataset(shards, cache_dir=cache.name, transformations=[_wids_sample], lru_size=len(shards))
+    else:
+        raise ValueError(impl)
+    m = Meter()
+    m.start()
+    sampler = torch.utils.data.RandomSampler(ds, generator=torch.Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=spec["batch_size"], sampler=sampler, num_workers=spec["workers"], collate_fn=list
+    )
+    keys = []
+    nbytes = 0
+    first = None
+    for batch in loader:
+        for key, data in batch:
+            keys.append(key)
+            nbytes += len(data)
+            if key in ("0000000", object_key(spec, 0)):
+                first = data
+    r = m.stop()
+    cache.cleanup()
+    names = (
+        [object_key(spec, i) for i in range(count)] if impl == "ours_objects" else [f"{i:07d}" for i in range(count)]
+    )
+    if sorted(keys) != sorted(names) or nbytes != count * spec["sample_size"]:
+        raise AssertionError(f"got {len(keys)} samples ({nbytes} bytes), expected each of {count} once")
+    with open(spec["first_sample_path"], "rb") as f:
+        if f.read() != first:
+            raise AssertionError("sample 0000000's bytes differ from the object it was made from")
+    r.update(count=count, bytes=nbytes)
+    return r
+
+
 # ---------------------------------------------------------------- the node cache (W9 rows)
 
 
@@ -1076,6 +1164,7 @@ WORKLOADS = {
     "list": w_list,
     "first_sample": w_first_sample,
     "tar": w_tar,
+    "tar_random": w_tar_random,
     "epochs": w_epochs,
     "shared_cache": w_shared_cache,
 }
@@ -1088,7 +1177,7 @@ def main():
     if impl in ("original", "baseline"):
         _isolate_original()
     result = {}
-    if impl in ("ours", "ours_prefix", "ours_nocache", "ours_paged", "original", "baseline"):
+    if impl in ("ours", "ours_prefix", "ours_nocache", "ours_paged", "ours_objects", "original", "baseline"):
         result.update(_package_info(impl))
         if impl in ("original", "baseline") and not result["inside_venv"]:
             raise SystemExit(f"the {impl}'s workload imported {result['module_file']}, not the venv's package")
