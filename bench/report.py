@@ -15,6 +15,8 @@ EXTRA_COLUMNS = [
     "local_files",
     "webdataset_local",
     "ours_paged",
+    "ours_objects",
+    "wids",
     "baseline",
 ]
 
