@@ -3,17 +3,18 @@ resumable exactly (same layout) or elastically (any number of ranks and workers)
 
 import math
 import numbers
-from typing import Any, Iterator, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import torch.utils.data
 
+from ._epochs.saved_state import EpochCounter, EpochPasses
 from ._mixing.iterator import MixtureIterator
-from ._mixing.state import STOPS, MixCounter, MixSettings, counter_from_dict, find_positions, merge
+from ._mixing.state import STATES, STOPS, MixPosition, MixSettings, counter_from_dict, find_positions, merge
 from ._worker_shard import process_group, worker_shard
 from .s3iterable_dataset import S3IterableDataset
 
 
-class MixedDataset(torch.utils.data.IterableDataset):
+class MixedDataset(EpochPasses, torch.utils.data.IterableDataset):
     """Yields samples of ``datasets``, each next one from a source drawn with probability
     proportional to its weight in ``weights``.
 
@@ -59,7 +60,7 @@ class MixedDataset(torch.utils.data.IterableDataset):
             )
         self._datasets = datasets
         self._settings = MixSettings(_seed(seed), _weights(weights, len(datasets)), _stop(stop))
-        self._epochs = MixCounter()
+        self._epochs = EpochCounter(STATES)
         self._rank, self._world_size = process_group() or (0, 1)
 
     def __getstate__(self):
@@ -77,30 +78,11 @@ class MixedDataset(torch.utils.data.IterableDataset):
         """The sources' weights, as given."""
         return self._settings.weights
 
-    def set_epoch(self, epoch: int) -> None:
-        """The epoch the next pass reads, for the mixture's draws and every source's order. Call it at
-        the start of every epoch, as with DistributedSampler; without it, each new pass moves on to
-        the next epoch by itself."""
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
-        self._epochs = MixCounter(epoch=epoch, pending=self._epochs.pending)
-
-    def __iter__(self) -> Iterator[Any]:
-        epochs = self._epochs
-        epoch = epochs.epoch + epochs.passes
-        epochs.passes += 1
-        resume, epochs.pending = epochs.pending, None
+    def _new_pass(self, epoch: int, resume: Optional[MixPosition]) -> MixtureIterator:
         return MixtureIterator(self, epoch, resume)
 
-    def state_dict(self) -> dict:
-        """The epoch counter, and a loaded position not yet resumed from. Where a pass stands is its
-        iterator's ``state_dict()``: StatefulDataLoader saves both."""
-        return self._epochs.to_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        """Takes this mixture's ``state_dict()``, an iterator's, or ``elastic_state(...)``: the next
-        pass resumes from the position it holds."""
-        self._epochs = counter_from_dict(state)
+    def _counter_from_dict(self, state) -> EpochCounter:
+        return counter_from_dict(state)
 
     @staticmethod
     def elastic_state(states) -> dict:
@@ -111,14 +93,6 @@ class MixedDataset(torch.utils.data.IterableDataset):
         ``stop="never"`` shards may be in different passes of a source: the merge resumes the
         earliest, and the passes after it are read whole."""
         return merge(find_positions(states)).to_dict()
-
-    def _restart_epoch(self, epoch: int) -> None:
-        """As a mixture's source: its next pass is the start of ``epoch``."""
-        self._epochs = MixCounter(epoch=epoch)
-
-    def _continue_epoch(self, epoch: int) -> None:
-        """A pass of ``epoch`` resumed: the pass after it reads the next epoch."""
-        self._epochs.epoch, self._epochs.passes = epoch, 1
 
     def _current_shard(self) -> Tuple[int, int]:
         """(this worker's shard, number of shards) over DataLoader workers and distributed ranks: the

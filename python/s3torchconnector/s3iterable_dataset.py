@@ -10,7 +10,8 @@ import torch.utils.data
 from . import _native
 from ._epochs.iterator import EpochIterator
 from ._epochs.order import shuffled_samples
-from ._epochs.state import EpochCounter, Settings, dataset_state_from_dict, find_positions, merge
+from ._epochs.saved_state import EpochCounter, EpochPasses
+from ._epochs.state import STATES, Position, Settings, dataset_state_from_dict, find_positions, merge
 from ._listing.manifest import ObjectsFromManifest
 from ._listing.sources import ObjectsFromUris, ObjectsUnderPrefix
 from ._s3client import S3Client, S3ClientConfig
@@ -28,7 +29,7 @@ DEFAULT_PREFETCH_BYTES = 256 * 1024 * 1024
 SHARD_FORMATS = (None, "tar")
 
 
-class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
+class S3IterableDataset(EpochPasses, S3DatasetBase, torch.utils.data.IterableDataset):
     """Yields ``transform(reader)`` for each object: in listing order, or with ``shuffle=True`` in
     an order drawn from ``seed`` and the epoch (``set_epoch``), the same on every rank and worker.
 
@@ -92,7 +93,7 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
         self._settings = Settings(
             shuffle=shuffle, seed=seed, shuffle_buffer_size=shuffle_buffer_size, shard_format=shard_format
         )
-        self._epochs = EpochCounter()
+        self._epochs = EpochCounter(STATES)
         self._prefetch = prefetch
         self._prefetch_bytes = prefetch_bytes
         # Taken here, where the process group lives: DataLoader workers started by spawn or
@@ -105,32 +106,11 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
         self._rank, self._world_size = process_group() or (self._rank, self._world_size)
         return self.__dict__
 
-    def set_epoch(self, epoch: int) -> None:
-        """The epoch the next pass reads, which (with ``shuffle``) draws its order. Call it at the
-        start of every epoch, as with DistributedSampler. A process that iterates the dataset again
-        without a new ``set_epoch`` moves on to the next epoch by itself (persistent DataLoader
-        workers keep their own copy of the dataset, which ``set_epoch`` in the main process does
-        not reach)."""
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
-        self._epochs = EpochCounter(epoch=epoch, pending=self._epochs.pending)
-
-    def __iter__(self) -> Iterator[Any]:
-        epochs = self._epochs
-        epoch = epochs.epoch + epochs.passes
-        epochs.passes += 1
-        resume, epochs.pending = epochs.pending, None
+    def _new_pass(self, epoch: int, resume: Optional[Position]) -> EpochIterator:
         return EpochIterator(self, epoch, resume)
 
-    def state_dict(self) -> dict:
-        """The epoch counter, and a loaded position not yet resumed from. Where a pass stands is its
-        iterator's ``state_dict()``: StatefulDataLoader saves both."""
-        return self._epochs.to_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        """Takes this dataset's ``state_dict()``, an iterator's, or ``elastic_state(...)``: the next
-        pass resumes from the position it holds."""
-        self._epochs = dataset_state_from_dict(state)
+    def _counter_from_dict(self, state) -> EpochCounter:
+        return dataset_state_from_dict(state)
 
     @staticmethod
     def elastic_state(states) -> dict:
@@ -139,14 +119,6 @@ class S3IterableDataset(S3DatasetBase, torch.utils.data.IterableDataset):
         and workers loads with ``load_state_dict`` before iterating: every object the stopped job
         had not read in that epoch is then read exactly once, in the epoch's order."""
         return merge(find_positions(states)).to_dict()
-
-    def _restart_epoch(self, epoch: int) -> None:
-        """As a MixedDataset's source: its next pass is the start of ``epoch``."""
-        self._epochs = EpochCounter(epoch=epoch)
-
-    def _continue_epoch(self, epoch: int) -> None:
-        """A pass of ``epoch`` resumed: the pass after it reads the next epoch."""
-        self._epochs.epoch, self._epochs.passes = epoch, 1
 
     def _source_description(self) -> str:
         source = self._get_dataset_objects

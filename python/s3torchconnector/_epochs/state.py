@@ -6,11 +6,12 @@ yielded. No object list: a few integers and a fingerprint of the listing, so tha
 with every checkpoint costs nothing, and a state of another dataset is refused, not misapplied.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-FORMAT = "s3torchconnector.S3IterableDataset"
-VERSION = 1
+from .saved_state import EpochCounter, StateFormat, one_per_shard
+
+STATES = StateFormat("s3torchconnector.S3IterableDataset", 1, "S3IterableDataset", article="an")
 MIXTURE_FORMAT = "s3torchconnector.MixedDataset"  # a MixedDataset's state, which holds its sources' (_mixing.state)
 
 
@@ -51,7 +52,7 @@ class Position:
         state = asdict(self)
         state["rounds"] = [list(run) for run in self.rounds]
         state["skips"] = [list(skip) for skip in self.skips]
-        return {"format": FORMAT, "version": VERSION, "kind": "position", **state}
+        return {**STATES.header("position"), **state}
 
     def skips_after(self) -> Dict[int, int]:
         """Samples to skip, by listing position, when this position is resumed."""
@@ -61,53 +62,8 @@ class Position:
         return skips
 
 
-@dataclass
-class EpochCounter:
-    """The dataset's own state: the epoch ``set_epoch`` gave, and how many passes were made since."""
-
-    epoch: int = 0
-    passes: int = 0
-    pending: Optional[Position] = field(default=None)
-
-    def to_dict(self) -> Dict[str, Any]:
-        pending = self.pending.to_dict() if self.pending is not None else None
-        return {
-            "format": FORMAT,
-            "version": VERSION,
-            "kind": "dataset",
-            "epoch": self.epoch,
-            "passes": self.passes,
-            "pending": pending,
-        }
-
-
-def _check_header(state) -> str:
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(
-            "not a state of an S3IterableDataset (it has no format "
-            f"{FORMAT!r}): pass what state_dict() or S3IterableDataset.elastic_state() returned"
-        )
-    if state.get("version") != VERSION:
-        raise ValueError(
-            f"this S3IterableDataset state has version {state.get('version')!r}; this release reads "
-            f"version {VERSION}: resume with the release that saved it"
-        )
-    return str(state.get("kind"))
-
-
-def _non_negative_int(state: dict, name: str) -> int:
-    value = state.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"corrupt S3IterableDataset state: {name} must be a non-negative int, got {value!r}")
-    return value
-
-
-def _optional_non_negative_int(state: dict, name: str) -> Optional[int]:
-    return None if state.get(name) is None else _non_negative_int(state, name)
-
-
 def position_from_dict(state) -> Position:
-    if _check_header(state) != "position":
+    if STATES.kind_of(state) != "position":
         raise ValueError("expected the position of an S3IterableDataset iterator, got its dataset state")
     try:
         settings = Settings(**state["settings"])
@@ -117,15 +73,15 @@ def position_from_dict(state) -> Position:
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"corrupt S3IterableDataset state: {error}") from None
     position = Position(
-        epoch=_non_negative_int(state, "epoch"),
+        epoch=STATES.count(state, "epoch"),
         settings=settings,
         listing=listing,
         rounds=rounds,
-        shard=_optional_non_negative_int(state, "shard"),
-        shards=_optional_non_negative_int(state, "shards"),
-        yielded=_non_negative_int(state, "yielded"),
-        current=_optional_non_negative_int(state, "current"),
-        partial=_non_negative_int(state, "partial"),
+        shard=STATES.optional_count(state, "shard"),
+        shards=STATES.optional_count(state, "shards"),
+        yielded=STATES.count(state, "yielded"),
+        current=STATES.optional_count(state, "current"),
+        partial=STATES.count(state, "partial"),
         skips=skips,
     )
     if (position.shard is None) != (position.shards is None) or (
@@ -137,24 +93,12 @@ def position_from_dict(state) -> Position:
 
 def dataset_state_from_dict(state) -> EpochCounter:
     """The dataset's own state, or (for convenience) a position to resume from."""
-    if _check_header(state) == "position":
-        return EpochCounter(pending=position_from_dict(state))
-    pending = state.get("pending")
-    return EpochCounter(
-        epoch=_non_negative_int(state, "epoch"),
-        passes=_non_negative_int(state, "passes"),
-        pending=position_from_dict(pending) if pending is not None else None,
-    )
+    return STATES.counter_from_dict(state, position_from_dict)
 
 
 def check_settings(position: Position, settings: Settings) -> None:
-    for name in ("shuffle", "seed", "shuffle_buffer_size", "shard_format"):
-        saved, ours = getattr(position.settings, name), getattr(settings, name)
-        if saved != ours:
-            raise ValueError(
-                f"this state was saved by an S3IterableDataset with {name}={saved!r}, and this one has "
-                f"{name}={ours!r}: resume with the dataset's original settings"
-            )
+    names = ("shuffle", "seed", "shuffle_buffer_size", "shard_format")
+    STATES.check_settings(position.settings, settings, names, "resume with the dataset's original settings")
 
 
 def check_listing(position: Position, listing: Listing, source: str) -> None:
@@ -174,23 +118,11 @@ def check_listing(position: Position, listing: Listing, source: str) -> None:
 def find_positions(states: Any) -> List[Position]:
     """Every iterator position in ``states``: our own states, or whatever holds them, such as the
     ``state_dict()`` of a torchdata StatefulDataLoader (one per rank), however deeply nested."""
-    found: List[Position] = []
-    pending = [states]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, dict):
-            if item.get("format") == FORMAT and item.get("kind") == "position":
-                found.append(position_from_dict(item))
-            elif item.get("format") == MIXTURE_FORMAT:
-                raise ValueError(
-                    "these are the states of a MixedDataset, which holds its sources' states: merge them with "
-                    "MixedDataset.elastic_state() and load that into the mixture"
-                )
-            else:
-                pending.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            pending.extend(item)
-    return found
+    mixture = (
+        "these are the states of a MixedDataset, which holds its sources' states: merge them with "
+        "MixedDataset.elastic_state() and load that into the mixture"
+    )
+    return STATES.find_positions(states, position_from_dict, foreign={MIXTURE_FORMAT: mixture})
 
 
 def merge(positions: Iterable[Position]) -> Position:
@@ -205,31 +137,11 @@ def merge(positions: Iterable[Position]) -> Position:
                 "the states are not of one run of one epoch (their epochs, settings or earlier runs differ): "
                 "pass the states that all ranks saved at the same step"
             )
-        if position.shard is None:
-            raise ValueError("a state made by elastic_state() cannot be merged again: resume from it first")
-    shards = first.shards
-    assert shards is not None  # every position has a shard (checked above), so a layout (position_from_dict)
-    by_shard: Dict[int, Position] = {}
-    for position in positions:
-        if position.shards != shards:
-            raise ValueError(f"the states come from layouts of {shards} and {position.shards} shards")
-        assert position.shard is not None
-        if position.shard in by_shard:
-            raise ValueError(
-                f"two states of shard {position.shard} of {shards}: pass each rank's state once (with "
-                "enable_sharding=False every worker reads every object, so there is nothing to merge)"
-            )
-        by_shard[position.shard] = position
-    missing = sorted(set(range(shards)) - set(by_shard))
-    if missing:
-        raise ValueError(
-            f"the states of shards {missing} of {shards} are missing: pass the saved loader states of "
-            "every rank (each holds its workers' states)"
-        )
+    ordered = one_per_shard(positions)
     listings = {p.listing for p in positions if p.listing is not None}
     if len(listings) > 1:
         raise ValueError("the states were saved against different listings: the dataset changed between them")
-    yielded = tuple(by_shard[shard].yielded for shard in range(shards))
+    yielded = tuple(position.yielded for position in ordered)
     # Skips no shard used are still owed; each shard's part-read object adds one.
     skips = set.intersection(*(set(p.skips) for p in positions))
     skips.update((p.current, p.partial) for p in positions if p.current is not None and p.partial)

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .._epochs import state as source_state
-from .._epochs.state import MIXTURE_FORMAT as FORMAT
-from .._epochs.state import Position
+from .._epochs.saved_state import EpochCounter, StateFormat, one_per_shard
+from .._epochs.state import MIXTURE_FORMAT, Position
 
-VERSION = 1
+STATES = StateFormat(MIXTURE_FORMAT, 1, "MixedDataset")
 STOPS = ("all_exhausted", "first_exhausted", "never")
 
 
@@ -42,9 +42,7 @@ class MixPosition:
 
     def to_dict(self) -> Dict[str, Any]:
         return {
-            "format": FORMAT,
-            "version": VERSION,
-            "kind": "position",
+            **STATES.header("position"),
             "settings": {
                 "seed": self.settings.seed,
                 "weights": list(self.settings.weights),
@@ -62,31 +60,8 @@ class MixPosition:
         }
 
 
-def _check_header(state) -> str:
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(
-            f"not a state of a MixedDataset (it has no format {FORMAT!r}): pass what state_dict() or "
-            "MixedDataset.elastic_state() returned"
-        )
-    if state.get("version") != VERSION:
-        raise ValueError(
-            f"this MixedDataset state has version {state.get('version')!r}; this release reads version {VERSION}: "
-            "resume with the release that saved it"
-        )
-    return str(state.get("kind"))
-
-
-def _count(state: dict, name: str, optional: bool = False) -> Optional[int]:
-    value = state.get(name)
-    if optional and value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"corrupt MixedDataset state: {name} must be a non-negative int, got {value!r}")
-    return value
-
-
 def position_from_dict(state) -> MixPosition:
-    if _check_header(state) != "position":
+    if STATES.kind_of(state) != "position":
         raise ValueError("expected the position of a MixedDataset iterator, got its dataset state")
     try:
         raw = state["settings"]
@@ -102,16 +77,16 @@ def position_from_dict(state) -> MixPosition:
         raise ValueError(f"corrupt MixedDataset state: {n} weights but {len(sources)} sources")
     if not all(isinstance(s, dict) for s in sources) or not all(p is None or isinstance(p, dict) for p in previous):
         raise ValueError("corrupt MixedDataset state: a source's state is not a dict")
-    shard, shards = _count(state, "shard", optional=True), _count(state, "shards", optional=True)
+    shard, shards = STATES.optional_count(state, "shard"), STATES.optional_count(state, "shards")
     if (shard is None) != (shards is None) or (shard is not None and shards is not None and shard >= shards):
         raise ValueError(f"corrupt MixedDataset state: shard {shard} of {shards}")
     return MixPosition(
         settings=settings,
-        epoch=_count(state, "epoch"),  # type: ignore[arg-type]  # not optional: an int or an error
-        run=_count(state, "run"),  # type: ignore[arg-type]
+        epoch=STATES.count(state, "epoch"),
+        run=STATES.count(state, "run"),
         shard=shard,
         shards=shards,
-        drawn=_count(state, "drawn"),  # type: ignore[arg-type]
+        drawn=STATES.count(state, "drawn"),
         active=active,
         ended=ended,
         sources=sources,
@@ -119,64 +94,21 @@ def position_from_dict(state) -> MixPosition:
     )
 
 
-@dataclass
-class MixCounter:
-    """The mixture's own state: the epoch ``set_epoch`` gave, passes made since, and a loaded
-    position its next pass resumes from."""
-
-    epoch: int = 0
-    passes: int = 0
-    pending: Optional[MixPosition] = None
-
-    def to_dict(self) -> Dict[str, Any]:
-        pending = self.pending.to_dict() if self.pending is not None else None
-        return {
-            "format": FORMAT,
-            "version": VERSION,
-            "kind": "dataset",
-            "epoch": self.epoch,
-            "passes": self.passes,
-            "pending": pending,
-        }
-
-
-def counter_from_dict(state) -> MixCounter:
-    """The dataset's own state, or (for convenience) a position to resume from."""
-    if _check_header(state) == "position":
-        return MixCounter(pending=position_from_dict(state))
-    pending = state.get("pending")
-    return MixCounter(
-        epoch=_count(state, "epoch"),  # type: ignore[arg-type]
-        passes=_count(state, "passes"),  # type: ignore[arg-type]
-        pending=position_from_dict(pending) if pending is not None else None,
-    )
+def counter_from_dict(state) -> EpochCounter:
+    """The mixture's own state, or (for convenience) a position to resume from."""
+    return STATES.counter_from_dict(state, position_from_dict)
 
 
 def check_settings(position: MixPosition, settings: MixSettings) -> None:
-    for name in ("seed", "weights", "stop"):
-        saved, ours = getattr(position.settings, name), getattr(settings, name)
-        if saved != ours:
-            raise ValueError(
-                f"this state was saved by a MixedDataset with {name}={saved!r}, and this one has {name}={ours!r}: "
-                "resume with the mixture's original settings"
-            )
+    STATES.check_settings(
+        position.settings, settings, ("seed", "weights", "stop"), "resume with the mixture's original settings"
+    )
 
 
 def find_positions(states: Any) -> List[MixPosition]:
     """Every mixture position in ``states`` (the saved StatefulDataLoader states of every rank, however
     nested), not counting the positions of mixtures inside them, which their own merge handles."""
-    found: List[MixPosition] = []
-    pending = [states]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, dict):
-            if item.get("format") == FORMAT and item.get("kind") == "position":
-                found.append(position_from_dict(item))
-            else:
-                pending.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            pending.extend(item)
-    return found
+    return STATES.find_positions(states, position_from_dict)
 
 
 def merge(positions: Sequence[MixPosition]) -> MixPosition:
@@ -186,28 +118,13 @@ def merge(positions: Sequence[MixPosition]) -> MixPosition:
     if not positions:
         raise ValueError("no MixedDataset state found: pass the saved loader states of every rank")
     first = positions[0]
-    by_shard: Dict[int, MixPosition] = {}
     for position in positions:
         if (position.settings, position.epoch, position.run) != (first.settings, first.epoch, first.run):
             raise ValueError(
                 "the states are not of one run of one epoch of one mixture (their settings, epochs or earlier "
                 "runs differ): pass the states that all ranks saved at the same step"
             )
-        if position.shard is None:
-            raise ValueError("a state made by elastic_state() cannot be merged again: resume from it first")
-        if position.shards != first.shards:
-            raise ValueError(f"the states come from layouts of {first.shards} and {position.shards} shards")
-        if position.shard in by_shard:
-            raise ValueError(f"two states of shard {position.shard} of {first.shards}: pass each rank's state once")
-        by_shard[position.shard] = position
-    assert first.shards is not None  # every position has a shard (checked above)
-    missing = sorted(set(range(first.shards)) - set(by_shard))
-    if missing:
-        raise ValueError(
-            f"the states of shards {missing} of {first.shards} are missing: pass the saved loader states of every "
-            "rank (each holds its workers' states)"
-        )
-    ordered = [by_shard[shard] for shard in range(first.shards)]
+    ordered = one_per_shard(positions)
     sources = tuple(
         _merge_source([p.sources[k] for p in ordered], [p.previous[k] for p in ordered])
         for k in range(len(first.settings.weights))
@@ -221,7 +138,7 @@ def merge(positions: Sequence[MixPosition]) -> MixPosition:
 def _merge_source(current: List[dict], previous: List[Optional[dict]]) -> dict:
     """The merged state of one source from each shard's state of it (and, for a source that started
     another pass, where its pass before ended)."""
-    if all(state.get("format") == FORMAT for state in current):
+    if all(state.get("format") == MIXTURE_FORMAT for state in current):
         mixtures = [position_from_dict(state) for state in current]
         ended = [position_from_dict(state) if state is not None else None for state in previous]
         return merge(_one_pass(mixtures, ended, _finished_mixture)).to_dict()
