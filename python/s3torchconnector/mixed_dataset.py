@@ -9,7 +9,7 @@ import torch.utils.data
 
 from ._epochs.saved_state import EpochCounter, EpochPasses
 from ._mixing.iterator import MixtureIterator
-from ._mixing.state import STATES, STOPS, MixPosition, MixSettings, counter_from_dict, find_positions, merge
+from ._mixing.state import STATES, STOPS, MixPosition, MixSettings, find_positions, merge, position_from_dict
 from ._worker_shard import process_group, worker_shard
 from .s3iterable_dataset import S3IterableDataset
 
@@ -82,7 +82,7 @@ class MixedDataset(EpochPasses, torch.utils.data.IterableDataset):
         return MixtureIterator(self, epoch, resume)
 
     def _counter_from_dict(self, state) -> EpochCounter:
-        return counter_from_dict(state)
+        return STATES.counter_from_dict(state, position_from_dict)
 
     @staticmethod
     def elastic_state(states) -> dict:

@@ -11,7 +11,7 @@ from . import _native
 from ._epochs.iterator import EpochIterator
 from ._epochs.order import shuffled_samples
 from ._epochs.saved_state import EpochCounter, EpochPasses
-from ._epochs.state import STATES, Position, Settings, dataset_state_from_dict, find_positions, merge
+from ._epochs.state import STATES, Position, Settings, find_positions, merge, position_from_dict
 from ._listing.manifest import ObjectsFromManifest
 from ._listing.sources import ObjectsFromUris, ObjectsUnderPrefix
 from ._s3client import S3Client, S3ClientConfig
@@ -110,7 +110,7 @@ class S3IterableDataset(EpochPasses, S3DatasetBase, torch.utils.data.IterableDat
         return EpochIterator(self, epoch, resume)
 
     def _counter_from_dict(self, state) -> EpochCounter:
-        return dataset_state_from_dict(state)
+        return STATES.counter_from_dict(state, position_from_dict)
 
     @staticmethod
     def elastic_state(states) -> dict:

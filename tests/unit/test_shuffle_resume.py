@@ -379,7 +379,7 @@ def stopped_state(n, shard, shards, taken, **options):
 
 
 def test_a_datasets_own_state_names_itself_and_restores_its_epoch_counter():
-    """EpochCounter.to_dict and dataset_state_from_dict: the dataset's state_dict() is the record of
+    """EpochCounter.to_dict and StateFormat.counter_from_dict: the dataset's state_dict() is the record of
     kind "dataset" with the epoch set_epoch gave and the passes made since; loaded into a new dataset
     (no pending resume), its next pass reads the epoch after them."""
     made = dataset(12, shuffle=True, seed=7)
@@ -407,7 +407,7 @@ def test_a_datasets_own_state_names_itself_and_restores_its_epoch_counter():
 
 @pytest.mark.parametrize("field, value", [("epoch", -1), ("passes", "2"), ("epoch", True)])
 def test_a_dataset_state_with_a_bad_counter_is_refused(field, value):
-    """dataset_state_from_dict checks the epoch and the passes it loads."""
+    """StateFormat.counter_from_dict checks the epoch and the passes it loads."""
     made = dataset(12)
     state = dict(made.state_dict(), **{field: value})
     with pytest.raises(ValueError) as refused:

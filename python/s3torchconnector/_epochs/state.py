@@ -9,7 +9,7 @@ with every checkpoint costs nothing, and a state of another dataset is refused, 
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from .saved_state import EpochCounter, StateFormat, one_per_shard
+from .saved_state import StateFormat, one_per_shard
 
 STATES = StateFormat("s3torchconnector.S3IterableDataset", 1, "S3IterableDataset", article="an")
 MIXTURE_FORMAT = "s3torchconnector.MixedDataset"  # a MixedDataset's state, which holds its sources' (_mixing.state)
@@ -89,11 +89,6 @@ def position_from_dict(state) -> Position:
     ):
         raise ValueError(f"corrupt S3IterableDataset state: shard {position.shard} of {position.shards}")
     return position
-
-
-def dataset_state_from_dict(state) -> EpochCounter:
-    """The dataset's own state, or (for convenience) a position to resume from."""
-    return STATES.counter_from_dict(state, position_from_dict)
 
 
 def check_settings(position: Position, settings: Settings) -> None:

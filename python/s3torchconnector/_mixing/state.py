@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .._epochs import state as source_state
-from .._epochs.saved_state import EpochCounter, StateFormat, one_per_shard
+from .._epochs.saved_state import StateFormat, one_per_shard
 from .._epochs.state import MIXTURE_FORMAT, Position
 
 STATES = StateFormat(MIXTURE_FORMAT, 1, "MixedDataset")
@@ -92,11 +92,6 @@ def position_from_dict(state) -> MixPosition:
         sources=sources,
         previous=previous,
     )
-
-
-def counter_from_dict(state) -> EpochCounter:
-    """The mixture's own state, or (for convenience) a position to resume from."""
-    return STATES.counter_from_dict(state, position_from_dict)
 
 
 def check_settings(position: MixPosition, settings: MixSettings) -> None:
